@@ -1,0 +1,34 @@
+#pragma once
+// What OpenBLAS is doing on this machine: its kernel core, its threads, and the fix for a
+// misdetected CPU (Note [OpenBLAS core]).
+
+#include <string>
+
+namespace theta {
+
+/// The kernel set OpenBLAS chose at load time, e.g. "SkylakeX", "Haswell", "Prescott".
+std::string blas_core_name();
+
+/// The best OpenBLAS core this CPU supports, judged from its instruction sets
+/// ("SkylakeX" with AVX-512, "Haswell" with AVX2 + FMA, else "" when no better core applies).
+std::string blas_recommended_core();
+
+/// True when OpenBLAS runs a core older than this CPU supports (a misdetected CPU).
+bool blas_core_is_fallback();
+
+/// "OpenBLAS <core>, <n> threads, SIMD <arch>": one line for logs and benchmark context.
+std::string runtime_summary();
+
+/// For executables: when OpenBLAS fell back to an old core and OPENBLAS_CORETYPE is unset, sets
+/// it to the recommended core and re-executes the program (the variable is read only when the
+/// library loads). Call first thing in main(); returns normally when nothing needs fixing.
+void ensure_blas_core(int argc, char** argv);
+
+/// Prints a warning with the fix to stderr, once per process, when the core is a fallback.
+void warn_if_blas_fallback();
+
+namespace detail {
+void set_blas_threads(int threads);
+}
+
+}  // namespace theta

@@ -1,0 +1,227 @@
+// Internal: the SIMD kernels, included once per architecture (Note [Kernel dispatch]).
+// The including file defines THETA_KERNEL_NS (a namespace name) and THETA_KERNEL_ARCH (an xsimd
+// architecture type) and compiles with that architecture's flags.
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <xsimd/xsimd.hpp>
+
+#include "tensor/kernels/kernels.hpp"
+
+namespace theta::detail::THETA_KERNEL_NS {
+
+using Arch = THETA_KERNEL_ARCH;
+template <class T> using Vec = xsimd::batch<T, Arch>;
+
+// NaN-propagating max/min: IEEE max instructions return the second operand when one is NaN.
+template <class V> V nan_max(const V& a, const V& b) { return xsimd::select((a > b) | (a != a), a, b); }
+template <class V> V nan_min(const V& a, const V& b) { return xsimd::select((a < b) | (a != a), a, b); }
+
+// x^p for an integer p by repeated squaring (exact sign for negative bases).
+template <class V> V pow_int(V x, std::int64_t p) {
+  const bool invert = p < 0;
+  std::uint64_t e = static_cast<std::uint64_t>(invert ? -p : p);
+  V result(1);
+  while (e) {
+    if (e & 1u) result *= x;
+    x *= x;
+    e >>= 1u;
+  }
+  return invert ? V(1) / result : result;
+}
+
+template <class T, class F> void map_unary(const F& f, const T* x, T* y, std::int64_t n) {
+  constexpr std::int64_t W = Vec<T>::size;
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W) f(Vec<T>::load_unaligned(x + i)).store_unaligned(y + i);
+  if (i < n) {
+    alignas(64) T buf[W] = {};
+    std::memcpy(buf, x + i, static_cast<std::size_t>(n - i) * sizeof(T));
+    f(Vec<T>::load_aligned(buf)).store_aligned(buf);
+    std::memcpy(y + i, buf, static_cast<std::size_t>(n - i) * sizeof(T));
+  }
+}
+
+// The switch sits outside the loops: each case instantiates its own loop.
+template <class T>
+void unary(UnaryOp op, const T* x, T* y, std::int64_t n, UnaryParams params) {
+  using V = Vec<T>;
+  const T a = static_cast<T>(params.a), b = static_cast<T>(params.b);
+  switch (op) {
+    case UnaryOp::neg: return map_unary([](V v) { return -v; }, x, y, n);
+    case UnaryOp::abs: return map_unary([](V v) { return xsimd::abs(v); }, x, y, n);
+    case UnaryOp::exp: return map_unary([](V v) { return xsimd::exp(v); }, x, y, n);
+    case UnaryOp::log: return map_unary([](V v) { return xsimd::log(v); }, x, y, n);
+    case UnaryOp::log1p: return map_unary([](V v) { return xsimd::log1p(v); }, x, y, n);
+    case UnaryOp::expm1: return map_unary([](V v) { return xsimd::expm1(v); }, x, y, n);
+    case UnaryOp::sqrt: return map_unary([](V v) { return xsimd::sqrt(v); }, x, y, n);
+    case UnaryOp::rsqrt: return map_unary([](V v) { return V(1) / xsimd::sqrt(v); }, x, y, n);
+    case UnaryOp::tanh: return map_unary([](V v) { return xsimd::tanh(v); }, x, y, n);
+    case UnaryOp::sigmoid:
+      return map_unary([](V v) { return V(1) / (V(1) + xsimd::exp(-v)); }, x, y, n);
+    case UnaryOp::relu: return map_unary([](V v) { return xsimd::select(v < V(0), V(0), v); }, x, y, n);
+    case UnaryOp::sin: return map_unary([](V v) { return xsimd::sin(v); }, x, y, n);
+    case UnaryOp::cos: return map_unary([](V v) { return xsimd::cos(v); }, x, y, n);
+    case UnaryOp::square: return map_unary([](V v) { return v * v; }, x, y, n);
+    case UnaryOp::sign:
+      return map_unary(
+          [](V v) { return xsimd::select(v > V(0), V(1), xsimd::select(v < V(0), V(-1), v)); }, x, y, n);
+    case UnaryOp::erf: return map_unary([](V v) { return xsimd::erf(v); }, x, y, n);
+    case UnaryOp::reciprocal: return map_unary([](V v) { return V(1) / v; }, x, y, n);
+    case UnaryOp::pow_scalar: {
+      const bool integral = params.a == static_cast<double>(static_cast<std::int64_t>(params.a)) &&
+                            params.a >= -64 && params.a <= 64;
+      if (integral) {
+        const auto p = static_cast<std::int64_t>(params.a);
+        if (p == 1) return map_unary([](V v) { return v; }, x, y, n);
+        if (p == 2) return map_unary([](V v) { return v * v; }, x, y, n);
+        return map_unary([p](V v) { return pow_int(v, p); }, x, y, n);
+      }
+      if (params.a == 0.5) return map_unary([](V v) { return xsimd::sqrt(v); }, x, y, n);
+      return map_unary([a](V v) { return xsimd::pow(v, V(a)); }, x, y, n);
+    }
+    case UnaryOp::clamp:
+      return map_unary([a, b](V v) { return nan_min(nan_max(v, V(a)), V(b)); }, x, y, n);
+  }
+}
+
+// Loads W elements at p, or broadcasts *p when the operand's stride is 0.
+template <class T> Vec<T> load_operand(const T* p, std::int64_t stride, std::int64_t i) {
+  return stride ? Vec<T>::load_unaligned(p + i) : Vec<T>(*p);
+}
+
+template <class T> void fill_tail(T* buf, const T* p, std::int64_t stride, std::int64_t i, std::int64_t len) {
+  for (std::int64_t k = 0; k < len; ++k) buf[k] = stride ? p[i + k] : *p;
+}
+
+template <class T, class F>
+void map_binary(const F& f, const T* a, std::int64_t sa, const T* b, std::int64_t sb, T* y,
+                std::int64_t n) {
+  constexpr std::int64_t W = Vec<T>::size;
+  std::int64_t i = 0;
+  if (sa && sb) {
+    for (; i + W <= n; i += W)
+      f(Vec<T>::load_unaligned(a + i), Vec<T>::load_unaligned(b + i)).store_unaligned(y + i);
+  } else {
+    for (; i + W <= n; i += W) f(load_operand(a, sa, i), load_operand(b, sb, i)).store_unaligned(y + i);
+  }
+  if (i < n) {
+    alignas(64) T ba[W] = {};
+    alignas(64) T bb[W] = {};
+    fill_tail(ba, a, sa, i, n - i);
+    fill_tail(bb, b, sb, i, n - i);
+    f(Vec<T>::load_aligned(ba), Vec<T>::load_aligned(bb)).store_aligned(ba);
+    std::memcpy(y + i, ba, static_cast<std::size_t>(n - i) * sizeof(T));
+  }
+}
+
+template <class T>
+void binary(BinaryOp op, const T* a, std::int64_t sa, const T* b, std::int64_t sb, T* y,
+            std::int64_t n) {
+  using V = Vec<T>;
+  switch (op) {
+    case BinaryOp::add: return map_binary([](V p, V q) { return p + q; }, a, sa, b, sb, y, n);
+    case BinaryOp::sub: return map_binary([](V p, V q) { return p - q; }, a, sa, b, sb, y, n);
+    case BinaryOp::mul: return map_binary([](V p, V q) { return p * q; }, a, sa, b, sb, y, n);
+    case BinaryOp::div: return map_binary([](V p, V q) { return p / q; }, a, sa, b, sb, y, n);
+    case BinaryOp::pow: return map_binary([](V p, V q) { return xsimd::pow(p, q); }, a, sa, b, sb, y, n);
+    case BinaryOp::maximum: return map_binary([](V p, V q) { return nan_max(p, q); }, a, sa, b, sb, y, n);
+    case BinaryOp::minimum: return map_binary([](V p, V q) { return nan_min(p, q); }, a, sa, b, sb, y, n);
+    case BinaryOp::eq:
+      return map_binary([](V p, V q) { return xsimd::select(p == q, V(1), V(0)); }, a, sa, b, sb, y, n);
+    case BinaryOp::ne:
+      return map_binary([](V p, V q) { return xsimd::select(p != q, V(1), V(0)); }, a, sa, b, sb, y, n);
+    case BinaryOp::lt:
+      return map_binary([](V p, V q) { return xsimd::select(p < q, V(1), V(0)); }, a, sa, b, sb, y, n);
+    case BinaryOp::le:
+      return map_binary([](V p, V q) { return xsimd::select(p <= q, V(1), V(0)); }, a, sa, b, sb, y, n);
+    case BinaryOp::gt:
+      return map_binary([](V p, V q) { return xsimd::select(p > q, V(1), V(0)); }, a, sa, b, sb, y, n);
+    case BinaryOp::ge:
+      return map_binary([](V p, V q) { return xsimd::select(p >= q, V(1), V(0)); }, a, sa, b, sb, y, n);
+  }
+}
+
+template <class T>
+void where(const T* m, std::int64_t sm, const T* a, std::int64_t sa, const T* b, std::int64_t sb,
+           T* y, std::int64_t n) {
+  constexpr std::int64_t W = Vec<T>::size;
+  auto pick = [](const Vec<T>& mv, const Vec<T>& av, const Vec<T>& bv) {
+    return xsimd::select(mv != Vec<T>(0), av, bv);
+  };
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W)
+    pick(load_operand(m, sm, i), load_operand(a, sa, i), load_operand(b, sb, i)).store_unaligned(y + i);
+  if (i < n) {
+    alignas(64) T bm[W] = {};
+    alignas(64) T ba[W] = {};
+    alignas(64) T bb[W] = {};
+    fill_tail(bm, m, sm, i, n - i);
+    fill_tail(ba, a, sa, i, n - i);
+    fill_tail(bb, b, sb, i, n - i);
+    pick(Vec<T>::load_aligned(bm), Vec<T>::load_aligned(ba), Vec<T>::load_aligned(bb)).store_aligned(ba);
+    std::memcpy(y + i, ba, static_cast<std::size_t>(n - i) * sizeof(T));
+  }
+}
+
+// Four independent accumulators hide the add latency; the tail is padded with the identity.
+template <class T, class Combine, class CombineScalar>
+T fold(const T* x, std::int64_t n, T identity, const Combine& combine,
+       const CombineScalar& combine_scalar) {
+  using V = Vec<T>;
+  constexpr std::int64_t W = V::size;
+  V acc0(identity), acc1(identity), acc2(identity), acc3(identity);
+  std::int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    acc0 = combine(acc0, V::load_unaligned(x + i));
+    acc1 = combine(acc1, V::load_unaligned(x + i + W));
+    acc2 = combine(acc2, V::load_unaligned(x + i + 2 * W));
+    acc3 = combine(acc3, V::load_unaligned(x + i + 3 * W));
+  }
+  for (; i + W <= n; i += W) acc0 = combine(acc0, V::load_unaligned(x + i));
+  if (i < n) {
+    alignas(64) T buf[W];
+    for (std::int64_t k = 0; k < W; ++k) buf[k] = identity;
+    std::memcpy(buf, x + i, static_cast<std::size_t>(n - i) * sizeof(T));
+    acc1 = combine(acc1, V::load_aligned(buf));
+  }
+  const V acc = combine(combine(acc0, acc1), combine(acc2, acc3));
+  alignas(64) T lanes[W];
+  acc.store_aligned(lanes);
+  // Pairwise over lanes, in a fixed order.
+  for (std::int64_t width = W / 2; width >= 1; width /= 2)
+    for (std::int64_t k = 0; k < width; ++k) lanes[k] = combine_scalar(lanes[k], lanes[k + width]);
+  return lanes[0];
+}
+
+template <class T> T reduce(ReduceOp op, const T* x, std::int64_t n) {
+  switch (op) {
+    case ReduceOp::sum:
+      return fold(
+          x, n, T(0), [](const Vec<T>& a, const Vec<T>& b) { return a + b; },
+          [](T a, T b) { return a + b; });
+    case ReduceOp::max:
+      return fold(
+          x, n, -std::numeric_limits<T>::infinity(),
+          [](const Vec<T>& a, const Vec<T>& b) { return nan_max(a, b); },
+          [](T a, T b) { return (a > b || a != a) ? a : b; });
+    case ReduceOp::min:
+      return fold(
+          x, n, std::numeric_limits<T>::infinity(),
+          [](const Vec<T>& a, const Vec<T>& b) { return nan_min(a, b); },
+          [](T a, T b) { return (a < b || a != a) ? a : b; });
+  }
+  return T(0);
+}
+
+const KernelTable& table() {
+  static const KernelTable t{
+      Arch::name(),
+      {&unary<float>, &binary<float>, &where<float>, &reduce<float>},
+      {&unary<double>, &binary<double>, &where<double>, &reduce<double>},
+  };
+  return t;
+}
+
+}  // namespace theta::detail::THETA_KERNEL_NS

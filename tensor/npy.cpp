@@ -1,0 +1,2 @@
+#include "tensor/npy.hpp"
+namespace theta {}

@@ -1,0 +1,35 @@
+#pragma once
+// NumPy .npy files: read versions 1.0-3.0, write 1.0 (2.0 when the header needs it).
+// Supported element types: float32, float64, int64, little-endian; C or Fortran order on read.
+// Malformed input throws FormatError naming the file and the problem; the parser never reads
+// past the end of its input.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tensor/tensor.hpp"
+
+namespace theta {
+
+/// Parses a whole .npy file held in memory. `what` names the source in error messages.
+Tensor npy_parse(std::string_view bytes, const std::string& what = "<memory>");
+
+/// Serialises `t` as a .npy file (C order).
+std::string npy_serialize(const Tensor& t);
+
+/// Reads a .npy file.
+Tensor load_npy(const std::string& path);
+
+/// Writes a .npy file atomically (temporary file in the same directory, fsync, rename).
+void save_npy(const std::string& path, const Tensor& t);
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
+/// A crash or error never leaves a partially written `path` behind.
+void write_file_atomic(const std::string& path, std::string_view bytes);
+
+/// Reads a whole file into memory (throws FormatError when it cannot be read).
+std::string read_file(const std::string& path);
+
+}  // namespace theta

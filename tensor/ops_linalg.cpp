@@ -1,0 +1,121 @@
+// matmul, outer and dot on OpenBLAS gemm. Transposed views are passed as CblasTrans, never copied.
+
+#include <cblas.h>
+
+#include <climits>
+#include <cstring>
+
+#include "tensor/blas_runtime.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/strided_loop.hpp"
+
+namespace theta {
+
+namespace {
+
+// How a [rows, cols] matrix with strides (rs, cs) is handed to gemm without copying.
+struct GemmLayout {
+  bool ok = false;
+  CBLAS_TRANSPOSE trans = CblasNoTrans;
+  std::int64_t ld = 1;
+};
+
+GemmLayout gemm_layout(std::int64_t rows, std::int64_t cols, std::int64_t rs, std::int64_t cs) {
+  // Strides of size-1 axes are arbitrary; normalise them so the tests below apply.
+  if (cols == 1) cs = 1;
+  if (rows == 1) rs = cols;
+  if (cs == 1 && rs >= std::max<std::int64_t>(cols, 1)) return {true, CblasNoTrans, rs};
+  if (rs == 1 && cs >= std::max<std::int64_t>(rows, 1)) return {true, CblasTrans, cs};
+  return {};
+}
+
+template <class T>
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n, std::int64_t k,
+          const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
+  const auto i = [](std::int64_t v) { return static_cast<blasint>(v); };
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), 0.0f, c, i(ldc));
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), 0.0, c, i(ldc));
+}
+
+template <class T> void batched_gemm(Tensor a, Tensor b, const Tensor& out) {
+  const std::int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  auto layout_of = [](const Tensor& t) {
+    return gemm_layout(t.size(-2), t.size(-1), t.strides()[t.strides().size() - 2], t.strides().back());
+  };
+  GemmLayout la = layout_of(a), lb = layout_of(b);
+  if (!la.ok) {
+    a = a.clone();  // expanded batch axes become real copies; fine for the rare odd layout
+    la = layout_of(a);
+  }
+  if (!lb.ok) {
+    b = b.clone();
+    lb = layout_of(b);
+  }
+  const Shape batch(out.shape().begin(), out.shape().end() - 2);
+  const Strides sa(a.strides().begin(), a.strides().end() - 2);
+  const Strides sb(b.strides().begin(), b.strides().end() - 2);
+  const Strides so(out.strides().begin(), out.strides().end() - 2);
+  const T* ap = a.data<T>();
+  const T* bp = b.data<T>();
+  T* op = out.data<T>();
+  const auto loop = detail::coalesce<3>(batch, {so, sa, sb});
+  detail::for_each_run(loop, 0, shape_numel(batch), [&](auto off, auto step, std::int64_t len) {
+    for (std::int64_t i = 0; i < len; ++i)
+      gemm<T>(la.trans, lb.trans, m, n, k, ap + off[1] + i * step[1], la.ld, bp + off[2] + i * step[2],
+              lb.ld, op + off[0] + i * step[0], n);
+  });
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  THETA_CHECK(a_in.defined() && b_in.defined(), std::invalid_argument, "matmul: tensor is undefined");
+  THETA_CHECK(a_in.dtype() == b_in.dtype(), DTypeError, "matmul: dtype mismatch: ",
+              dtype_name(a_in.dtype()), " @ ", dtype_name(b_in.dtype()));
+  THETA_CHECK(is_floating(a_in.dtype()), DTypeError, "matmul: expected floating tensors, got ",
+              dtype_name(a_in.dtype()));
+  THETA_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, ShapeError, "matmul: 0-d operand: ",
+              shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
+  const Tensor a = a_in.dim() == 1 ? a_in.unsqueeze(0) : a_in;
+  const Tensor b = b_in.dim() == 1 ? b_in.unsqueeze(1) : b_in;
+  THETA_CHECK(a.size(-1) == b.size(-2), ShapeError, "matmul: inner dimensions differ: ",
+              shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
+  const std::int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  THETA_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX, ShapeError, "matmul: dimensions exceed ",
+              "the BLAS integer range: ", shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
+  const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                       Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  Shape a_shape = batch, b_shape = batch;
+  a_shape.insert(a_shape.end(), {m, k});
+  b_shape.insert(b_shape.end(), {k, n});
+  Tensor out = k == 0 ? zeros(out_shape, a.dtype()) : Tensor::empty(out_shape, a.dtype());
+  if (k > 0 && out.numel() > 0) {
+    warn_if_blas_fallback();
+    visit_float_dtype(a.dtype(), [&](auto v) {
+      batched_gemm<decltype(v)>(a.expand(a_shape), b.expand(b_shape), out);
+    });
+  }
+  if (a_in.dim() == 1) out = out.squeeze(-2);
+  if (b_in.dim() == 1) out = out.squeeze(-1);
+  return out;
+}
+
+Tensor outer(const Tensor& a, const Tensor& b) {
+  THETA_CHECK(a.defined() && b.defined() && a.dim() == 1 && b.dim() == 1, ShapeError,
+              "outer: expected two 1-D tensors, got ", shape_str(a.shape()), " and ", shape_str(b.shape()));
+  return matmul(a.unsqueeze(1), b.unsqueeze(0));
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  THETA_CHECK(a.defined() && b.defined() && a.dim() == 1 && b.dim() == 1 && a.size(0) == b.size(0),
+              ShapeError, "dot: expected two 1-D tensors of equal length, got ", shape_str(a.shape()),
+              " and ", shape_str(b.shape()));
+  return matmul(a, b);
+}
+
+}  // namespace theta

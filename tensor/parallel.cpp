@@ -1,0 +1,170 @@
+#include "tensor/parallel.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "tensor/blas_runtime.hpp"
+#include "tensor/error.hpp"
+
+namespace theta {
+
+namespace {
+
+int default_threads() {
+  for (const char* var : {"THETA_NUM_THREADS", "OMP_NUM_THREADS"}) {
+    if (const char* v = std::getenv(var)) {
+      const int n = std::atoi(v);
+      if (n > 0) return n;
+    }
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+thread_local bool in_parallel_region = false;
+
+// A fixed set of workers that run the ranges of one parallel_for at a time.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int workers) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  int workers() const { return static_cast<int>(threads_.size()); }
+
+  // Runs task(i) for i in [0, count); the caller runs index 0 itself.
+  void run(int count, const std::function<void(int)>& task) {
+    std::unique_lock<std::mutex> lock(run_mutex_, std::defer_lock);
+    lock.lock();  // one parallel region at a time
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      task_ = &task;
+      next_ = 1;
+      count_ = count;
+      pending_ = count - 1;
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    run_one(task, 0);
+    std::unique_lock<std::mutex> guard(mutex_);
+    done_.wait(guard, [this] { return pending_ == 0; });
+    task_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void run_one(const std::function<void(int)>& task, int index) {
+    in_parallel_region = true;
+    try {
+      task(index);
+    } catch (...) {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    in_parallel_region = false;
+  }
+
+  void work() {
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || (generation_ != seen && next_ < count_); });
+      if (stopping_) return;
+      const int index = next_++;
+      if (next_ >= count_) seen = generation_;
+      const auto* task = task_;
+      lock.unlock();
+      run_one(*task, index);
+      lock.lock();
+      if (--pending_ == 0) done_.notify_all();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex run_mutex_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* task_ = nullptr;
+  int next_ = 0, count_ = 0, pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+};
+
+struct ThreadState {
+  std::mutex mutex;
+  int threads = 0;
+  std::unique_ptr<ThreadPool> pool;
+};
+
+ThreadState& state() {
+  static ThreadState s;
+  return s;
+}
+
+ThreadPool* pool_for(int threads) {
+  ThreadState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.pool || s.pool->workers() != threads - 1) s.pool = std::make_unique<ThreadPool>(threads - 1);
+  return s.pool.get();
+}
+
+}  // namespace
+
+void set_num_threads(int threads) {
+  THETA_CHECK(threads >= 1, std::invalid_argument, "set_num_threads: need at least 1 thread, got ",
+              threads);
+  {
+    std::lock_guard<std::mutex> lock(state().mutex);
+    state().threads = threads;
+  }
+  detail::set_blas_threads(threads);
+}
+
+int get_num_threads() {
+  ThreadState& s = state();
+  bool first = false;
+  int threads;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    if (s.threads == 0) {
+      s.threads = default_threads();
+      first = true;
+    }
+    threads = s.threads;
+  }
+  if (first) detail::set_blas_threads(threads);
+  return threads;
+}
+
+void parallel_for(std::int64_t n, std::int64_t grain,
+                  const std::function<void(std::int64_t, std::int64_t)>& body) {
+  if (n <= 0) return;
+  const int threads = get_num_threads();
+  const std::int64_t max_chunks = std::max<std::int64_t>(1, n / std::max<std::int64_t>(grain, 1));
+  const int chunks = static_cast<int>(std::min<std::int64_t>(threads, max_chunks));
+  if (chunks <= 1 || in_parallel_region) {
+    body(0, n);
+    return;
+  }
+  const std::int64_t per = (n + chunks - 1) / chunks;
+  pool_for(threads)->run(chunks, [&](int i) {
+    const std::int64_t begin = i * per;
+    const std::int64_t end = std::min(n, begin + per);
+    if (begin < end) body(begin, end);
+  });
+}
+
+}  // namespace theta

@@ -1,0 +1,35 @@
+#pragma once
+// Shapes, strides and the shape algebra shared by every op.
+
+#include <cstdint>
+#include <initializer_list>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace theta {
+
+/// Sizes per axis, outermost first. Strides use the same type, counted in elements.
+using Shape = std::vector<std::int64_t>;
+using Strides = std::vector<std::int64_t>;
+
+/// Product of the sizes (1 for a 0-d shape); throws ShapeError if it overflows int64.
+std::int64_t shape_numel(const Shape& shape);
+
+/// Row-major strides of a contiguous tensor of `shape`.
+Strides contiguous_strides(const Shape& shape);
+
+/// "[2, 3]".
+std::string shape_str(const Shape& shape);
+
+/// NumPy broadcasting of two shapes; `op` names the caller in the error message.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+/// Maps a possibly negative axis into [0, ndim); `op` names the caller in the error message.
+std::int64_t normalize_axis(std::int64_t axis, std::int64_t ndim, const char* op);
+
+/// Normalises, sorts and deduplicates a set of axes; empty input means every axis.
+std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, std::int64_t ndim,
+                                         const char* op);
+
+}  // namespace theta

@@ -1,0 +1,51 @@
+#pragma once
+// Storage: one reference-counted, 64-byte aligned buffer shared by a tensor and its views,
+// allocated through the caching allocator (Note [Caching allocator]).
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace theta {
+
+/// Counters of the caching allocator, for tests and diagnostics.
+struct AllocatorStats {
+  std::int64_t live_blocks = 0;     // blocks handed out and not yet returned
+  std::int64_t live_bytes = 0;      // their rounded sizes
+  std::int64_t cached_bytes = 0;    // returned blocks kept for reuse
+  std::int64_t fresh_allocations = 0;  // requests served by the system allocator
+  std::int64_t reused_allocations = 0; // requests served from the cache
+};
+
+/// A snapshot of the allocator's counters.
+AllocatorStats allocator_stats();
+
+/// Returns every cached block to the system.
+void empty_allocator_cache();
+
+/// A raw byte buffer. Tensors hold it through std::shared_ptr; views share it.
+class Storage {
+ public:
+  /// Allocates `bytes` (uninitialised) from the caching allocator.
+  explicit Storage(std::size_t bytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() { return data_; }
+  const void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+
+  /// Bumped by every in-place write, so autograd can detect a saved tensor that changed.
+  std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+  std::size_t block_bytes_ = 0;
+  std::atomic<std::uint64_t> version_{0};
+};
+
+}  // namespace theta

@@ -1,0 +1,373 @@
+#include "tensor/tensor.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "tensor/parallel.hpp"
+#include "tensor/strided_loop.hpp"
+
+namespace theta {
+
+namespace detail {
+Strides broadcast_strides(const Shape& shape, const Strides& strides, const Shape& target) {
+  Strides out(target.size(), 0);
+  const std::size_t lead = target.size() - shape.size();
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    out[lead + i] = shape[i] == 1 && target[lead + i] != 1 ? 0 : strides[i];
+  return out;
+}
+}  // namespace detail
+
+namespace {
+
+// Converting strided copy: dst (any layout) <- src (broadcast to dst's shape).
+template <class Dst, class Src>
+void copy_elements(const Tensor& dst, const Tensor& src, const Strides& src_strides) {
+  Dst* d = static_cast<Dst*>(dst.raw_data());
+  const Src* s = static_cast<const Src*>(src.raw_data());
+  const auto layout = detail::coalesce<2>(dst.shape(), {dst.strides(), src_strides});
+  const std::int64_t n = dst.numel();
+  parallel_for(n, kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
+    detail::for_each_run(layout, begin, end, [&](auto off, auto step, std::int64_t len) {
+      Dst* dp = d + off[0];
+      const Src* sp = s + off[1];
+      if (step[0] == 1 && step[1] == 1 && std::is_same_v<Dst, Src>) {
+        std::memcpy(static_cast<void*>(dp), sp, static_cast<std::size_t>(len) * sizeof(Dst));
+        return;
+      }
+      for (std::int64_t i = 0; i < len; ++i) dp[i * step[0]] = static_cast<Dst>(sp[i * step[1]]);
+    });
+  });
+}
+
+void copy_into(const Tensor& dst, const Tensor& src) {
+  const Strides src_strides = detail::broadcast_strides(src.shape(), src.strides(), dst.shape());
+  visit_dtype(dst.dtype(), [&](auto d) {
+    visit_dtype(src.dtype(), [&](auto s) {
+      copy_elements<decltype(d), decltype(s)>(dst, src, src_strides);
+    });
+  });
+}
+
+}  // namespace
+
+Tensor Tensor::empty(const Shape& shape, DType dtype) {
+  const std::int64_t n = shape_numel(shape);
+  auto storage = std::make_shared<Storage>(static_cast<std::size_t>(n) * dtype_size(dtype));
+  return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
+}
+
+Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides, std::int64_t offset,
+               DType dtype)
+    : storage_(std::move(storage)), shape_(std::move(shape)), strides_(std::move(strides)),
+      offset_(offset), dtype_(dtype) {
+  THETA_ASSERT(shape_.size() == strides_.size());
+}
+
+void Tensor::check_defined(const char* op) const {
+  THETA_CHECK(defined(), std::logic_error, op, ": tensor is undefined");
+}
+
+std::int64_t Tensor::numel() const {
+  std::int64_t n = 1;
+  for (auto s : shape_) n *= s;
+  return n;
+}
+
+std::int64_t Tensor::size(std::int64_t axis) const {
+  return shape_[static_cast<std::size_t>(normalize_axis(axis, dim(), "size"))];
+}
+
+bool Tensor::is_contiguous() const {
+  std::int64_t expected = 1;
+  for (std::size_t i = shape_.size(); i-- > 0;) {
+    if (shape_[i] == 1) continue;
+    if (strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
+
+void* Tensor::raw_data() const {
+  check_defined("data");
+  return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
+}
+
+template <class T> T* Tensor::data() const {
+  THETA_CHECK(dtype_ == dtype_of<T>(), DTypeError, "data: tensor has dtype ", dtype_name(dtype_),
+              ", requested ", dtype_name(dtype_of<T>()));
+  return static_cast<T*>(raw_data());
+}
+template float* Tensor::data<float>() const;
+template double* Tensor::data<double>() const;
+template std::int64_t* Tensor::data<std::int64_t>() const;
+
+double Tensor::at(const std::vector<std::int64_t>& index) const {
+  check_defined("at");
+  THETA_CHECK(static_cast<std::int64_t>(index.size()) == dim(), IndexError, "at: index has ",
+              index.size(), " entries for a tensor of shape ", shape_str(shape_));
+  std::int64_t off = 0;
+  for (std::size_t i = 0; i < index.size(); ++i) {
+    THETA_CHECK(index[i] >= 0 && index[i] < shape_[i], IndexError, "at: index ", index[i],
+                " out of range for axis ", i, " of shape ", shape_str(shape_));
+    off += index[i] * strides_[i];
+  }
+  return visit_dtype(dtype_, [&](auto v) {
+    using T = decltype(v);
+    return static_cast<double>(static_cast<const T*>(raw_data())[off]);
+  });
+}
+
+template <class T> T Tensor::item() const {
+  check_defined("item");
+  THETA_CHECK(numel() == 1, ShapeError, "item: tensor of shape ", shape_str(shape_),
+              " has ", numel(), " elements, expected 1");
+  return visit_dtype(dtype_, [&](auto v) {
+    using S = decltype(v);
+    return static_cast<T>(*static_cast<const S*>(raw_data()));
+  });
+}
+template float Tensor::item<float>() const;
+template double Tensor::item<double>() const;
+template std::int64_t Tensor::item<std::int64_t>() const;
+
+// ---- views ------------------------------------------------------------------------------
+
+namespace {
+// Strides for viewing (shape, strides) as new_shape without copying, if possible. Old axes are
+// grouped, from the innermost outwards, into chunks that are contiguous among themselves; each
+// chunk must be covered exactly by a run of new axes, which then get strides inside the chunk.
+bool view_strides(const Shape& shape, const Strides& strides, const Shape& new_shape,
+                  Strides& out) {
+  out.assign(new_shape.size(), 0);
+  auto view_d = static_cast<std::int64_t>(new_shape.size()) - 1;
+  std::int64_t chunk_stride = strides.back();
+  std::int64_t chunk_numel = 1;
+  std::int64_t view_numel = 1;
+  for (auto d = static_cast<std::int64_t>(shape.size()) - 1; d >= 0; --d) {
+    const auto du = static_cast<std::size_t>(d);
+    chunk_numel *= shape[du];
+    const bool chunk_ends =
+        d == 0 || (shape[du - 1] != 1 && strides[du - 1] != chunk_numel * chunk_stride);
+    if (!chunk_ends) continue;
+    while (view_d >= 0 &&
+           (view_numel < chunk_numel || new_shape[static_cast<std::size_t>(view_d)] == 1)) {
+      out[static_cast<std::size_t>(view_d)] = view_numel * chunk_stride;
+      view_numel *= new_shape[static_cast<std::size_t>(view_d)];
+      --view_d;
+    }
+    if (view_numel != chunk_numel) return false;
+    if (d > 0) {
+      chunk_stride = strides[du - 1];
+      chunk_numel = 1;
+      view_numel = 1;
+    }
+  }
+  return view_d == -1;
+}
+
+Shape infer_shape(const Shape& requested, std::int64_t numel, const Shape& from) {
+  Shape shape = requested;
+  std::int64_t known = 1;
+  int infer = -1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      THETA_CHECK(infer < 0, ShapeError, "reshape: more than one -1 in ", shape_str(requested));
+      infer = static_cast<int>(i);
+    } else {
+      THETA_CHECK(shape[i] >= 0, ShapeError, "reshape: negative size in ", shape_str(requested));
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0) {
+    THETA_CHECK(known != 0 && numel % known == 0, ShapeError, "reshape: cannot reshape ",
+                shape_str(from), " into ", shape_str(requested));
+    shape[static_cast<std::size_t>(infer)] = numel / known;
+  }
+  THETA_CHECK(shape_numel(shape) == numel, ShapeError, "reshape: cannot reshape ", shape_str(from),
+              " (", numel, " elements) into ", shape_str(requested));
+  return shape;
+}
+}  // namespace
+
+Tensor Tensor::reshape(Shape new_shape) const {
+  check_defined("reshape");
+  new_shape = infer_shape(new_shape, numel(), shape_);
+  Strides new_strides;
+  if (numel() == 0 || is_contiguous()) {
+    new_strides = contiguous_strides(new_shape);
+  } else if (!view_strides(shape_, strides_, new_shape, new_strides)) {
+    THETA_THROW(ShapeError, "reshape: cannot view ", shape_str(shape_), " (strides ",
+                shape_str(strides_), ") as ", shape_str(new_shape),
+                "; call contiguous() or reshape_copy() to copy");
+  }
+  return Tensor(storage_, new_shape, new_strides, offset_, dtype_);
+}
+
+Tensor Tensor::reshape_copy(Shape new_shape) const {
+  check_defined("reshape_copy");
+  new_shape = infer_shape(new_shape, numel(), shape_);
+  Strides new_strides;
+  if (numel() == 0 || is_contiguous() || view_strides(shape_, strides_, new_shape, new_strides))
+    return reshape(new_shape);
+  return contiguous().reshape(new_shape);
+}
+
+Tensor Tensor::permute(const std::vector<std::int64_t>& perm) const {
+  check_defined("permute");
+  THETA_CHECK(static_cast<std::int64_t>(perm.size()) == dim(), ShapeError, "permute: ",
+              perm.size(), " axes given for a tensor of shape ", shape_str(shape_));
+  Shape s(perm.size());
+  Strides st(perm.size());
+  std::vector<bool> seen(perm.size(), false);
+  for (std::size_t i = 0; i < perm.size(); ++i) {
+    const auto a = static_cast<std::size_t>(normalize_axis(perm[i], dim(), "permute"));
+    THETA_CHECK(!seen[a], ShapeError, "permute: axis ", perm[i], " repeated in ", shape_str(perm));
+    seen[a] = true;
+    s[i] = shape_[a];
+    st[i] = strides_[a];
+  }
+  return Tensor(storage_, s, st, offset_, dtype_);
+}
+
+Tensor Tensor::transpose(std::int64_t a, std::int64_t b) const {
+  check_defined("transpose");
+  std::vector<std::int64_t> perm(shape_.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<std::int64_t>(i);
+  std::swap(perm[static_cast<std::size_t>(normalize_axis(a, dim(), "transpose"))],
+            perm[static_cast<std::size_t>(normalize_axis(b, dim(), "transpose"))]);
+  return permute(perm);
+}
+
+Tensor Tensor::t() const {
+  THETA_CHECK(dim() == 2, ShapeError, "t: expected a 2-D tensor, got ", shape_str(shape_));
+  return transpose(0, 1);
+}
+
+Tensor Tensor::slice(std::int64_t axis, std::int64_t start, std::int64_t stop,
+                     std::int64_t step) const {
+  check_defined("slice");
+  const auto a = static_cast<std::size_t>(normalize_axis(axis, dim(), "slice"));
+  THETA_CHECK(step > 0, std::invalid_argument, "slice: step must be positive, got ", step);
+  const std::int64_t n = shape_[a];
+  auto clamp_index = [n](std::int64_t i) {
+    if (i < 0) i += n;
+    return std::clamp<std::int64_t>(i, 0, n);
+  };
+  start = clamp_index(start);
+  stop = clamp_index(stop);
+  const std::int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+  Shape s = shape_;
+  Strides st = strides_;
+  s[a] = len;
+  st[a] = strides_[a] * step;
+  return Tensor(storage_, s, st, offset_ + (len > 0 ? start * strides_[a] : 0), dtype_);
+}
+
+Tensor Tensor::select(std::int64_t axis, std::int64_t index) const {
+  check_defined("select");
+  const auto a = static_cast<std::size_t>(normalize_axis(axis, dim(), "select"));
+  const std::int64_t i = index < 0 ? index + shape_[a] : index;
+  THETA_CHECK(i >= 0 && i < shape_[a], IndexError, "select: index ", index,
+              " out of range for axis ", axis, " of shape ", shape_str(shape_));
+  Shape s = shape_;
+  Strides st = strides_;
+  s.erase(s.begin() + static_cast<std::ptrdiff_t>(a));
+  st.erase(st.begin() + static_cast<std::ptrdiff_t>(a));
+  return Tensor(storage_, s, st, offset_ + i * strides_[a], dtype_);
+}
+
+Tensor Tensor::expand(const Shape& target) const {
+  check_defined("expand");
+  THETA_CHECK(target.size() >= shape_.size(), ShapeError, "expand: cannot expand ",
+              shape_str(shape_), " to ", shape_str(target));
+  Shape s = target;
+  const std::size_t lead = target.size() - shape_.size();
+  for (std::size_t i = 0; i < shape_.size(); ++i) {
+    if (s[lead + i] == -1) s[lead + i] = shape_[i];
+    THETA_CHECK(shape_[i] == s[lead + i] || shape_[i] == 1, ShapeError, "expand: cannot expand ",
+                shape_str(shape_), " to ", shape_str(target));
+  }
+  for (std::size_t i = 0; i < lead; ++i)
+    THETA_CHECK(s[i] >= 0, ShapeError, "expand: cannot expand ", shape_str(shape_), " to ",
+                shape_str(target));
+  return Tensor(storage_, s, detail::broadcast_strides(shape_, strides_, s), offset_, dtype_);
+}
+
+Tensor Tensor::squeeze(std::int64_t axis) const {
+  check_defined("squeeze");
+  const auto a = static_cast<std::size_t>(normalize_axis(axis, dim(), "squeeze"));
+  THETA_CHECK(shape_[a] == 1, ShapeError, "squeeze: axis ", axis, " of shape ", shape_str(shape_),
+              " has size ", shape_[a], ", not 1");
+  Shape s = shape_;
+  Strides st = strides_;
+  s.erase(s.begin() + static_cast<std::ptrdiff_t>(a));
+  st.erase(st.begin() + static_cast<std::ptrdiff_t>(a));
+  return Tensor(storage_, s, st, offset_, dtype_);
+}
+
+Tensor Tensor::squeeze() const {
+  check_defined("squeeze");
+  Shape s;
+  Strides st;
+  for (std::size_t i = 0; i < shape_.size(); ++i)
+    if (shape_[i] != 1) {
+      s.push_back(shape_[i]);
+      st.push_back(strides_[i]);
+    }
+  return Tensor(storage_, s, st, offset_, dtype_);
+}
+
+Tensor Tensor::unsqueeze(std::int64_t axis) const {
+  check_defined("unsqueeze");
+  const auto a = static_cast<std::size_t>(normalize_axis(axis, dim() + 1, "unsqueeze"));
+  Shape s = shape_;
+  Strides st = strides_;
+  const std::int64_t stride = a < shape_.size() ? shape_[a] * strides_[a] : 1;
+  s.insert(s.begin() + static_cast<std::ptrdiff_t>(a), 1);
+  st.insert(st.begin() + static_cast<std::ptrdiff_t>(a), stride);
+  return Tensor(storage_, s, st, offset_, dtype_);
+}
+
+Tensor Tensor::flatten() const { return reshape_copy({numel()}); }
+
+// ---- copies -----------------------------------------------------------------------------
+
+Tensor Tensor::contiguous() const {
+  check_defined("contiguous");
+  return is_contiguous() ? *this : clone();
+}
+
+Tensor Tensor::clone() const {
+  check_defined("clone");
+  Tensor out = empty(shape_, dtype_);
+  copy_into(out, *this);
+  return out;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  check_defined("to");
+  if (dtype == dtype_) return *this;
+  Tensor out = empty(shape_, dtype);
+  copy_into(out, *this);
+  return out;
+}
+
+void Tensor::copy_(const Tensor& src) {
+  check_defined("copy_");
+  THETA_CHECK(src.defined(), std::invalid_argument, "copy_: source tensor is undefined");
+  THETA_CHECK(src.dtype() == dtype_, DTypeError, "copy_: dtype mismatch, destination ",
+              dtype_name(dtype_), ", source ", dtype_name(src.dtype()));
+  const Shape b = broadcast_shapes(shape_, src.shape(), "copy_");
+  THETA_CHECK(b == shape_, ShapeError, "copy_: cannot broadcast ", shape_str(src.shape()),
+              " into ", shape_str(shape_));
+  copy_into(*this, src);
+  storage_->bump_version();
+}
+
+void Tensor::fill_(double value) {
+  check_defined("fill_");
+  copy_(full({}, value, dtype_));
+}
+
+}  // namespace theta

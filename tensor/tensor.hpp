@@ -1,0 +1,137 @@
+#pragma once
+// Tensor: an eager, strided view of a shared Storage. Not differentiable (see autograd/).
+//
+// A tensor is (storage, shape, strides in elements, offset in elements, dtype). View operations
+// (reshape, permute, transpose, slice, select, expand, squeeze, unsqueeze) are O(1) and share the
+// storage; every other op returns a freshly allocated, contiguous tensor.
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <ostream>
+#include <vector>
+
+#include "tensor/dtype.hpp"
+#include "tensor/error.hpp"
+#include "tensor/shape.hpp"
+#include "tensor/storage.hpp"
+
+namespace theta {
+
+class Tensor {
+ public:
+  /// An undefined tensor (no storage). Most operations on it throw.
+  Tensor() = default;
+
+  /// A new contiguous tensor of `shape` with uninitialised elements.
+  static Tensor empty(const Shape& shape, DType dtype = DType::f64);
+
+  /// A view of `storage` (used by views and by I/O).
+  Tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides, std::int64_t offset,
+         DType dtype);
+
+  bool defined() const { return storage_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  const Strides& strides() const { return strides_; }
+  std::int64_t offset() const { return offset_; }
+  std::int64_t dim() const { return static_cast<std::int64_t>(shape_.size()); }
+  std::int64_t numel() const;
+  /// Size of `axis` (negative counts from the end).
+  std::int64_t size(std::int64_t axis) const;
+  /// True when the elements are laid out row-major without gaps.
+  bool is_contiguous() const;
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+
+  /// Pointer to the first element; throws DTypeError when T does not match dtype().
+  template <class T> T* data() const;
+  /// Untyped pointer to the first element.
+  void* raw_data() const;
+
+  /// The single element of a tensor with numel() == 1, converted to T.
+  template <class T = double> T item() const;
+  /// Element at a multi-index, converted to double (for tests and printing; slow).
+  double at(const std::vector<std::int64_t>& index) const;
+
+  // ---- O(1) views -------------------------------------------------------------------------
+  /// A view with a new shape (one size may be -1). Throws ShapeError when the strides do not
+  /// allow a view; call contiguous() first to copy.
+  Tensor reshape(Shape shape) const;
+  /// reshape(), copying first only when a view is impossible.
+  Tensor reshape_copy(Shape shape) const;
+  /// Reorders axes: result axis i is input axis perm[i].
+  Tensor permute(const std::vector<std::int64_t>& perm) const;
+  /// Swaps two axes.
+  Tensor transpose(std::int64_t a, std::int64_t b) const;
+  /// Transpose of a 2-D tensor: [m,n] -> [n,m].
+  Tensor t() const;
+  /// Elements start, start+step, ... < stop along `axis` (Python semantics, clamped; step > 0).
+  Tensor slice(std::int64_t axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1) const;
+  /// Removes `axis` by fixing it at `index` (negative counts from the end).
+  Tensor select(std::int64_t axis, std::int64_t index) const;
+  /// Broadcasts to `shape` with stride 0 on expanded axes (NumPy rules; -1 keeps a size).
+  Tensor expand(const Shape& shape) const;
+  /// Removes `axis`, which must have size 1.
+  Tensor squeeze(std::int64_t axis) const;
+  /// Removes every axis of size 1.
+  Tensor squeeze() const;
+  /// Inserts an axis of size 1 at `axis` (in [-dim-1, dim]).
+  Tensor unsqueeze(std::int64_t axis) const;
+  /// [d0, ..., dk] -> [d0 * ... * dk] (a view when possible, else a copy).
+  Tensor flatten() const;
+
+  // ---- copies -----------------------------------------------------------------------------
+  /// This tensor if contiguous, else a contiguous copy.
+  Tensor contiguous() const;
+  /// A contiguous copy that shares nothing with this tensor.
+  Tensor clone() const;
+  /// A copy converted to `dtype` (this tensor itself when the dtype already matches).
+  Tensor to(DType dtype) const;
+
+  // ---- in-place (bump the storage version) ------------------------------------------------
+  /// Copies `src` (broadcast to this shape, same dtype) into this tensor's elements.
+  void copy_(const Tensor& src);
+  /// Sets every element to `value`.
+  void fill_(double value);
+
+ private:
+  void check_defined(const char* op) const;
+
+  std::shared_ptr<Storage> storage_;
+  Shape shape_;
+  Strides strides_;
+  std::int64_t offset_ = 0;
+  DType dtype_ = DType::f64;
+};
+
+/// Prints dtype, shape and the elements (summarised past 1000 elements).
+std::ostream& operator<<(std::ostream& out, const Tensor& t);
+
+// ---- factories (tensor/factories.cpp) -----------------------------------------------------
+/// Tensor of `shape` filled with 0.
+Tensor zeros(const Shape& shape, DType dtype = DType::f64);
+/// Tensor of `shape` filled with 1.
+Tensor ones(const Shape& shape, DType dtype = DType::f64);
+/// Tensor of `shape` filled with `value`.
+Tensor full(const Shape& shape, double value, DType dtype = DType::f64);
+/// 0-d tensor holding `value`.
+Tensor scalar_tensor(double value, DType dtype = DType::f64);
+/// [start, start+step, ...) below `stop` (above for step < 0).
+Tensor arange(double start, double stop, double step = 1.0, DType dtype = DType::f64);
+/// `count` evenly spaced points from start to stop inclusive.
+Tensor linspace(double start, double stop, std::int64_t count, DType dtype = DType::f64);
+/// Identity matrix [n, n].
+Tensor eye(std::int64_t n, DType dtype = DType::f64);
+/// 1-D tensor copied from `values`.
+Tensor from_vector(const std::vector<double>& values, DType dtype = DType::f64);
+/// Tensor of `shape` copied from `values` (row-major; sizes must match).
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f64);
+/// 1-D int64 tensor of indices or labels.
+Tensor from_indices(const std::vector<std::int64_t>& values);
+/// Tensor of `shape` from a nested-free initializer list: tensor({1, 2, 3, 4}, {2, 2}).
+Tensor tensor(std::initializer_list<double> values, const Shape& shape = {}, DType dtype = DType::f64);
+
+/// Elements as a row-major vector of doubles (for tests and small outputs).
+std::vector<double> to_vector(const Tensor& t);
+
+}  // namespace theta
