@@ -1,0 +1,223 @@
+#include "autograd/engine.hpp"
+
+#include <cmath>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/ops.hpp"
+
+namespace theta::autograd {
+
+namespace {
+
+// Note [Saved tensor versions]
+// A Node records the storage version of each input when the op runs; in-place writes
+// (Tensor::copy_, fill_, optimizer updates) bump it. A backward that would read a changed input
+// throws instead of returning a silently wrong gradient.
+void check_versions(const Node& node) {
+  for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+    const Var& in = node.inputs[i];
+    if (!in.defined()) continue;
+    const std::uint64_t now = in.value().storage()->version();
+    THETA_CHECK(now == node.input_versions[i], std::logic_error, "backward of ", node.name,
+                ": input ", i, " ", shape_str(in.shape()),
+                " was modified in place after the op used it (version ", node.input_versions[i],
+                " -> ", now, "); clone it before modifying");
+  }
+}
+
+void check_finite_gradient(const Var& g, const Node& node, std::size_t input) {
+  for (double v : to_vector(g.value()))
+    if (!std::isfinite(v))
+      throw AnomalyError(std::string("anomaly: backward of ") + node.name +
+                         " produced NaN or Inf in the gradient of input " + std::to_string(input));
+}
+
+struct Pass {
+  // Post-order of the VarImpls reachable from the outputs that require grad.
+  std::vector<VarImpl*> order;
+  std::unordered_map<VarImpl*, const Var*> handle;  // a Var for each visited impl
+};
+
+// Iterative DFS from the outputs; children are the inputs of each impl's Node.
+Pass topological_order(const std::vector<Var>& outputs) {
+  Pass pass;
+  std::unordered_set<VarImpl*> visited;
+  struct Frame {
+    const Var* var;
+    std::size_t next_child;
+  };
+  std::vector<Frame> stack;
+  for (const Var& out : outputs) {
+    if (!out.requires_grad() || visited.count(out.id())) continue;
+    visited.insert(out.id());
+    pass.handle[out.id()] = &out;
+    stack.push_back({&out, 0});
+    while (!stack.empty()) {
+      Frame& f = stack.back();
+      const auto& fn = f.var->grad_fn();
+      if (fn && f.next_child < fn->inputs.size()) {
+        const Var& child = fn->inputs[f.next_child++];
+        if (child.requires_grad() && !visited.count(child.id())) {
+          visited.insert(child.id());
+          pass.handle[child.id()] = &child;
+          stack.push_back({&child, 0});
+        }
+        continue;
+      }
+      pass.order.push_back(f.var->id());
+      stack.pop_back();
+    }
+  }
+  return pass;
+}
+
+Var accumulate(const Var& acc, const Var& g) { return acc.defined() ? add(acc, g) : g; }
+
+// The shared core of grad() and backward(): returns the gradient of every impl in `targets`
+// (or of every leaf when `all_leaves`).
+std::unordered_map<VarImpl*, Var> run_backward(const std::vector<Var>& outputs,
+                                               const std::vector<Var>& grad_outputs,
+                                               const std::unordered_set<VarImpl*>& targets,
+                                               bool all_leaves, bool create_graph, bool retain_graph) {
+  const Pass pass = topological_order(outputs);
+
+  // needed[v]: v is a target or some target lies below it.
+  std::unordered_map<VarImpl*, bool> needed;
+  for (VarImpl* v : pass.order) {  // children come before parents in post-order
+    const Var& var = *pass.handle.at(v);
+    bool need = targets.count(v) > 0 || (all_leaves && var.is_leaf());
+    if (const auto& fn = var.grad_fn())
+      for (const Var& in : fn->inputs)
+        if (in.requires_grad() && needed[in.id()]) need = true;
+    needed[v] = need;
+  }
+
+  GradModeGuard mode(create_graph);
+  std::unordered_map<VarImpl*, Var> grads;
+  for (std::size_t i = 0; i < outputs.size(); ++i)
+    if (outputs[i].requires_grad())
+      grads[outputs[i].id()] = accumulate(grads[outputs[i].id()], grad_outputs[i]);
+
+  std::unordered_map<VarImpl*, Var> result;
+  for (auto it = pass.order.rbegin(); it != pass.order.rend(); ++it) {
+    VarImpl* v = *it;
+    if (!needed[v]) continue;
+    auto git = grads.find(v);
+    if (git == grads.end() || !git->second.defined()) continue;
+    const Var g = git->second;
+    const Var& var = *pass.handle.at(v);
+    if (targets.count(v) || (all_leaves && var.is_leaf())) result[v] = g;
+    grads.erase(git);  // free intermediate gradients as soon as they are consumed
+    const auto& fn = var.grad_fn();
+    if (!fn) continue;
+    THETA_CHECK(!fn->released, std::logic_error, "backward through ", fn->name,
+                " a second time: its buffers were freed by the first backward; pass "
+                "retain_graph (or create_graph) to the first call");
+    check_versions(*fn);
+    InputMask needs(fn->inputs.size());
+    for (std::size_t i = 0; i < needs.size(); ++i)
+      needs[i] = fn->inputs[i].requires_grad() && needed[fn->inputs[i].id()];
+    std::vector<Var> in_grads = fn->backward(g, *fn, needs);
+    THETA_ASSERT(in_grads.size() == fn->inputs.size());
+    for (std::size_t i = 0; i < in_grads.size(); ++i) {
+      if (!needs[i] || !in_grads[i].defined()) continue;
+      const Var& in = fn->inputs[i];
+      THETA_CHECK(in_grads[i].shape() == in.shape(), InternalError, "backward of ", fn->name,
+                  " returned a gradient of shape ", shape_str(in_grads[i].shape()), " for input ",
+                  i, " of shape ", shape_str(in.shape()));
+      if (anomaly_mode_enabled()) check_finite_gradient(in_grads[i], *fn, i);
+      grads[in.id()] = accumulate(grads[in.id()], in_grads[i]);
+    }
+    if (!retain_graph) {
+      fn->backward = nullptr;
+      fn->released = true;
+    }
+  }
+  return result;
+}
+
+std::vector<Var> default_grad_outputs(const std::vector<Var>& outputs,
+                                      const std::vector<Var>& grad_outputs, const char* op) {
+  if (grad_outputs.empty()) {
+    std::vector<Var> ones_list;
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      THETA_CHECK(outputs[i].numel() == 1, ShapeError, op, ": output ", i, " has shape ",
+                  shape_str(outputs[i].shape()),
+                  "; a non-scalar output needs an explicit grad_output");
+      ones_list.emplace_back(ones(outputs[i].shape(), outputs[i].dtype()));
+    }
+    return ones_list;
+  }
+  THETA_CHECK(grad_outputs.size() == outputs.size(), std::invalid_argument, op, ": ",
+              grad_outputs.size(), " grad_outputs for ", outputs.size(), " outputs");
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    THETA_CHECK(grad_outputs[i].defined(), std::invalid_argument, op, ": grad_output ", i,
+                " is undefined");
+    THETA_CHECK(grad_outputs[i].shape() == outputs[i].shape(), ShapeError, op, ": grad_output ",
+                i, " has shape ", shape_str(grad_outputs[i].shape()), " but output ", i, " has ",
+                shape_str(outputs[i].shape()));
+    THETA_CHECK(grad_outputs[i].dtype() == outputs[i].dtype(), DTypeError, op, ": grad_output ",
+                i, " is ", dtype_name(grad_outputs[i].dtype()), " but output ", i, " is ",
+                dtype_name(outputs[i].dtype()));
+  }
+  return grad_outputs;
+}
+
+}  // namespace
+
+std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& inputs,
+                      const std::vector<Var>& grad_outputs, GradOptions options) {
+  THETA_CHECK(!outputs.empty(), std::invalid_argument, "grad: no outputs given");
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    THETA_CHECK(outputs[i].defined(), std::invalid_argument, "grad: output ", i, " is undefined");
+    THETA_CHECK(outputs[i].requires_grad(), std::invalid_argument, "grad: output ", i,
+                " does not require grad (no input of its computation requires grad, or it was "
+                "computed under NoGradGuard)");
+  }
+  std::unordered_set<VarImpl*> targets;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    THETA_CHECK(inputs[i].defined(), std::invalid_argument, "grad: input ", i, " is undefined");
+    THETA_CHECK(inputs[i].requires_grad(), std::invalid_argument, "grad: input ", i,
+                " does not require grad");
+    targets.insert(inputs[i].id());
+  }
+  const auto gos = default_grad_outputs(outputs, grad_outputs, "grad");
+  const bool retain = options.retain_graph.value_or(options.create_graph);
+  auto result = run_backward(outputs, gos, targets, false, options.create_graph, retain);
+  std::vector<Var> out;
+  out.reserve(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    auto it = result.find(inputs[i].id());
+    if (it == result.end()) {
+      THETA_CHECK(options.allow_unused, std::invalid_argument, "grad: input ", i, " ",
+                  shape_str(inputs[i].shape()),
+                  " is not reachable from the outputs (pass allow_unused to get an undefined "
+                  "gradient instead)");
+      out.emplace_back();
+    } else {
+      out.push_back(it->second);
+    }
+  }
+  return out;
+}
+
+Var grad(const Var& output, const Var& input, GradOptions options) {
+  return grad(std::vector<Var>{output}, std::vector<Var>{input}, {}, options).front();
+}
+
+void backward(const Var& loss, const Var& grad_output, bool retain_graph) {
+  THETA_CHECK(loss.defined() && loss.requires_grad(), std::invalid_argument,
+              "backward: the loss does not require grad");
+  std::vector<Var> gos;
+  if (grad_output.defined()) gos.push_back(grad_output);
+  gos = default_grad_outputs({loss}, gos, "backward");
+  auto result = run_backward({loss}, gos, {}, true, false, retain_graph);
+  for (auto& [impl, g] : result) {
+    if (impl->grad_fn) continue;
+    const Tensor gv = g.value();
+    impl->grad = impl->grad.defined() ? add(impl->grad, gv) : gv.contiguous();
+  }
+}
+
+}  // namespace theta::autograd

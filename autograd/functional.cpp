@@ -1,0 +1,207 @@
+#include "autograd/functional.hpp"
+
+namespace theta::autograd {
+
+namespace {
+
+std::vector<Tensor> values_of(const std::vector<Var>& vars) {
+  std::vector<Tensor> out;
+  out.reserve(vars.size());
+  for (const auto& v : vars) out.push_back(v.value());
+  return out;
+}
+
+// Gradients with undefined entries (unused inputs) replaced by zeros of the input's shape.
+std::vector<Tensor> densify(const std::vector<Var>& grads, const std::vector<Var>& like) {
+  std::vector<Tensor> out;
+  out.reserve(grads.size());
+  for (std::size_t i = 0; i < grads.size(); ++i)
+    out.push_back(grads[i].defined() ? grads[i].value() : zeros(like[i].shape(), like[i].dtype()));
+  return out;
+}
+
+void check_matching(const std::vector<Tensor>& given, const std::vector<Var>& like, const char* op,
+                    const char* what) {
+  THETA_CHECK(given.size() == like.size(), std::invalid_argument, op, ": ", given.size(), " ", what,
+              " for ", like.size(), " tensors");
+  for (std::size_t i = 0; i < given.size(); ++i) {
+    THETA_CHECK(given[i].shape() == like[i].shape(), ShapeError, op, ": ", what, " ", i, " has shape ",
+                shape_str(given[i].shape()), ", expected ", shape_str(like[i].shape()));
+    THETA_CHECK(given[i].dtype() == like[i].dtype(), DTypeError, op, ": ", what, " ", i, " is ",
+                dtype_name(given[i].dtype()), ", expected ", dtype_name(like[i].dtype()));
+  }
+}
+
+std::vector<Var> constants(const std::vector<Tensor>& values) {
+  std::vector<Var> out;
+  for (const auto& v : values) out.emplace_back(v);
+  return out;
+}
+
+Var scalar_output(const ScalarFunction& f, const std::vector<Var>& params, const char* op) {
+  Var y = f(params);
+  THETA_CHECK(y.defined() && y.numel() == 1, ShapeError, op, ": f must return one element, got ",
+              y.defined() ? shape_str(y.shape()) : std::string("undefined"));
+  return y;
+}
+
+// <a, b> summed over a list of same-shaped Vars.
+Var list_dot(const std::vector<Var>& a, const std::vector<Var>& b) {
+  Var total;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].defined()) continue;
+    const Var term = vdot(a[i], b[i]);
+    total = total.defined() ? total + term : term;
+  }
+  return total;
+}
+
+}  // namespace
+
+std::vector<Var> make_leaves(const std::vector<Tensor>& values) {
+  std::vector<Var> out;
+  out.reserve(values.size());
+  for (const auto& v : values) out.emplace_back(v, true);
+  return out;
+}
+
+VjpResult vjp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& cotangents) {
+  const std::vector<Var> x = make_leaves(primals);
+  const std::vector<Var> y = f(x);
+  check_matching(cotangents, y, "vjp", "cotangent");
+  std::vector<Var> outs, cots;
+  for (std::size_t i = 0; i < y.size(); ++i)
+    if (y[i].requires_grad()) {
+      outs.push_back(y[i]);
+      cots.emplace_back(cotangents[i]);
+    }
+  std::vector<Var> g(x.size());
+  if (!outs.empty()) g = grad(outs, x, cots, {.allow_unused = true});
+  return {values_of(y), densify(g, x)};
+}
+
+// Note [JVP by double VJP]
+// For y = f(x), the VJP g(u) = J^T u is linear in the cotangent u. Recording it (create_graph)
+// and differentiating <g(u), t> with respect to u gives J t: the forward-mode product from two
+// reverse passes. This needs only that backward rules be differentiable.
+JvpResult jvp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents) {
+  const std::vector<Var> x = make_leaves(primals);
+  check_matching(tangents, x, "jvp", "tangent");
+  const std::vector<Var> y = f(x);
+  std::vector<Var> outs, dummies;
+  std::vector<std::size_t> which;
+  for (std::size_t i = 0; i < y.size(); ++i)
+    if (y[i].requires_grad()) {
+      outs.push_back(y[i]);
+      dummies.emplace_back(zeros(y[i].shape(), y[i].dtype()), true);
+      which.push_back(i);
+    }
+  std::vector<Tensor> tangent_out;
+  for (const auto& yi : y) tangent_out.push_back(zeros(yi.shape(), yi.dtype()));
+  if (!outs.empty()) {
+    const std::vector<Var> g = grad(outs, x, dummies, {.create_graph = true, .allow_unused = true});
+    const Var inner = list_dot(g, constants(tangents));
+    if (inner.defined() && inner.requires_grad()) {
+      const std::vector<Var> jt = grad({inner}, dummies, {}, {.allow_unused = true});
+      for (std::size_t k = 0; k < which.size(); ++k)
+        if (jt[k].defined()) tangent_out[which[k]] = jt[k].value();
+    }
+  }
+  return {values_of(y), tangent_out};
+}
+
+std::vector<Tensor> hvp(const ScalarFunction& f, const std::vector<Tensor>& params, const std::vector<Tensor>& v) {
+  return HessianVectorOperator(f, params).apply(v);
+}
+
+std::vector<Tensor> vhp(const ScalarFunction& f, const std::vector<Tensor>& params, const std::vector<Tensor>& v) {
+  // Differentiate d/dp <v, grad f(p)> with v entering the first backward as a constant
+  // weighting of the outputs' gradients: v^T H = grad_p <grad_p f, v>, evaluated by a second
+  // backward whose cotangent graph is rebuilt from scratch.
+  const std::vector<Var> p = make_leaves(params);
+  check_matching(v, p, "vhp", "vector");
+  const Var y = scalar_output(f, p, "vhp");
+  const std::vector<Var> g = grad({y}, p, {}, {.create_graph = true, .allow_unused = true});
+  const Var inner = list_dot(constants(v), g);
+  if (!inner.defined() || !inner.requires_grad()) return densify(std::vector<Var>(p.size()), p);
+  return densify(grad({inner}, p, {}, {.allow_unused = true}), p);
+}
+
+HessianVectorOperator::HessianVectorOperator(const ScalarFunction& f, const std::vector<Tensor>& params)
+    : params_(make_leaves(params)) {
+  const Var y = scalar_output(f, params_, "hessian-vector product");
+  loss_ = y.item();
+  grads_ = grad({y}, params_, {}, {.create_graph = true, .allow_unused = true});
+  for (const auto& p : params_) size_ += p.numel();
+}
+
+std::vector<Tensor> HessianVectorOperator::apply(const std::vector<Tensor>& v) const {
+  check_matching(v, params_, "hvp", "vector");
+  const Var inner = list_dot(grads_, constants(v));
+  if (!inner.defined() || !inner.requires_grad()) return densify(std::vector<Var>(params_.size()), params_);
+  return densify(grad({inner}, params_, {}, {.retain_graph = true, .allow_unused = true}), params_);
+}
+
+std::vector<Tensor> HessianVectorOperator::gradient() const {
+  std::vector<Tensor> out;
+  for (std::size_t i = 0; i < grads_.size(); ++i)
+    out.push_back(grads_[i].defined() ? grads_[i].value() : zeros(params_[i].shape(), params_[i].dtype()));
+  return out;
+}
+
+std::vector<std::vector<Tensor>> jacobian(const Function& f, const std::vector<Tensor>& inputs,
+                                          JacobianOptions options) {
+  THETA_CHECK(options.chunk_size >= 0, std::invalid_argument, "jacobian: negative chunk_size ", options.chunk_size);
+  std::vector<Var> x = make_leaves(inputs);
+  std::vector<Var> y = f(x);
+  std::vector<std::vector<Tensor>> jac(y.size());
+  for (std::size_t i = 0; i < y.size(); ++i)
+    for (const auto& xj : x) {
+      Shape s = y[i].shape();
+      s.insert(s.end(), xj.shape().begin(), xj.shape().end());
+      jac[i].push_back(zeros(s, xj.dtype()));
+    }
+  std::int64_t rows_this_graph = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    const std::int64_t rows = y[i].numel();
+    for (std::int64_t r = 0; r < rows; ++r) {
+      if (options.chunk_size > 0 && rows_this_graph == options.chunk_size) {
+        x = make_leaves(inputs);  // a fresh graph for the next chunk of rows
+        y = f(x);
+        rows_this_graph = 0;
+      }
+      ++rows_this_graph;
+      if (!y[i].requires_grad()) continue;
+      Tensor onehot = zeros({rows}, y[i].dtype());
+      onehot.select(0, r).fill_(1.0);
+      const std::vector<Var> g =
+          grad({y[i]}, x, {Var(onehot.reshape(y[i].shape()))}, {.retain_graph = true, .allow_unused = true});
+      for (std::size_t j = 0; j < x.size(); ++j)
+        if (g[j].defined()) jac[i][j].reshape({rows, -1}).select(0, r).copy_(g[j].value().reshape_copy({-1}));
+    }
+  }
+  return jac;
+}
+
+Tensor hessian(const ScalarFunction& f, const std::vector<Tensor>& params) {
+  const HessianVectorOperator op(f, params);
+  const std::int64_t n = op.size();
+  const DType dtype = params.empty() ? DType::f64 : params.front().dtype();
+  Tensor h = zeros({n, n}, dtype);
+  std::vector<Tensor> basis;
+  for (const auto& p : params) basis.push_back(zeros(p.shape(), p.dtype()));
+  std::int64_t col = 0;
+  for (std::size_t j = 0; j < params.size(); ++j)
+    for (std::int64_t e = 0; e < params[j].numel(); ++e, ++col) {
+      std::vector<Tensor> v;
+      for (std::size_t k = 0; k < params.size(); ++k) v.push_back(zeros(params[k].shape(), params[k].dtype()));
+      v[j].reshape({-1}).select(0, e).fill_(1.0);
+      const std::vector<Tensor> hv = op.apply(v);
+      std::vector<Tensor> flat;
+      for (const auto& t : hv) flat.push_back(t.reshape_copy({-1}));
+      h.select(1, col).copy_(theta::concat(flat, 0));
+    }
+  return h;
+}
+
+}  // namespace theta::autograd

@@ -1,0 +1,114 @@
+#pragma once
+// Differentiable ops on Var. Each primitive's forward and backward sit side by side in one of
+// autograd/ops_*.cpp; composites (softmax, log_softmax, var, ...) are built from primitives.
+// Shapes, broadcasting and dtype rules are those of the tensor ops in tensor/ops.hpp.
+//
+// Conventions at non-differentiable points: relu'(0) = 0, |x|'(0) = 0, sign' = 0,
+// clamp' = 1 inside [lo, hi] (bounds included), 0 outside; maximum/minimum and max/min
+// reductions split the gradient evenly between tied elements. sqrt, rsqrt and norm return a zero
+// gradient where the incoming gradient is zero, so the untaken branch of a where() never turns
+// 0 * inf into NaN.
+
+#include <cstdint>
+#include <vector>
+
+#include "autograd/var.hpp"
+#include "tensor/ops.hpp"
+
+namespace theta::autograd {
+
+// ---- elementwise ---------------------------------------------------------------------------
+Var neg(const Var& x);
+Var abs(const Var& x);
+Var exp(const Var& x);
+Var log(const Var& x);
+Var log1p(const Var& x);
+Var expm1(const Var& x);
+Var sqrt(const Var& x);
+Var rsqrt(const Var& x);
+Var tanh(const Var& x);
+Var sigmoid(const Var& x);
+Var relu(const Var& x);
+Var sin(const Var& x);
+Var cos(const Var& x);
+Var square(const Var& x);
+Var sign(const Var& x);
+Var erf(const Var& x);
+Var reciprocal(const Var& x);
+Var pow(const Var& x, double p);
+Var clamp(const Var& x, double lo, double hi);
+
+Var add(const Var& a, const Var& b);
+Var sub(const Var& a, const Var& b);
+Var mul(const Var& a, const Var& b);
+Var div(const Var& a, const Var& b);
+/// a^b for a > 0 (the gradient with respect to b uses log a).
+Var pow(const Var& a, const Var& b);
+Var maximum(const Var& a, const Var& b);
+Var minimum(const Var& a, const Var& b);
+/// mask != 0 ? a : b; mask is a constant (no gradient).
+Var where(const Tensor& mask, const Var& a, const Var& b);
+
+Var operator-(const Var& x);
+Var operator+(const Var& a, const Var& b);
+Var operator-(const Var& a, const Var& b);
+Var operator*(const Var& a, const Var& b);
+Var operator/(const Var& a, const Var& b);
+Var operator+(const Var& a, double b);
+Var operator-(const Var& a, double b);
+Var operator*(const Var& a, double b);
+Var operator/(const Var& a, double b);
+Var operator+(double a, const Var& b);
+Var operator-(double a, const Var& b);
+Var operator*(double a, const Var& b);
+Var operator/(double a, const Var& b);
+
+// ---- reductions (empty axes = all axes) -----------------------------------------------------
+Var sum(const Var& x, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
+Var mean(const Var& x, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
+Var max(const Var& x, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
+Var min(const Var& x, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
+Var logsumexp(const Var& x, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
+Var var(const Var& x, const std::vector<std::int64_t>& axes = {}, std::int64_t correction = 0,
+        bool keepdim = false);
+/// p-norm for p = 1, 2 or infinity (gradient 0 at the origin).
+Var norm(const Var& x, double p = 2.0, const std::vector<std::int64_t>& axes = {}, bool keepdim = false);
+/// Sums broadcast axes away so the result has `shape`.
+Var sum_to(const Var& x, const Shape& shape);
+/// Broadcasts x to `shape` (a view; the gradient sums back).
+Var expand(const Var& x, const Shape& shape);
+/// Softmax along `axis`.
+Var softmax(const Var& x, std::int64_t axis = -1);
+/// log(softmax(x)) along `axis`, computed as x - logsumexp(x).
+Var log_softmax(const Var& x, std::int64_t axis = -1);
+/// sum(a * b) over all elements: a and b of the same shape -> [].
+Var vdot(const Var& a, const Var& b);
+
+// ---- linear algebra --------------------------------------------------------------------------
+/// NumPy matmul semantics (1-D, 2-D and broadcast batched), as tensor/ops.hpp.
+Var matmul(const Var& a, const Var& b);
+
+// ---- views and joins -------------------------------------------------------------------------
+Var reshape(const Var& x, const Shape& shape);
+Var permute(const Var& x, const std::vector<std::int64_t>& perm);
+Var transpose(const Var& x, std::int64_t a, std::int64_t b);
+/// Transpose of a 2-D Var.
+Var t(const Var& x);
+Var slice(const Var& x, std::int64_t axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1);
+Var select(const Var& x, std::int64_t axis, std::int64_t index);
+Var squeeze(const Var& x, std::int64_t axis);
+Var unsqueeze(const Var& x, std::int64_t axis);
+Var flatten(const Var& x);
+Var concat(const std::vector<Var>& xs, std::int64_t axis = 0);
+Var stack(const std::vector<Var>& xs, std::int64_t axis = 0);
+/// Picks entries `index` (1-D int64) along axis.
+Var index_select(const Var& x, std::int64_t axis, const Tensor& index);
+/// out[..i..] = x[..index[..i..]..] along axis (index has x's rank).
+Var gather(const Var& x, std::int64_t axis, const Tensor& index);
+/// x with src added at index positions along axis.
+Var scatter_add(const Var& x, std::int64_t axis, const Tensor& index, const Var& src);
+/// The inverse of slice: a zero tensor of `shape` with x written at the sliced positions.
+Var slice_backward(const Var& x, const Shape& shape, std::int64_t axis, std::int64_t start,
+                   std::int64_t stop, std::int64_t step);
+
+}  // namespace theta::autograd

@@ -1,0 +1,234 @@
+// Elementwise primitives: forward value and backward rule side by side.
+
+#include <cmath>
+#include <numbers>
+
+#include "autograd/primitive.hpp"
+
+namespace theta::autograd {
+
+using detail::binary_primitive;
+using detail::constant;
+using detail::scalar_like;
+using detail::unary_primitive;
+
+THETA_PRIMITIVE(neg, "neg");
+THETA_PRIMITIVE(abs, "abs");
+THETA_PRIMITIVE(exp, "exp");
+THETA_PRIMITIVE(log, "log");
+THETA_PRIMITIVE(log1p, "log1p");
+THETA_PRIMITIVE(expm1, "expm1");
+THETA_PRIMITIVE(sqrt, "sqrt");
+THETA_PRIMITIVE(rsqrt, "rsqrt");
+THETA_PRIMITIVE(tanh, "tanh");
+THETA_PRIMITIVE(sigmoid, "sigmoid");
+THETA_PRIMITIVE(relu, "relu");
+THETA_PRIMITIVE(sin, "sin");
+THETA_PRIMITIVE(cos, "cos");
+THETA_PRIMITIVE(square, "square");
+THETA_PRIMITIVE(sign, "sign");
+THETA_PRIMITIVE(erf, "erf");
+THETA_PRIMITIVE(reciprocal, "reciprocal");
+THETA_PRIMITIVE(pow_scalar, "pow_scalar");
+THETA_PRIMITIVE(clamp, "clamp");
+THETA_PRIMITIVE(add, "add");
+THETA_PRIMITIVE(sub, "sub");
+THETA_PRIMITIVE(mul, "mul");
+THETA_PRIMITIVE(div, "div");
+THETA_PRIMITIVE(pow, "pow");
+THETA_PRIMITIVE(maximum, "maximum");
+THETA_PRIMITIVE(minimum, "minimum");
+THETA_PRIMITIVE(where, "where");
+
+namespace {
+// g * dfdx, but exactly 0 wherever g is 0: keeps 0 * inf (e.g. sqrt'(0)) out of the untaken
+// branch of a where().
+Var zero_where_no_grad(const Var& g, const Var& g_times_derivative) {
+  const Tensor g_is_zero = theta::eq(g.value(), zeros({}, g.dtype()));
+  return where(g_is_zero, constant(zeros({}, g.dtype())), g_times_derivative);
+}
+}  // namespace
+
+Var neg(const Var& x) {
+  return unary_primitive("neg", x, theta::neg(x.value()), [](const Var& g, const Var&) { return neg(g); });
+}
+
+Var abs(const Var& x) {
+  return unary_primitive("abs", x, theta::abs(x.value()),
+                         [](const Var& g, const Var& in) { return g * constant(theta::sign(in.value())); });
+}
+
+Var exp(const Var& x) {
+  return unary_primitive("exp", x, theta::exp(x.value()), [](const Var& g, const Var& in) { return g * exp(in); });
+}
+
+Var log(const Var& x) {
+  return unary_primitive("log", x, theta::log(x.value()), [](const Var& g, const Var& in) { return g / in; });
+}
+
+Var log1p(const Var& x) {
+  return unary_primitive("log1p", x, theta::log1p(x.value()),
+                         [](const Var& g, const Var& in) { return g / (in + 1.0); });
+}
+
+Var expm1(const Var& x) {
+  return unary_primitive("expm1", x, theta::expm1(x.value()),
+                         [](const Var& g, const Var& in) { return g * exp(in); });
+}
+
+Var sqrt(const Var& x) {
+  return unary_primitive("sqrt", x, theta::sqrt(x.value()), [](const Var& g, const Var& in) {
+    return zero_where_no_grad(g, g * 0.5 / sqrt(in));
+  });
+}
+
+Var rsqrt(const Var& x) {
+  return unary_primitive("rsqrt", x, theta::rsqrt(x.value()), [](const Var& g, const Var& in) {
+    return zero_where_no_grad(g, g * -0.5 * rsqrt(in) / in);
+  });
+}
+
+Var tanh(const Var& x) {
+  return unary_primitive("tanh", x, theta::tanh(x.value()), [](const Var& g, const Var& in) {
+    const Var y = tanh(in);
+    return g * (1.0 - y * y);
+  });
+}
+
+Var sigmoid(const Var& x) {
+  return unary_primitive("sigmoid", x, theta::sigmoid(x.value()), [](const Var& g, const Var& in) {
+    const Var s = sigmoid(in);
+    return g * s * (1.0 - s);
+  });
+}
+
+Var relu(const Var& x) {
+  return unary_primitive("relu", x, theta::relu(x.value()), [](const Var& g, const Var& in) {
+    return g * constant(theta::gt(in.value(), zeros({}, in.dtype())));
+  });
+}
+
+Var sin(const Var& x) {
+  return unary_primitive("sin", x, theta::sin(x.value()), [](const Var& g, const Var& in) { return g * cos(in); });
+}
+
+Var cos(const Var& x) {
+  return unary_primitive("cos", x, theta::cos(x.value()), [](const Var& g, const Var& in) { return -(g * sin(in)); });
+}
+
+Var square(const Var& x) {
+  return unary_primitive("square", x, theta::square(x.value()),
+                         [](const Var& g, const Var& in) { return g * (in * 2.0); });
+}
+
+Var sign(const Var& x) {
+  return make_result(theta::sign(x.value()), "sign", {x},
+                     [](const Var&, const Node&, const InputMask&) { return std::vector<Var>{Var()}; });
+}
+
+Var erf(const Var& x) {
+  return unary_primitive("erf", x, theta::erf(x.value()), [](const Var& g, const Var& in) {
+    return g * (exp(-square(in)) * (2.0 / std::sqrt(std::numbers::pi)));
+  });
+}
+
+Var reciprocal(const Var& x) {
+  return unary_primitive("reciprocal", x, theta::reciprocal(x.value()), [](const Var& g, const Var& in) {
+    const Var r = reciprocal(in);
+    return -(g * r * r);
+  });
+}
+
+Var pow(const Var& x, double p) {
+  return unary_primitive("pow_scalar", x, theta::pow(x.value(), p), [p](const Var& g, const Var& in) {
+    if (p == 0.0) return g * constant(zeros({}, g.dtype()));
+    return g * (pow(in, p - 1.0) * p);
+  });
+}
+
+Var clamp(const Var& x, double lo, double hi) {
+  return unary_primitive("clamp", x, theta::clamp(x.value(), lo, hi), [lo, hi](const Var& g, const Var& in) {
+    const Tensor& v = in.value();
+    const Tensor inside = theta::mul(theta::ge(v, full({}, lo, v.dtype())), theta::le(v, full({}, hi, v.dtype())));
+    return g * constant(inside);
+  });
+}
+
+Var add(const Var& a, const Var& b) {
+  return binary_primitive("add", a, b, theta::add(a.value(), b.value()),
+                          [](const Var& g, const Var&, const Var&) { return g; },
+                          [](const Var& g, const Var&, const Var&) { return g; });
+}
+
+Var sub(const Var& a, const Var& b) {
+  return binary_primitive("sub", a, b, theta::sub(a.value(), b.value()),
+                          [](const Var& g, const Var&, const Var&) { return g; },
+                          [](const Var& g, const Var&, const Var&) { return neg(g); });
+}
+
+Var mul(const Var& a, const Var& b) {
+  return binary_primitive("mul", a, b, theta::mul(a.value(), b.value()),
+                          [](const Var& g, const Var&, const Var& y) { return g * y; },
+                          [](const Var& g, const Var& x, const Var&) { return g * x; });
+}
+
+Var div(const Var& a, const Var& b) {
+  return binary_primitive("div", a, b, theta::div(a.value(), b.value()),
+                          [](const Var& g, const Var&, const Var& y) { return g / y; },
+                          [](const Var& g, const Var& x, const Var& y) { return -(g * x / (y * y)); });
+}
+
+Var pow(const Var& a, const Var& b) {
+  return binary_primitive("pow", a, b, theta::pow(a.value(), b.value()),
+                          [](const Var& g, const Var& x, const Var& y) { return g * y * pow(x, y - 1.0); },
+                          [](const Var& g, const Var& x, const Var& y) { return g * pow(x, y) * log(x); });
+}
+
+namespace {
+// 1 where a wins, 0.5 at ties, 0 where b wins (`greater` picks maximum or minimum).
+Tensor winner_mask(const Tensor& a, const Tensor& b, bool greater) {
+  const Tensor wins = greater ? theta::gt(a, b) : theta::lt(a, b);
+  return theta::add(wins, theta::mul(theta::eq(a, b), full({}, 0.5, a.dtype())));
+}
+}  // namespace
+
+Var maximum(const Var& a, const Var& b) {
+  return binary_primitive(
+      "maximum", a, b, theta::maximum(a.value(), b.value()),
+      [](const Var& g, const Var& x, const Var& y) { return g * constant(winner_mask(x.value(), y.value(), true)); },
+      [](const Var& g, const Var& x, const Var& y) { return g * constant(winner_mask(y.value(), x.value(), true)); });
+}
+
+Var minimum(const Var& a, const Var& b) {
+  return binary_primitive(
+      "minimum", a, b, theta::minimum(a.value(), b.value()),
+      [](const Var& g, const Var& x, const Var& y) { return g * constant(winner_mask(x.value(), y.value(), false)); },
+      [](const Var& g, const Var& x, const Var& y) { return g * constant(winner_mask(y.value(), x.value(), false)); });
+}
+
+Var where(const Tensor& mask, const Var& a, const Var& b) {
+  return make_result(theta::where(mask, a.value(), b.value()), "where", {a, b},
+                     [mask](const Var& g, const Node& n, const InputMask& needs) {
+                       const Var zero = constant(zeros({}, g.dtype()));
+                       const Var& x = n.inputs[0];
+                       const Var& y = n.inputs[1];
+                       return std::vector<Var>{needs[0] ? sum_to(where(mask, g, zero), x.shape()) : Var(),
+                                               needs[1] ? sum_to(where(mask, zero, g), y.shape()) : Var()};
+                     });
+}
+
+Var operator-(const Var& x) { return neg(x); }
+Var operator+(const Var& a, const Var& b) { return add(a, b); }
+Var operator-(const Var& a, const Var& b) { return sub(a, b); }
+Var operator*(const Var& a, const Var& b) { return mul(a, b); }
+Var operator/(const Var& a, const Var& b) { return div(a, b); }
+Var operator+(const Var& a, double b) { return add(a, scalar_like(b, a)); }
+Var operator-(const Var& a, double b) { return sub(a, scalar_like(b, a)); }
+Var operator*(const Var& a, double b) { return mul(a, scalar_like(b, a)); }
+Var operator/(const Var& a, double b) { return div(a, scalar_like(b, a)); }
+Var operator+(double a, const Var& b) { return add(scalar_like(a, b), b); }
+Var operator-(double a, const Var& b) { return sub(scalar_like(a, b), b); }
+Var operator*(double a, const Var& b) { return mul(scalar_like(a, b), b); }
+Var operator/(double a, const Var& b) { return div(scalar_like(a, b), b); }
+
+}  // namespace theta::autograd

@@ -1,0 +1,142 @@
+// Reduction primitives (sum, max, min, logsumexp, 2-norm, sum_to, expand) and composites built
+// on them (mean, var, norm, softmax, log_softmax, vdot).
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/primitive.hpp"
+
+namespace theta::autograd {
+
+using detail::constant;
+
+THETA_PRIMITIVE(sum, "sum");
+THETA_PRIMITIVE(max, "max");
+THETA_PRIMITIVE(min, "min");
+THETA_PRIMITIVE(logsumexp, "logsumexp");
+THETA_PRIMITIVE(norm2, "norm2");
+THETA_PRIMITIVE(sum_to, "sum_to");
+THETA_PRIMITIVE(expand, "expand");
+
+namespace detail {
+Var expand_reduced(const Var& g, const Shape& shape, const std::vector<std::int64_t>& axes,
+                   bool keepdim) {
+  Var kept = g;
+  if (!keepdim)
+    for (auto a : axes) kept = unsqueeze(kept, a);  // axes are sorted: insert in increasing order
+  return expand(kept, shape);
+}
+}  // namespace detail
+
+namespace {
+std::vector<std::int64_t> axes_of(const Var& x, const std::vector<std::int64_t>& axes, const char* op) {
+  return normalize_axes(axes, x.dim(), op);
+}
+
+// Gradient of max/min: split evenly between the elements equal to the extreme value.
+Var extreme(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim, bool is_max) {
+  const auto axes = axes_of(x, axes_in, is_max ? "max" : "min");
+  Tensor value = is_max ? theta::max(x.value(), axes, keepdim) : theta::min(x.value(), axes, keepdim);
+  return make_result(std::move(value), is_max ? "max" : "min", {x},
+                     [axes, keepdim, is_max](const Var& g, const Node& n, const InputMask&) {
+                       const Var& in = n.inputs[0];
+                       const Tensor ext = is_max ? theta::max(in.value(), axes, true) : theta::min(in.value(), axes, true);
+                       const Tensor hit = theta::eq(in.value(), ext);
+                       const Tensor share = theta::div(hit, theta::sum(hit, axes, true));
+                       return std::vector<Var>{detail::expand_reduced(g, in.shape(), axes, keepdim) * constant(share)};
+                     });
+}
+}  // namespace
+
+Var sum(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim) {
+  const auto axes = axes_of(x, axes_in, "sum");
+  return make_result(theta::sum(x.value(), axes, keepdim), "sum", {x},
+                     [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
+                       return std::vector<Var>{detail::expand_reduced(g, n.inputs[0].shape(), axes, keepdim)};
+                     });
+}
+
+Var mean(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim) {
+  const auto axes = axes_of(x, axes_in, "mean");
+  std::int64_t count = 1;
+  for (auto a : axes) count *= x.size(a);
+  return sum(x, axes, keepdim) / static_cast<double>(count);
+}
+
+Var max(const Var& x, const std::vector<std::int64_t>& axes, bool keepdim) { return extreme(x, axes, keepdim, true); }
+
+Var min(const Var& x, const std::vector<std::int64_t>& axes, bool keepdim) { return extreme(x, axes, keepdim, false); }
+
+Var logsumexp(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim) {
+  const auto axes = axes_of(x, axes_in, "logsumexp");
+  return make_result(theta::logsumexp(x.value(), axes, keepdim), "logsumexp", {x},
+                     [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
+                       const Var& in = n.inputs[0];
+                       // softmax = exp(x - lse); a non-finite lse (all -inf) is replaced by 0 so
+                       // the gradient is exp(-inf) = 0 instead of NaN.
+                       const Var lse = logsumexp(in, axes, true);
+                       const Tensor bad = theta::eq(theta::abs(lse.value()), full({}, INFINITY, in.dtype()));
+                       const Var safe = where(bad, constant(zeros({}, in.dtype())), lse);
+                       return std::vector<Var>{detail::expand_reduced(g, in.shape(), axes, keepdim) * exp(in - safe)};
+                     });
+}
+
+Var var(const Var& x, const std::vector<std::int64_t>& axes_in, std::int64_t correction, bool keepdim) {
+  const auto axes = axes_of(x, axes_in, "var");
+  std::int64_t count = 1;
+  for (auto a : axes) count *= x.size(a);
+  THETA_CHECK(count - correction > 0, ShapeError, "var: ", count, " elements with correction ",
+              correction, " leave no degrees of freedom");
+  const Var d = x - mean(x, axes, true);
+  return sum(square(d), axes, keepdim) / static_cast<double>(count - correction);
+}
+
+namespace {
+Var norm2(const Var& x, const std::vector<std::int64_t>& axes, bool keepdim) {
+  return make_result(theta::norm(x.value(), 2.0, axes, keepdim), "norm2", {x},
+                     [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
+                       const Var& in = n.inputs[0];
+                       // d|x|/dx = x / |x|, taken as 0 at the origin: divide by 1 there instead.
+                       const Var nrm = norm2(in, axes, true);
+                       const Tensor at_origin = theta::eq(nrm.value(), zeros({}, in.dtype()));
+                       const Var safe = where(at_origin, constant(ones({}, in.dtype())), nrm);
+                       return std::vector<Var>{detail::expand_reduced(g, in.shape(), axes, keepdim) * (in / safe)};
+                     });
+}
+}  // namespace
+
+Var norm(const Var& x, double p, const std::vector<std::int64_t>& axes_in, bool keepdim) {
+  const auto axes = axes_of(x, axes_in, "norm");
+  if (std::isinf(p) && p > 0) return max(abs(x), axes, keepdim);
+  if (p == 1.0) return sum(abs(x), axes, keepdim);
+  THETA_CHECK(p == 2.0, std::invalid_argument, "norm: differentiable norm supports p = 1, 2, inf; got ", p);
+  return norm2(x, axes, keepdim);
+}
+
+Var sum_to(const Var& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  return make_result(theta::sum_to(x.value(), shape), "sum_to", {x},
+                     [](const Var& g, const Node& n, const InputMask&) {
+                       return std::vector<Var>{expand(g, n.inputs[0].shape())};
+                     });
+}
+
+Var expand(const Var& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  return make_result(x.value().expand(shape), "expand", {x},
+                     [](const Var& g, const Node& n, const InputMask&) {
+                       return std::vector<Var>{sum_to(g, n.inputs[0].shape())};
+                     });
+}
+
+Var log_softmax(const Var& x, std::int64_t axis) { return x - logsumexp(x, {axis}, true); }
+
+Var softmax(const Var& x, std::int64_t axis) { return exp(log_softmax(x, axis)); }
+
+Var vdot(const Var& a, const Var& b) {
+  THETA_CHECK(a.shape() == b.shape(), ShapeError, "vdot: shapes differ: ", shape_str(a.shape()),
+              " vs ", shape_str(b.shape()));
+  return sum(a * b);
+}
+
+}  // namespace theta::autograd

@@ -1,0 +1,136 @@
+#include "autograd/var.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+
+namespace theta::autograd {
+
+namespace {
+thread_local bool grad_mode = true;
+std::atomic<bool> anomaly_mode{false};
+std::atomic<std::int64_t> live_nodes{0};
+
+// Note [Iterative graph destruction]
+// Destroying the last Var of a long chain destroys its Node, which releases the previous Var,
+// whose Node releases the one before... recursively, one stack frame pair per op: a 100k-op
+// chain would overflow the stack. Node's destructor therefore moves its inputs onto a
+// thread-local list; the outermost destructor drains that list in a loop.
+thread_local std::vector<Var>* graveyard = nullptr;
+
+bool has_non_finite(const Tensor& t) {
+  if (!is_floating(t.dtype())) return false;
+  for (double v : to_vector(t))
+    if (!std::isfinite(v)) return true;
+  return false;
+}
+
+std::vector<std::string>& registry() {
+  static std::vector<std::string> names;
+  return names;
+}
+}  // namespace
+
+Var::Var(Tensor value, bool requires_grad) : impl_(std::make_shared<VarImpl>()) {
+  THETA_CHECK(value.defined(), std::invalid_argument, "Var: value tensor is undefined");
+  THETA_CHECK(!requires_grad || is_floating(value.dtype()), DTypeError,
+              "Var: only floating tensors can require gradients, got ", dtype_name(value.dtype()));
+  impl_->value = std::move(value);
+  impl_->requires_grad = requires_grad;
+}
+
+const Tensor& Var::value() const {
+  THETA_CHECK(impl_, std::logic_error, "Var: undefined");
+  return impl_->value;
+}
+
+bool Var::requires_grad() const { return impl_ && impl_->requires_grad; }
+
+const std::shared_ptr<Node>& Var::grad_fn() const {
+  static const std::shared_ptr<Node> none;
+  return impl_ ? impl_->grad_fn : none;
+}
+
+const Tensor& Var::grad() const {
+  THETA_CHECK(impl_, std::logic_error, "Var: undefined");
+  return impl_->grad;
+}
+
+void Var::set_grad(const Tensor& g) const {
+  THETA_CHECK(impl_, std::logic_error, "Var: undefined");
+  THETA_CHECK(!g.defined() || g.shape() == shape(), ShapeError, "set_grad: gradient ",
+              shape_str(g.shape()), " does not match value ", shape_str(shape()));
+  impl_->grad = g;
+}
+
+void Var::zero_grad() const {
+  if (impl_) impl_->grad = Tensor();
+}
+
+Var Var::detach() const { return Var(value(), false); }
+
+void Var::set_requires_grad(bool enabled) const {
+  THETA_CHECK(impl_, std::logic_error, "Var: undefined");
+  THETA_CHECK(is_leaf(), std::logic_error,
+              "set_requires_grad: only leaves can change requires_grad; use detach()");
+  THETA_CHECK(!enabled || is_floating(value().dtype()), DTypeError,
+              "set_requires_grad: only floating tensors can require gradients, got ",
+              dtype_name(value().dtype()));
+  impl_->requires_grad = enabled;
+}
+
+Node::Node(const char* op_name, std::vector<Var> op_inputs, BackwardFn fn)
+    : name(op_name), inputs(std::move(op_inputs)), backward(std::move(fn)) {
+  input_versions.reserve(inputs.size());
+  for (const auto& in : inputs)
+    input_versions.push_back(in.defined() ? in.value().storage()->version() : 0);
+  live_nodes.fetch_add(1, std::memory_order_relaxed);
+}
+
+Node::~Node() {
+  live_nodes.fetch_sub(1, std::memory_order_relaxed);
+  const bool outermost = graveyard == nullptr;
+  std::vector<Var> local;
+  if (outermost) graveyard = &local;
+  for (auto& in : inputs) graveyard->push_back(std::move(in));
+  inputs.clear();
+  backward = nullptr;
+  if (!outermost) return;
+  while (!local.empty()) {
+    Var v = std::move(local.back());
+    local.pop_back();
+  }  // each destroyed Var may push more inputs onto `local`
+  graveyard = nullptr;
+}
+
+Var make_result(Tensor value, const char* name, std::vector<Var> inputs, BackwardFn backward) {
+  if (anomaly_mode.load(std::memory_order_relaxed) && has_non_finite(value))
+    throw AnomalyError(std::string("anomaly: forward of ") + name + " produced NaN or Inf");
+  bool any = false;
+  if (grad_mode)
+    for (const auto& in : inputs) any = any || in.requires_grad();
+  Var out(std::move(value), false);
+  if (!any) return out;
+  out.impl_->requires_grad = true;
+  out.impl_->grad_fn = std::make_shared<Node>(name, std::move(inputs), std::move(backward));
+  return out;
+}
+
+bool grad_mode_enabled() { return grad_mode; }
+void set_grad_mode(bool enabled) { grad_mode = enabled; }
+
+void set_anomaly_mode(bool enabled) { anomaly_mode.store(enabled); }
+bool anomaly_mode_enabled() { return anomaly_mode.load(); }
+
+std::int64_t live_node_count() { return live_nodes.load(); }
+
+const std::vector<std::string>& primitive_names() { return registry(); }
+
+namespace detail {
+PrimitiveRegistrar::PrimitiveRegistrar(const char* name) {
+  auto& r = registry();
+  if (std::find(r.begin(), r.end(), name) == r.end()) r.emplace_back(name);
+}
+}  // namespace detail
+
+}  // namespace theta::autograd

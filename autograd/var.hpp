@@ -1,0 +1,161 @@
+#pragma once
+// Var: a tensor value that remembers how it was computed, for reverse-mode differentiation.
+//
+// Each differentiable op returns a Var whose Node holds the op's inputs and its backward rule.
+// Backward rules are written with Var ops only (never raw tensor arithmetic), so a backward pass
+// can itself be recorded and differentiated again: that is what makes Hessian-vector products,
+// JVPs and Jacobians of gradients work (Note [Differentiable backward]).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.hpp"
+
+namespace theta::autograd {
+
+// Note [Differentiable backward]
+// A Node's backward maps the gradient of its output to gradients of its inputs using Var ops.
+// With grad mode off (the default while a backward runs), those ops compute plain tensors and
+// record nothing. With create_graph, grad mode stays on, the ops record Nodes, and the returned
+// gradients are Vars with their own history, ready to be differentiated again.
+// Backward rules read their inputs from the Node (node.inputs) and never capture the op's own
+// output: output -> Node -> closure -> output would be a reference cycle and leak.
+
+class Var;
+struct Node;
+struct VarImpl;
+
+/// Which inputs of a Node need a gradient in the current backward pass.
+using InputMask = std::vector<bool>;
+
+/// grads_in = backward(grad_out, node, mask); an entry may be an undefined Var (no gradient).
+using BackwardFn = std::function<std::vector<Var>(const Var& grad_out, const Node& node,
+                                                  const InputMask& needs)>;
+
+class Var {
+ public:
+  /// An undefined Var (e.g. the gradient of an unused input).
+  Var() = default;
+  /// A leaf holding `value`; only float tensors may require gradients.
+  Var(Tensor value, bool requires_grad = false);  // NOLINT: implicit constants are convenient
+
+  bool defined() const { return impl_ != nullptr; }
+  const Tensor& value() const;
+  bool requires_grad() const;
+  /// The Node that produced this Var, or null for a leaf.
+  const std::shared_ptr<Node>& grad_fn() const;
+  bool is_leaf() const { return grad_fn() == nullptr; }
+
+  /// Gradient accumulated by backward() on a leaf (undefined until the first backward).
+  const Tensor& grad() const;
+  void set_grad(const Tensor& g) const;
+  /// Drops the accumulated gradient.
+  void zero_grad() const;
+
+  /// The same value without history (shares storage).
+  Var detach() const;
+  /// Makes this leaf require (or stop requiring) gradients; throws on a non-leaf.
+  void set_requires_grad(bool enabled) const;
+
+  const Shape& shape() const { return value().shape(); }
+  DType dtype() const { return value().dtype(); }
+  std::int64_t dim() const { return value().dim(); }
+  std::int64_t numel() const { return value().numel(); }
+  std::int64_t size(std::int64_t axis) const { return value().size(axis); }
+  /// The single element as a double.
+  double item() const { return value().item<double>(); }
+
+  /// Identity of the underlying variable (copies of a Var share it).
+  VarImpl* id() const { return impl_.get(); }
+
+ private:
+  friend Var make_result(Tensor value, const char* name, std::vector<Var> inputs, BackwardFn backward);
+  std::shared_ptr<VarImpl> impl_;
+};
+
+struct Node {
+  Node(const char* op_name, std::vector<Var> op_inputs, BackwardFn fn);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const char* name;
+  std::vector<Var> inputs;
+  /// Storage versions of the inputs when the op ran (Note [Saved tensor versions]).
+  std::vector<std::uint64_t> input_versions;
+  BackwardFn backward;
+  /// Set once backward ran without retain_graph: the buffers are gone.
+  bool released = false;
+};
+
+struct VarImpl {
+  Tensor value;
+  std::shared_ptr<Node> grad_fn;
+  bool requires_grad = false;
+  Tensor grad;
+};
+
+/// Creates the result of a differentiable op. Records a Node only when grad mode is on and some
+/// input requires a gradient; otherwise returns a constant.
+Var make_result(Tensor value, const char* name, std::vector<Var> inputs, BackwardFn backward);
+
+/// Whether ops currently record history (thread-local; on by default).
+bool grad_mode_enabled();
+void set_grad_mode(bool enabled);
+
+/// Disables recording in a scope: NoGradGuard guard; ... (restores the previous mode).
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(grad_mode_enabled()) { set_grad_mode(false); }
+  ~NoGradGuard() { set_grad_mode(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+/// Sets grad mode to `enabled` in a scope.
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool enabled) : previous_(grad_mode_enabled()) { set_grad_mode(enabled); }
+  ~GradModeGuard() { set_grad_mode(previous_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+/// Anomaly mode: every op checks its forward output, and the engine every gradient, for NaN/Inf
+/// and throws AnomalyError naming the op. Off by default (it costs a pass over each result).
+void set_anomaly_mode(bool enabled);
+bool anomaly_mode_enabled();
+
+/// Thrown in anomaly mode when an op's forward or backward produced NaN or Inf.
+class AnomalyError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Number of Nodes alive in this process (for leak tests).
+std::int64_t live_node_count();
+
+/// Names of every differentiable primitive, registered by the op files (for test coverage).
+const std::vector<std::string>& primitive_names();
+
+namespace detail {
+/// Registers a primitive name at static-initialisation time.
+struct PrimitiveRegistrar {
+  explicit PrimitiveRegistrar(const char* name);
+};
+}  // namespace detail
+
+}  // namespace theta::autograd
+
+/// Declares a differentiable primitive so the test suite can check that it is gradchecked.
+#define THETA_PRIMITIVE(id, name) \
+  static const ::theta::autograd::detail::PrimitiveRegistrar theta_primitive_registrar_##id(name)
