@@ -79,6 +79,7 @@ std::int64_t Tensor::size(std::int64_t axis) const {
 }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element is out of place
   std::int64_t expected = 1;
   for (std::size_t i = shape_.size(); i-- > 0;) {
     if (shape_[i] == 1) continue;
@@ -353,7 +354,7 @@ Tensor Tensor::to(DType dtype) const {
   return out;
 }
 
-void Tensor::copy_(const Tensor& src) {
+void Tensor::copy_(const Tensor& src) const {
   check_defined("copy_");
   THETA_CHECK(src.defined(), std::invalid_argument, "copy_: source tensor is undefined");
   THETA_CHECK(src.dtype() == dtype_, DTypeError, "copy_: dtype mismatch, destination ",
@@ -365,7 +366,7 @@ void Tensor::copy_(const Tensor& src) {
   storage_->bump_version();
 }
 
-void Tensor::fill_(double value) {
+void Tensor::fill_(double value) const {
   check_defined("fill_");
   copy_(full({}, value, dtype_));
 }

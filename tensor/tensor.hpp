@@ -88,11 +88,11 @@ class Tensor {
   /// A copy converted to `dtype` (this tensor itself when the dtype already matches).
   Tensor to(DType dtype) const;
 
-  // ---- in-place (bump the storage version) ------------------------------------------------
+  // ---- in-place (bump the storage version; const: a Tensor is a handle, like shared_ptr) --
   /// Copies `src` (broadcast to this shape, same dtype) into this tensor's elements.
-  void copy_(const Tensor& src);
+  void copy_(const Tensor& src) const;
   /// Sets every element to `value`.
-  void fill_(double value);
+  void fill_(double value) const;
 
  private:
   void check_defined(const char* op) const;

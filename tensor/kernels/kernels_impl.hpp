@@ -14,9 +14,13 @@ namespace theta::detail::THETA_KERNEL_NS {
 using Arch = THETA_KERNEL_ARCH;
 template <class T> using Vec = xsimd::batch<T, Arch>;
 
+// IEEE a != b, true when either operand is NaN. xsimd 8.1's operator!= uses the ordered
+// predicate _CMP_NEQ_OQ on AVX and AVX-512, which is false for NaN, so it is never used here.
+template <class V> auto ieee_ne(const V& a, const V& b) { return !(a == b); }
+
 // NaN-propagating max/min: IEEE max instructions return the second operand when one is NaN.
-template <class V> V nan_max(const V& a, const V& b) { return xsimd::select((a > b) | (a != a), a, b); }
-template <class V> V nan_min(const V& a, const V& b) { return xsimd::select((a < b) | (a != a), a, b); }
+template <class V> V nan_max(const V& a, const V& b) { return xsimd::select((a > b) | xsimd::isnan(a), a, b); }
+template <class V> V nan_min(const V& a, const V& b) { return xsimd::select((a < b) | xsimd::isnan(a), a, b); }
 
 // x^p for an integer p by repeated squaring (exact sign for negative bases).
 template <class V> V pow_int(V x, std::int64_t p) {
@@ -131,7 +135,7 @@ void binary(BinaryOp op, const T* a, std::int64_t sa, const T* b, std::int64_t s
     case BinaryOp::eq:
       return map_binary([](V p, V q) { return xsimd::select(p == q, V(1), V(0)); }, a, sa, b, sb, y, n);
     case BinaryOp::ne:
-      return map_binary([](V p, V q) { return xsimd::select(p != q, V(1), V(0)); }, a, sa, b, sb, y, n);
+      return map_binary([](V p, V q) { return xsimd::select(ieee_ne(p, q), V(1), V(0)); }, a, sa, b, sb, y, n);
     case BinaryOp::lt:
       return map_binary([](V p, V q) { return xsimd::select(p < q, V(1), V(0)); }, a, sa, b, sb, y, n);
     case BinaryOp::le:
@@ -148,7 +152,7 @@ void where(const T* m, std::int64_t sm, const T* a, std::int64_t sa, const T* b,
            T* y, std::int64_t n) {
   constexpr std::int64_t W = Vec<T>::size;
   auto pick = [](const Vec<T>& mv, const Vec<T>& av, const Vec<T>& bv) {
-    return xsimd::select(mv != Vec<T>(0), av, bv);
+    return xsimd::select(ieee_ne(mv, Vec<T>(0)), av, bv);
   };
   std::int64_t i = 0;
   for (; i + W <= n; i += W)

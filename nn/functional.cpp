@@ -1,0 +1,101 @@
+#include "nn/functional.hpp"
+
+#include <cmath>
+#include <numbers>
+
+namespace theta::nn {
+
+namespace {
+Var reduce(const Var& per_element, Reduction reduction) {
+  switch (reduction) {
+    case Reduction::mean: return autograd::mean(per_element);
+    case Reduction::sum: return autograd::sum(per_element);
+    case Reduction::none: return per_element;
+  }
+  return per_element;
+}
+
+struct NamedKind {
+  const char* name;
+  ActivationKind kind;
+};
+constexpr NamedKind kActivations[] = {
+    {"identity", ActivationKind::identity}, {"relu", ActivationKind::relu},
+    {"leaky_relu", ActivationKind::leaky_relu}, {"tanh", ActivationKind::tanh},
+    {"sigmoid", ActivationKind::sigmoid}, {"softplus", ActivationKind::softplus},
+    {"gelu", ActivationKind::gelu}, {"erf", ActivationKind::erf}};
+}  // namespace
+
+ActivationKind activation_from_name(const std::string& name) {
+  for (const auto& a : kActivations)
+    if (name == a.name) return a.kind;
+  THETA_THROW(std::invalid_argument, "unknown activation '", name,
+              "' (valid: identity, relu, leaky_relu, tanh, sigmoid, softplus, gelu, erf)");
+}
+
+const char* activation_name(ActivationKind kind) {
+  for (const auto& a : kActivations)
+    if (kind == a.kind) return a.name;
+  return "unknown";
+}
+
+Var activate(const Var& x, ActivationKind kind, double negative_slope) {
+  switch (kind) {
+    case ActivationKind::identity: return x;
+    case ActivationKind::relu: return autograd::relu(x);
+    case ActivationKind::leaky_relu: return leaky_relu(x, negative_slope);
+    case ActivationKind::tanh: return autograd::tanh(x);
+    case ActivationKind::sigmoid: return autograd::sigmoid(x);
+    case ActivationKind::softplus: return softplus(x);
+    case ActivationKind::gelu: return gelu(x);
+    case ActivationKind::erf: return autograd::erf(x);
+  }
+  return x;
+}
+
+Var leaky_relu(const Var& x, double negative_slope) {
+  const Tensor positive = theta::gt(x.value(), zeros({}, x.dtype()));
+  return autograd::where(positive, x, x * negative_slope);
+}
+
+Var softplus(const Var& x) {
+  return autograd::relu(x) + autograd::log1p(autograd::exp(-autograd::abs(x)));
+}
+
+Var gelu(const Var& x) {
+  return x * (autograd::erf(x * (1.0 / std::numbers::sqrt2)) + 1.0) * 0.5;
+}
+
+Var mse_loss(const Var& pred, const Var& target, Reduction reduction) {
+  THETA_CHECK(pred.shape() == target.shape(), ShapeError, "mse_loss: prediction ",
+              shape_str(pred.shape()), " and target ", shape_str(target.shape()), " differ");
+  return reduce(autograd::square(pred - target), reduction);
+}
+
+Var cross_entropy(const Var& logits, const Tensor& labels, Reduction reduction) {
+  THETA_CHECK(logits.dim() == 2, ShapeError, "cross_entropy: logits must be [n, C], got ", shape_str(logits.shape()));
+  THETA_CHECK(labels.dtype() == DType::i64, DTypeError, "cross_entropy: labels must be int64, got ",
+              dtype_name(labels.dtype()));
+  THETA_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0), ShapeError, "cross_entropy: labels ",
+              shape_str(labels.shape()), " do not match logits ", shape_str(logits.shape()));
+  const Var logp = autograd::log_softmax(logits, 1);
+  const Var picked = autograd::gather(logp, 1, labels.reshape_copy({-1, 1}));
+  return reduce(-autograd::reshape(picked, {labels.size(0)}), reduction);
+}
+
+Var binary_logistic_loss(const Var& logits, const Var& targets, Reduction reduction) {
+  THETA_CHECK(logits.shape() == targets.shape(), ShapeError, "binary_logistic_loss: logits ",
+              shape_str(logits.shape()), " and targets ", shape_str(targets.shape()), " differ");
+  return reduce(softplus(logits) - logits * targets, reduction);
+}
+
+double accuracy(const Tensor& logits, const Tensor& labels) {
+  THETA_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), ShapeError,
+              "accuracy: logits ", shape_str(logits.shape()), " and labels ", shape_str(labels.shape()),
+              " do not match");
+  if (labels.size(0) == 0) return 0.0;
+  const Tensor hits = theta::eq(theta::argmax(logits, 1), labels);
+  return static_cast<double>(theta::sum(hits).item<std::int64_t>()) / static_cast<double>(labels.size(0));
+}
+
+}  // namespace theta::nn

@@ -1,0 +1,162 @@
+#include "nn/layers.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace theta::nn {
+
+// ---- Linear ---------------------------------------------------------------------------------
+
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, Rng& rng, LinearOptions options)
+    : in_(in_features), out_(out_features), options_(options) {
+  THETA_CHECK(in_features > 0 && out_features > 0, ShapeError, "Linear: sizes must be positive, got ",
+              in_features, " -> ", out_features);
+  THETA_CHECK(is_floating(options.dtype), DTypeError, "Linear: dtype must be floating");
+  if (options.parameterization == Parameterization::ntk) {
+    register_parameter("weight", rng.normal({out_, in_}, 0.0, 1.0, options.dtype));
+    if (options.bias) register_parameter("bias", rng.normal({out_}, 0.0, 1.0, options.dtype));
+  } else {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
+    register_parameter("weight", rng.uniform({out_, in_}, -bound, bound, options.dtype));
+    if (options.bias) register_parameter("bias", rng.uniform({out_}, -bound, bound, options.dtype));
+  }
+}
+
+double Linear::weight_scale() const {
+  return options_.parameterization == Parameterization::ntk
+             ? options_.sigma_w / std::sqrt(static_cast<double>(in_))
+             : 1.0;
+}
+
+double Linear::bias_scale() const {
+  return options_.parameterization == Parameterization::ntk ? options_.sigma_b : 1.0;
+}
+
+Var Linear::forward(const Var& x) {
+  THETA_CHECK(x.dim() >= 1 && x.size(-1) == in_, ShapeError, "Linear(", in_, " -> ", out_,
+              "): input ", shape_str(x.shape()), " does not end in ", in_);
+  Var y = autograd::matmul(x, autograd::t(weight()));
+  if (options_.parameterization == Parameterization::ntk) y = y * weight_scale();
+  if (options_.bias) {
+    const Var b = options_.parameterization == Parameterization::ntk ? bias() * bias_scale() : bias();
+    y = y + b;
+  }
+  return y;
+}
+
+std::string Linear::describe() const {
+  std::ostringstream out;
+  out << "Linear(" << in_ << " -> " << out_ << (options_.bias ? ", bias" : ", no bias")
+      << (options_.parameterization == Parameterization::ntk ? ", ntk" : "") << ")";
+  return out.str();
+}
+
+// ---- Sequential -----------------------------------------------------------------------------
+
+Sequential& Sequential::add(std::shared_ptr<Module> layer) {
+  register_module("layers." + std::to_string(child_count()), std::move(layer));
+  return *this;
+}
+
+Var Sequential::forward(const Var& x) { return forward_prefix(x, child_count()); }
+
+Var Sequential::forward_prefix(const Var& x, std::size_t count) {
+  THETA_CHECK(count <= child_count(), std::invalid_argument, "Sequential: prefix of ", count,
+              " layers requested from ", child_count());
+  Var h = x;
+  for (std::size_t i = 0; i < count; ++i) h = child(i).forward(h);
+  return h;
+}
+
+std::string Sequential::describe() const {
+  std::ostringstream out;
+  out << "Sequential(";
+  for (std::size_t i = 0; i < child_count(); ++i) out << (i ? ", " : "") << child(i).describe();
+  out << ")";
+  return out.str();
+}
+
+std::shared_ptr<Sequential> mlp(const std::vector<std::int64_t>& widths, Rng& rng, MlpOptions options) {
+  THETA_CHECK(widths.size() >= 2, std::invalid_argument, "mlp: need at least input and output widths, got ",
+              widths.size());
+  auto net = std::make_shared<Sequential>();
+  const LinearOptions linear{.bias = options.bias,
+                             .parameterization = options.parameterization,
+                             .sigma_w = options.sigma_w,
+                             .sigma_b = options.sigma_b,
+                             .dtype = options.dtype};
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    net->add(std::make_shared<Linear>(widths[i], widths[i + 1], rng, linear));
+    if (i + 2 < widths.size()) net->add(std::make_shared<Activation>(options.activation));
+  }
+  return net;
+}
+
+// ---- normalisation --------------------------------------------------------------------------
+
+BatchNorm1d::BatchNorm1d(std::int64_t features, NormOptions options) : features_(features), options_(options) {
+  THETA_CHECK(features > 0, ShapeError, "BatchNorm1d: features must be positive, got ", features);
+  THETA_CHECK(options.eps >= 0, std::invalid_argument, "BatchNorm1d: eps must be >= 0, got ", options.eps);
+  if (options.affine) {
+    register_parameter("weight", ones({features}, options.dtype));
+    register_parameter("bias", zeros({features}, options.dtype));
+  }
+  register_buffer("running_mean", zeros({features}, options.dtype));
+  register_buffer("running_var", ones({features}, options.dtype));
+}
+
+Var BatchNorm1d::forward(const Var& x) {
+  THETA_CHECK(x.dim() == 2 && x.size(1) == features_, ShapeError, "BatchNorm1d(", features_,
+              "): expected input [n, ", features_, "], got ", shape_str(x.shape()));
+  Var normalized;
+  if (training()) {
+    const std::int64_t n = x.size(0);
+    THETA_CHECK(n > 1, ShapeError, "BatchNorm1d: training needs more than one sample per batch, got ",
+                shape_str(x.shape()));
+    const Var mu = autograd::mean(x, {0}, true);
+    const Var centered = x - mu;
+    const Var variance = autograd::mean(autograd::square(centered), {0}, true);
+    normalized = centered * autograd::rsqrt(variance + options_.eps);
+    // Running estimates use the unbiased variance, like PyTorch.
+    const double m = options_.momentum;
+    const Tensor batch_var = variance.value().reshape({features_}) * (static_cast<double>(n) / static_cast<double>(n - 1));
+    buffer(0).copy_(theta::add(buffer(0) * (1.0 - m), mu.value().reshape({features_}) * m));
+    buffer(1).copy_(theta::add(buffer(1) * (1.0 - m), batch_var * m));
+  } else {
+    normalized = (x - Var(buffer(0))) * Var(theta::rsqrt(buffer(1) + options_.eps));
+  }
+  if (!options_.affine) return normalized;
+  return normalized * param(0) + param(1);
+}
+
+std::string BatchNorm1d::describe() const {
+  std::ostringstream out;
+  out << "BatchNorm1d(" << features_ << ", eps=" << options_.eps << ")";
+  return out.str();
+}
+
+LayerNorm::LayerNorm(std::int64_t features, NormOptions options) : features_(features), options_(options) {
+  THETA_CHECK(features > 0, ShapeError, "LayerNorm: features must be positive, got ", features);
+  if (options.affine) {
+    register_parameter("weight", ones({features}, options.dtype));
+    register_parameter("bias", zeros({features}, options.dtype));
+  }
+}
+
+Var LayerNorm::forward(const Var& x) {
+  THETA_CHECK(x.dim() >= 1 && x.size(-1) == features_, ShapeError, "LayerNorm(", features_,
+              "): input ", shape_str(x.shape()), " does not end in ", features_);
+  const Var centered = x - autograd::mean(x, {-1}, true);
+  const Var variance = autograd::mean(autograd::square(centered), {-1}, true);
+  const Var normalized = centered * autograd::rsqrt(variance + options_.eps);
+  if (!options_.affine) return normalized;
+  return normalized * param(0) + param(1);
+}
+
+std::string LayerNorm::describe() const {
+  std::ostringstream out;
+  out << "LayerNorm(" << features_ << ", eps=" << options_.eps << ")";
+  return out.str();
+}
+
+}  // namespace theta::nn

@@ -1,0 +1,182 @@
+#include "nn/optim.hpp"
+
+#include <cmath>
+#include <numbers>
+
+namespace theta::nn {
+
+namespace {
+// Looks up `key` in a state list; throws naming it when missing or of the wrong shape.
+const Tensor& find_state(const std::vector<NamedTensor>& state, const std::string& key, const Shape& shape) {
+  for (const auto& [name, t] : state)
+    if (name == key) {
+      THETA_CHECK(t.shape() == shape, ShapeError, "load_state: '", key, "' has shape ",
+                  shape_str(t.shape()), ", expected ", shape_str(shape));
+      return t;
+    }
+  THETA_THROW(std::invalid_argument, "load_state: missing optimizer state '", key, "'");
+}
+
+Tensor step_tensor(std::int64_t steps) { return full({}, static_cast<double>(steps), DType::i64); }
+}  // namespace
+
+Optimizer::Optimizer(std::vector<std::pair<std::string, Var>> named_params) : params_(std::move(named_params)) {
+  for (const auto& [name, p] : params_)
+    THETA_CHECK(p.is_leaf() && p.requires_grad(), std::invalid_argument, "optimizer: parameter '",
+                name, "' must be a leaf that requires grad");
+}
+
+void Optimizer::zero_grad() const {
+  for (const auto& [name, p] : params_) p.zero_grad();
+}
+
+void Optimizer::step() {
+  ++steps_;
+  StepRecord record;
+  if (observer_) {
+    record.step = steps_;
+    record.lr = lr_;
+  }
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const Var& p = params_[i].second;
+    const Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    THETA_CHECK(g.shape() == p.shape(), ShapeError, "optimizer: gradient of '", params_[i].first,
+                "' has shape ", shape_str(g.shape()), ", parameter ", shape_str(p.shape()));
+    if (observer_) {
+      record.params_before.push_back(p.value().clone());
+      record.grads.push_back(g.contiguous().clone());
+    }
+    update(i, g);
+    if (observer_) record.updates.push_back(theta::sub(p.value(), record.params_before.back()));
+  }
+  if (observer_) {
+    for (const auto& b : momentum_buffers()) record.momentum.push_back(b.defined() ? b.clone() : Tensor());
+    observer_(record);
+  }
+}
+
+Sgd::Sgd(std::vector<std::pair<std::string, Var>> named_params, SgdOptions options)
+    : Optimizer(std::move(named_params)), options_(options), buffers_(params_.size()) {
+  THETA_CHECK(options.lr >= 0 && options.momentum >= 0 && options.weight_decay >= 0, std::invalid_argument,
+              "Sgd: lr, momentum and weight_decay must be non-negative");
+  THETA_CHECK(!options.nesterov || (options.momentum > 0 && options.dampening == 0), std::invalid_argument,
+              "Sgd: nesterov needs momentum > 0 and dampening 0");
+  lr_ = options.lr;
+}
+
+void Sgd::update(std::size_t i, const Tensor& g) {
+  Tensor p = params_[i].second.value();
+  Tensor d = options_.weight_decay != 0 ? theta::add(g, p * options_.weight_decay) : g;
+  if (options_.momentum != 0) {
+    Tensor& b = buffers_[i];
+    if (!b.defined()) b = d.contiguous().clone();
+    else b = theta::add(b * options_.momentum, d * (1.0 - options_.dampening));
+    d = options_.nesterov ? theta::add(d, b * options_.momentum) : b;
+  }
+  p.copy_(theta::sub(p, d * lr_));
+}
+
+std::vector<NamedTensor> Sgd::state() const {
+  std::vector<NamedTensor> out{{"step", step_tensor(steps_)}};
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    if (buffers_[i].defined()) out.emplace_back("momentum." + params_[i].first, buffers_[i]);
+  return out;
+}
+
+void Sgd::load_state(const std::vector<NamedTensor>& state) {
+  const Tensor& step = find_state(state, "step", {});
+  std::vector<Tensor> loaded(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const std::string key = "momentum." + params_[i].first;
+    bool present = false;
+    for (const auto& [name, t] : state) present = present || name == key;
+    if (options_.momentum != 0 && step.item<std::int64_t>() > 0) {
+      THETA_CHECK(present, std::invalid_argument, "load_state: missing optimizer state '", key, "'");
+    }
+    if (present) loaded[i] = find_state(state, key, params_[i].second.shape()).clone();
+  }
+  steps_ = step.item<std::int64_t>();
+  buffers_ = std::move(loaded);
+}
+
+Adam::Adam(std::vector<std::pair<std::string, Var>> named_params, AdamOptions options)
+    : Optimizer(std::move(named_params)), options_(options), m_(params_.size()), v_(params_.size()) {
+  THETA_CHECK(options.lr >= 0 && options.eps >= 0 && options.beta1 >= 0 && options.beta1 < 1 &&
+                  options.beta2 >= 0 && options.beta2 < 1,
+              std::invalid_argument, "Adam: need lr >= 0, eps >= 0 and betas in [0, 1)");
+  lr_ = options.lr;
+}
+
+AdamOptions adamw_options(double lr, double weight_decay) {
+  return AdamOptions{.lr = lr, .weight_decay = weight_decay, .decoupled_weight_decay = true};
+}
+
+void Adam::update(std::size_t i, const Tensor& g_in) {
+  Tensor p = params_[i].second.value();
+  Tensor g = g_in;
+  if (options_.weight_decay != 0) {
+    if (options_.decoupled_weight_decay) p.copy_(p * (1.0 - lr_ * options_.weight_decay));
+    else g = theta::add(g, p * options_.weight_decay);
+  }
+  if (!m_[i].defined()) {
+    m_[i] = zeros(p.shape(), p.dtype());
+    v_[i] = zeros(p.shape(), p.dtype());
+  }
+  m_[i] = theta::add(m_[i] * options_.beta1, g * (1.0 - options_.beta1));
+  v_[i] = theta::add(v_[i] * options_.beta2, theta::square(g) * (1.0 - options_.beta2));
+  const double t = static_cast<double>(steps_);
+  const double bias1 = 1.0 - std::pow(options_.beta1, t);
+  const double bias2 = 1.0 - std::pow(options_.beta2, t);
+  const Tensor denom = theta::sqrt(v_[i]) / std::sqrt(bias2) + options_.eps;
+  p.copy_(theta::sub(p, theta::div(m_[i], denom) * (lr_ / bias1)));
+}
+
+std::vector<NamedTensor> Adam::state() const {
+  std::vector<NamedTensor> out{{"step", step_tensor(steps_)}};
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    if (m_[i].defined()) {
+      out.emplace_back("exp_avg." + params_[i].first, m_[i]);
+      out.emplace_back("exp_avg_sq." + params_[i].first, v_[i]);
+    }
+  return out;
+}
+
+void Adam::load_state(const std::vector<NamedTensor>& state) {
+  const Tensor& step = find_state(state, "step", {});
+  std::vector<Tensor> m(params_.size()), v(params_.size());
+  if (step.item<std::int64_t>() > 0)
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      m[i] = find_state(state, "exp_avg." + params_[i].first, params_[i].second.shape()).clone();
+      v[i] = find_state(state, "exp_avg_sq." + params_[i].first, params_[i].second.shape()).clone();
+    }
+  steps_ = step.item<std::int64_t>();
+  m_ = std::move(m);
+  v_ = std::move(v);
+}
+
+double LrSchedule::at(std::int64_t epoch) const {
+  switch (kind) {
+    case Kind::constant: return base_lr;
+    case Kind::step: return base_lr * std::pow(gamma, static_cast<double>(epoch / std::max<std::int64_t>(step_size, 1)));
+    case Kind::cosine:
+      return eta_min + (base_lr - eta_min) *
+                           (1.0 + std::cos(std::numbers::pi * static_cast<double>(epoch) /
+                                           static_cast<double>(std::max<std::int64_t>(t_max, 1)))) / 2.0;
+  }
+  return base_lr;
+}
+
+double clip_grad_norm(const std::vector<Var>& params, double max_norm) {
+  double total_sq = 0.0;
+  for (const auto& p : params)
+    if (p.grad().defined()) total_sq += theta::sum(theta::square(p.grad().to(DType::f64))).item();
+  const double total = std::sqrt(total_sq);
+  const double scale = max_norm / (total + 1e-6);
+  if (scale < 1.0)
+    for (const auto& p : params)
+      if (p.grad().defined()) p.set_grad(p.grad() * scale);
+  return total;
+}
+
+}  // namespace theta::nn
