@@ -1,6 +1,7 @@
 #include "tensor/parallel.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -14,6 +15,10 @@
 namespace theta {
 
 namespace {
+thread_local bool inside_parallel_region = false;
+}  // namespace
+
+namespace {
 
 int default_threads() {
   for (const char* var : {"THETA_NUM_THREADS", "OMP_NUM_THREADS"}) {
@@ -25,7 +30,6 @@ int default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-thread_local bool in_parallel_region = false;
 
 // A fixed set of workers that run the ranges of one parallel_for at a time.
 class ThreadPool {
@@ -66,14 +70,14 @@ class ThreadPool {
 
  private:
   void run_one(const std::function<void(int)>& task, int index) {
-    in_parallel_region = true;
+    inside_parallel_region = true;
     try {
       task(index);
     } catch (...) {
       std::lock_guard<std::mutex> guard(mutex_);
       if (!error_) error_ = std::current_exception();
     }
-    in_parallel_region = false;
+    inside_parallel_region = false;
   }
 
   void work() {
@@ -109,6 +113,9 @@ struct ThreadState {
   std::unique_ptr<ThreadPool> pool;
 };
 
+// Bumped by set_num_threads so get_num_threads can cache the setting per thread.
+std::atomic<int> thread_setting_generation{0};
+
 ThreadState& state() {
   static ThreadState s;
   return s;
@@ -130,10 +137,15 @@ void set_num_threads(int threads) {
     std::lock_guard<std::mutex> lock(state().mutex);
     state().threads = threads;
   }
+  thread_setting_generation.fetch_add(1, std::memory_order_acq_rel);
   detail::set_blas_threads(threads);
 }
 
 int get_num_threads() {
+  static thread_local int cached_generation = -1;
+  static thread_local int cached_threads = 1;
+  const int generation = thread_setting_generation.load(std::memory_order_acquire);
+  if (generation == cached_generation) return cached_threads;
   ThreadState& s = state();
   bool first = false;
   int threads;
@@ -146,16 +158,20 @@ int get_num_threads() {
     threads = s.threads;
   }
   if (first) detail::set_blas_threads(threads);
+  cached_generation = generation;
+  cached_threads = threads;
   return threads;
 }
 
-void parallel_for(std::int64_t n, std::int64_t grain,
-                  const std::function<void(std::int64_t, std::int64_t)>& body) {
-  if (n <= 0) return;
-  const int threads = get_num_threads();
+namespace detail {
+
+bool in_parallel_region() { return inside_parallel_region; }
+
+void parallel_for_threads(std::int64_t n, std::int64_t grain, int threads,
+                          const std::function<void(std::int64_t, std::int64_t)>& body) {
   const std::int64_t max_chunks = std::max<std::int64_t>(1, n / std::max<std::int64_t>(grain, 1));
   const int chunks = static_cast<int>(std::min<std::int64_t>(threads, max_chunks));
-  if (chunks <= 1 || in_parallel_region) {
+  if (chunks <= 1) {
     body(0, n);
     return;
   }
@@ -166,5 +182,7 @@ void parallel_for(std::int64_t n, std::int64_t grain,
     if (begin < end) body(begin, end);
   });
 }
+
+}  // namespace detail
 
 }  // namespace theta

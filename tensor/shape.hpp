@@ -7,11 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "tensor/dims.hpp"
+
 namespace theta {
 
 /// Sizes per axis, outermost first. Strides use the same type, counted in elements.
-using Shape = std::vector<std::int64_t>;
-using Strides = std::vector<std::int64_t>;
+using Shape = Dims;
+using Strides = Dims;
 
 /// Product of the sizes (1 for a 0-d shape); throws ShapeError if it overflows int64.
 std::int64_t shape_numel(const Shape& shape);

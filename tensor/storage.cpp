@@ -1,7 +1,6 @@
 #include "tensor/storage.hpp"
 
 #include <cstdlib>
-#include <map>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -20,27 +19,43 @@ namespace {
 constexpr std::size_t kAlignment = 64;
 constexpr std::size_t kMaxCachedBytes = std::size_t{2} << 30;
 
-std::size_t size_class(std::size_t bytes) {
-  if (bytes <= kAlignment) return kAlignment;
+// Size classes: 64 bytes, then for each power of two P >= 128 the sizes P/2 + k P/8 (k = 1..4),
+// rounded up to a multiple of 64. Returns the class index; `bytes_out` receives its size.
+constexpr std::size_t kClasses = 4 * 64;
+
+std::size_t size_class(std::size_t bytes, std::size_t& bytes_out) {
+  if (bytes <= kAlignment) {
+    bytes_out = kAlignment;
+    return 0;
+  }
   std::size_t pow2 = kAlignment;
-  while (pow2 < bytes) pow2 <<= 1;
-  const std::size_t quarter = pow2 / 8;  // steps of pow2/2 * 1/4 between pow2/2 and pow2
-  const std::size_t half = pow2 / 2;
-  for (std::size_t c = half + quarter; c < pow2; c += quarter)
-    if (c >= bytes && c % kAlignment == 0) return c;
-  return pow2;
+  std::size_t log2 = 6;
+  while (pow2 < bytes) {
+    pow2 <<= 1;
+    ++log2;
+  }
+  const std::size_t half = pow2 / 2, eighth = pow2 / 8;
+  for (std::size_t k = 1; k <= 4; ++k) {
+    const std::size_t c = (half + k * eighth + kAlignment - 1) / kAlignment * kAlignment;
+    if (c >= bytes) {
+      bytes_out = c;
+      return 4 * (log2 - 6) + k - 1;
+    }
+  }
+  bytes_out = pow2;
+  return 4 * (log2 - 6) + 3;
 }
 
 class CachingAllocator {
  public:
   void* allocate(std::size_t bytes, std::size_t& block_bytes) {
-    block_bytes = size_class(bytes);
+    const std::size_t cls = size_class(bytes, block_bytes);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(block_bytes);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
+      auto& list = free_[cls];
+      if (!list.empty()) {
+        void* p = list.back();
+        list.pop_back();
         stats_.cached_bytes -= static_cast<std::int64_t>(block_bytes);
         ++stats_.reused_allocations;
         note_live(block_bytes, +1);
@@ -68,7 +83,8 @@ class CachingAllocator {
       note_live(block_bytes, -1);
       if (stats_.cached_bytes + static_cast<std::int64_t>(block_bytes) <=
           static_cast<std::int64_t>(kMaxCachedBytes)) {
-        free_[block_bytes].push_back(p);
+        std::size_t unused;
+        free_[size_class(block_bytes, unused)].push_back(p);
         stats_.cached_bytes += static_cast<std::int64_t>(block_bytes);
         return;
       }
@@ -77,14 +93,16 @@ class CachingAllocator {
   }
 
   void empty_cache() {
-    std::map<std::size_t, std::vector<void*>> blocks;
+    std::vector<void*> blocks;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      blocks.swap(free_);
+      for (auto& list : free_) {
+        blocks.insert(blocks.end(), list.begin(), list.end());
+        list.clear();
+      }
       stats_.cached_bytes = 0;
     }
-    for (auto& [size, list] : blocks)
-      for (void* p : list) std::free(p);
+    for (void* p : blocks) std::free(p);
   }
 
   AllocatorStats stats() {
@@ -99,7 +117,7 @@ class CachingAllocator {
   }
 
   std::mutex mutex_;
-  std::map<std::size_t, std::vector<void*>> free_;
+  std::vector<void*> free_[kClasses];
   AllocatorStats stats_;
 };
 

@@ -1,0 +1,91 @@
+#include "theory/demos/demo_common.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+#include "tensor/blas_runtime.hpp"
+#include "tensor/npy.hpp"
+
+namespace theta::demos {
+
+namespace {
+[[noreturn]] void usage(const std::string& name, const std::string& description, int code) {
+  (code ? std::cerr : std::cout) << name << ": " << description << "\n\nusage: " << name
+                                 << " [--out DIR] [--dump DIR] [--quick] [--resume] [--seed N]\n"
+                                 << "  --out DIR   where CSV, SVG and verdict.txt go (default out/" << name << ")\n"
+                                 << "  --dump DIR  also write raw arrays as .npy (demos that support it)\n"
+                                 << "  --quick     smaller sizes, for smoke runs\n"
+                                 << "  --resume    continue from the checkpoint in --out (training demos)\n"
+                                 << "  --seed N    base random seed (default 0)\n";
+  std::exit(code);
+}
+}  // namespace
+
+DemoArgs parse_demo_args(int argc, char** argv, const std::string& name, const std::string& description) {
+  ensure_blas_core(argc, argv);
+  DemoArgs args;
+  args.out = "out/" + name;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << name << ": " << a << " needs a value\n";
+        usage(name, description, 2);
+      }
+      return argv[++i];
+    };
+    if (a == "--out") args.out = value();
+    else if (a == "--dump") args.dump = value();
+    else if (a == "--quick") args.quick = true;
+    else if (a == "--resume") args.resume = true;
+    else if (a == "--seed") {
+      const std::string v = value();
+      char* end = nullptr;
+      args.seed = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end) {
+        std::cerr << name << ": --seed needs a non-negative integer, got '" << v << "'\n";
+        usage(name, description, 2);
+      }
+    } else if (a == "--help" || a == "-h") usage(name, description, 0);
+    else {
+      std::cerr << name << ": unknown argument '" << a << "'\n";
+      usage(name, description, 2);
+    }
+  }
+  make_dirs(args.out);
+  if (!args.dump.empty()) make_dirs(args.dump);
+  return args;
+}
+
+void make_dirs(const std::string& path) {
+  std::string partial;
+  std::stringstream parts(path);
+  std::string piece;
+  if (!path.empty() && path[0] == '/') partial = "/";
+  while (std::getline(parts, piece, '/')) {
+    if (piece.empty()) continue;
+    partial += piece + "/";
+    if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
+      throw std::runtime_error("cannot create directory " + partial + ": " + std::strerror(errno));
+  }
+}
+
+void progress(const std::string& message) { std::cerr << "  .. " << message << std::endl; }
+
+int finish_demo(const DemoArgs& args, const std::string& name, bool ok, const std::string& summary,
+                const std::vector<std::string>& figures) {
+  std::ostringstream verdict;
+  verdict << name << '\n' << (ok ? "PASS" : "FAIL") << '\n' << summary << '\n';
+  for (const auto& f : figures) verdict << f << '\n';
+  write_file_atomic(args.out + "/verdict.txt", verdict.str());
+  std::cout << name << ": " << (ok ? "PASS" : "FAIL") << " " << summary << std::endl;
+  return ok ? 0 : 1;
+}
+
+}  // namespace theta::demos

@@ -1,0 +1,65 @@
+#include "theory/linalg.hpp"
+
+#include <vector>
+
+#include "tensor/ops.hpp"
+
+extern "C" {
+void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
+             double* work, const int* lwork, int* iwork, const int* liwork, int* info);
+void dgesv_(const int* n, const int* nrhs, double* a, const int* lda, int* ipiv, double* b,
+            const int* ldb, int* info);
+}
+
+namespace theta::theory {
+
+SymmetricEigen eigh(const Tensor& a) {
+  THETA_CHECK(a.defined() && a.dim() == 2 && a.size(0) == a.size(1), ShapeError,
+              "eigh: expected a square matrix, got ", a.defined() ? shape_str(a.shape()) : "undefined");
+  const int n = static_cast<int>(a.size(0));
+  // LAPACK is column-major: the row-major copy of a symmetric matrix is its own transpose.
+  Tensor work_matrix = a.to(DType::f64).clone();
+  Tensor values = Tensor::empty({n}, DType::f64);
+  if (n == 0) return {values, work_matrix};
+  const char jobz = 'V', uplo = 'U';  // 'U' of the column-major view = lower triangle row-major
+  int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
+  double work_query = 0;
+  dsyevd_(&jobz, &uplo, &n, work_matrix.data<double>(), &n, values.data<double>(), &work_query, &lwork,
+          &iwork_query, &liwork, &info);
+  lwork = static_cast<int>(work_query);
+  liwork = iwork_query;
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  std::vector<int> iwork(static_cast<std::size_t>(liwork));
+  dsyevd_(&jobz, &uplo, &n, work_matrix.data<double>(), &n, values.data<double>(), work.data(), &lwork,
+          iwork.data(), &liwork, &info);
+  THETA_CHECK(info == 0, std::runtime_error, "eigh: LAPACK dsyevd failed with info ", info);
+  // Column-major eigenvectors: row i of the buffer is eigenvector i; transpose to columns.
+  return {values, work_matrix.t().contiguous()};
+}
+
+Tensor solve(const Tensor& a, const Tensor& b) {
+  THETA_CHECK(a.defined() && a.dim() == 2 && a.size(0) == a.size(1), ShapeError,
+              "solve: expected a square matrix, got ", shape_str(a.shape()));
+  THETA_CHECK(b.defined() && (b.dim() == 1 || b.dim() == 2) && b.size(0) == a.size(0), ShapeError,
+              "solve: right-hand side ", shape_str(b.shape()), " does not match ", shape_str(a.shape()));
+  const int n = static_cast<int>(a.size(0));
+  const int nrhs = b.dim() == 1 ? 1 : static_cast<int>(b.size(1));
+  // Column-major: pass a^T's storage (row-major a) and transpose the system: solve a^T... so
+  // copy a transposed into column-major order explicitly.
+  Tensor a_col = a.to(DType::f64).t().contiguous();
+  Tensor b_col = (b.dim() == 1 ? b.to(DType::f64).unsqueeze(1) : b.to(DType::f64)).t().contiguous();
+  std::vector<int> pivots(static_cast<std::size_t>(n));
+  int info = 0;
+  dgesv_(&n, &nrhs, a_col.data<double>(), &n, pivots.data(), b_col.data<double>(), &n, &info);
+  THETA_CHECK(info == 0, std::invalid_argument, "solve: matrix ", shape_str(a.shape()),
+              " is singular (LAPACK dgesv info ", info, ")");
+  Tensor x = b_col.t().contiguous();
+  return b.dim() == 1 ? x.reshape({n}) : x;
+}
+
+Tensor apply_spectral(const SymmetricEigen& eig, const Tensor& f_of_values) {
+  const Tensor scaled = theta::mul(eig.vectors, f_of_values.unsqueeze(0));
+  return matmul(scaled, eig.vectors.t());
+}
+
+}  // namespace theta::theory
