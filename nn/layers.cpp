@@ -41,6 +41,7 @@ Var Linear::forward(const Var& x) {
     const Var b = options_.parameterization == Parameterization::ntk ? bias() * bias_scale() : bias();
     y = y + b;
   }
+  if (LinearCapture* capture = LinearCapture::active()) capture->add({this, x, y});
   return y;
 }
 
@@ -50,6 +51,18 @@ std::string Linear::describe() const {
       << (options_.parameterization == Parameterization::ntk ? ", ntk" : "") << ")";
   return out.str();
 }
+
+// ---- LinearCapture --------------------------------------------------------------------------
+
+namespace {
+thread_local LinearCapture* innermost_capture = nullptr;
+}
+
+LinearCapture::LinearCapture() : previous_(innermost_capture) { innermost_capture = this; }
+
+LinearCapture::~LinearCapture() { innermost_capture = previous_; }
+
+LinearCapture* LinearCapture::active() { return innermost_capture; }
 
 // ---- Sequential -----------------------------------------------------------------------------
 

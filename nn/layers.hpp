@@ -50,6 +50,30 @@ class Linear : public Cloneable<Linear> {
   LinearOptions options_;
 };
 
+/// While alive, records the input and output Var of every Linear forward pass on this thread
+/// (innermost capture wins). The structured NTK and per-sample gradients read the layers'
+/// inputs A and differentiate with respect to their outputs.
+class LinearCapture {
+ public:
+  struct Record {
+    const Linear* layer;
+    Var input;   // x:[n, in]
+    Var output;  // y:[n, out], bias included (the pre-activation)
+  };
+  LinearCapture();
+  ~LinearCapture();
+  LinearCapture(const LinearCapture&) = delete;
+  LinearCapture& operator=(const LinearCapture&) = delete;
+  const std::vector<Record>& records() const { return records_; }
+  /// The innermost live capture of this thread, or null.
+  static LinearCapture* active();
+  void add(Record record) { records_.push_back(std::move(record)); }
+
+ private:
+  std::vector<Record> records_;
+  LinearCapture* previous_;
+};
+
 /// An elementwise activation as a module.
 class Activation : public Cloneable<Activation> {
  public:

@@ -104,6 +104,8 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor outer(const Tensor& a, const Tensor& b);
 /// a:[n], b:[n] -> [].
 Tensor dot(const Tensor& a, const Tensor& b);
+/// a:[m, k] -> a a^T [m, m], exactly symmetric (BLAS syrk: half the work of matmul).
+Tensor gram(const Tensor& a);
 
 // ---- indexing and joining ---------------------------------------------------------------------
 /// Picks entries `index` (1-D int64) along `axis`: out.shape[axis] = index.numel().

@@ -118,4 +118,29 @@ Tensor dot(const Tensor& a, const Tensor& b) {
   return matmul(a, b);
 }
 
+Tensor gram(const Tensor& a_in) {
+  THETA_CHECK(a_in.defined() && a_in.dim() == 2, ShapeError, "gram: expected a 2-D tensor, got ",
+              a_in.defined() ? shape_str(a_in.shape()) : std::string("undefined"));
+  THETA_CHECK(is_floating(a_in.dtype()), DTypeError, "gram: expected a floating tensor, got ",
+              dtype_name(a_in.dtype()));
+  const Tensor a = a_in.contiguous();
+  const std::int64_t m = a.size(0), k = a.size(1);
+  THETA_CHECK(m < INT_MAX && k < INT_MAX, ShapeError, "gram: ", shape_str(a.shape()), " exceeds the BLAS integer range");
+  Tensor out = zeros({m, m}, a.dtype());
+  if (m == 0 || k == 0) return out;
+  warn_if_blas_fallback();
+  const auto mi = static_cast<blasint>(m), ki = static_cast<blasint>(k);
+  visit_float_dtype(a.dtype(), [&](auto v) {
+    using T = decltype(v);
+    T* c = out.data<T>();
+    if constexpr (std::is_same_v<T, float>)
+      cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0f, a.data<float>(), ki, 0.0f, c, mi);
+    else
+      cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0, a.data<double>(), ki, 0.0, c, mi);
+    for (std::int64_t i = 0; i < m; ++i)  // mirror the lower triangle
+      for (std::int64_t j = i + 1; j < m; ++j) c[i * m + j] = c[j * m + i];
+  });
+  return out;
+}
+
 }  // namespace theta

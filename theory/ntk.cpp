@@ -1,0 +1,443 @@
+#include "theory/ntk.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <set>
+
+#include "autograd/engine.hpp"
+#include "nn/layers.hpp"
+#include "theory/linalg.hpp"
+
+namespace theta::theory {
+
+using autograd::Var;
+
+// Note [Structured NTK]
+// A Linear layer y = s_w x W^T + s_b b used once per sample has per-sample Jacobians
+//   d f_o(x_i) / d W = s_w D[i, o, :] (outer) A[i, :],   d f_o(x_i) / d b = s_b D[i, o, :],
+// where A[i] is the layer's input for sample i and D[i, o] = d f_o(x_i) / d y(x_i). The layer's
+// NTK contribution is therefore
+//   Theta_l(i1, o1; i2, o2) = (s_w^2 <A1[i1], A2[i2]> + s_b^2) <D1[i1, o1], D2[i2, o2]>,
+// i.e. one gemm for A1 A2^T [n1, n2] and one for D1 D2^T [n1 O, n2 O], with no Jacobian of size
+// n * P ever formed. D is obtained with O backward passes over the whole batch (cotangent e_o on
+// every row): because samples are independent, row i of the gradient with respect to y is
+// exactly D[i, o]. Parameters outside single-use Linear layers fall back to Jacobian
+// contraction, for their blocks only.
+
+namespace {
+
+struct Captured {
+  Var output;                        // f(x): [n, O]
+  std::vector<nn::LinearCapture::Record> layers;  // single-use Linear layers
+  std::vector<std::pair<std::string, Var>> other_params;  // everything else
+};
+
+Var forward_captured(nn::Module& model, const Tensor& x, Captured& out) {
+  THETA_CHECK(x.dim() == 2, ShapeError, "ntk: inputs must be [n, d], got ", shape_str(x.shape()));
+  nn::LinearCapture capture;
+  out.output = model.forward(Var(x));
+  THETA_CHECK(out.output.dim() == 2 && out.output.size(0) == x.size(0), ShapeError,
+              "ntk: the model must map [n, d] to [n, O], got ", shape_str(out.output.shape()));
+  // A layer used more than once (shared weights) has cross terms: leave it to contraction.
+  std::vector<const nn::Linear*> seen, repeated;
+  for (const auto& r : capture.records()) {
+    if (std::find(seen.begin(), seen.end(), r.layer) != seen.end()) repeated.push_back(r.layer);
+    seen.push_back(r.layer);
+  }
+  std::set<autograd::VarImpl*> structured_ids;
+  for (const auto& r : capture.records()) {
+    if (std::find(repeated.begin(), repeated.end(), r.layer) != repeated.end()) continue;
+    if (r.input.dim() != 2 || !r.output.requires_grad()) continue;
+    out.layers.push_back(r);
+    structured_ids.insert(r.layer->weight().id());
+    if (r.layer->bias().defined()) structured_ids.insert(r.layer->bias().id());
+  }
+  for (const auto& [name, p] : model.named_parameters())
+    if (!structured_ids.count(p.id())) out.other_params.emplace_back(name, p);
+  return out.output;
+}
+
+// D[l] = [n, O, out_l]: gradients of every output with respect to each captured layer output.
+std::vector<Tensor> output_gradients(const Captured& c) {
+  const std::int64_t n = c.output.size(0), outputs = c.output.size(1);
+  std::vector<Var> targets;
+  for (const auto& r : c.layers) targets.push_back(r.output);
+  std::vector<Tensor> d;
+  for (const auto& r : c.layers) d.push_back(Tensor::empty({n, outputs, r.output.size(1)}, c.output.dtype()));
+  for (std::int64_t o = 0; o < outputs; ++o) {
+    Tensor cot = zeros({n, outputs}, c.output.dtype());
+    cot.select(1, o).fill_(1.0);
+    const auto g = autograd::grad({c.output}, targets, {Var(cot)}, {.retain_graph = true, .allow_unused = true});
+    for (std::size_t l = 0; l < targets.size(); ++l)
+      d[l].select(1, o).copy_(g[l].defined() ? g[l].value() : zeros(targets[l].shape(), c.output.dtype()));
+  }
+  return d;
+}
+
+// s_w^2 <A1, A2> + s_b^2 for one layer: [n1, n2].
+Tensor input_kernel(const nn::LinearCapture::Record& r1, const nn::LinearCapture::Record& r2, bool same) {
+  const double sw = r1.layer->weight_scale();
+  Tensor aa = same ? gram(r1.input.value()) : matmul(r1.input.value(), r2.input.value().t());
+  aa = aa * (sw * sw);
+  if (r1.layer->bias().defined()) {
+    const double sb = r1.layer->bias_scale();
+    aa = aa + sb * sb;
+  }
+  return aa;
+}
+
+std::int64_t numel_of(const std::vector<std::pair<std::string, Var>>& params) {
+  std::int64_t p = 0;
+  for (const auto& [name, v] : params) p += v.numel();
+  return p;
+}
+
+// Per-sample Jacobian rows [count * O, P] of samples [begin, begin + count) for `params`
+// (named parameters of `model`, in order), one forward pass per sample.
+Tensor jacobian_rows(nn::Module& model, const Tensor& x, std::int64_t begin, std::int64_t count,
+                     const std::vector<std::pair<std::string, Var>>& params, std::int64_t outputs) {
+  const std::int64_t p_total = numel_of(params);
+  Tensor rows = Tensor::empty({count * outputs, p_total}, params.front().second.dtype());
+  std::vector<Var> vars;
+  for (const auto& [name, v] : params) vars.push_back(v);
+  for (std::int64_t i = 0; i < count; ++i) {
+    const Var f = model.forward(Var(x.slice(0, begin + i, begin + i + 1)));
+    THETA_CHECK(f.dim() == 2 && f.size(1) == outputs, ShapeError, "ntk: model output ",
+                shape_str(f.shape()), " for one sample, expected [1, ", outputs, "]");
+    for (std::int64_t o = 0; o < outputs; ++o) {
+      Tensor cot = zeros(f.shape(), f.dtype());
+      cot.select(1, o).fill_(1.0);
+      const auto g = autograd::grad({f}, vars, {Var(cot)}, {.retain_graph = o + 1 < outputs, .allow_unused = true});
+      std::int64_t col = 0;
+      const Tensor row = rows.select(0, i * outputs + o);
+      for (std::size_t k = 0; k < vars.size(); ++k) {
+        const std::int64_t len = vars[k].numel();
+        const Tensor dst = row.slice(0, col, col + len);
+        if (g[k].defined()) dst.copy_(g[k].value().reshape_copy({len}));
+        else dst.fill_(0.0);
+        col += len;
+      }
+    }
+  }
+  return rows;
+}
+
+std::int64_t samples_per_chunk(std::int64_t max_bytes, std::int64_t outputs, std::int64_t p_total, std::int64_t n) {
+  const std::int64_t per_sample = std::max<std::int64_t>(1, outputs * p_total * 8);
+  return std::clamp<std::int64_t>(max_bytes / (2 * per_sample), 1, std::max<std::int64_t>(n, 1));
+}
+
+// Contraction over `params`, accumulated into k_full [n1, O, n2, O] (layout before the final
+// permute), or k_trace [n1, n2] when trace is set.
+void contract_into(nn::Module& model, const Tensor& x1, const Tensor& x2, bool same,
+                   const std::vector<std::pair<std::string, Var>>& params, std::int64_t outputs,
+                   std::int64_t max_bytes, bool trace, const Tensor& k) {
+  if (params.empty()) return;
+  const std::int64_t n1 = x1.size(0), n2 = x2.size(0);
+  const std::int64_t p_total = numel_of(params);
+  const std::int64_t chunk = samples_per_chunk(max_bytes, outputs, p_total, std::max(n1, n2));
+  for (std::int64_t a0 = 0; a0 < n1; a0 += chunk) {
+    const std::int64_t na = std::min(chunk, n1 - a0);
+    const Tensor ja = jacobian_rows(model, x1, a0, na, params, outputs);
+    for (std::int64_t b0 = 0; b0 < n2; b0 += chunk) {
+      const std::int64_t nb = std::min(chunk, n2 - b0);
+      const Tensor jb = same && b0 == a0 ? ja : jacobian_rows(model, x2, b0, nb, params, outputs);
+      const Tensor block = same && b0 == a0 ? gram(ja) : matmul(ja, jb.t());  // [na O, nb O]
+      const Tensor b4 = block.reshape({na, outputs, nb, outputs});
+      if (trace) {
+        Tensor tr = zeros({na, nb}, block.dtype());
+        for (std::int64_t o = 0; o < outputs; ++o) tr = tr + b4.select(3, o).select(1, o);
+        const Tensor dst = k.slice(0, a0, a0 + na).slice(1, b0, b0 + nb);
+        dst.copy_(dst.clone() + tr);
+      } else {
+        const Tensor dst = k.slice(0, a0, a0 + na).slice(2, b0, b0 + nb);
+        dst.copy_(dst.clone() + b4);
+      }
+    }
+  }
+}
+
+std::int64_t output_count(nn::Module& model, const Tensor& x) {
+  autograd::NoGradGuard guard;
+  const Var f = model.forward(Var(x.slice(0, 0, 1)));
+  THETA_CHECK(f.dim() == 2, ShapeError, "ntk: the model must map [n, d] to [n, O], got ", shape_str(f.shape()));
+  return f.size(1);
+}
+
+Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, bool trace) {
+  THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError,
+              "empirical_ntk: inputs ", shape_str(x1.shape()), " and ", shape_str(x2.shape()),
+              " must be [n1, d] and [n2, d]");
+  THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, "empirical_ntk: empty input batch");
+  const bool same = x1.storage() == x2.storage() && x1.offset() == x2.offset() && x1.shape() == x2.shape() &&
+                    x1.strides() == x2.strides();
+  const std::int64_t n1 = x1.size(0), n2 = x2.size(0);
+  if (options.method == NtkMethod::contraction) {
+    const auto params = model.named_parameters();
+    const std::int64_t outputs = output_count(model, x1);
+    const DType dtype = params.front().second.dtype();
+    Tensor k = trace ? zeros({n1, n2}, dtype) : zeros({n1, outputs, n2, outputs}, dtype);
+    contract_into(model, x1, x2, same, params, outputs, options.max_bytes, trace, k);
+    return trace ? k : k.permute({0, 2, 1, 3}).contiguous();
+  }
+  Captured c1, c2;
+  forward_captured(model, x1, c1);
+  const std::vector<Tensor> d1 = output_gradients(c1);
+  std::vector<Tensor> d2;
+  if (!same) {
+    forward_captured(model, x2, c2);
+    d2 = output_gradients(c2);
+  }
+  const Captured& cb = same ? c1 : c2;
+  const std::vector<Tensor>& db = same ? d1 : d2;
+  const std::int64_t outputs = c1.output.size(1);
+  const DType dtype = c1.output.dtype();
+  Tensor k = trace ? zeros({n1, n2}, dtype) : zeros({n1, outputs, n2, outputs}, dtype);
+  for (std::size_t l = 0; l < c1.layers.size(); ++l) {
+    const Tensor aa = input_kernel(c1.layers[l], cb.layers[l], same);  // [n1, n2]
+    const std::int64_t width = d1[l].size(2);
+    if (trace) {
+      const Tensor a = d1[l].reshape({n1, outputs * width});
+      const Tensor dd = same ? gram(a) : matmul(a, db[l].reshape({n2, outputs * width}).t());
+      k = k + dd * aa;
+    } else {
+      const Tensor a = d1[l].reshape({n1 * outputs, width});
+      const Tensor dd = same ? gram(a) : matmul(a, db[l].reshape({n2 * outputs, width}).t());
+      k = k + dd.reshape({n1, outputs, n2, outputs}) * aa.reshape({n1, 1, n2, 1});
+    }
+  }
+  contract_into(model, x1, x2, same, c1.other_params, outputs, options.max_bytes, trace, k);
+  return trace ? k : k.permute({0, 2, 1, 3}).contiguous();
+}
+
+}  // namespace
+
+Tensor empirical_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options) {
+  return kernel(model, x1, x2, options, false);
+}
+
+Tensor empirical_ntk_trace(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options) {
+  return kernel(model, x1, x2, options, true);
+}
+
+Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions options) {
+  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, "empirical_ntk_diagonal: inputs must be [n, d], got ",
+              shape_str(x.shape()));
+  const std::int64_t n = x.size(0);
+  if (options.method == NtkMethod::contraction) {
+    const auto params = model.named_parameters();
+    const std::int64_t outputs = output_count(model, x);
+    Tensor out = Tensor::empty({n, outputs, outputs}, params.front().second.dtype());
+    for (std::int64_t i = 0; i < n; ++i) out.select(0, i).copy_(gram(jacobian_rows(model, x, i, 1, params, outputs)));
+    return out;
+  }
+  Captured c;
+  forward_captured(model, x, c);
+  const std::vector<Tensor> d = output_gradients(c);
+  const std::int64_t outputs = c.output.size(1);
+  Tensor out = zeros({n, outputs, outputs}, c.output.dtype());
+  for (std::size_t l = 0; l < c.layers.size(); ++l) {
+    const double sw = c.layers[l].layer->weight_scale();
+    Tensor scale = sum(square(c.layers[l].input.value()), {1}) * (sw * sw);  // [n]
+    if (c.layers[l].layer->bias().defined()) scale = scale + std::pow(c.layers[l].layer->bias_scale(), 2);
+    const Tensor dd = matmul(d[l], d[l].transpose(1, 2));  // [n, O, O]
+    out = out + dd * scale.reshape({n, 1, 1});
+  }
+  for (std::int64_t i = 0; i < n && !c.other_params.empty(); ++i) {
+    const Tensor j = jacobian_rows(model, x, i, 1, c.other_params, outputs);
+    out.select(0, i).copy_(out.select(0, i).clone() + gram(j));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& model, const Tensor& x,
+                                                                std::int64_t max_bytes) {
+  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, "parameter_jacobians: inputs must be [n, d], got ",
+              shape_str(x.shape()));
+  const auto params = model.named_parameters();
+  const std::int64_t n = x.size(0), outputs = output_count(model, x);
+  std::vector<std::pair<std::string, Tensor>> blocks;
+  for (const auto& [name, p] : params) {
+    Shape s{n, outputs};
+    s.insert(s.end(), p.shape().begin(), p.shape().end());
+    blocks.emplace_back(name, Tensor::empty(s, p.dtype()));
+  }
+  const std::int64_t chunk = samples_per_chunk(max_bytes, outputs, numel_of(params), n);
+  for (std::int64_t s0 = 0; s0 < n; s0 += chunk) {
+    const std::int64_t count = std::min(chunk, n - s0);
+    const Tensor rows = jacobian_rows(model, x, s0, count, params, outputs).reshape({count, outputs, -1});
+    std::int64_t col = 0;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      const std::int64_t len = params[k].second.numel();
+      const Tensor dst = blocks[k].second.slice(0, s0, s0 + count).reshape({count, outputs, len});
+      dst.copy_(rows.slice(2, col, col + len));
+      col += len;
+    }
+  }
+  return blocks;
+}
+
+namespace {
+struct PerSampleParts {
+  Captured captured;
+  std::vector<Tensor> d;  // [n, out_l]: d(loss_i) / d y_l(x_i)
+  Var losses;
+};
+
+PerSampleParts per_sample_parts(nn::Module& model, const Tensor& x, const PerSampleLoss& loss) {
+  PerSampleParts parts;
+  forward_captured(model, x, parts.captured);
+  parts.losses = loss(parts.captured.output);
+  THETA_CHECK(parts.losses.dim() == 1 && parts.losses.size(0) == x.size(0), ShapeError,
+              "per_sample_gradients: the loss must return one value per sample [", x.size(0), "], got ",
+              shape_str(parts.losses.shape()));
+  std::vector<Var> targets;
+  for (const auto& r : parts.captured.layers) targets.push_back(r.output);
+  if (!targets.empty()) {
+    const auto g = autograd::grad({autograd::sum(parts.losses)}, targets, {}, {.retain_graph = true, .allow_unused = true});
+    for (std::size_t l = 0; l < g.size(); ++l)
+      parts.d.push_back(g[l].defined() ? g[l].value() : zeros(targets[l].shape(), targets[l].dtype()));
+  }
+  return parts;
+}
+
+// Per-sample gradients of parameters outside the structured layers, one backward per sample.
+std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, const PerSampleLoss& loss,
+                                        const std::vector<std::pair<std::string, Var>>& params) {
+  std::vector<Tensor> out;
+  const std::int64_t n = x.size(0);
+  for (const auto& [name, p] : params) {
+    Shape s{n};
+    s.insert(s.end(), p.shape().begin(), p.shape().end());
+    out.push_back(zeros(s, p.dtype()));
+  }
+  if (params.empty()) return out;
+  std::vector<Var> vars;
+  for (const auto& [name, p] : params) vars.push_back(p);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const Var li = loss(model.forward(Var(x.slice(0, i, i + 1))));
+    const auto g = autograd::grad({autograd::sum(li)}, vars, {}, {.allow_unused = true});
+    for (std::size_t k = 0; k < vars.size(); ++k)
+      if (g[k].defined()) out[k].select(0, i).copy_(g[k].value());
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& model, const Tensor& x,
+                                                                 const PerSampleLoss& loss) {
+  const PerSampleParts parts = per_sample_parts(model, x, loss);
+  std::vector<std::pair<std::string, Tensor>> result;
+  for (const auto& [name, p] : model.named_parameters()) result.emplace_back(name, Tensor());
+  auto slot = [&](const Var& p) -> Tensor& {
+    const auto params = model.named_parameters();
+    for (std::size_t k = 0; k < params.size(); ++k)
+      if (params[k].second.id() == p.id()) return result[k].second;
+    THETA_THROW(InternalError, "per_sample_gradients: parameter not found");
+  };
+  for (std::size_t l = 0; l < parts.captured.layers.size(); ++l) {
+    const auto& r = parts.captured.layers[l];
+    const Tensor& d = parts.d[l];                 // [n, out]
+    const Tensor& a = r.input.value();            // [n, in]
+    slot(r.layer->weight()) = matmul(d.unsqueeze(2), a.unsqueeze(1)) * r.layer->weight_scale();  // [n, out, in]
+    if (r.layer->bias().defined()) slot(r.layer->bias()) = d * r.layer->bias_scale();
+  }
+  const auto rest = fallback_per_sample(model, x, loss, parts.captured.other_params);
+  for (std::size_t k = 0; k < rest.size(); ++k) slot(parts.captured.other_params[k].second) = rest[k];
+  return result;
+}
+
+Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSampleLoss& loss) {
+  const PerSampleParts parts = per_sample_parts(model, x, loss);
+  const std::int64_t n = x.size(0);
+  Tensor sq = zeros({n}, parts.captured.output.dtype());
+  for (std::size_t l = 0; l < parts.captured.layers.size(); ++l) {
+    const auto& r = parts.captured.layers[l];
+    const Tensor dn = sum(square(parts.d[l]), {1});  // |D_i|^2
+    const double sw = r.layer->weight_scale();
+    Tensor term = dn * sum(square(r.input.value()), {1}) * (sw * sw);
+    if (r.layer->bias().defined()) term = term + dn * std::pow(r.layer->bias_scale(), 2);
+    sq = sq + term;
+  }
+  for (const Tensor& g : fallback_per_sample(model, x, loss, parts.captured.other_params))
+    sq = sq + sum(square(g.reshape_copy({n, -1})), {1});
+  return sqrt(sq);
+}
+
+Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, const Tensor& y_train,
+                      const Tensor& f0_train, const Tensor& f0_test, double eta, double t) {
+  const std::int64_t n = k_train_train.size(0);
+  THETA_CHECK(k_train_train.dim() == 2 && k_train_train.size(1) == n, ShapeError,
+              "ntk_regression: K(X, X) must be square, got ", shape_str(k_train_train.shape()));
+  THETA_CHECK(k_test_train.dim() == 2 && k_test_train.size(1) == n, ShapeError, "ntk_regression: K(x, X) ",
+              shape_str(k_test_train.shape()), " does not match K(X, X) ", shape_str(k_train_train.shape()));
+  THETA_CHECK(y_train.dim() == 2 && y_train.size(0) == n && f0_train.shape() == y_train.shape(), ShapeError,
+              "ntk_regression: Y ", shape_str(y_train.shape()), " and f0(X) ", shape_str(f0_train.shape()),
+              " must both be [", n, ", k]");
+  THETA_CHECK(f0_test.dim() == 2 && f0_test.size(0) == k_test_train.size(0) && f0_test.size(1) == y_train.size(1),
+              ShapeError, "ntk_regression: f0(x) ", shape_str(f0_test.shape()), " must be [",
+              k_test_train.size(0), ", ", y_train.size(1), "]");
+  const SymmetricEigen eig = eigh(k_train_train);
+  // (1 - exp(-eta lambda t)) / lambda, with its limit eta t for lambda -> 0 (and lambda <= 0).
+  std::vector<double> lam = to_vector(eig.values), filt(lam.size());
+  for (std::size_t i = 0; i < lam.size(); ++i)
+    filt[i] = lam[i] > 1e-300 ? -std::expm1(-eta * lam[i] * t) / lam[i] : eta * t;
+  const Tensor filter = apply_spectral(eig, from_vector(filt));  // K^{-1} (I - e^{-eta K t})
+  return f0_test.to(DType::f64) +
+         matmul(k_test_train.to(DType::f64), matmul(filter, (y_train - f0_train).to(DType::f64)));
+}
+
+AnalyticKernels analytic_ntk(const Tensor& x1_in, const Tensor& x2_in, std::int64_t linear_layers,
+                             nn::ActivationKind activation, double sigma_w, double sigma_b) {
+  THETA_CHECK(x1_in.dim() == 2 && x2_in.dim() == 2 && x1_in.size(1) == x2_in.size(1), ShapeError,
+              "analytic_ntk: inputs ", shape_str(x1_in.shape()), " and ", shape_str(x2_in.shape()),
+              " must be [n1, d] and [n2, d]");
+  THETA_CHECK(linear_layers >= 1, std::invalid_argument, "analytic_ntk: need at least one linear layer");
+  THETA_CHECK(activation == nn::ActivationKind::relu || activation == nn::ActivationKind::erf,
+              std::invalid_argument, "analytic_ntk: supports relu and erf, got ", nn::activation_name(activation));
+  const Tensor x1 = x1_in.to(DType::f64), x2 = x2_in.to(DType::f64);
+  const double d = static_cast<double>(x1.size(1));
+  const double w2 = sigma_w * sigma_w, b2 = sigma_b * sigma_b;
+  // Covariances at the first pre-activation: cross [n1, n2] and the diagonals [n1], [n2].
+  Tensor cross = matmul(x1, x2.t()) * (w2 / d) + b2;
+  Tensor diag1 = sum(square(x1), {1}) * (w2 / d) + b2;
+  Tensor diag2 = sum(square(x2), {1}) * (w2 / d) + b2;
+  Tensor ntk = cross;
+  const double pi = std::numbers::pi;
+  for (std::int64_t l = 1; l < linear_layers; ++l) {
+    const Tensor norms = sqrt(diag1.unsqueeze(1) * diag2.unsqueeze(0));  // sqrt(Sxx Sx'x')
+    Tensor next_cross, dsigma, next1, next2;
+    if (activation == nn::ActivationKind::relu) {
+      const Tensor cosine = clamp(cross / norms, -1.0, 1.0);
+      std::vector<double> c = to_vector(cosine), th(c.size());
+      for (std::size_t i = 0; i < c.size(); ++i) th[i] = std::acos(c[i]);
+      const Tensor angle = from_vector(th, cosine.shape());
+      next_cross = norms * (sin(angle) + (pi - angle) * cos(angle)) * (w2 / (2 * pi)) + b2;
+      dsigma = (pi - angle) * (w2 / (2 * pi));
+      next1 = diag1 * (w2 / 2) + b2;  // theta = 0: sin 0 + pi cos 0 = pi
+      next2 = diag2 * (w2 / 2) + b2;
+    } else {
+      const Tensor g1 = diag1 * 2.0 + 1.0, g2 = diag2 * 2.0 + 1.0;
+      const Tensor denom = g1.unsqueeze(1) * g2.unsqueeze(0);
+      std::vector<double> r = to_vector(cross * 2.0 / sqrt(denom)), as(r.size());
+      for (std::size_t i = 0; i < r.size(); ++i) as[i] = std::asin(std::clamp(r[i], -1.0, 1.0));
+      next_cross = from_vector(as, cross.shape()) * (w2 * 2.0 / pi) + b2;
+      dsigma = rsqrt(denom - square(cross) * 4.0) * (w2 * 4.0 / pi);
+      auto self = [&](const Tensor& diag) {
+        std::vector<double> v = to_vector(diag), out(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) out[i] = w2 * 2.0 / pi * std::asin(2 * v[i] / (1 + 2 * v[i])) + b2;
+        return from_vector(out, diag.shape());
+      };
+      next1 = self(diag1);
+      next2 = self(diag2);
+    }
+    ntk = next_cross + ntk * dsigma;
+    cross = next_cross;
+    diag1 = next1;
+    diag2 = next2;
+  }
+  return {cross, ntk};
+}
+
+}  // namespace theta::theory

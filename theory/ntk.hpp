@@ -1,0 +1,77 @@
+#pragma once
+// Empirical and analytic neural tangent kernels, per-parameter Jacobians and per-sample
+// gradients (Note [Structured NTK] in ntk.cpp).
+//
+// The empirical NTK of a model f: R^d -> R^O is Theta(x1, x2)[o1, o2] = sum over parameters p
+// of <d f_o1(x1) / dp, d f_o2(x2) / dp>. Models must treat samples independently (a row of the
+// output depends only on the same row of the input: MLPs, or BatchNorm in eval mode).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/functional.hpp"
+#include "nn/module.hpp"
+
+namespace theta::theory {
+
+enum class NtkMethod {
+  /// Jacobian contraction: per-sample Jacobians J [n*O, P] and K = J1 J2^T by gemm (the
+  /// reference; memory bounded by NtkOptions::max_bytes through chunking).
+  contraction,
+  /// Per Linear layer (A1 A2^T) * (D1 D2^T) from captured inputs A and output gradients D:
+  /// two gemms per layer and no [n, P] Jacobian. Other parameters fall back to contraction.
+  structured,
+};
+
+struct NtkOptions {
+  NtkMethod method = NtkMethod::structured;
+  /// Upper bound on the bytes of Jacobian chunks held at once (contraction and fallback).
+  std::int64_t max_bytes = std::int64_t{1} << 30;
+};
+
+/// Full kernel: x1:[n1, d], x2:[n2, d] -> [n1, n2, O, O] (float64 when the model is).
+Tensor empirical_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options = {});
+/// Trace over outputs: -> [n1, n2] = sum_o Theta[:, :, o, o].
+Tensor empirical_ntk_trace(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options = {});
+/// Diagonal blocks: x:[n, d] -> [n, O, O] = Theta(x_i, x_i).
+Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions options = {});
+
+/// Per-parameter Jacobians of the model's outputs: one block per named parameter, each
+/// [n, O, *param.shape]. Computed sample by sample; temporaries stay under max_bytes.
+std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& model, const Tensor& x,
+                                                                std::int64_t max_bytes = std::int64_t{1} << 30);
+
+/// Per-sample losses as a function of the model's outputs [n, O] -> [n].
+using PerSampleLoss = std::function<autograd::Var(const autograd::Var& outputs)>;
+
+/// Per-sample gradients: one block per named parameter, [n, *param.shape]; their sum over
+/// samples is the gradient of sum(losses).
+std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& model, const Tensor& x,
+                                                                 const PerSampleLoss& loss);
+/// Norms |grad_i| of the per-sample gradients over all parameters, [n], without forming them.
+Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSampleLoss& loss);
+
+/// The linearised model's prediction after gradient flow for time t on the loss
+/// 1/2 sum |f(X) - Y|^2 with learning rate eta (t counts steps):
+/// f_t(x) = f_0(x) + K(x, X) K(X, X)^{-1} (I - exp(-eta K(X, X) t)) (Y - f_0(X)).
+/// k_test_train:[m, n], k_train_train:[n, n], y_train, f0_train:[n, k], f0_test:[m, k] -> [m, k].
+/// Uses an eigendecomposition of K(X, X); directions with eigenvalue <= 0 contribute eta t.
+Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, const Tensor& y_train,
+                      const Tensor& f0_train, const Tensor& f0_test, double eta, double t);
+
+struct AnalyticKernels {
+  Tensor nngp;  // [n1, n2]
+  Tensor ntk;   // [n1, n2]
+};
+
+/// Infinite-width NNGP and NTK of an MLP with `linear_layers` Linear layers in NTK
+/// parameterisation (weights sigma_w / sqrt(fan_in), bias sigma_b) and `activation` (relu or
+/// erf) between them: Sigma^1 = sigma_w^2 x.x'/d + sigma_b^2, then per layer the arc-cosine
+/// (relu) or arcsine (erf) expectations. x1:[n1, d], x2:[n2, d].
+AnalyticKernels analytic_ntk(const Tensor& x1, const Tensor& x2, std::int64_t linear_layers,
+                             nn::ActivationKind activation, double sigma_w, double sigma_b);
+
+}  // namespace theta::theory
