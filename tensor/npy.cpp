@@ -1,2 +1,417 @@
 #include "tensor/npy.hpp"
-namespace theta {}
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <random>
+#include <system_error>
+
+namespace theta {
+
+// Note [npy layout]
+// A .npy file is: the 6-byte magic "\x93NUMPY", a major and a minor version byte, the header
+// length (uint16 little-endian for version 1.0, uint32 for 2.0 and 3.0), then the header: a
+// Python dict literal {'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), } padded with
+// spaces and ending in '\n', then the raw elements. Version 3.0 differs from 2.0 only in the
+// header's encoding (utf-8 instead of latin-1); every header theta accepts is ASCII.
+//
+// The writer reproduces NumPy 1.24's np.save byte for byte: keys sorted, the tuple printed as
+// Python's repr does ("()", "(5,)", "(3, 4)"), 21 minus the digit count of the first size extra
+// spaces after the dict (room for the first axis to grow in place), then spaces up to a
+// preamble length that is a multiple of 64 (a whole 64 bytes when it is already one), then '\n'.
+// Version 1.0 is used unless the header does not fit its 16-bit length, then 2.0.
+//
+// The reader is strict: exactly the three keys, sizes that are non-negative decimal integers,
+// only little-endian float32/float64/int64, and a data section of exactly the size the shape
+// needs. Every size is checked before anything is allocated, and every product before it is
+// formed, so no input can make the parser read out of bounds, overflow or allocate more than
+// the input's own size.
+static_assert(std::endian::native == std::endian::little,
+              "npy I/O copies elements verbatim and assumes a little-endian host");
+
+namespace {
+
+constexpr std::string_view kMagic{"\x93NUMPY", 6};
+constexpr std::size_t kAlignment = 64;
+constexpr std::size_t kGrowthDigits = 21;
+constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
+
+[[noreturn]] void fail(const std::string& what, const std::string& problem) {
+  THETA_THROW(FormatError, "npy: ", what, ": ", problem);
+}
+
+// a * b, or false when the product does not fit int64 (a, b >= 0).
+bool checked_mul(std::int64_t a, std::int64_t b, std::int64_t& out) {
+  if (b != 0 && a > kInt64Max / b) return false;
+  out = a * b;
+  return true;
+}
+
+// The shape as Python prints a tuple: "()", "(5,)", "(3, 4)".
+std::string py_tuple(const Shape& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+const char* descr_of(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return "<f4";
+    case DType::f64: return "<f8";
+    case DType::i64: return "<i8";
+  }
+  return "<f8";
+}
+
+struct Header {
+  std::string descr;
+  bool fortran_order = false;
+  Shape shape;
+};
+
+// Parses the header dict (Note [npy layout]). Errors name the offset inside the header.
+class HeaderParser {
+ public:
+  HeaderParser(std::string_view text, const std::string& what) : text_(text), what_(what) {}
+
+  Header parse() {
+    Header h;
+    bool seen_descr = false, seen_order = false, seen_shape = false;
+    skip_space();
+    if (!consume('{')) error("header is not a dict (expected '{')");
+    skip_space();
+    while (!consume('}')) {
+      const std::string key = parse_string("a key");
+      skip_space();
+      expect(':', "after key '" + key + "'");
+      skip_space();
+      if (key == "descr") {
+        mark(seen_descr, key);
+        if (peek() != '\'' && peek() != '"')
+          error("'descr' is not a dtype string (structured dtypes are not supported)");
+        h.descr = parse_string("the 'descr' value");
+      } else if (key == "fortran_order") {
+        mark(seen_order, key);
+        h.fortran_order = parse_bool();
+      } else if (key == "shape") {
+        mark(seen_shape, key);
+        h.shape = parse_shape();
+      } else {
+        error("unexpected key '" + key + "' in header");
+      }
+      skip_space();
+      if (consume(',')) {
+        skip_space();
+      } else if (peek() != '}') {
+        error("expected ',' or '}' after the value of '" + key + "'");
+      }
+    }
+    skip_space();
+    if (pos_ != text_.size()) error("unexpected characters after the header dict");
+    if (!seen_descr) fail(what_, "header has no 'descr' key");
+    if (!seen_order) fail(what_, "header has no 'fortran_order' key");
+    if (!seen_shape) fail(what_, "header has no 'shape' key");
+    return h;
+  }
+
+ private:
+  [[noreturn]] void error(const std::string& problem) const {
+    fail(what_, problem + " at header offset " + std::to_string(pos_));
+  }
+  char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
+  bool consume(char c) {
+    if (pos_ >= text_.size() || text_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+  void expect(char c, const std::string& context) {
+    if (!consume(c)) error(std::string("expected '") + c + "' " + context);
+  }
+  void skip_space() {
+    while (pos_ < text_.size() &&
+           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' ||
+            text_[pos_] == '\r'))
+      ++pos_;
+  }
+  void mark(bool& seen, const std::string& key) {
+    if (seen) error("duplicate key '" + key + "'");
+    seen = true;
+  }
+
+  // A quoted string without escapes: '...' or "...".
+  std::string parse_string(const std::string& expected) {
+    const char quote = peek();
+    if (quote != '\'' && quote != '"') error("expected a quoted string for " + expected);
+    const std::size_t begin = ++pos_;
+    while (pos_ < text_.size() && text_[pos_] != quote && text_[pos_] != '\n') {
+      if (text_[pos_] == '\\') error("escape sequences in strings are not supported");
+      ++pos_;
+    }
+    if (pos_ >= text_.size() || text_[pos_] != quote) error("unterminated string");
+    return std::string(text_.substr(begin, pos_++ - begin));
+  }
+
+  bool parse_bool() {
+    for (const auto& [word, value] : {std::pair{std::string_view("True"), true},
+                                      std::pair{std::string_view("False"), false}}) {
+      if (text_.substr(pos_, word.size()) == word) {
+        pos_ += word.size();
+        return value;
+      }
+    }
+    error("'fortran_order' must be True or False");
+  }
+
+  Shape parse_shape() {
+    if (!consume('(')) error("'shape' is not a tuple");
+    Shape shape;
+    bool trailing_comma = false;
+    skip_space();
+    while (!consume(')')) {
+      shape.push_back(parse_size());
+      skip_space();
+      trailing_comma = consume(',');
+      skip_space();
+      if (!trailing_comma && peek() != ')') error("expected ',' or ')' in 'shape'");
+    }
+    if (shape.size() == 1 && !trailing_comma)
+      error("'shape' is not a tuple (a 1-tuple needs a trailing comma)");
+    return shape;
+  }
+
+  std::int64_t parse_size() {
+    if (peek() == '-') error("negative size in 'shape'");
+    if (peek() < '0' || peek() > '9') error("'shape' entries must be non-negative integers");
+    const std::size_t begin = pos_;
+    std::int64_t value = 0;
+    for (; peek() >= '0' && peek() <= '9'; ++pos_) {
+      const int digit = peek() - '0';
+      if (value > (kInt64Max - digit) / 10) error("size in 'shape' does not fit int64");
+      value = value * 10 + digit;
+    }
+    const char next = peek();
+    if (next == '.' || next == 'e' || next == 'E' || next == 'j' || next == '_')
+      error("'shape' entries must be non-negative integers");
+    if (text_[begin] == '0' && pos_ - begin > 1) error("size with a leading zero in 'shape'");
+    return value;
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+  const std::string& what_;
+};
+
+DType dtype_from_descr(const std::string& descr, const std::string& what) {
+  if (descr == "<f4") return DType::f32;
+  if (descr == "<f8") return DType::f64;
+  if (descr == "<i8") return DType::i64;
+  fail(what, "unsupported dtype '" + descr + "' (theta reads <f4, <f8, <i8)");
+}
+
+std::uint64_t read_le(std::string_view bytes, std::size_t pos, std::size_t width) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < width; ++i)
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[pos + i])) << (8 * i);
+  return v;
+}
+
+// Magic, version and header length; Note [npy layout].
+std::string wrap_header(const std::string& dict) {
+  for (int major = 1; major <= 2; ++major) {
+    const std::size_t width = major == 1 ? 2 : 4;
+    const std::size_t prefix = kMagic.size() + 2 + width;
+    const std::size_t with_newline = dict.size() + 1;
+    const std::size_t pad = kAlignment - (prefix + with_newline) % kAlignment;
+    const std::uint64_t length = with_newline + pad;
+    if (length >= (std::uint64_t{1} << (8 * width))) continue;
+    std::string out(kMagic);
+    out += static_cast<char>(major);
+    out += '\0';
+    for (std::size_t i = 0; i < width; ++i) out += static_cast<char>((length >> (8 * i)) & 0xFF);
+    out += dict;
+    out.append(pad, ' ');
+    out += '\n';
+    return out;
+  }
+  THETA_THROW(FormatError, "npy: header of ", dict.size(), " bytes does not fit a .npy file");
+}
+
+[[noreturn]] void throw_errno(int err, const std::string& message) {
+  throw std::system_error(err, std::generic_category(), message);
+}
+
+// Closes a file descriptor on scope exit unless released.
+struct FdCloser {
+  int fd = -1;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::string random_suffix() {
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::random_device device;
+  std::uniform_int_distribution<std::size_t> pick(0, sizeof(kChars) - 2);
+  std::string s(6, 'x');
+  for (char& c : s) c = kChars[pick(device)];
+  return s;
+}
+
+}  // namespace
+
+Tensor npy_parse(std::string_view bytes, const std::string& what) {
+  const std::size_t fixed = kMagic.size() + 2;
+  if (bytes.size() < fixed)
+    fail(what, "too short for a .npy file (" + std::to_string(bytes.size()) + " bytes)");
+  if (bytes.substr(0, kMagic.size()) != kMagic) fail(what, "bad magic: not a .npy file");
+  const int major = static_cast<unsigned char>(bytes[6]);
+  const int minor = static_cast<unsigned char>(bytes[7]);
+  if (minor != 0 || major < 1 || major > 3)
+    fail(what, "unsupported format version " + std::to_string(major) + "." + std::to_string(minor) +
+                   " (theta reads 1.0, 2.0, 3.0)");
+  const std::size_t width = major == 1 ? 2 : 4;
+  if (bytes.size() < fixed + width)
+    fail(what, "too short for a .npy file (truncated header length)");
+  const std::uint64_t header_len = read_le(bytes, fixed, width);
+  const std::size_t header_begin = fixed + width;
+  if (header_len > bytes.size() - header_begin)
+    fail(what, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
+                   std::to_string(bytes.size()) + " bytes)");
+  const std::string_view text = bytes.substr(header_begin, static_cast<std::size_t>(header_len));
+  if (text.empty() || text.back() != '\n') fail(what, "header does not end in a newline");
+
+  const Header h = HeaderParser(text, what).parse();
+  const DType dtype = dtype_from_descr(h.descr, what);
+  const auto item = static_cast<std::int64_t>(dtype_size(dtype));
+  std::int64_t numel = 1, span = 1, nbytes = 0;
+  for (const std::int64_t s : h.shape) {
+    if (!checked_mul(numel, s, numel))
+      fail(what, "element count of shape " + py_tuple(h.shape) + " overflows int64");
+    if (!checked_mul(span, std::max<std::int64_t>(s, 1), span))
+      fail(what, "shape " + py_tuple(h.shape) + " is too large for int64 strides");
+  }
+  if (!checked_mul(numel, item, nbytes) || !checked_mul(span, item, span))
+    fail(what, "byte count of shape " + py_tuple(h.shape) + " with dtype '" + h.descr +
+                   "' overflows int64");
+
+  const std::string_view data = bytes.substr(header_begin + static_cast<std::size_t>(header_len));
+  const auto have = static_cast<std::uint64_t>(data.size());
+  if (have < static_cast<std::uint64_t>(nbytes))
+    fail(what, "truncated data: shape " + py_tuple(h.shape) + " of '" + h.descr + "' needs " +
+                   std::to_string(nbytes) + " bytes, the file has " + std::to_string(have));
+  if (have > static_cast<std::uint64_t>(nbytes))
+    fail(what, "trailing data after the elements of shape " + py_tuple(h.shape) + ": " +
+                   std::to_string(have - static_cast<std::uint64_t>(nbytes)) + " bytes");
+
+  Strides strides = contiguous_strides(h.shape);
+  if (h.fortran_order) {
+    std::int64_t stride = 1;
+    for (std::size_t i = 0; i < h.shape.size(); ++i) {
+      strides[i] = stride;
+      stride *= std::max<std::int64_t>(h.shape[i], 1);
+    }
+  }
+  auto storage = std::make_shared<Storage>(static_cast<std::size_t>(nbytes));
+  if (nbytes > 0) std::memcpy(storage->data(), data.data(), static_cast<std::size_t>(nbytes));
+  Tensor t(std::move(storage), h.shape, std::move(strides), 0, dtype);
+  return h.fortran_order ? t.contiguous() : t;
+}
+
+std::string npy_serialize(const Tensor& t) {
+  THETA_CHECK(t.defined(), std::logic_error, "npy_serialize: tensor is undefined");
+  const Shape& shape = t.shape();
+  std::string dict = std::string("{'descr': '") + descr_of(t.dtype()) +
+                     "', 'fortran_order': False, 'shape': " + py_tuple(shape) + ", }";
+  if (!shape.empty()) dict.append(kGrowthDigits - std::to_string(shape[0]).size(), ' ');
+  std::string out = wrap_header(dict);
+  const Tensor c = t.contiguous();
+  const std::size_t nbytes = static_cast<std::size_t>(c.numel()) * dtype_size(c.dtype());
+  if (nbytes > 0) out.append(static_cast<const char*>(c.raw_data()), nbytes);
+  return out;
+}
+
+Tensor load_npy(const std::string& path) { return npy_parse(read_file(path), path); }
+
+void save_npy(const std::string& path, const Tensor& t) {
+  write_file_atomic(path, npy_serialize(t));
+}
+
+// Note [Atomic write]
+// The bytes go to a fresh file next to the target (same directory, hence same file system, so
+// rename() is atomic), which is fsync'ed before it is renamed over the target; the directory is
+// then fsync'ed so the rename itself survives a crash. The temporary is created with open(O_EXCL)
+// and mode 0666 rather than mkstemp's 0600, so the umask decides the final permissions exactly as
+// for a file written in place. Any failure before the rename removes the temporary.
+void write_file_atomic(const std::string& path, std::string_view bytes) {
+  std::string tmp;
+  FdCloser file;
+  for (int attempt = 0; attempt < 100 && file.fd < 0; ++attempt) {
+    tmp = path + ".tmp." + random_suffix();
+    file.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (file.fd < 0 && errno != EEXIST)
+      throw_errno(errno, "write_file_atomic: cannot create temporary file '" + tmp + "'");
+  }
+  if (file.fd < 0)
+    throw_errno(EEXIST, "write_file_atomic: no free temporary name for '" + path + "'");
+
+  bool renamed = false;
+  try {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const std::size_t chunk = std::min<std::size_t>(bytes.size() - done, std::size_t{1} << 30);
+      const ssize_t n = ::write(file.fd, bytes.data() + done, chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno(errno, "write_file_atomic: cannot write '" + tmp + "'");
+      done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(file.fd) != 0) throw_errno(errno, "write_file_atomic: cannot fsync '" + tmp + "'");
+    const int fd = file.fd;
+    file.fd = -1;
+    if (::close(fd) != 0) throw_errno(errno, "write_file_atomic: cannot close '" + tmp + "'");
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+      throw_errno(errno, "write_file_atomic: cannot rename '" + tmp + "' to '" + path + "'");
+    renamed = true;
+  } catch (...) {
+    if (!renamed) ::unlink(tmp.c_str());
+    throw;
+  }
+
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
+  FdCloser dir_fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dir_fd.fd < 0)
+    throw_errno(errno, "write_file_atomic: wrote '" + path + "' but cannot open its directory");
+  if (::fsync(dir_fd.fd) != 0 && errno != EINVAL)
+    throw_errno(errno, "write_file_atomic: wrote '" + path + "' but cannot fsync its directory");
+}
+
+std::string read_file(const std::string& path) {
+  FdCloser file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0)
+    THETA_THROW(FormatError, "read_file: cannot open '", path,
+                "': ", std::generic_category().message(errno));
+  std::string out;
+  struct stat info {};
+  if (::fstat(file.fd, &info) == 0 && info.st_size > 0)
+    out.reserve(static_cast<std::size_t>(info.st_size));
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(file.fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      THETA_THROW(FormatError, "read_file: cannot read '", path,
+                  "': ", std::generic_category().message(errno));
+    if (n == 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace theta

@@ -104,8 +104,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor outer(const Tensor& a, const Tensor& b);
 /// a:[n], b:[n] -> [].
 Tensor dot(const Tensor& a, const Tensor& b);
-/// a:[m, k] -> a a^T [m, m], exactly symmetric (BLAS syrk: half the work of matmul).
-Tensor gram(const Tensor& a);
+/// a:[m, k] -> a a^T [m, m], exactly symmetric (BLAS syrk: half the work of matmul). With
+/// fill_upper false only the lower triangle (row >= column) is computed; the rest is zero.
+Tensor gram(const Tensor& a, bool fill_upper = true);
 
 // ---- indexing and joining ---------------------------------------------------------------------
 /// Picks entries `index` (1-D int64) along `axis`: out.shape[axis] = index.numel().

@@ -241,7 +241,9 @@ Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b) {
     });
     return out;
   }
-  const Tensor m = mask.to(a.dtype());
+  // A mask of another dtype is tested for != 0 in its own dtype first: converting it directly
+  // could round a tiny float64 value to a float32 zero.
+  const Tensor m = mask.dtype() == a.dtype() ? mask : ne(mask, zeros({}, mask.dtype())).to(a.dtype());
   visit_float_dtype(a.dtype(), [&](auto v) { where_into<decltype(v)>(m, a, b, out); });
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 
@@ -118,7 +119,7 @@ Tensor dot(const Tensor& a, const Tensor& b) {
   return matmul(a, b);
 }
 
-Tensor gram(const Tensor& a_in) {
+Tensor gram(const Tensor& a_in, bool fill_upper) {
   THETA_CHECK(a_in.defined() && a_in.dim() == 2, ShapeError, "gram: expected a 2-D tensor, got ",
               a_in.defined() ? shape_str(a_in.shape()) : std::string("undefined"));
   THETA_CHECK(is_floating(a_in.dtype()), DTypeError, "gram: expected a floating tensor, got ",
@@ -137,8 +138,13 @@ Tensor gram(const Tensor& a_in) {
       cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0f, a.data<float>(), ki, 0.0f, c, mi);
     else
       cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0, a.data<double>(), ki, 0.0, c, mi);
-    for (std::int64_t i = 0; i < m; ++i)  // mirror the lower triangle
-      for (std::int64_t j = i + 1; j < m; ++j) c[i * m + j] = c[j * m + i];
+    if (!fill_upper) return;
+    // Mirror the lower triangle into the upper one in cache-sized tiles.
+    constexpr std::int64_t kTile = 64;
+    for (std::int64_t i0 = 0; i0 < m; i0 += kTile)
+      for (std::int64_t j0 = i0; j0 < m; j0 += kTile)
+        for (std::int64_t i = i0; i < std::min(i0 + kTile, m); ++i)
+          for (std::int64_t j = std::max(j0, i + 1); j < std::min(j0 + kTile, m); ++j) c[i * m + j] = c[j * m + i];
   });
   return out;
 }

@@ -189,19 +189,23 @@ Tensor argmax(const Tensor& x, std::int64_t axis_in, bool keepdim) {
   for (std::int64_t a = 0; a < x.dim(); ++a)
     if (a != axis) perm.push_back(a);
   perm.push_back(axis);
-  // Rows follow x's order without `axis`, which is the output's order.
-  const Tensor rows = x.to(DType::f64).permute(perm).contiguous();
+  // Rows follow x's order without `axis`, which is the output's order. Compared in x's own
+  // dtype: int64 values past 2^53 would collide if converted to double.
+  const Tensor rows = x.permute(perm).contiguous();
   const std::int64_t kept = rows.numel() / n;
   Tensor out = Tensor::empty(reduced_shape(x.shape(), {axis}, keepdim), DType::i64);
-  const double* xp = rows.data<double>();
   auto* yp = out.data<std::int64_t>();
-  for (std::int64_t r = 0; r < kept; ++r) {
-    const double* row = xp + r * n;
-    std::int64_t best = 0;
-    for (std::int64_t i = 1; i < n && !std::isnan(row[best]); ++i)
-      if (row[i] > row[best] || std::isnan(row[i])) best = i;
-    yp[r] = best;
-  }
+  visit_dtype(x.dtype(), [&](auto v) {
+    using T = decltype(v);
+    const T* xp = rows.data<T>();
+    for (std::int64_t r = 0; r < kept; ++r) {
+      const T* row = xp + r * n;
+      std::int64_t best = 0;
+      for (std::int64_t i = 1; i < n && !std::isnan(row[best]); ++i)
+        if (row[i] > row[best] || std::isnan(row[i])) best = i;
+      yp[r] = best;
+    }
+  });
   return out;
 }
 
@@ -244,7 +248,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   std::vector<std::int64_t> axes;
   for (std::size_t i = 0; i < x.shape().size(); ++i)
     if (i < lead || (shape[i - lead] == 1 && x.shape()[i] != 1)) axes.push_back(static_cast<std::int64_t>(i));
-  if (axes.empty()) return x.reshape_copy(shape);
+  if (axes.empty()) return x.clone();  // shape == x.shape(); a fresh tensor, like every op
   return sum(x, axes, true).reshape_copy(shape);
 }
 

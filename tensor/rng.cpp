@@ -1,6 +1,8 @@
 #include "tensor/rng.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace theta {
 
@@ -81,7 +83,19 @@ Tensor Rng::normal(const Shape& shape, double mean, double std, DType dtype) {
 Tensor Rng::uniform(const Shape& shape, double lo, double hi, DType dtype) {
   THETA_CHECK(is_floating(dtype), DTypeError, "Rng::uniform: dtype must be floating, got ", dtype_name(dtype));
   THETA_CHECK(lo <= hi, std::invalid_argument, "Rng::uniform: lo ", lo, " > hi ", hi);
-  return generate(shape, dtype, [&] { return lo + (hi - lo) * uniform01(); });
+  Tensor out = generate(shape, dtype, [&] { return lo + (hi - lo) * uniform01(); });
+  if (!(lo < hi)) return out;
+  // Rounding lo + (hi - lo) * u to the dtype can reach hi; such draws become the largest value
+  // of the dtype below hi, so every sample stays in [lo, hi).
+  visit_float_dtype(dtype, [&](auto v) {
+    using T = decltype(v);
+    T top = static_cast<T>(hi);
+    while (static_cast<double>(top) >= hi) top = std::nextafter(top, -std::numeric_limits<T>::infinity());
+    top = std::max(top, static_cast<T>(lo));
+    T* p = out.data<T>();
+    for (std::int64_t i = 0, n = out.numel(); i < n; ++i) p[i] = std::min(p[i], top);
+  });
+  return out;
 }
 
 Tensor Rng::integers(const Shape& shape, std::int64_t lo, std::int64_t hi) {

@@ -1,6 +1,7 @@
 #include "tensor/storage.hpp"
 
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -24,6 +25,7 @@ constexpr std::size_t kMaxCachedBytes = std::size_t{2} << 30;
 constexpr std::size_t kClasses = 4 * 64;
 
 std::size_t size_class(std::size_t bytes, std::size_t& bytes_out) {
+  if (bytes > (std::numeric_limits<std::size_t>::max() >> 2)) throw std::bad_alloc();
   if (bytes <= kAlignment) {
     bytes_out = kAlignment;
     return 0;
