@@ -33,82 +33,79 @@ void check_finite_gradient(const Var& g, const Node& node, std::size_t input) {
                          " produced NaN or Inf in the gradient of input " + std::to_string(input));
 }
 
+// One backward pass over the graph: every VarImpl reachable from the outputs through inputs that
+// require grad gets a slot; per-slot state lives in flat vectors (one hash lookup per edge).
 struct Pass {
-  // Post-order of the VarImpls reachable from the outputs that require grad.
-  std::vector<VarImpl*> order;
-  std::unordered_map<VarImpl*, const Var*> handle;  // a Var for each visited impl
+  std::vector<const Var*> order;                    // post-order: inputs before their users
+  std::unordered_map<VarImpl*, std::size_t> slot;   // position in `order`
 };
 
 // Iterative DFS from the outputs; children are the inputs of each impl's Node.
 Pass topological_order(const std::vector<Var>& outputs) {
   Pass pass;
+  pass.slot.reserve(64);
   std::unordered_set<VarImpl*> visited;
+  visited.reserve(64);
   struct Frame {
     const Var* var;
     std::size_t next_child;
   };
   std::vector<Frame> stack;
   for (const Var& out : outputs) {
-    if (!out.requires_grad() || visited.count(out.id())) continue;
-    visited.insert(out.id());
-    pass.handle[out.id()] = &out;
+    if (!out.requires_grad() || !visited.insert(out.id()).second) continue;
     stack.push_back({&out, 0});
     while (!stack.empty()) {
       Frame& f = stack.back();
       const auto& fn = f.var->grad_fn();
       if (fn && f.next_child < fn->inputs.size()) {
         const Var& child = fn->inputs[f.next_child++];
-        if (child.requires_grad() && !visited.count(child.id())) {
-          visited.insert(child.id());
-          pass.handle[child.id()] = &child;
-          stack.push_back({&child, 0});
-        }
+        if (child.requires_grad() && visited.insert(child.id()).second) stack.push_back({&child, 0});
         continue;
       }
-      pass.order.push_back(f.var->id());
+      pass.slot.emplace(f.var->id(), pass.order.size());
+      pass.order.push_back(f.var);
       stack.pop_back();
     }
   }
   return pass;
 }
 
-Var accumulate(const Var& acc, const Var& g) { return acc.defined() ? add(acc, g) : g; }
+void accumulate(Var& acc, const Var& g) { acc = acc.defined() ? add(acc, g) : g; }
 
-// The shared core of grad() and backward(): returns the gradient of every impl in `targets`
-// (or of every leaf when `all_leaves`).
-std::unordered_map<VarImpl*, Var> run_backward(const std::vector<Var>& outputs,
-                                               const std::vector<Var>& grad_outputs,
-                                               const std::unordered_set<VarImpl*>& targets,
-                                               bool all_leaves, bool create_graph, bool retain_graph) {
+// The shared core of grad() and backward(): the gradient of every impl in `targets` (or of every
+// leaf when `all_leaves`), as (impl, gradient) pairs.
+std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outputs,
+                                                   const std::vector<Var>& grad_outputs,
+                                                   const std::unordered_set<VarImpl*>& targets,
+                                                   bool all_leaves, bool create_graph, bool retain_graph) {
   const Pass pass = topological_order(outputs);
+  const std::size_t count = pass.order.size();
+  auto slot_of = [&](const Var& v) { return pass.slot.at(v.id()); };
 
-  // needed[v]: v is a target or some target lies below it.
-  std::unordered_map<VarImpl*, bool> needed;
-  for (VarImpl* v : pass.order) {  // children come before parents in post-order
-    const Var& var = *pass.handle.at(v);
-    bool need = targets.count(v) > 0 || (all_leaves && var.is_leaf());
+  // is_target[s]: a requested gradient; needed[s]: a target is reachable from s.
+  std::vector<char> is_target(count, 0), needed(count, 0);
+  for (std::size_t s = 0; s < count; ++s) {  // children come before parents in post-order
+    const Var& var = *pass.order[s];
+    is_target[s] = targets.count(var.id()) > 0 || (all_leaves && var.is_leaf());
+    bool need = is_target[s];
     if (const auto& fn = var.grad_fn())
       for (const Var& in : fn->inputs)
-        if (in.requires_grad() && needed[in.id()]) need = true;
-    needed[v] = need;
+        if (in.requires_grad() && needed[slot_of(in)]) need = true;
+    needed[s] = need;
   }
 
   GradModeGuard mode(create_graph);
-  std::unordered_map<VarImpl*, Var> grads;
+  std::vector<Var> grads(count);
   for (std::size_t i = 0; i < outputs.size(); ++i)
-    if (outputs[i].requires_grad())
-      grads[outputs[i].id()] = accumulate(grads[outputs[i].id()], grad_outputs[i]);
+    if (outputs[i].requires_grad()) accumulate(grads[slot_of(outputs[i])], grad_outputs[i]);
 
-  std::unordered_map<VarImpl*, Var> result;
-  for (auto it = pass.order.rbegin(); it != pass.order.rend(); ++it) {
-    VarImpl* v = *it;
-    if (!needed[v]) continue;
-    auto git = grads.find(v);
-    if (git == grads.end() || !git->second.defined()) continue;
-    const Var g = git->second;
-    const Var& var = *pass.handle.at(v);
-    if (targets.count(v) || (all_leaves && var.is_leaf())) result[v] = g;
-    grads.erase(git);  // free intermediate gradients as soon as they are consumed
+  std::vector<std::pair<VarImpl*, Var>> result;
+  for (std::size_t s = count; s-- > 0;) {
+    if (!needed[s] || !grads[s].defined()) continue;
+    const Var g = std::move(grads[s]);  // free intermediate gradients as soon as they are consumed
+    grads[s] = Var();
+    const Var& var = *pass.order[s];
+    if (is_target[s]) result.emplace_back(var.id(), g);
     const auto& fn = var.grad_fn();
     if (!fn) continue;
     THETA_CHECK(!fn->released, std::logic_error, "backward through ", fn->name,
@@ -117,8 +114,13 @@ std::unordered_map<VarImpl*, Var> run_backward(const std::vector<Var>& outputs,
     check_versions(*fn);
     InputMask needs(fn->inputs.size());
     for (std::size_t i = 0; i < needs.size(); ++i)
-      needs[i] = fn->inputs[i].requires_grad() && needed[fn->inputs[i].id()];
-    std::vector<Var> in_grads = fn->backward(g, *fn, needs);
+      needs[i] = fn->inputs[i].requires_grad() && needed[slot_of(fn->inputs[i])];
+    std::vector<Var> in_grads;
+    try {
+      in_grads = fn->backward(g, *fn, needs);
+    } catch (const AnomalyError& e) {  // name the node whose backward failed, not the inner op
+      throw AnomalyError(std::string("anomaly: in the backward of ") + fn->name + ": " + e.what());
+    }
     THETA_ASSERT(in_grads.size() == fn->inputs.size());
     for (std::size_t i = 0; i < in_grads.size(); ++i) {
       if (!needs[i] || !in_grads[i].defined()) continue;
@@ -127,7 +129,7 @@ std::unordered_map<VarImpl*, Var> run_backward(const std::vector<Var>& outputs,
                   " returned a gradient of shape ", shape_str(in_grads[i].shape()), " for input ",
                   i, " of shape ", shape_str(in.shape()));
       if (anomaly_mode_enabled()) check_finite_gradient(in_grads[i], *fn, i);
-      grads[in.id()] = accumulate(grads[in.id()], in_grads[i]);
+      accumulate(grads[slot_of(in)], in_grads[i]);
     }
     if (!retain_graph) {
       fn->backward = nullptr;
@@ -184,7 +186,8 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
   }
   const auto gos = default_grad_outputs(outputs, grad_outputs, "grad");
   const bool retain = options.retain_graph.value_or(options.create_graph);
-  auto result = run_backward(outputs, gos, targets, false, options.create_graph, retain);
+  const auto pairs = run_backward(outputs, gos, targets, false, options.create_graph, retain);
+  const std::unordered_map<VarImpl*, Var> result(pairs.begin(), pairs.end());
   std::vector<Var> out;
   out.reserve(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -216,7 +219,8 @@ void backward(const Var& loss, const Var& grad_output, bool retain_graph) {
   for (auto& [impl, g] : result) {
     if (impl->grad_fn) continue;
     const Tensor gv = g.value();
-    impl->grad = impl->grad.defined() ? add(impl->grad, gv) : gv.contiguous();
+    // A copy: g may be the caller's grad_output, or shared with another leaf's gradient.
+    impl->grad = impl->grad.defined() ? add(impl->grad, gv) : gv.clone();
   }
 }
 

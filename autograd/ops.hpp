@@ -5,9 +5,9 @@
 //
 // Conventions at non-differentiable points: relu'(0) = 0, |x|'(0) = 0, sign' = 0,
 // clamp' = 1 inside [lo, hi] (bounds included), 0 outside; maximum/minimum and max/min
-// reductions split the gradient evenly between tied elements. sqrt, rsqrt and norm return a zero
-// gradient where the incoming gradient is zero, so the untaken branch of a where() never turns
-// 0 * inf into NaN.
+// reductions split the gradient evenly between tied elements. sqrt, rsqrt and log return a zero
+// gradient where the incoming gradient is zero and x <= 0, and norm a zero gradient at the
+// origin, so the untaken branch of a where() never turns 0 * inf into NaN (to second order).
 
 #include <cstdint>
 #include <vector>

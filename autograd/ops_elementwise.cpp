@@ -41,11 +41,17 @@ THETA_PRIMITIVE(minimum, "minimum");
 THETA_PRIMITIVE(where, "where");
 
 namespace {
-// g * dfdx, but exactly 0 wherever g is 0: keeps 0 * inf (e.g. sqrt'(0)) out of the untaken
-// branch of a where().
-Var zero_where_no_grad(const Var& g, const Var& g_times_derivative) {
-  const Tensor g_is_zero = theta::eq(g.value(), zeros({}, g.dtype()));
-  return where(g_is_zero, constant(zeros({}, g.dtype())), g_times_derivative);
+// Note [Guarded derivatives]
+// sqrt, rsqrt and log have infinite derivatives (or none) at x <= 0. Where the incoming gradient
+// is 0 there (the untaken branch of a where()), the gradient is 0 rather than 0 * inf = NaN, and
+// the rule is evaluated at a safe input (1) so its own backward stays finite (second order).
+// Masking on g == 0 alone would be wrong: g also vanishes at regular points (a zero residual,
+// the zero cotangent of a JVP), and the mask would zero the rule's derivative there.
+template <class Rule> Var guarded(const Var& g, const Var& in, Rule rule) {
+  const Tensor zero = zeros({}, in.dtype());
+  const Tensor off = theta::mul(theta::eq(g.value(), zero), theta::le(in.value(), zero));
+  const Var safe_in = where(off, constant(ones({}, in.dtype())), in);
+  return where(off, constant(zero), rule(g, safe_in));
 }
 }  // namespace
 
@@ -63,7 +69,9 @@ Var exp(const Var& x) {
 }
 
 Var log(const Var& x) {
-  return unary_primitive("log", x, theta::log(x.value()), [](const Var& g, const Var& in) { return g / in; });
+  return unary_primitive("log", x, theta::log(x.value()), [](const Var& g, const Var& in) {
+    return guarded(g, in, [](const Var& gg, const Var& s) { return gg / s; });
+  });
 }
 
 Var log1p(const Var& x) {
@@ -78,13 +86,13 @@ Var expm1(const Var& x) {
 
 Var sqrt(const Var& x) {
   return unary_primitive("sqrt", x, theta::sqrt(x.value()), [](const Var& g, const Var& in) {
-    return zero_where_no_grad(g, g * 0.5 / sqrt(in));
+    return guarded(g, in, [](const Var& gg, const Var& s) { return gg * 0.5 / sqrt(s); });
   });
 }
 
 Var rsqrt(const Var& x) {
   return unary_primitive("rsqrt", x, theta::rsqrt(x.value()), [](const Var& g, const Var& in) {
-    return zero_where_no_grad(g, g * -0.5 * rsqrt(in) / in);
+    return guarded(g, in, [](const Var& gg, const Var& s) { return gg * -0.5 * rsqrt(s) / s; });
   });
 }
 
