@@ -1,0 +1,126 @@
+#include "nn/train.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <limits>
+#include <string>
+
+#include "autograd/engine.hpp"
+
+namespace theta::nn {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Note [Progress output]
+// On a terminal, one line is rewritten in place with '\r' (padded with spaces to cover a longer
+// previous text) at most ten times a second, and kept with a newline every log_every epochs. When
+// stderr is a file or a pipe (batch jobs, CI logs), only the kept lines are written, each a plain
+// line without carriage returns, so the log stays readable. An exception ends a live line first.
+class Progress {
+ public:
+  Progress(bool quiet, std::int64_t epochs, std::int64_t log_every)
+      : enabled_(!quiet), live_(enabled_ && ::isatty(2) == 1), epochs_(epochs), log_every_(log_every) {}
+  ~Progress() {
+    if (open_) write("\n");
+  }
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void batch(std::int64_t epoch, std::int64_t done, std::int64_t total, double mean_loss) {
+    if (!live_ || (done < total && seconds_since(last_) < 0.1)) return;
+    char text[160];
+    std::snprintf(text, sizeof(text), "epoch %lld/%lld  batch %lld/%lld  loss %.6g",
+                  static_cast<long long>(epoch + 1), static_cast<long long>(epochs_),
+                  static_cast<long long>(done), static_cast<long long>(total), mean_loss);
+    rewrite(text);
+  }
+
+  void epoch_end(const EpochLog& log) {
+    if (!enabled_) return;
+    char text[160];
+    std::snprintf(text, sizeof(text), "epoch %lld/%lld  loss %.6g  %.2fs", static_cast<long long>(log.epoch + 1),
+                  static_cast<long long>(epochs_), log.train_loss, log.seconds);
+    const bool keep = (log.epoch + 1) % log_every_ == 0 || log.epoch + 1 == epochs_;
+    if (live_) {
+      rewrite(text);
+      if (keep) {
+        write("\n");
+        open_ = false;
+        width_ = 0;
+      }
+    } else if (keep) {
+      write(std::string(text) + "\n");
+    }
+  }
+
+ private:
+  void rewrite(const std::string& text) {
+    std::string line = "\r" + text;
+    if (text.size() < width_) line.append(width_ - text.size(), ' ');
+    width_ = text.size();
+    write(line);
+    open_ = true;
+    last_ = Clock::now();
+  }
+
+  static void write(const std::string& s) {
+    std::fputs(s.c_str(), stderr);
+    std::fflush(stderr);
+  }
+
+  bool enabled_, live_;
+  std::int64_t epochs_, log_every_;
+  bool open_ = false;
+  std::size_t width_ = 0;
+  Clock::time_point last_{};
+};
+
+}  // namespace
+
+std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader& loader, const LossFn& loss,
+                          const FitOptions& options, std::int64_t first_epoch) {
+  THETA_CHECK(options.epochs >= 0 && first_epoch >= 0 && first_epoch <= options.epochs, std::invalid_argument,
+              "fit: need 0 <= first_epoch <= epochs, got first_epoch ", first_epoch, ", epochs ", options.epochs);
+  THETA_CHECK(options.log_every >= 1, std::invalid_argument, "fit: log_every must be >= 1, got ",
+              options.log_every);
+  THETA_CHECK(static_cast<bool>(loss), std::invalid_argument, "fit: no loss function given");
+  model.train();
+  Progress progress(options.quiet, options.epochs, options.log_every);
+  std::vector<EpochLog> logs;
+  for (std::int64_t epoch = first_epoch; epoch < options.epochs; ++epoch) {
+    const Clock::time_point start = Clock::now();
+    const auto batches = loader.epoch(epoch);
+    double weighted_loss = 0.0;
+    std::int64_t samples = 0, done = 0;
+    for (const auto& [x, y] : batches) {
+      // The model's parameters that the optimizer does not train must not accumulate either.
+      optimizer.zero_grad();
+      model.zero_grad();
+      const Var value = loss(model(Var(x)), y);
+      THETA_CHECK(value.defined() && value.numel() == 1, ShapeError, "fit: the loss must have one element, got ",
+                  value.defined() ? shape_str(value.shape()) : std::string("an undefined Var"));
+      autograd::backward(value);
+      optimizer.step();
+      const std::int64_t n = x.size(0);
+      weighted_loss += value.item() * static_cast<double>(n);
+      samples += n;
+      progress.batch(epoch, ++done, static_cast<std::int64_t>(batches.size()),
+                     weighted_loss / static_cast<double>(samples));
+    }
+    EpochLog log{epoch, samples > 0 ? weighted_loss / static_cast<double>(samples) : std::numeric_limits<double>::quiet_NaN(), seconds_since(start)};
+    logs.push_back(log);
+    progress.epoch_end(log);
+    if (options.on_epoch) options.on_epoch(log);
+  }
+  return logs;
+}
+
+}  // namespace theta::nn

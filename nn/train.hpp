@@ -1,0 +1,46 @@
+#pragma once
+// fit(): the plain mini-batch training loop (zero_grad, forward, loss, backward, step) with
+// per-epoch logs and progress on stderr.
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "nn/data.hpp"
+#include "nn/module.hpp"
+#include "nn/optim.hpp"
+
+namespace theta::nn {
+
+/// What one epoch of fit() did.
+struct EpochLog {
+  std::int64_t epoch = 0;   // epoch index (0-based, as DataLoader::epoch takes it)
+  double train_loss = 0.0;  // mean of the batch losses weighted by batch size
+  double seconds = 0.0;     // wall-clock time of the epoch
+};
+
+struct FitOptions {
+  /// Total epoch count of the run: fit() runs epoch indices first_epoch .. epochs - 1.
+  std::int64_t epochs = 1;
+  /// Print nothing.
+  bool quiet = false;
+  /// Keep a progress line every log_every epochs (and after the last one).
+  std::int64_t log_every = 1;
+  /// Called after every epoch (for evaluation, checkpoints, learning-rate schedules).
+  std::function<void(const EpochLog&)> on_epoch;
+};
+
+/// The loss of a batch from the model's output and the batch's targets; must have one element.
+using LossFn = std::function<autograd::Var(const autograd::Var& logits, const Tensor& y)>;
+
+/// Trains `model` (switched to training mode) for epoch indices first_epoch .. options.epochs-1;
+/// each batch of loader.epoch(e) runs zero_grad, forward, loss, backward and optimizer.step().
+/// Since epoch e's batches depend only on the loader's seed and e, fit(..., first_epoch = k) after
+/// restoring a checkpoint written at the end of epoch k - 1 repeats an uninterrupted run exactly.
+/// Progress goes to stderr: a live line rewritten in place when stderr is a terminal, plain
+/// "epoch e/E  loss L  T s" lines (e counted from 1) every log_every epochs when it is not.
+/// Returns one EpochLog per epoch run.
+std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader& loader, const LossFn& loss,
+                          const FitOptions& options, std::int64_t first_epoch = 0);
+
+}  // namespace theta::nn
