@@ -1,5 +1,6 @@
 #include "theory/linalg.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "tensor/ops.hpp"
@@ -9,6 +10,9 @@ void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const 
              double* work, const int* lwork, int* iwork, const int* liwork, int* info);
 void dgesv_(const int* n, const int* nrhs, double* a, const int* lda, int* ipiv, double* b,
             const int* ldb, int* info);
+void dgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, double* a, const int* lda,
+             double* s, double* u, const int* ldu, double* vt, const int* ldvt, double* work,
+             const int* lwork, int* info);
 }
 
 namespace theta::theory {
@@ -60,6 +64,35 @@ Tensor solve(const Tensor& a, const Tensor& b) {
 Tensor apply_spectral(const SymmetricEigen& eig, const Tensor& f_of_values) {
   const Tensor scaled = theta::mul(eig.vectors, f_of_values.unsqueeze(0));
   return matmul(scaled, eig.vectors.t());
+}
+
+Svd svd(const Tensor& a) {
+  THETA_CHECK(a.defined() && a.dim() == 2, ShapeError, "svd: expected a matrix, got ",
+              a.defined() ? shape_str(a.shape()) : "undefined");
+  const int rows = static_cast<int>(a.size(0)), cols = static_cast<int>(a.size(1));
+  const int k = std::min(rows, cols);
+  // Note [Row-major SVD]
+  // The row-major buffer of a:[rows, cols] is the column-major matrix a^T (cols x rows). LAPACK
+  // factors a^T = P diag(s) Q^T with P:[cols, k] and Q^T:[k, rows], so a = Q diag(s) P^T. The
+  // column-major Q^T buffer read row-major is Q:[rows, k] (our u), and the column-major P buffer
+  // read row-major is P^T:[k, cols] (our v^T).
+  Tensor work_matrix = a.to(DType::f64).contiguous().clone();
+  Tensor values = Tensor::empty({k}, DType::f64);
+  Tensor p_buffer = Tensor::empty({k, cols}, DType::f64);
+  Tensor qt_buffer = Tensor::empty({rows, k}, DType::f64);
+  if (k == 0) return {qt_buffer, values, p_buffer.t().contiguous()};
+  const char job = 'S';
+  const int lda = cols, ldu = cols, ldvt = k;
+  int info = 0, lwork = -1;
+  double work_query = 0;
+  dgesvd_(&job, &job, &cols, &rows, work_matrix.data<double>(), &lda, values.data<double>(),
+          p_buffer.data<double>(), &ldu, qt_buffer.data<double>(), &ldvt, &work_query, &lwork, &info);
+  lwork = static_cast<int>(work_query);
+  std::vector<double> work(static_cast<std::size_t>(std::max(lwork, 1)));
+  dgesvd_(&job, &job, &cols, &rows, work_matrix.data<double>(), &lda, values.data<double>(),
+          p_buffer.data<double>(), &ldu, qt_buffer.data<double>(), &ldvt, work.data(), &lwork, &info);
+  THETA_CHECK(info == 0, std::runtime_error, "svd: LAPACK dgesvd failed with info ", info);
+  return {qt_buffer, values, p_buffer.t().contiguous()};
 }
 
 }  // namespace theta::theory

@@ -19,4 +19,13 @@ Tensor solve(const Tensor& a, const Tensor& b);
 /// f(a) = V diag(f(lambda)) V^T for symmetric a, given its eigendecomposition.
 Tensor apply_spectral(const SymmetricEigen& eig, const Tensor& f_of_values);
 
+struct Svd {
+  Tensor u;  // [m, k], orthonormal columns (k = min(m, n))
+  Tensor s;  // [k], descending, non-negative
+  Tensor v;  // [n, k], orthonormal columns: a = u diag(s) v^T
+};
+
+/// Thin singular value decomposition of a:[m,n] (float64, LAPACK dgesvd) -> u:[m,k], s:[k], v:[n,k].
+Svd svd(const Tensor& a);
+
 }  // namespace theta::theory

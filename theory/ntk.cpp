@@ -7,6 +7,7 @@
 
 #include "autograd/engine.hpp"
 #include "nn/layers.hpp"
+#include "tensor/parallel.hpp"
 #include "theory/linalg.hpp"
 
 namespace theta::theory {
@@ -165,6 +166,53 @@ std::int64_t output_count(nn::Module& model, const Tensor& x) {
   return f.size(1);
 }
 
+// k[i1, i2, o1, o2] += dd[i1 O + o1, i2 O + o2] * aa[i1, i2]: the layer's term written straight
+// into the output layout (one pass, no [n1, O, n2, O] temporaries or final transpose). With
+// `lower`, dd holds only its lower triangle (from syrk) and only blocks i2 <= i1 are updated;
+// mirror_blocks() completes the kernel once all layers are in.
+void accumulate_layer(const Tensor& k, const Tensor& dd, const Tensor& aa, std::int64_t outputs, bool lower) {
+  THETA_ASSERT(k.is_contiguous() && dd.is_contiguous() && aa.is_contiguous());
+  const std::int64_t n1 = k.size(0), n2 = k.size(1), o = outputs, cols = n2 * o;
+  visit_float_dtype(k.dtype(), [&](auto v) {
+    using T = decltype(v);
+    T* kp = k.data<T>();
+    const T* dp = dd.data<T>();
+    const T* ap = aa.data<T>();
+    parallel_for(n1, 1, [&](std::int64_t i0, std::int64_t i1_end) {
+      for (std::int64_t i1 = i0; i1 < i1_end; ++i1)
+        for (std::int64_t o1 = 0; o1 < o; ++o1) {
+          const std::int64_t r = i1 * o + o1;
+          const T* drow = dp + r * cols;
+          const std::int64_t i2_end = lower ? i1 + 1 : n2;
+          for (std::int64_t i2 = 0; i2 < i2_end; ++i2) {
+            const T scale = ap[i1 * n2 + i2];
+            T* kout = kp + ((i1 * n2 + i2) * o + o1) * o;
+            for (std::int64_t o2 = 0; o2 < o; ++o2) {
+              const std::int64_t c = i2 * o + o2;
+              kout[o2] += (!lower || c <= r ? drow[c] : dp[c * cols + r]) * scale;
+            }
+          }
+        }
+    });
+  });
+}
+
+// k[i2, i1, o2, o1] = k[i1, i2, o1, o2] for i2 < i1 (the NTK of x with itself is symmetric).
+void mirror_blocks(const Tensor& k) {
+  const std::int64_t n = k.size(0), o = k.size(2);
+  visit_float_dtype(k.dtype(), [&](auto v) {
+    using T = decltype(v);
+    T* kp = k.data<T>();
+    parallel_for(n, 1, [&](std::int64_t i0, std::int64_t i_end) {
+      for (std::int64_t i1 = i0; i1 < i_end; ++i1)
+        for (std::int64_t i2 = 0; i2 < i1; ++i2)
+          for (std::int64_t o1 = 0; o1 < o; ++o1)
+            for (std::int64_t o2 = 0; o2 < o; ++o2)
+              kp[((i2 * n + i1) * o + o2) * o + o1] = kp[((i1 * n + i2) * o + o1) * o + o2];
+    });
+  });
+}
+
 Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, bool trace) {
   THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError,
               "empirical_ntk: inputs ", shape_str(x1.shape()), " and ", shape_str(x2.shape()),
@@ -193,7 +241,7 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
   const std::vector<Tensor>& db = same ? d1 : d2;
   const std::int64_t outputs = c1.output.size(1);
   const DType dtype = c1.output.dtype();
-  Tensor k = trace ? zeros({n1, n2}, dtype) : zeros({n1, outputs, n2, outputs}, dtype);
+  Tensor k = trace ? zeros({n1, n2}, dtype) : zeros({n1, n2, outputs, outputs}, dtype);
   for (std::size_t l = 0; l < c1.layers.size(); ++l) {
     const Tensor aa = input_kernel(c1.layers[l], cb.layers[l], same);  // [n1, n2]
     const std::int64_t width = d1[l].size(2);
@@ -203,12 +251,21 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
       k = k + dd * aa;
     } else {
       const Tensor a = d1[l].reshape({n1 * outputs, width});
-      const Tensor dd = same ? gram(a) : matmul(a, db[l].reshape({n2 * outputs, width}).t());
-      k = k + dd.reshape({n1, outputs, n2, outputs}) * aa.reshape({n1, 1, n2, 1});
+      const Tensor dd = same ? gram(a, false) : matmul(a, db[l].reshape({n2 * outputs, width}).t());
+      accumulate_layer(k, dd, aa, outputs, same);
     }
   }
-  contract_into(model, x1, x2, same, c1.other_params, outputs, options.max_bytes, trace, k);
-  return trace ? k : k.permute({0, 2, 1, 3}).contiguous();
+  if (!trace && same) mirror_blocks(k);
+  if (trace) {
+    contract_into(model, x1, x2, same, c1.other_params, outputs, options.max_bytes, true, k);
+    return k;
+  }
+  if (!c1.other_params.empty()) {
+    Tensor rest = zeros({n1, outputs, n2, outputs}, dtype);
+    contract_into(model, x1, x2, same, c1.other_params, outputs, options.max_bytes, false, rest);
+    k = k + rest.permute({0, 2, 1, 3});
+  }
+  return k;
 }
 
 }  // namespace

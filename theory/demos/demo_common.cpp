@@ -17,11 +17,12 @@ namespace theta::demos {
 namespace {
 [[noreturn]] void usage(const std::string& name, const std::string& description, int code) {
   (code ? std::cerr : std::cout) << name << ": " << description << "\n\nusage: " << name
-                                 << " [--out DIR] [--dump DIR] [--quick] [--resume] [--seed N]\n"
+                                 << " [--out DIR] [--dump DIR] [--quick] [--resume] [--stop-after N] [--seed N]\n"
                                  << "  --out DIR   where CSV, SVG and verdict.txt go (default out/" << name << ")\n"
                                  << "  --dump DIR  also write raw arrays as .npy (demos that support it)\n"
                                  << "  --quick     smaller sizes, for smoke runs\n"
                                  << "  --resume    continue from the checkpoint in --out (training demos)\n"
+                                 << "  --stop-after N  stop after N epochs as if interrupted (training demos)\n"
                                  << "  --seed N    base random seed (default 0)\n";
   std::exit(code);
 }
@@ -44,7 +45,15 @@ DemoArgs parse_demo_args(int argc, char** argv, const std::string& name, const s
     else if (a == "--dump") args.dump = value();
     else if (a == "--quick") args.quick = true;
     else if (a == "--resume") args.resume = true;
-    else if (a == "--seed") {
+    else if (a == "--stop-after") {
+      const std::string v = value();
+      char* end = nullptr;
+      args.stop_after = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end || args.stop_after < 0) {
+        std::cerr << name << ": --stop-after needs a non-negative integer, got '" << v << "'\n";
+        usage(name, description, 2);
+      }
+    } else if (a == "--seed") {
       const std::string v = value();
       char* end = nullptr;
       args.seed = std::strtoull(v.c_str(), &end, 10);

@@ -14,10 +14,12 @@ struct DemoArgs {
   std::string dump;        // optional folder for raw arrays (--dump)
   bool quick = false;      // smaller problem sizes (tests, smoke runs)
   bool resume = false;     // continue from a checkpoint in `out` (demos that train)
+  std::int64_t stop_after = -1;  // stop after this many epochs, as if interrupted (training demos)
   std::uint64_t seed = 0;  // base seed
 };
 
-/// Parses --out DIR, --dump DIR, --quick, --resume, --seed N, --help; exits with usage on error.
+/// Parses --out DIR, --dump DIR, --quick, --resume, --stop-after N, --seed N, --help; exits with
+/// usage on error.
 /// Also fixes a misdetected OpenBLAS core by re-executing (see tensor/blas_runtime.hpp).
 DemoArgs parse_demo_args(int argc, char** argv, const std::string& name, const std::string& description);
 
