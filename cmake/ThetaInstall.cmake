@@ -1,24 +1,35 @@
-# cmake --install: headers under include/theta, the static libraries, and thetaConfig.cmake so
-# that an outside project can find_package(theta CONFIG REQUIRED) and link theta::theta.
-include(GNUInstallDirs)
+# cmake --install: headers under include/theta, the static libraries, and the package files
+# (thetaConfig.cmake, thetaConfigVersion.cmake, thetaTargets.cmake) under lib/cmake/theta, so that
+# an outside project can find_package(theta CONFIG REQUIRED) and link theta::theta.
+# Included from the root CMakeLists.txt when THETA_INSTALL is ON (the default at top level).
 include(CMakePackageConfigHelpers)
+
+set(THETA_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/theta)
 
 install(TARGETS theta theta_tensor theta_autograd theta_nn theta_theory
         EXPORT thetaTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/theta)
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+# Every public header keeps its path below the repository root, so `#include "tensor/tensor.hpp"`
+# works the same against the source tree and against include/theta.
 foreach(dir tensor autograd nn theory)
-  install(DIRECTORY ${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/theta/${dir}
-          FILES_MATCHING PATTERN "*.hpp" PATTERN "demos" EXCLUDE)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/theta/${dir}
+          FILES_MATCHING PATTERN "*.hpp"
+          PATTERN "demos" EXCLUDE)
 endforeach()
-install(EXPORT thetaTargets NAMESPACE theta:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/theta)
-configure_package_config_file(cmake/thetaConfig.cmake.in
-  ${CMAKE_CURRENT_BINARY_DIR}/thetaConfig.cmake
-  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/theta)
-write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/thetaConfigVersion.cmake
+
+install(EXPORT thetaTargets NAMESPACE theta:: DESTINATION ${THETA_INSTALL_CMAKEDIR})
+
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/thetaConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/thetaConfig.cmake
+  INSTALL_DESTINATION ${THETA_INSTALL_CMAKEDIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/thetaConfigVersion.cmake
+  VERSION ${PROJECT_VERSION}
   COMPATIBILITY SameMinorVersion)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/thetaConfig.cmake
-              ${CMAKE_CURRENT_BINARY_DIR}/thetaConfigVersion.cmake
-              cmake/ThetaDependencies.cmake
-        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/theta)
+install(FILES ${PROJECT_BINARY_DIR}/thetaConfig.cmake
+              ${PROJECT_BINARY_DIR}/thetaConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/ThetaDependencies.cmake
+        DESTINATION ${THETA_INSTALL_CMAKEDIR})
