@@ -69,7 +69,10 @@ void write_svg_plot(const std::string& path, const std::vector<Series>& series, 
   if (y1 == y0) y0 -= 0.5, y1 += 0.5;
   const double pad_y = 0.05 * (y1 - y0);
   y0 -= pad_y, y1 += pad_y;
-  const double left = 70, right = 190, top = 40, bottom = 55;
+  std::size_t longest_label = 0;
+  for (const auto& s : series) longest_label = std::max(longest_label, s.label.size());
+  const double left = 70, top = 40, bottom = 55;
+  const double right = 60 + 7.0 * static_cast<double>(longest_label);  // room for the legend
   const double pw = o.width - left - right, ph = o.height - top - bottom;
   auto px = [&](double v) { return left + (tx(v) - x0) / (x1 - x0) * pw; };
   auto py = [&](double v) { return top + (1.0 - (ty(v) - y0) / (y1 - y0)) * ph; };
@@ -83,13 +86,13 @@ void write_svg_plot(const std::string& path, const std::vector<Series>& series, 
     const double x = left + (t - x0) / (x1 - x0) * pw;
     svg << "<line x1='" << x << "' y1='" << top << "' x2='" << x << "' y2='" << top + ph
         << "' stroke='#eee'/><text x='" << x << "' y='" << top + ph + 16 << "' text-anchor='middle'>"
-        << (o.log_x ? "1e" + number(t) : number(t)) << "</text>\n";
+        << number(o.log_x ? std::pow(10.0, t) : t) << "</text>\n";
   }
   for (double t : ticks(y0, y1)) {
     const double y = top + (1.0 - (t - y0) / (y1 - y0)) * ph;
     svg << "<line x1='" << left << "' y1='" << y << "' x2='" << left + pw << "' y2='" << y
         << "' stroke='#eee'/><text x='" << left - 6 << "' y='" << y + 4 << "' text-anchor='end'>"
-        << (o.log_y ? "1e" + number(t) : number(t)) << "</text>\n";
+        << number(o.log_y ? std::pow(10.0, t) : t) << "</text>\n";
   }
   svg << "<rect x='" << left << "' y='" << top << "' width='" << pw << "' height='" << ph
       << "' fill='none' stroke='#333'/>\n";
