@@ -34,6 +34,16 @@ template <class T>
 void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n, std::int64_t k,
           const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
   const auto i = [](std::int64_t v) { return static_cast<blasint>(v); };
+  if (n == 1) {  // matrix-vector: gemv streams the matrix once (gemm packs it first)
+    const blasint incb = tb == CblasNoTrans ? i(ldb) : 1;
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemv(CblasRowMajor, ta, ta == CblasNoTrans ? i(m) : i(k), ta == CblasNoTrans ? i(k) : i(m), 1.0f, a,
+                  i(lda), b, incb, 0.0f, c, i(ldc));
+    else
+      cblas_dgemv(CblasRowMajor, ta, ta == CblasNoTrans ? i(m) : i(k), ta == CblasNoTrans ? i(k) : i(m), 1.0, a,
+                  i(lda), b, incb, 0.0, c, i(ldc));
+    return;
+  }
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), 0.0f, c, i(ldc));
   else

@@ -1,0 +1,453 @@
+#include "theory/hessian.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <numeric>
+#include <utility>
+
+#include "tensor/ops.hpp"
+#include "tensor/rng.hpp"
+#include "theory/linalg.hpp"
+
+namespace theta::theory {
+
+// Note [Full reorthogonalisation]
+// In exact arithmetic the three-term recurrence beta_j q_{j+1} = H q_j - alpha_j q_j -
+// beta_{j-1} q_{j-1} keeps the Lanczos vectors orthonormal. In floating point they lose
+// orthogonality as soon as a Ritz value converges (Paige 1971), and T then grows spurious copies
+// ("ghosts") of converged eigenvalues: the top-k of T are no longer the top-k of H, and SLQ
+// quadrature weights are split between ghosts. We therefore orthogonalise every new vector
+// against all previous ones with classical Gram-Schmidt as two gemv calls (c = Q w, w -= Q^T c),
+// repeated once when the first pass removed more than 1 - 1/sqrt(2) of the norm (the DGKS
+// criterion of Daniel, Gragg, Kaufman and Stewart 1976: "twice is enough"). It makes m = P
+// reproduce the dense spectrum to rounding. The price: the basis holds m P doubles, and step j
+// streams j + 1 of them twice, so the bookkeeping is memory-bound and grows like m^2 P. On the
+// 784-512-512-10 MLP of bench/bench_hessian.cpp (P = 669,706, one HVP ~ 25 ms) step 20 already
+// spends about as long reorthogonalising as applying H; runs of a few dozen steps are the
+// sweet spot there, while on nets of a few thousand parameters m in the hundreds costs little.
+//
+// Note [Lanczos breakdown]
+// When beta_j vanishes the Krylov space of the start vector is H-invariant: T's eigenvalues are
+// then exact eigenvalues of H, but only one per distinct eigenvalue the start vector touches.
+// For eigenpairs (lanczos_top_k) we restart with a fresh random vector orthogonalised against the
+// basis and set beta_j = 0, so T becomes block diagonal and a run of m = P steps recovers every
+// eigenvalue with its multiplicity. For quadrature (slq_density) we stop instead: the Gauss rule
+// of the probe's spectral measure is exact at that point, and a restarted block would only add
+// nodes of zero weight. "Vanishes" means beta_j <= 1e-10 times the largest |alpha| or beta seen,
+// an estimate of |H|; dropping a coupling that small moves the Ritz values by at most as much.
+
+namespace {
+
+constexpr double kDgks = 0.7071067811865476;  // 1 / sqrt(2)
+constexpr double kBreakdown = 1e-10;
+
+double dot_value(const Tensor& a, const Tensor& b) { return dot(a, b).item<double>(); }
+double norm_value(const Tensor& a) { return norm(a).item<double>(); }
+
+void check_operator(const LinearOperator& op, const char* who) {
+  THETA_CHECK(op.size > 0, std::invalid_argument, who, ": operator size must be positive, got ", op.size);
+  THETA_CHECK(static_cast<bool>(op.apply), std::invalid_argument, who, ": operator has no apply function");
+}
+
+// op.apply(v), checked to be a float64 vector of the operator's size.
+Tensor apply_checked(const LinearOperator& op, const Tensor& v, const char* who) {
+  const Tensor w = op.apply(v);
+  THETA_CHECK(w.defined() && w.dim() == 1 && w.size(0) == op.size, ShapeError, who, ": operator of size ",
+              op.size, " returned ", w.defined() ? shape_str(w.shape()) : std::string("an undefined tensor"));
+  return w.to(DType::f64);
+}
+
+// w:[n] minus its projection on the j orthonormal rows of q:[j, n], in place, with a second pass
+// when the first removed most of w (Note [Full reorthogonalisation]); returns the new |w|.
+// `c` is scratch space for j coefficients. Raw BLAS: level-2 gemv streams q once per product at
+// memory bandwidth, and nothing is allocated per step.
+double reorthogonalise(const double* q, std::int64_t j, std::int64_t n, double* w, double* c) {
+  const int rows = static_cast<int>(j), cols = static_cast<int>(n);
+  const double before = std::sqrt(cblas_ddot(cols, w, 1, w, 1));
+  double after = before;
+  for (int pass = 0; pass < 2; ++pass) {
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0, q, cols, w, 1, 0.0, c, 1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, rows, cols, -1.0, q, cols, c, 1, 1.0, w, 1);
+    const double previous = after;
+    after = std::sqrt(cblas_ddot(cols, w, 1, w, 1));
+    if (after >= kDgks * previous) break;
+  }
+  return after;
+}
+
+struct LanczosRun {
+  std::vector<double> alpha;  // [m] diagonal of T
+  std::vector<double> beta;   // [m]: beta[j] couples q_j and q_{j+1}; beta[m-1] is the final residual
+  Tensor basis;               // [capacity, P], rows 0..m-1 are the Lanczos vectors
+  std::int64_t steps() const { return static_cast<std::int64_t>(alpha.size()); }
+};
+
+// Up to `steps` Lanczos steps from the unit vector `start`:[P]. On breakdown, restarts from
+// restart_rng when given, else stops (Note [Lanczos breakdown]).
+LanczosRun run_lanczos(const LinearOperator& op, const Tensor& start, std::int64_t steps, Rng* restart_rng,
+                       const char* who) {
+  const std::int64_t n = op.size;
+  const int len = static_cast<int>(n);
+  THETA_CHECK(n <= std::numeric_limits<int>::max(), std::invalid_argument, who, ": operator size ", n,
+              " exceeds the BLAS index range");
+  LanczosRun run;
+  run.basis = Tensor::empty({steps, n}, DType::f64);
+  run.basis.select(0, 0).copy_(start);
+  double* q_all = run.basis.data<double>();
+  const Tensor work = Tensor::empty({n}, DType::f64);
+  double* w = work.data<double>();
+  std::vector<double> coefficients(static_cast<std::size_t>(steps));
+  double scale = 0.0;  // running estimate of |H|
+  for (std::int64_t j = 0; j < steps; ++j) {
+    const double* q = q_all + j * n;
+    work.copy_(apply_checked(op, run.basis.select(0, j), who));  // a copy: the operator's result stays intact
+    const double a = cblas_ddot(len, q, 1, w, 1);
+    cblas_daxpy(len, -a, q, 1, w, 1);
+    if (j > 0 && run.beta.back() != 0.0) cblas_daxpy(len, -run.beta.back(), q - n, 1, w, 1);
+    const double b = reorthogonalise(q_all, j + 1, n, w, coefficients.data());
+    run.alpha.push_back(a);
+    scale = std::max({scale, std::abs(a), b});
+    if (j + 1 == steps) {
+      run.beta.push_back(b);
+      break;
+    }
+    double* next = q_all + (j + 1) * n;
+    if (b > kBreakdown * scale) {
+      run.beta.push_back(b);
+      cblas_dcopy(len, w, 1, next, 1);
+      cblas_dscal(len, 1.0 / b, next, 1);
+      continue;
+    }
+    if (restart_rng == nullptr) {
+      run.beta.push_back(b);
+      break;
+    }
+    // A random vector loses most of its norm to the basis only when j is close to P; the second
+    // reorthogonalisation keeps the new direction orthogonal to working precision even then.
+    work.copy_(restart_rng->normal({n}));
+    reorthogonalise(q_all, j + 1, n, w, coefficients.data());
+    const double fresh = reorthogonalise(q_all, j + 1, n, w, coefficients.data());
+    if (!(fresh > 0.0)) {
+      run.beta.push_back(b);
+      break;
+    }
+    run.beta.push_back(0.0);
+    cblas_dcopy(len, w, 1, next, 1);
+    cblas_dscal(len, 1.0 / fresh, next, 1);
+  }
+  return run;
+}
+
+// Ritz vectors basis^T y: basis:[m, P] (contiguous rows), y:[m, r] -> [P, r]. For a few vectors,
+// one gemv per vector streams the basis at memory bandwidth; gemm would first pack all of it.
+Tensor ritz_vectors(const Tensor& basis, const Tensor& y) {
+  const std::int64_t m = basis.size(0), n = basis.size(1), r = y.size(1);
+  if (r > 4) return matmul(basis.t(), y);
+  const Tensor columns = Tensor::empty({r, n}, DType::f64);
+  const Tensor y_columns = y.t().contiguous();  // [r, m]
+  for (std::int64_t i = 0; i < r; ++i)
+    cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(m), static_cast<int>(n), 1.0, basis.data<double>(),
+                static_cast<int>(n), y_columns.data<double>() + i * m, 1, 0.0, columns.data<double>() + i * n, 1);
+  return columns.t().contiguous();
+}
+
+// The tridiagonal T [m, m] of a run, eigendecomposed.
+SymmetricEigen tridiagonal_eigen(const LanczosRun& run) {
+  const std::int64_t m = run.steps();
+  Tensor t = zeros({m, m}, DType::f64);
+  double* p = t.data<double>();
+  for (std::int64_t i = 0; i < m; ++i) {
+    p[i * m + i] = run.alpha[static_cast<std::size_t>(i)];
+    if (i + 1 < m) {
+      p[i * m + i + 1] = run.beta[static_cast<std::size_t>(i)];
+      p[(i + 1) * m + i] = run.beta[static_cast<std::size_t>(i)];
+    }
+  }
+  return eigh(t);
+}
+
+// Indices into ascending Ritz values `theta` of the r requested ones, in output order.
+std::vector<std::int64_t> select_ritz(const std::vector<double>& theta, std::int64_t k, Which which) {
+  const auto m = static_cast<std::int64_t>(theta.size());
+  std::vector<std::int64_t> out;
+  auto add_largest = [&] {
+    for (std::int64_t i = 0; i < k; ++i) out.push_back(m - 1 - i);
+  };
+  auto add_smallest = [&] {
+    for (std::int64_t i = 0; i < k; ++i) out.push_back(i);
+  };
+  switch (which) {
+    case Which::largest: add_largest(); break;
+    case Which::smallest: add_smallest(); break;
+    case Which::both_ends:
+      add_largest();
+      add_smallest();
+      break;
+    case Which::magnitude: {
+      std::vector<std::int64_t> order(static_cast<std::size_t>(m));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+        return std::abs(theta[static_cast<std::size_t>(a)]) > std::abs(theta[static_cast<std::size_t>(b)]);
+      });
+      out.assign(order.begin(), order.begin() + k);
+      break;
+    }
+  }
+  return out;
+}
+
+// flat:[P] cut into tensors shaped and typed like `like`: views of flat where the dtype matches
+// and flat is contiguous, converted copies otherwise.
+std::vector<Tensor> split_like(const Tensor& flat, const std::vector<Tensor>& like, const char* who) {
+  std::int64_t total = 0;
+  for (const auto& t : like) total += t.numel();
+  THETA_CHECK(flat.defined() && flat.dim() == 1 && flat.size(0) == total, ShapeError, who, ": vector ",
+              flat.defined() ? shape_str(flat.shape()) : std::string("undefined"), " does not match ", total,
+              " elements in ", like.size(), " tensors");
+  std::vector<Tensor> out;
+  out.reserve(like.size());
+  std::int64_t offset = 0;
+  for (const auto& t : like) {
+    out.push_back(flat.slice(0, offset, offset + t.numel()).to(t.dtype()).reshape_copy(t.shape()));
+    offset += t.numel();
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- flat parameter vectors -----------------------------------------------------------------
+
+Tensor flatten_tensors(const std::vector<Tensor>& tensors) {
+  if (tensors.empty()) return zeros({0}, DType::f64);
+  std::vector<Tensor> parts;
+  parts.reserve(tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    THETA_CHECK(tensors[i].defined() && is_floating(tensors[i].dtype()), DTypeError, "flatten_tensors: tensor ", i,
+                " is not a defined floating tensor");
+    parts.push_back(tensors[i].to(DType::f64).reshape_copy({-1}));
+  }
+  return concat(parts, 0);
+}
+
+std::vector<Tensor> unflatten_like(const Tensor& flat, const std::vector<Tensor>& like) {
+  std::vector<Tensor> out = split_like(flat, like, "unflatten_like");
+  for (auto& t : out) t = t.clone();
+  return out;
+}
+
+std::vector<Tensor> parameter_values(const nn::Module& module) {
+  std::vector<Tensor> out;
+  for (const auto& p : module.parameters()) out.push_back(p.value());
+  return out;
+}
+
+autograd::ScalarFunction sequential_loss(std::shared_ptr<nn::Sequential> model, const Tensor& x, const Tensor& y,
+                                         nn::LossFn loss) {
+  THETA_CHECK(model != nullptr, std::invalid_argument, "sequential_loss: null model");
+  THETA_CHECK(static_cast<bool>(loss), std::invalid_argument, "sequential_loss: empty loss function");
+  std::size_t expected = 0;
+  for (std::size_t i = 0; i < model->size(); ++i) {
+    const nn::Module& layer = model->at(i);
+    if (const auto* linear = dynamic_cast<const nn::Linear*>(&layer)) {
+      expected += linear->options().bias ? 2 : 1;
+    } else {
+      THETA_CHECK(layer.parameters().empty(), std::invalid_argument, "sequential_loss: layer ", i, " (",
+                  layer.describe(), ") has parameters but is not Linear");
+    }
+  }
+  return [model = std::move(model), x, y, loss = std::move(loss), expected](const std::vector<autograd::Var>& params) {
+    THETA_CHECK(params.size() == expected, std::invalid_argument, "sequential_loss: got ", params.size(),
+                " parameters for a model with ", expected);
+    autograd::Var h(x);
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < model->size(); ++i) {
+      nn::Module& layer = model->at(i);
+      const auto* linear = dynamic_cast<const nn::Linear*>(&layer);
+      if (linear == nullptr) {
+        h = layer.forward(h);
+        continue;
+      }
+      const bool ntk = linear->options().parameterization == nn::Parameterization::ntk;
+      autograd::Var out = autograd::matmul(h, autograd::t(params[k++]));
+      if (ntk) out = out * linear->weight_scale();
+      if (linear->options().bias) out = out + (ntk ? params[k] * linear->bias_scale() : params[k]);
+      if (linear->options().bias) ++k;
+      h = out;
+    }
+    return loss(h, y);
+  };
+}
+
+// ---- linear operators -----------------------------------------------------------------------
+
+LinearOperator hessian_operator(const autograd::ScalarFunction& loss, const std::vector<Tensor>& params) {
+  auto hvp = std::make_shared<const autograd::HessianVectorOperator>(loss, params);
+  std::vector<Tensor> like;
+  like.reserve(params.size());
+  for (const auto& p : params) like.push_back(Tensor::empty(p.shape(), p.dtype()));
+  // The pieces of v may be views of it: apply() reads them as constants and never writes.
+  return {hvp->size(), [hvp, like = std::move(like)](const Tensor& v) {
+            return flatten_tensors(hvp->apply(split_like(v, like, "hessian_operator")));
+          }};
+}
+
+LinearOperator matrix_operator(const Tensor& a) {
+  THETA_CHECK(a.defined() && a.dim() == 2 && a.size(0) == a.size(1), ShapeError,
+              "matrix_operator: expected a square matrix, got ", a.defined() ? shape_str(a.shape()) : "undefined");
+  const Tensor m = a.to(DType::f64).contiguous();
+  const std::int64_t n = m.size(0);
+  return {n, [m, n](const Tensor& v) {
+            THETA_CHECK(v.defined() && v.dim() == 1 && v.size(0) == n, ShapeError, "matrix_operator: vector ",
+                        v.defined() ? shape_str(v.shape()) : std::string("undefined"), " for a [", n, ", ", n,
+                        "] matrix");
+            return matmul(m, v.to(DType::f64));
+          }};
+}
+
+// ---- Lanczos --------------------------------------------------------------------------------
+
+EigenResult lanczos_top_k(const LinearOperator& op, std::int64_t k, const LanczosOptions& options) {
+  check_operator(op, "lanczos_top_k");
+  const std::int64_t n = op.size;
+  THETA_CHECK(k >= 1, std::invalid_argument, "lanczos_top_k: k must be at least 1, got ", k);
+  const std::int64_t r = options.which == Which::both_ends ? 2 * k : k;
+  THETA_CHECK(r <= n, std::invalid_argument, "lanczos_top_k: ", r, " eigenpairs requested from an operator of size ",
+              n);
+  THETA_CHECK(options.iterations >= 0, std::invalid_argument, "lanczos_top_k: negative iterations ",
+              options.iterations);
+  const std::int64_t m =
+      options.iterations > 0 ? std::min(options.iterations, n) : std::min(n, std::max<std::int64_t>(2 * r + 20, 40));
+  THETA_CHECK(m >= r, std::invalid_argument, "lanczos_top_k: ", options.iterations, " iterations cannot give ", r,
+              " eigenpairs");
+
+  Rng rng(options.seed);
+  Tensor start = rng.normal({n});
+  start = start / norm_value(start);
+  const LanczosRun run = run_lanczos(op, start, m, &rng, "lanczos_top_k");
+  const std::int64_t steps = run.steps();
+  THETA_CHECK(steps >= r, std::runtime_error, "lanczos_top_k: the Krylov space closed after ", steps,
+              " steps, fewer than the ", r, " eigenpairs requested");
+
+  const SymmetricEigen eig = tridiagonal_eigen(run);
+  const std::vector<double> theta = to_vector(eig.values);
+  const std::vector<std::int64_t> chosen = select_ritz(theta, k, options.which);
+  const Tensor index = from_indices(chosen);
+
+  EigenResult result;
+  result.iterations = steps;
+  result.ritz_values = eig.values;
+  result.values = index_select(eig.values, 0, index);
+  const Tensor y = index_select(eig.vectors, 1, index);                  // [m, r]
+  result.vectors = ritz_vectors(run.basis.slice(0, 0, steps), y);
+  std::vector<double> residuals;
+  const double last_beta = run.beta.back();
+  for (std::int64_t i = 0; i < r; ++i) {
+    const double lambda = theta[static_cast<std::size_t>(chosen[static_cast<std::size_t>(i)])];
+    if (options.explicit_residuals) {
+      const Tensor x = result.vectors.select(1, i).contiguous();
+      residuals.push_back(norm_value(apply_checked(op, x, "lanczos_top_k") - x * lambda));
+    } else {
+      residuals.push_back(std::abs(last_beta * y.at({steps - 1, i})));
+    }
+  }
+  result.residuals = from_vector(residuals);
+  return result;
+}
+
+// ---- stochastic estimators ------------------------------------------------------------------
+
+TraceEstimate hutchinson_trace(const LinearOperator& op, std::int64_t probes, std::uint64_t seed) {
+  check_operator(op, "hutchinson_trace");
+  THETA_CHECK(probes >= 1, std::invalid_argument, "hutchinson_trace: probes must be at least 1, got ", probes);
+  Rng rng(seed);
+  std::vector<double> samples;
+  samples.reserve(static_cast<std::size_t>(probes));
+  for (std::int64_t i = 0; i < probes; ++i) {
+    const Tensor z = rng.rademacher({op.size});
+    samples.push_back(dot_value(z, apply_checked(op, z, "hutchinson_trace")));
+  }
+  const double count = static_cast<double>(probes);
+  const double mean = std::accumulate(samples.begin(), samples.end(), 0.0) / count;
+  TraceEstimate out{mean, std::numeric_limits<double>::quiet_NaN(), probes};
+  if (probes > 1) {
+    double squares = 0.0;
+    for (double s : samples) squares += (s - mean) * (s - mean);
+    out.std_error = std::sqrt(squares / (count - 1.0) / count);
+  }
+  return out;
+}
+
+SpectralDensity slq_density(const LinearOperator& op, const SlqOptions& options) {
+  check_operator(op, "slq_density");
+  THETA_CHECK(options.probes >= 1, std::invalid_argument, "slq_density: probes must be at least 1, got ",
+              options.probes);
+  THETA_CHECK(options.steps >= 1, std::invalid_argument, "slq_density: steps must be at least 1, got ",
+              options.steps);
+  const std::int64_t n = op.size;
+  const std::int64_t steps = std::min(options.steps, n);
+  SpectralDensity out;
+  Rng rng(options.seed);
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (std::int64_t probe = 0; probe < options.probes; ++probe) {
+    const Tensor start = rng.rademacher({n}) / std::sqrt(static_cast<double>(n));
+    const LanczosRun run = run_lanczos(op, start, steps, nullptr, "slq_density");
+    const SymmetricEigen eig = tridiagonal_eigen(run);
+    out.nodes.push_back(eig.values);
+    out.weights.push_back(square(eig.vectors.select(0, 0)));
+    lo = std::min(lo, min(eig.values).item<double>());
+    hi = std::max(hi, max(eig.values).item<double>());
+  }
+  double sigma = options.sigma;
+  if (!(sigma > 0.0)) sigma = hi > lo ? 0.01 * (hi - lo) : 1e-3 * std::max(1.0, std::abs(hi));
+  out.sigma = sigma;
+  if (options.grid.defined()) {
+    THETA_CHECK(options.grid.dim() == 1, ShapeError, "slq_density: grid must be 1-D, got ",
+                shape_str(options.grid.shape()));
+    out.grid = options.grid.to(DType::f64).contiguous();
+  } else {
+    THETA_CHECK(options.grid_points >= 2, std::invalid_argument, "slq_density: grid_points must be at least 2, got ",
+                options.grid_points);
+    out.grid = linspace(lo - 5.0 * sigma, hi + 5.0 * sigma, options.grid_points, DType::f64);
+  }
+  out.density = smoothed_density(out.nodes, out.weights, out.grid, sigma);
+  return out;
+}
+
+Tensor smoothed_density(const std::vector<Tensor>& nodes, const std::vector<Tensor>& weights, const Tensor& grid,
+                        double sigma) {
+  THETA_CHECK(nodes.size() == weights.size() && !nodes.empty(), std::invalid_argument, "smoothed_density: ",
+              nodes.size(), " node sets and ", weights.size(), " weight sets");
+  THETA_CHECK(sigma > 0.0, std::invalid_argument, "smoothed_density: sigma must be positive, got ", sigma);
+  THETA_CHECK(grid.defined() && grid.dim() == 1, ShapeError, "smoothed_density: grid must be 1-D");
+  const std::vector<double> t = to_vector(grid);
+  std::vector<double> density(t.size(), 0.0);
+  const double norm_const = 1.0 / (sigma * std::sqrt(2.0 * std::numbers::pi) * static_cast<double>(nodes.size()));
+  for (std::size_t l = 0; l < nodes.size(); ++l) {
+    THETA_CHECK(nodes[l].numel() == weights[l].numel(), ShapeError, "smoothed_density: rule ", l, " has ",
+                nodes[l].numel(), " nodes and ", weights[l].numel(), " weights");
+    const std::vector<double> theta = to_vector(nodes[l]);
+    const std::vector<double> w = to_vector(weights[l]);
+    for (std::size_t i = 0; i < theta.size(); ++i)
+      for (std::size_t g = 0; g < t.size(); ++g) {
+        const double z = (t[g] - theta[i]) / sigma;
+        density[g] += w[i] * norm_const * std::exp(-0.5 * z * z);
+      }
+  }
+  return from_vector(density);
+}
+
+double quadrature_mean(const SpectralDensity& density) {
+  THETA_CHECK(!density.nodes.empty() && density.nodes.size() == density.weights.size(), std::invalid_argument,
+              "quadrature_mean: no quadrature rules");
+  double total = 0.0;
+  for (std::size_t l = 0; l < density.nodes.size(); ++l)
+    total += dot_value(density.nodes[l].to(DType::f64), density.weights[l].to(DType::f64));
+  return total / static_cast<double>(density.nodes.size());
+}
+
+}  // namespace theta::theory
