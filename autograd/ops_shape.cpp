@@ -8,6 +8,7 @@ using detail::constant;
 
 THETA_PRIMITIVE(reshape, "reshape");
 THETA_PRIMITIVE(permute, "permute");
+THETA_PRIMITIVE(transpose, "transpose");
 THETA_PRIMITIVE(slice, "slice");
 THETA_PRIMITIVE(slice_backward, "slice_backward");
 THETA_PRIMITIVE(concat, "concat");
@@ -34,11 +35,10 @@ Var permute(const Var& x, const std::vector<std::int64_t>& perm) {
 }
 
 Var transpose(const Var& x, std::int64_t a, std::int64_t b) {
-  std::vector<std::int64_t> perm(static_cast<std::size_t>(x.dim()));
-  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<std::int64_t>(i);
-  std::swap(perm[static_cast<std::size_t>(normalize_axis(a, x.dim(), "transpose"))],
-            perm[static_cast<std::size_t>(normalize_axis(b, x.dim(), "transpose"))]);
-  return permute(x, perm);
+  // Its own primitive (self-inverse, two captured ints): matmul's backward transposes a lot.
+  return make_result(x.value().transpose(a, b), "transpose", {x}, [a, b](const Var& g, const Node&, const InputMask&) {
+    return std::vector<Var>{transpose(g, a, b)};
+  });
 }
 
 Var t(const Var& x) {

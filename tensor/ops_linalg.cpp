@@ -104,6 +104,23 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Shape a_shape = batch, b_shape = batch;
   a_shape.insert(a_shape.end(), {m, k});
   b_shape.insert(b_shape.end(), {k, n});
+  if (a.dim() == 2 && b.dim() == 2 && k > 0 && m > 0 && n > 0) {
+    // Plain matrices: straight to gemm when both layouts allow it (the common case, no batch
+    // bookkeeping).
+    const GemmLayout la = gemm_layout(m, k, a.strides()[0], a.strides()[1]);
+    const GemmLayout lb = gemm_layout(k, n, b.strides()[0], b.strides()[1]);
+    if (la.ok && lb.ok) {
+      warn_if_blas_fallback();
+      Tensor out = Tensor::empty({m, n}, a.dtype());
+      visit_float_dtype(a.dtype(), [&](auto v) {
+        using T = decltype(v);
+        gemm<T>(la.trans, lb.trans, m, n, k, a.data<T>(), la.ld, b.data<T>(), lb.ld, out.data<T>(), n);
+      });
+      if (a_in.dim() == 1) out = out.squeeze(-2);
+      if (b_in.dim() == 1) out = out.squeeze(-1);
+      return out;
+    }
+  }
   Tensor out = k == 0 ? zeros(out_shape, a.dtype()) : Tensor::empty(out_shape, a.dtype());
   if (k > 0 && out.numel() > 0) {
     warn_if_blas_fallback();

@@ -321,7 +321,7 @@ const std::vector<OpCase>& cases() {
 
 const std::set<std::string> kComposites = {"mean",   "var",       "softmax", "log_softmax", "cross_entropy",
                                            "norm",   "select",    "squeeze", "unsqueeze",   "stack",
-                                           "transpose", "t",      "flatten", "vdot",        "mlp"};
+                                           "t",         "flatten", "vdot",    "mlp"};
 
 /// Inputs of `c` in `layout`, drawn from a generator seeded by the case's position.
 std::vector<Tensor> inputs_of(const OpCase& c, Layout layout, std::uint64_t seed) {
