@@ -219,8 +219,10 @@ void backward(const Var& loss, const Var& grad_output, bool retain_graph) {
   for (auto& [impl, g] : result) {
     if (impl->grad_fn) continue;
     const Tensor gv = g.value();
-    // A copy: g may be the caller's grad_output, or shared with another leaf's gradient.
-    impl->grad = impl->grad.defined() ? add(impl->grad, gv) : gv.clone();
+    // g may be the caller's grad_output or shared with another leaf's gradient: copy it unless
+    // this pass holds the only handles to it (one Var, whose value and gv share the storage).
+    const bool exclusive = g.use_count() == 1 && gv.storage().use_count() <= 2;
+    impl->grad = impl->grad.defined() ? add(impl->grad, gv) : exclusive ? gv : gv.clone();
   }
 }
 

@@ -70,6 +70,8 @@ class Var {
 
   /// Identity of the underlying variable (copies of a Var share it).
   VarImpl* id() const { return impl_.get(); }
+  /// Number of Var handles sharing this variable.
+  long use_count() const { return impl_.use_count(); }
 
  private:
   friend Var make_result(Tensor value, const char* name, std::vector<Var> inputs, BackwardFn backward);

@@ -74,7 +74,7 @@ void Sgd::update(std::size_t i, const Tensor& g) {
     else b = theta::add(b * options_.momentum, d * (1.0 - options_.dampening));
     d = options_.nesterov ? theta::add(d, b * options_.momentum) : b;
   }
-  p.copy_(theta::sub(p, d * lr_));
+  p.add_(d, -lr_);
 }
 
 std::vector<NamedTensor> Sgd::state() const {
@@ -129,7 +129,7 @@ void Adam::update(std::size_t i, const Tensor& g_in) {
   const double bias1 = 1.0 - std::pow(options_.beta1, t);
   const double bias2 = 1.0 - std::pow(options_.beta2, t);
   const Tensor denom = theta::sqrt(v_[i]) / std::sqrt(bias2) + options_.eps;
-  p.copy_(theta::sub(p, theta::div(m_[i], denom) * (lr_ / bias1)));
+  p.add_(theta::div(m_[i], denom), -lr_ / bias1);
 }
 
 std::vector<NamedTensor> Adam::state() const {

@@ -248,6 +248,21 @@ Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b) {
   return out;
 }
 
+void Tensor::add_(const Tensor& other, double alpha) const {
+  THETA_CHECK(defined() && other.defined(), std::invalid_argument, "add_: tensor is undefined");
+  check_same_dtype(*this, other, "add_");
+  THETA_CHECK(broadcast_shapes(shape(), other.shape(), "add_") == shape(), ShapeError, "add_: cannot broadcast ",
+              shape_str(other.shape()), " into ", shape_str(shape()));
+  const Tensor scaled = alpha == 1.0 ? other : other * alpha;
+  if (!is_contiguous() || dtype() == DType::i64) {
+    copy_(add(*this, scaled));
+    return;
+  }
+  // In place: the binary kernels accept an output that aliases an input.
+  visit_float_dtype(dtype(), [&](auto v) { binary_into<decltype(v)>(BinaryOp::add, *this, scaled, *this); });
+  storage()->bump_version();
+}
+
 Tensor operator-(const Tensor& x) { return neg(x); }
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

@@ -93,6 +93,8 @@ class Tensor {
   void copy_(const Tensor& src) const;
   /// Sets every element to `value`.
   void fill_(double value) const;
+  /// this += alpha * other (other broadcast to this shape, same dtype).
+  void add_(const Tensor& other, double alpha = 1.0) const;
 
  private:
   void check_defined(const char* op) const;
