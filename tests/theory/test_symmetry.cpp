@@ -1,0 +1,529 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/engine.hpp"
+#include "nn/functional.hpp"
+#include "nn/layers.hpp"
+#include "nn/optim.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/rng.hpp"
+#include "theory/linalg.hpp"
+#include "theory/symmetry.hpp"
+
+using namespace theta;
+using theta::autograd::Var;
+using theta::theory::SymmetryTracker;
+
+namespace {
+
+// ---- tiny float64 problems ----------------------------------------------------------------------
+
+enum class Net { softmax, batchnorm, relu_mlp, deep_linear };
+
+const char* net_name(Net net) {
+  switch (net) {
+    case Net::softmax: return "softmax classifier";
+    case Net::batchnorm: return "BatchNorm net";
+    case Net::relu_mlp: return "ReLU MLP";
+    case Net::deep_linear: return "deep linear net";
+  }
+  return "?";
+}
+
+struct Problem {
+  std::shared_ptr<nn::Sequential> net;
+  Tensor x, y;           // 32 samples; y: int64 labels (classifiers) or float targets
+  bool classify = true;
+  std::int64_t batch = 8;  // minibatch size; 0 = full batch
+};
+
+Problem make_problem(Net kind, std::uint64_t seed) {
+  Rng rng(seed);
+  Problem p;
+  p.net = std::make_shared<nn::Sequential>();
+  const std::int64_t n = 32, in = 5, classes = 3;
+  p.x = rng.normal({n, in});
+  p.y = rng.integers({n}, 0, classes);
+  switch (kind) {
+    case Net::softmax:
+      p.net->add(std::make_shared<nn::Linear>(in, classes, rng));
+      break;
+    case Net::batchnorm:
+      p.net->add(std::make_shared<nn::Linear>(in, 4, rng));
+      p.net->add(std::make_shared<nn::BatchNorm1d>(4, nn::NormOptions{.eps = 0.0, .affine = false}));
+      p.net->add(std::make_shared<nn::Activation>(nn::ActivationKind::relu));
+      p.net->add(std::make_shared<nn::Linear>(4, classes, rng));
+      break;
+    case Net::relu_mlp:
+      p.net = nn::mlp({in, 4, 4, classes}, rng);
+      break;
+    case Net::deep_linear:
+      p.net = nn::mlp({in, 3, 3, 2}, rng, {.activation = nn::ActivationKind::identity, .bias = false});
+      p.y = rng.normal({n, 2});
+      p.classify = false;
+      p.batch = 0;
+      break;
+  }
+  return p;
+}
+
+Var loss_of(const Problem& p, const Tensor& x, const Tensor& y) {
+  const Var out = (*p.net)(Var(x));
+  return p.classify ? nn::cross_entropy(out, y) : nn::mse_loss(out, Var(y));
+}
+
+// Runs `steps` optimizer steps on random minibatches; `before_step` sees the gradients.
+void train(const Problem& p, nn::Optimizer& opt, int steps, std::uint64_t seed,
+           const std::function<void(int)>& before_step = {}) {
+  Rng rng(seed);
+  const std::int64_t n = p.x.size(0);
+  for (int k = 0; k < steps; ++k) {
+    Tensor x = p.x, y = p.y;
+    if (p.batch > 0) {
+      const Tensor idx = rng.integers({p.batch}, 0, n);
+      x = index_select(p.x, 0, idx);
+      y = index_select(p.y, 0, idx);
+    }
+    opt.zero_grad();
+    autograd::backward(loss_of(p, x, y));
+    if (before_step) before_step(k);
+    opt.step();
+  }
+}
+
+Tensor param(const nn::Module& m, const std::string& name) {
+  for (const auto& [n, v] : m.named_parameters())
+    if (n == name) return v.value();
+  FAIL("no parameter " << name);
+  return Tensor();
+}
+
+Tensor grad_of(const nn::Module& m, const std::string& name) {
+  for (const auto& [n, v] : m.named_parameters())
+    if (n == name) return v.grad();
+  FAIL("no parameter " << name);
+  return Tensor();
+}
+
+double rel_diff(double a, double b) { return std::abs(a - b) / std::max({std::abs(a), std::abs(b), 1e-300}); }
+
+struct OptimizerCase {
+  const char* name;
+  nn::SgdOptions options;
+};
+
+const std::vector<OptimizerCase> kOptimizers = {
+    {"SGD", {.lr = 0.05}},
+    {"SGD + weight decay", {.lr = 0.05, .weight_decay = 0.1}},
+    {"SGD + momentum", {.lr = 0.02, .momentum = 0.9}},
+    {"SGD + momentum + weight decay", {.lr = 0.02, .momentum = 0.9, .weight_decay = 0.1}},
+};
+
+}  // namespace
+
+TEST_CASE("symmetry: quantities match their definitions", "[theory][symmetry]") {
+  Rng rng(1);
+  const Tensor w_in = rng.normal({4, 3}), b_in = rng.normal({4}), w_out = rng.normal({2, 4});
+  const Tensor q_t = theory::translation_quantity(w_out);
+  const Tensor q_s = theory::scale_quantity(w_in, b_in);
+  const Tensor q_r = theory::rescale_quantity(w_in, b_in, w_out);
+  const Tensor d = theory::balancedness(w_in, w_out, b_in);
+  REQUIRE(q_t.shape() == Shape{4});
+  REQUIRE(d.shape() == Shape{4, 4});
+  for (std::int64_t i = 0; i < 4; ++i) {
+    double t = 0, in = 0, out = 0;
+    for (std::int64_t c = 0; c < 2; ++c) t += w_out.at({c, i});
+    for (std::int64_t j = 0; j < 3; ++j) in += w_in.at({i, j}) * w_in.at({i, j});
+    in += b_in.at({i}) * b_in.at({i});
+    for (std::int64_t c = 0; c < 2; ++c) out += w_out.at({c, i}) * w_out.at({c, i});
+    CHECK(q_t.at({i}) == Approx(t).epsilon(1e-14));
+    CHECK(q_s.at({i}) == Approx(in).epsilon(1e-14));
+    CHECK(q_r.at({i}) == Approx(out - in).epsilon(1e-13));
+    CHECK(d.at({i, i}) == Approx(out - in).epsilon(1e-13));
+    for (std::int64_t k = 0; k < 4; ++k) {
+      double e = -b_in.at({i}) * b_in.at({k});
+      for (std::int64_t c = 0; c < 2; ++c) e += w_out.at({c, i}) * w_out.at({c, k});
+      for (std::int64_t j = 0; j < 3; ++j) e -= w_in.at({i, j}) * w_in.at({k, j});
+      CHECK(d.at({i, k}) == Approx(e).margin(1e-13));
+    }
+  }
+  CHECK_THROWS_AS(theory::rescale_quantity(w_in, b_in, rng.normal({2, 5})), ShapeError);
+  CHECK_THROWS_AS(theory::scale_quantity(w_in, rng.normal({3})), ShapeError);
+}
+
+TEST_CASE("symmetry: the losses are invariant and the gradients orthogonal", "[theory][symmetry]") {
+  SECTION("softmax: the last layer's gradient sums to zero over classes") {
+    Problem p = make_problem(Net::relu_mlp, 2);
+    autograd::backward(loss_of(p, p.x, p.y));
+    const Tensor g = grad_of(*p.net, "layers.4.weight"), gb = grad_of(*p.net, "layers.4.bias");
+    const double scale = theta::max(theta::abs(g)).item<double>();
+    CHECK(scale > 1e-3);
+    CHECK(theta::max(theta::abs(theta::sum(g, {0}))).item<double>() <= 1e-15 * scale * 3);
+    CHECK(std::abs(theta::sum(gb).item<double>()) <= 1e-15 * theta::max(theta::abs(gb)).item<double>() * 3);
+  }
+  SECTION("BatchNorm with eps = 0: scaling the weights feeding it leaves the loss unchanged") {
+    Problem p = make_problem(Net::batchnorm, 3);
+    const double before = loss_of(p, p.x, p.y).item();
+    autograd::backward(loss_of(p, p.x, p.y));
+    const Tensor w = param(*p.net, "layers.0.weight"), b = param(*p.net, "layers.0.bias");
+    const Tensor gw = grad_of(*p.net, "layers.0.weight"), gb = grad_of(*p.net, "layers.0.bias");
+    // <g_c, theta_c> = 0 for every channel c.
+    const Tensor inner = theta::add(theta::sum(theta::mul(gw, w), {1}), theta::mul(gb, b));
+    const double size =
+        std::sqrt(theta::sum(theta::square(gw)).item<double>() * theta::sum(theta::square(w)).item<double>());
+    CHECK(theta::max(theta::abs(inner)).item<double>() <= 1e-14 * size);
+    w.select(0, 1).copy_(w.select(0, 1) * 3.7);
+    b.select(0, 1).copy_(b.select(0, 1) * 3.7);
+    w.select(0, 2).copy_(w.select(0, 2) * 0.2);
+    b.select(0, 2).copy_(b.select(0, 2) * 0.2);
+    CHECK(rel_diff(loss_of(p, p.x, p.y).item(), before) <= 1e-12);
+  }
+  SECTION("ReLU: rescaling a hidden unit's incoming and outgoing weights leaves the loss unchanged") {
+    Problem p = make_problem(Net::relu_mlp, 4);
+    const double before = loss_of(p, p.x, p.y).item();
+    const Tensor w0 = param(*p.net, "layers.0.weight"), b0 = param(*p.net, "layers.0.bias");
+    const Tensor w2 = param(*p.net, "layers.2.weight");
+    w0.select(0, 1).copy_(w0.select(0, 1) * 2.5);
+    b0.select(0, 1).copy_(b0.select(0, 1) * 2.5);
+    w2.select(1, 1).copy_(w2.select(1, 1) / 2.5);
+    CHECK(rel_diff(loss_of(p, p.x, p.y).item(), before) <= 1e-12);
+  }
+  SECTION("deep linear: W_in -> A W_in, W_out -> W_out A^-1 leaves the loss unchanged") {
+    Problem p = make_problem(Net::deep_linear, 5);
+    const double before = loss_of(p, p.x, p.y).item();
+    Rng rng(6);
+    const Tensor a = theta::add(eye(3), rng.normal({3, 3}, 0.0, 0.3));
+    const Tensor a_inv = theory::solve(a, eye(3));
+    const Tensor w0 = param(*p.net, "layers.0.weight"), w2 = param(*p.net, "layers.2.weight");
+    w0.copy_(theta::matmul(a, w0));
+    w2.copy_(theta::matmul(w2, a_inv));
+    CHECK(rel_diff(loss_of(p, p.x, p.y).item(), before) <= 1e-12);
+  }
+}
+
+TEST_CASE("symmetry: track_sequential finds each net's symmetries", "[theory][symmetry]") {
+  auto names = [](Net kind) {
+    Problem p = make_problem(kind, 7);
+    SymmetryTracker t;
+    t.track_sequential(*p.net, p.classify);
+    nn::Sgd opt(p.net->named_parameters(), {});
+    t.attach(opt);
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < t.size(); ++i) out.push_back(t.history(i).name);
+    return out;
+  };
+  CHECK(names(Net::softmax) == std::vector<std::string>{"translation layers.0"});
+  CHECK(names(Net::batchnorm) == std::vector<std::string>{"scale layers.0", "translation layers.3"});
+  CHECK(names(Net::relu_mlp) == std::vector<std::string>{"rescale layers.0 -> layers.2",
+                                                         "rescale layers.2 -> layers.4", "translation layers.4"});
+  CHECK(names(Net::deep_linear) ==
+        std::vector<std::string>{"balancedness layers.0 -> layers.2", "balancedness layers.2 -> layers.4"});
+}
+
+TEST_CASE("symmetry: exact discrete laws hold to 1e-12 over 1000 steps", "[theory][symmetry]") {
+  for (Net kind : {Net::softmax, Net::batchnorm, Net::relu_mlp, Net::deep_linear})
+    for (const auto& oc : kOptimizers) {
+      INFO(net_name(kind) << ", " << oc.name);
+      Problem p = make_problem(kind, 11);
+      nn::Sgd opt(p.net->named_parameters(), oc.options);
+      SymmetryTracker tracker;
+      tracker.track_sequential(*p.net, p.classify).attach(opt);
+      train(p, opt, 1000, 12);
+      REQUIRE(tracker.steps() == 1000);
+      CHECK(tracker.max_exact_error() <= 1e-12);
+      CHECK(tracker.max_continuous_error() < 0.2);
+      for (std::size_t i = 0; i < tracker.size(); ++i) {
+        const auto h = tracker.history(i);
+        INFO(h.name);
+        REQUIRE(h.measured.shape()[0] == 1001);
+        CHECK(h.time.back() == Approx(1000 * oc.options.lr).epsilon(1e-12));
+        // Not vacuous: Q moved far more than the tolerance (translation without weight decay is
+        // conserved outright).
+        if (h.symmetry == theory::Symmetry::translation && oc.options.weight_decay == 0.0) continue;
+        const Tensor first = h.measured.select(0, 0), last = h.measured.select(0, 1000);
+        const double moved = theta::max(theta::div(theta::abs(theta::sub(last, first)), h.magnitude.select(0, 1000)))
+                                 .item<double>();
+        CHECK(moved > 1e-4);
+      }
+      // The tracker's last measurement is the quantity of the final parameters.
+      const auto h0 = tracker.history(0);
+      const Tensor w0 = param(*p.net, "layers.0.weight");
+      Tensor q;
+      switch (kind) {
+        case Net::softmax: q = theory::translation_quantity(w0); break;
+        case Net::batchnorm: q = theory::scale_quantity(w0, param(*p.net, "layers.0.bias")); break;
+        case Net::relu_mlp:
+          q = theory::rescale_quantity(w0, param(*p.net, "layers.0.bias"), param(*p.net, "layers.2.weight"));
+          break;
+        case Net::deep_linear: q = theory::balancedness(w0, param(*p.net, "layers.2.weight")); break;
+      }
+      const Tensor last = h0.measured.select(0, 1000).slice(0, 0, q.size(0));
+      const Tensor last_magnitude = h0.magnitude.select(0, 1000).slice(0, 0, q.size(0));
+      CHECK(theory::max_relative_error(last, q, last_magnitude) <= 1e-14);
+    }
+}
+
+TEST_CASE("symmetry: laws computed independently agree with the tracker", "[theory][symmetry]") {
+  SECTION("translation, SGD + weight decay: Q_K = (1 - eta lambda)^K Q_0") {
+    Problem p = make_problem(Net::softmax, 21);
+    nn::Sgd opt(p.net->named_parameters(), {.lr = 0.05, .weight_decay = 0.2});
+    SymmetryTracker tracker;
+    tracker.track_translation("layers.0.weight", "layers.0.bias").attach(opt);
+    const Tensor q0 = theory::translation_quantity(param(*p.net, "layers.0.weight").clone());
+    const double bias_sum0 = theta::sum(param(*p.net, "layers.0.bias")).item<double>();
+    train(p, opt, 1000, 22);
+    const Tensor w = param(*p.net, "layers.0.weight"), b = param(*p.net, "layers.0.bias");
+    const Tensor q = theory::translation_quantity(w);
+    const double factor = std::exp(1000 * std::log1p(-0.05 * 0.2));  // no rounding of 1 - eta lambda
+    const Tensor mag = theta::sum(theta::abs(w), {0});
+    CHECK(theory::max_relative_error(q, q0 * factor, mag) <= 1e-12);
+    const double bias_mag = theta::sum(theta::abs(b)).item<double>();
+    CHECK(std::abs(theta::sum(b).item<double>() - bias_sum0 * factor) <= 1e-12 * bias_mag);
+    // The tracker's units: the 5 weight columns, then the bias sum.
+    const Tensor predicted = tracker.history(0).exact.select(0, 1000);
+    REQUIRE(predicted.shape() == Shape{6});
+    CHECK(theory::max_relative_error(predicted.slice(0, 0, 5), q0 * factor, mag) <= 1e-12);
+    CHECK(std::abs(predicted.at({5}) - bias_sum0 * factor) <= 1e-12 * bias_mag);
+  }
+  SECTION("translation, momentum + weight decay: Q_{k+1} = (1 + beta - eta lambda) Q_k - beta Q_{k-1}") {
+    Problem p = make_problem(Net::softmax, 23);
+    const double eta = 0.02, beta = 0.9, lambda = 0.3;
+    nn::Sgd opt(p.net->named_parameters(), {.lr = eta, .momentum = beta, .weight_decay = lambda});
+    SymmetryTracker tracker;
+    tracker.track_translation("layers.0.weight").attach(opt);
+    std::vector<double> prev = to_vector(theory::translation_quantity(param(*p.net, "layers.0.weight")));
+    std::vector<double> cur = prev;  // Q_{-1} = Q_0: the buffer starts at zero
+    for (int k = 0; k < 1000; ++k)
+      for (std::size_t j = 0; j < cur.size(); ++j) {
+        const double next = cur[j] + beta * (cur[j] - prev[j]) - eta * lambda * cur[j];
+        prev[j] = cur[j];
+        cur[j] = next;
+      }
+    train(p, opt, 1000, 24);
+    const Tensor w = param(*p.net, "layers.0.weight");
+    const Tensor mag = theta::sum(theta::abs(w), {0});
+    CHECK(theory::max_relative_error(theory::translation_quantity(w), from_vector(cur), mag) <= 1e-12);
+    CHECK(theory::max_relative_error(tracker.history(0).exact.select(0, 1000), from_vector(cur), mag) <= 1e-12);
+  }
+  SECTION("scale, SGD + weight decay and SGD + momentum: recurrences driven by the measured g or b") {
+    for (double beta : {0.0, 0.8}) {
+      INFO("momentum " << beta);
+      Problem p = make_problem(Net::batchnorm, 25);
+      const double eta = 0.05, lambda = 0.1;
+      nn::Sgd opt(p.net->named_parameters(), {.lr = eta, .momentum = beta, .weight_decay = lambda});
+      SymmetryTracker tracker;
+      tracker.track_scale("layers.0.weight", "layers.0.bias").attach(opt);
+      const Tensor w = param(*p.net, "layers.0.weight"), b = param(*p.net, "layers.0.bias");  // updated in place
+      auto channel_sq = [](const Tensor& cw, const Tensor& cb, std::size_t c) {
+        const auto row = static_cast<std::int64_t>(c);
+        double s = cb.at({row}) * cb.at({row});
+        for (std::int64_t i = 0; i < cw.size(1); ++i) s += cw.at({row, i}) * cw.at({row, i});
+        return s;
+      };
+      const std::size_t channels = 4;
+      std::vector<double> y(channels), z(channels, 0.0);  // z_0 = 0: a fresh optimizer
+      for (std::size_t c = 0; c < channels; ++c) y[c] = channel_sq(w, b, c);
+      Rng rng(26);
+      for (int k = 0; k < 1000; ++k) {
+        const Tensor idx = rng.integers({p.batch}, 0, p.x.size(0));
+        opt.zero_grad();
+        autograd::backward(loss_of(p, index_select(p.x, 0, idx), index_select(p.y, 0, idx)));
+        const Tensor gw = grad_of(*p.net, "layers.0.weight").clone(), gb = grad_of(*p.net, "layers.0.bias").clone();
+        opt.step();
+        Tensor bw, bb;  // the momentum buffers b_k after the step
+        for (const auto& [name, t] : opt.state()) {
+          if (name == "momentum.layers.0.weight") bw = t;
+          if (name == "momentum.layers.0.bias") bb = t;
+        }
+        for (std::size_t c = 0; c < channels; ++c) {
+          if (beta == 0.0) {
+            // y_{k+1} = (1 - eta lambda)^2 y_k + eta^2 |g_k|^2
+            y[c] += -eta * lambda * (2 - eta * lambda) * y[c] + eta * eta * channel_sq(gw, gb, c);
+          } else {
+            // y_{k+1} = (1 - 2 eta lambda) y_k - 2 eta beta z_k + eta^2 |b_k|^2,
+            // z_{k+1} = lambda y_k + beta z_k - eta |b_k|^2
+            const double bsq = channel_sq(bw, bb, c);
+            const double y_next = y[c] - 2 * eta * lambda * y[c] - 2 * eta * beta * z[c] + eta * eta * bsq;
+            z[c] = lambda * y[c] + beta * z[c] - eta * bsq;
+            y[c] = y_next;
+          }
+        }
+      }
+      const Tensor final_q = theory::scale_quantity(w, b);
+      CHECK(theory::max_relative_error(final_q, from_vector(y), final_q) <= 1e-12);
+      CHECK(theory::max_relative_error(tracker.history(0).exact.select(0, 1000), from_vector(y), final_q) <= 1e-12);
+      CHECK(tracker.max_exact_error() <= 1e-12);
+    }
+  }
+  SECTION("balancedness, full-batch GD: D_K - D_0 = eta^2 sum_k (G_out^T G_out - G_in G_in^T)") {
+    Problem p = make_problem(Net::deep_linear, 27);
+    const double eta = 0.05;
+    nn::Sgd opt(p.net->named_parameters(), {.lr = eta});
+    SymmetryTracker tracker;
+    tracker.track_balancedness("layers.0.weight", "layers.2.weight").attach(opt);
+    const Tensor d0 = theory::balancedness(param(*p.net, "layers.0.weight"), param(*p.net, "layers.2.weight"));
+    Tensor sum_g = zeros({3, 3});
+    train(p, opt, 1000, 28, [&](int) {
+      const Tensor g_in = grad_of(*p.net, "layers.0.weight"), g_out = grad_of(*p.net, "layers.2.weight");
+      sum_g = theta::add(sum_g, theta::sub(theta::matmul(g_out.t(), g_out), theta::matmul(g_in, g_in.t())));
+    });
+    const Tensor w_in = param(*p.net, "layers.0.weight"), w_out = param(*p.net, "layers.2.weight");
+    const Tensor d = theory::balancedness(w_in, w_out);
+    const Tensor predicted = theta::add(d0, sum_g * (eta * eta));
+    const double size =
+        theta::sum(theta::square(w_in)).item<double>() + theta::sum(theta::square(w_out)).item<double>();
+    CHECK(theta::max(theta::abs(theta::sub(d, predicted))).item<double>() <= 1e-12 * size);
+    CHECK(theta::max(theta::abs(theta::sub(d, d0))).item<double>() > 1e-6 * size);  // D really moved
+    CHECK(theta::max(theta::abs(theta::sub(tracker.history(0).exact.select(0, 1000), predicted))).item<double>() <=
+          1e-12 * size);
+  }
+}
+
+TEST_CASE("symmetry: dampening, a learning-rate schedule and a restarted tracker", "[theory][symmetry]") {
+  Problem p = make_problem(Net::relu_mlp, 31);
+  nn::Sgd opt(p.net->named_parameters(), {.lr = 0.03, .momentum = 0.7, .dampening = 0.3, .weight_decay = 0.05});
+  train(p, opt, 10, 32);  // the momentum buffers already hold something when the tracker starts
+  SymmetryTracker tracker;
+  tracker.track_sequential(*p.net, true).attach(opt);
+  Rng rng(33);
+  for (int k = 0; k < 300; ++k) {
+    opt.set_lr(0.03 * (1.0 + 0.5 * std::sin(0.1 * k)));
+    const Tensor idx = rng.integers({p.batch}, 0, p.x.size(0));
+    opt.zero_grad();
+    autograd::backward(loss_of(p, index_select(p.x, 0, idx), index_select(p.y, 0, idx)));
+    opt.step();
+  }
+  CHECK(tracker.steps() == 300);
+  CHECK(tracker.max_exact_error() <= 1e-12);
+}
+
+TEST_CASE("symmetry: discounted recursions stay finite where the naive form overflows", "[theory][symmetry]") {
+  SECTION("first order: u' = -2 lambda u + f over 10^5 steps") {
+    const double lambda = 50.0, eta = 0.1, f = 3.0, u0 = 2.0;
+    const theory::DecayStep s = theory::decay_step(2.0 * lambda, eta);
+    double u = u0, naive_sum = 0.0, t = 0.0;
+    for (int k = 0; k < 100000; ++k) {
+      u = s.decay * u + s.gain * f;
+      // The undiscounted form: e^{-2 lambda t} (u0 + int_0^t e^{2 lambda s} f ds).
+      naive_sum += std::exp(2.0 * lambda * t) * s.gain * std::exp(2.0 * lambda * eta) * f;
+      t += eta;
+      const double steady = f / (2 * lambda);
+      if (k == 0) CHECK(u == Approx(steady + (u0 - steady) * std::exp(-2 * lambda * eta)).epsilon(1e-14));
+    }
+    const double naive = std::exp(-2.0 * lambda * t) * (u0 + naive_sum);
+    CHECK_FALSE(std::isfinite(naive));
+    REQUIRE(std::isfinite(u));
+    CHECK(u == Approx(f / (2.0 * lambda)).epsilon(1e-14));
+    // Moderate times: the exact solution of the piecewise-constant problem.
+    const theory::DecayStep small = theory::decay_step(0.3, 0.01);
+    double v = u0;
+    for (int k = 0; k < 500; ++k) v = small.decay * v + small.gain * f;
+    CHECK(v == Approx(f / 0.3 + (u0 - f / 0.3) * std::exp(-0.3 * 5.0)).epsilon(1e-13));
+    CHECK(theory::decay_step(0.0, 0.25).gain == 0.25);
+  }
+  SECTION("damped oscillator: Kunin's closed forms in every damping regime") {
+    // m Q'' + c Q' + k Q = 0, Q(0) = 1, Q'(0) = 0: Q = e^{-g t} (cosh(d t) + g / d sinh(d t)).
+    struct Case {
+      double m, c, k;
+    };
+    for (const Case cs : {Case{0.019, 0.1, 0.05}, Case{1.0, 0.2, 4.0}, Case{1.0, 2.0, 1.0}}) {
+      const double g = cs.c / (2 * cs.m), d2 = g * g - cs.k / cs.m;
+      const double h = 0.01;
+      const theory::OscillatorStep o = theory::oscillator_step(cs.m, cs.c, cs.k, h);
+      double u = 1.0, v = 0.0;
+      for (int n = 0; n < 500; ++n) {
+        const double un = o.transition[0][0] * u + o.transition[0][1] * v;
+        v = o.transition[1][0] * u + o.transition[1][1] * v;
+        u = un;
+      }
+      const double t = 5.0;
+      double expected;
+      if (d2 > 1e-12) {
+        const double d = std::sqrt(d2);
+        expected = 0.5 * (1 + g / d) * std::exp((-g + d) * t) + 0.5 * (1 - g / d) * std::exp((-g - d) * t);
+      } else if (d2 < -1e-12) {
+        const double w = std::sqrt(-d2);
+        expected = std::exp(-g * t) * (std::cos(w * t) + g / w * std::sin(w * t));
+      } else {
+        expected = (1 + g * t) * std::exp(-g * t);
+      }
+      INFO("m " << cs.m << " c " << cs.c << " k " << cs.k);
+      CHECK(u == Approx(expected).epsilon(1e-11));
+    }
+  }
+  SECTION("damped oscillator: a stiff forced run of 10^5 steps settles at f / k") {
+    const double m = 0.05, c = 0.1, k = 40.0, f = 2.0, h = 0.1;
+    const theory::OscillatorStep o = theory::oscillator_step(m, c, k, h);
+    double u = 5.0, v = -1.0;
+    for (int n = 0; n < 100000; ++n) {
+      const double un = o.transition[0][0] * u + o.transition[0][1] * v + o.response[0] * f;
+      v = o.transition[1][0] * u + o.transition[1][1] * v + o.response[1] * f;
+      u = un;
+    }
+    REQUIRE(std::isfinite(u));
+    CHECK(u == Approx(f / k).epsilon(1e-12));
+    CHECK(std::abs(v) < 1e-12);
+  }
+}
+
+TEST_CASE("symmetry: the continuous prediction's error is first order in the learning rate", "[theory][symmetry]") {
+  // Translation has no forcing, so the measured Q follows the exact law whatever the minibatches;
+  // halving eta at fixed t = eta K must halve the continuous prediction's error.
+  auto error_at = [](double eta, double beta) {
+    Problem p = make_problem(Net::softmax, 41);
+    // lambda t / (1 - beta) = 2 at the end in both cases.
+    const double lambda = 0.5 * (1.0 - beta);
+    nn::Sgd opt(p.net->named_parameters(), {.lr = eta, .momentum = beta, .weight_decay = lambda});
+    SymmetryTracker tracker;
+    tracker.track_translation("layers.0.weight").attach(opt);
+    train(p, opt, static_cast<int>(std::lround(4.0 / eta)), 42);
+    const auto h = tracker.history(0);
+    const std::int64_t last = h.measured.size(0) - 1;
+    const Tensor m = h.measured.select(0, last), c = h.continuous.select(0, last);
+    return theta::max(theta::div(theta::abs(theta::sub(m, c)), theta::abs(m))).item<double>();
+  };
+  for (double beta : {0.0, 0.9}) {
+    INFO("momentum " << beta);
+    const double coarse = error_at(0.02, beta), fine = error_at(0.01, beta);
+    CHECK(coarse > 1e-6);
+    CHECK(coarse < 0.1);
+    CHECK(coarse / fine == Approx(2.0).epsilon(0.15));
+  }
+}
+
+TEST_CASE("symmetry: tracker argument errors", "[theory][symmetry]") {
+  Problem p = make_problem(Net::relu_mlp, 51);
+  {
+    SymmetryTracker t;
+    t.track_translation("layers.9.weight");
+    nn::Sgd opt(p.net->named_parameters(), {});
+    CHECK_THROWS_AS(t.attach(opt), std::invalid_argument);
+  }
+  {
+    SymmetryTracker t;
+    t.track_rescale("layers.4.weight", "layers.4.bias", "layers.2.weight");  // 3 units in, 4 out
+    nn::Sgd opt(p.net->named_parameters(), {});
+    CHECK_THROWS_AS(t.attach(opt), ShapeError);
+  }
+  {
+    SymmetryTracker t;
+    t.track_translation("layers.4.weight");
+    nn::Sgd opt(p.net->named_parameters(), {.momentum = 0.9, .nesterov = true});
+    CHECK_THROWS_AS(t.attach(opt), std::invalid_argument);
+  }
+  {
+    SymmetryTracker t;
+    t.track_translation("layers.4.weight");
+    nn::Sgd opt(p.net->named_parameters(), {});
+    t.attach(opt);
+    CHECK_THROWS_AS(t.attach(opt), std::logic_error);
+    CHECK_THROWS_AS(t.track_scale("layers.0.weight"), std::logic_error);
+    CHECK_THROWS_AS(t.history(1), IndexError);
+  }
+}
