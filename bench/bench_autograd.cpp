@@ -8,6 +8,7 @@
 #include "nn/functional.hpp"
 #include "nn/layers.hpp"
 #include "nn/optim.hpp"
+#include "theory/hessian.hpp"
 
 using namespace theta;
 using theta::autograd::Var;
@@ -67,24 +68,9 @@ void BM_MlpHvp_F32(benchmark::State& state) {
     values.push_back(param.value());
     direction.push_back(rng.normal(param.shape(), 0, 1, DType::f32));
   }
-  auto net = p.net;
-  const Var x = p.x;
-  const Tensor labels = p.labels;
-  // The loss as a function of the parameter values: rebinds them into a copy of the net.
-  auto loss_fn = [&](const std::vector<Var>& params) {
-    Var h = x;
-    std::size_t k = 0;
-    for (std::size_t i = 0; i < net->size(); ++i) {
-      if (auto* lin = dynamic_cast<nn::Linear*>(&net->at(i))) {
-        h = autograd::matmul(h, autograd::t(params[k])) + params[k + 1];
-        k += 2;
-        (void)lin;
-      } else {
-        h = net->at(i).forward(h);
-      }
-    }
-    return nn::cross_entropy(h, labels);
-  };
+  // The loss as a function of the parameter values (the form hvp differentiates).
+  const auto loss_fn = theory::sequential_loss(
+      p.net, p.x.value(), p.labels, [](const Var& logits, const Tensor& y) { return nn::cross_entropy(logits, y); });
   for (auto _ : state) {
     const auto hv = autograd::hvp(loss_fn, values, direction);
     benchmark::DoNotOptimize(hv.front().raw_data());
