@@ -76,7 +76,8 @@ std::vector<std::vector<Tensor>> jacobian(const Function& f, const std::vector<T
 /// (for small problems, tests and oracles).
 Tensor hessian(const ScalarFunction& f, const std::vector<Tensor>& params);
 
-/// Leaves requiring grad over copies of `values` (a shared helper for the transforms above).
+/// Leaves requiring grad whose values share storage with `values` (the transforms above never
+/// write to them; an in-place write by the caller is caught by the version check).
 std::vector<Var> make_leaves(const std::vector<Tensor>& values);
 
 }  // namespace theta::autograd
