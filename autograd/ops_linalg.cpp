@@ -8,15 +8,43 @@ namespace theta::autograd {
 THETA_PRIMITIVE(matmul, "matmul");
 
 namespace {
+// Note [Gradient layout]
+// For y = a @ b the gradient of b is a^T g. When b is a transposed view (Linear computes
+// x @ W^T), that product is produced row-major and then viewed transposed twice on its way to
+// W, leaving W's gradient with strides (1, out): every later elementwise pass over it (the
+// optimizer update) then gathers. Computing (g^T a) instead and transposing it gives the same
+// values with W's own layout, at the same gemm cost.
+bool is_transposed_view(const Var& v) {
+  const Strides& s = v.value().strides();
+  const std::size_t d = s.size();
+  return d >= 2 && v.size(-2) > 1 && v.size(-1) > 1 && s[d - 2] == 1 && s[d - 1] != 1;
+}
+
+// Gradient of `operand` from `direct` (its natural layout) or, for a transposed view, the
+// transpose of `swapped` (the same product computed transposed).
+template <class Direct, class Swapped>
+Var grad_in_layout(const Var& operand, Direct direct, Swapped swapped) {
+  const Var g = is_transposed_view(operand) ? transpose(swapped(), -1, -2) : direct();
+  return sum_to(g, operand.shape());
+}
+
+Var matmul_nd(const Var& a, const Var& b);
+
 Var matmul_nd(const Var& a, const Var& b) {
   return make_result(theta::matmul(a.value(), b.value()), "matmul", {a, b},
                      [](const Var& g, const Node& n, const InputMask& needs) {
                        const Var& x = n.inputs[0];
                        const Var& y = n.inputs[1];
-                       // Transposed views go to gemm as CblasTrans: no copies.
-                       return std::vector<Var>{
-                           needs[0] ? sum_to(matmul_nd(g, transpose(y, -1, -2)), x.shape()) : Var(),
-                           needs[1] ? sum_to(matmul_nd(transpose(x, -1, -2), g), y.shape()) : Var()};
+                       // Transposed views go to gemm as CblasTrans: no copies. An operand that
+                       // is itself a transposed view (x W^T in Linear) gets its gradient computed
+                       // in its own layout, so the parameter's gradient comes out contiguous
+                       // after the transpose's backward (Note [Gradient layout]).
+                       return std::vector<Var>{needs[0] ? grad_in_layout(x, [&] { return matmul_nd(g, transpose(y, -1, -2)); },
+                                                                         [&] { return matmul_nd(y, transpose(g, -1, -2)); })
+                                                        : Var(),
+                                               needs[1] ? grad_in_layout(y, [&] { return matmul_nd(transpose(x, -1, -2), g); },
+                                                                         [&] { return matmul_nd(transpose(g, -1, -2), x); })
+                                                        : Var()};
                      });
 }
 }  // namespace

@@ -542,7 +542,8 @@ def build_targets(build_dir, targets):
         return False
     cmd = ["cmake", "--build", str(build_dir), "--target", *targets]
     print("compare_torch: building", " ".join(targets), file=sys.stderr)
-    return subprocess.run(cmd, stdout=sys.stderr).returncode == 0
+    with Lock(LOCK_PATH):
+        return subprocess.run(cmd, stdout=sys.stderr).returncode == 0
 
 
 def theta_benchmark_names(bench):
@@ -615,7 +616,7 @@ def measure_memory(bench, theta_names, names, threads):
     script = str(Path(__file__).resolve())
     torch_cmd = [sys.executable, script, "--child", "memory", "--child-threads", str(threads), "--child-workloads"]
     env_theta, env_torch = thread_env(threads), thread_env(threads, for_torch=True)
-    theta_base = peak_rss_of([str(bench), "--benchmark_filter=^$"], env_theta)
+    theta_base = peak_rss_of([str(bench), "--benchmark_filter=^$"], env_theta) if theta_names else None
     torch_base = peak_rss_of(torch_cmd + ["none"], env_torch)
     rows = []
     for name in names:

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 #include "autograd/engine.hpp"
@@ -60,6 +61,7 @@ void dump_model(const std::string& dir, nn::Sequential& net, const std::vector<s
   save_npy(dir + "/ntk.npy", k);
   for (const auto& [name, p] : net.named_parameters()) save_npy(dir + "/" + name + ".npy", p.value());
   std::ostringstream json;
+  json << std::setprecision(17);  // sigma_w = sqrt(2) must round-trip exactly
   json << "{\n  \"widths\": [";
   for (std::size_t i = 0; i < widths.size(); ++i) json << (i ? ", " : "") << widths[i];
   json << "],\n  \"activation\": \"relu\",\n  \"bias\": true,\n  \"parameterisation\": \"ntk\",\n"
