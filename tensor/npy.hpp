@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tensor/file_io.hpp"
 #include "tensor/tensor.hpp"
 
 namespace theta {
@@ -24,12 +25,5 @@ Tensor load_npy(const std::string& path);
 
 /// Writes a .npy file atomically (temporary file in the same directory, fsync, rename).
 void save_npy(const std::string& path, const Tensor& t);
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
-/// A crash or error never leaves a partially written `path` behind.
-void write_file_atomic(const std::string& path, std::string_view bytes);
-
-/// Reads a whole file into memory (throws FormatError when it cannot be read).
-std::string read_file(const std::string& path);
 
 }  // namespace theta
