@@ -1,6 +1,5 @@
 #include "tensor/npy.hpp"
 
-
 #include <algorithm>
 #include <bit>
 #include <cstring>
