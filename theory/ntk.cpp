@@ -136,23 +136,29 @@ void contract_into(nn::Module& model, const Tensor& x1, const Tensor& x2, bool s
   const std::int64_t n1 = x1.size(0), n2 = x2.size(0);
   const std::int64_t p_total = numel_of(params);
   const std::int64_t chunk = samples_per_chunk(max_bytes, outputs, p_total, std::max(n1, n2));
+  // Adds a [na, O, nb, O] block at samples (a0, b0) of the kernel (or its output trace).
+  auto accumulate = [&](std::int64_t a0, std::int64_t b0, const Tensor& b4) {
+    const std::int64_t na = b4.size(0), nb = b4.size(2);
+    if (trace) {
+      Tensor tr = zeros({na, nb}, b4.dtype());
+      for (std::int64_t o = 0; o < outputs; ++o) tr = tr + b4.select(3, o).select(1, o);
+      k.slice(0, a0, a0 + na).slice(1, b0, b0 + nb).add_(tr);
+    } else {
+      k.slice(0, a0, a0 + na).slice(2, b0, b0 + nb).add_(b4);
+    }
+  };
   for (std::int64_t a0 = 0; a0 < n1; a0 += chunk) {
     const std::int64_t na = std::min(chunk, n1 - a0);
     const Tensor ja = jacobian_rows(model, x1, a0, na, params, outputs);
-    for (std::int64_t b0 = 0; b0 < n2; b0 += chunk) {
+    // The kernel of x with itself is symmetric: blocks below the diagonal are mirrored.
+    for (std::int64_t b0 = same ? a0 : 0; b0 < n2; b0 += chunk) {
       const std::int64_t nb = std::min(chunk, n2 - b0);
-      const Tensor jb = same && b0 == a0 ? ja : jacobian_rows(model, x2, b0, nb, params, outputs);
-      const Tensor block = same && b0 == a0 ? gram(ja) : matmul(ja, jb.t());  // [na O, nb O]
+      const bool diagonal = same && b0 == a0;
+      const Tensor jb = diagonal ? ja : jacobian_rows(model, x2, b0, nb, params, outputs);
+      const Tensor block = diagonal ? gram(ja) : matmul(ja, jb.t());  // [na O, nb O]
       const Tensor b4 = block.reshape({na, outputs, nb, outputs});
-      if (trace) {
-        Tensor tr = zeros({na, nb}, block.dtype());
-        for (std::int64_t o = 0; o < outputs; ++o) tr = tr + b4.select(3, o).select(1, o);
-        const Tensor dst = k.slice(0, a0, a0 + na).slice(1, b0, b0 + nb);
-        dst.copy_(dst.clone() + tr);
-      } else {
-        const Tensor dst = k.slice(0, a0, a0 + na).slice(2, b0, b0 + nb);
-        dst.copy_(dst.clone() + b4);
-      }
+      accumulate(a0, b0, b4);
+      if (same && !diagonal) accumulate(b0, a0, b4.permute({2, 3, 0, 1}));
     }
   }
 }
