@@ -44,25 +44,26 @@ struct Pass {
 Pass topological_order(const std::vector<Var>& outputs) {
   Pass pass;
   pass.slot.reserve(64);
-  std::unordered_set<VarImpl*> visited;
-  visited.reserve(64);
+  // An impl enters `slot` when first reached (marked unset) and gets its position when its
+  // inputs are done: one hash map serves as both the visited set and the slot index.
+  constexpr std::size_t kUnset = static_cast<std::size_t>(-1);
   struct Frame {
     const Var* var;
     std::size_t next_child;
   };
   std::vector<Frame> stack;
   for (const Var& out : outputs) {
-    if (!out.requires_grad() || !visited.insert(out.id()).second) continue;
+    if (!out.requires_grad() || !pass.slot.emplace(out.id(), kUnset).second) continue;
     stack.push_back({&out, 0});
     while (!stack.empty()) {
       Frame& f = stack.back();
       const auto& fn = f.var->grad_fn();
       if (fn && f.next_child < fn->inputs.size()) {
         const Var& child = fn->inputs[f.next_child++];
-        if (child.requires_grad() && visited.insert(child.id()).second) stack.push_back({&child, 0});
+        if (child.requires_grad() && pass.slot.emplace(child.id(), kUnset).second) stack.push_back({&child, 0});
         continue;
       }
-      pass.slot.emplace(f.var->id(), pass.order.size());
+      pass.slot[f.var->id()] = pass.order.size();
       pass.order.push_back(f.var);
       stack.pop_back();
     }
