@@ -8,7 +8,6 @@ using namespace symmetry_test;
 using theta::autograd::Var;
 using theta::theory::SymmetryTracker;
 
-
 TEST_CASE("symmetry: quantities match their definitions", "[theory][symmetry]") {
   Rng rng(1);
   const Tensor w_in = rng.normal({4, 3}), b_in = rng.normal({4}), w_out = rng.normal({2, 4});
