@@ -1,8 +1,10 @@
 #include "autograd/engine.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "autograd/ops.hpp"
 
@@ -33,37 +35,90 @@ void check_finite_gradient(const Var& g, const Node& node, std::size_t input) {
                          " produced NaN or Inf in the gradient of input " + std::to_string(input));
 }
 
+// Slot index of each VarImpl in a pass: open addressing with linear probing over a power-of-two
+// table (a pass touches tens to thousands of impls; std::unordered_map would allocate per entry).
+class SlotMap {
+ public:
+  static constexpr std::size_t kUnset = static_cast<std::size_t>(-1);
+
+  SlotMap() : entries_(64) {}
+
+  /// Adds `key` with slot kUnset; false when it is already present.
+  bool insert(VarImpl* key) {
+    if (2 * (count_ + 1) > entries_.size()) grow();
+    Entry& e = entries_[find(key)];
+    if (e.key == key) return false;
+    e = {key, kUnset};
+    ++count_;
+    return true;
+  }
+
+  /// The slot of a key that was inserted.
+  std::size_t& at(VarImpl* key) { return checked(key).slot; }
+  std::size_t at(VarImpl* key) const { return checked(key).slot; }
+
+ private:
+  struct Entry {
+    VarImpl* key = nullptr;
+    std::size_t slot = kUnset;
+  };
+
+  // Index of the entry holding `key`, or of the empty entry where it belongs.
+  std::size_t find(const VarImpl* key) const {
+    const std::size_t mask = entries_.size() - 1;
+    // Fibonacci hashing of the address: the low bits of heap pointers carry no information.
+    std::size_t i = (reinterpret_cast<std::uintptr_t>(key) * 0x9E3779B97F4A7C15ull) >> 20 & mask;
+    while (entries_[i].key != nullptr && entries_[i].key != key) i = (i + 1) & mask;
+    return i;
+  }
+
+  Entry& checked(const VarImpl* key) { return const_cast<Entry&>(std::as_const(*this).checked(key)); }
+  const Entry& checked(const VarImpl* key) const {
+    const Entry& e = entries_[find(key)];
+    THETA_ASSERT(e.key == key);
+    return e;
+  }
+
+  void grow() {
+    std::vector<Entry> old(entries_.size() * 2);
+    old.swap(entries_);
+    for (const Entry& e : old)
+      if (e.key) entries_[find(e.key)] = e;
+  }
+
+  std::vector<Entry> entries_;
+  std::size_t count_ = 0;
+};
+
 // One backward pass over the graph: every VarImpl reachable from the outputs through inputs that
 // require grad gets a slot; per-slot state lives in flat vectors (one hash lookup per edge).
 struct Pass {
-  std::vector<const Var*> order;                    // post-order: inputs before their users
-  std::unordered_map<VarImpl*, std::size_t> slot;   // position in `order`
+  std::vector<const Var*> order;  // post-order: inputs before their users
+  SlotMap slot;                   // position in `order`
 };
 
 // Iterative DFS from the outputs; children are the inputs of each impl's Node.
 Pass topological_order(const std::vector<Var>& outputs) {
   Pass pass;
-  pass.slot.reserve(64);
-  // An impl enters `slot` when first reached (marked unset) and gets its position when its
-  // inputs are done: one hash map serves as both the visited set and the slot index.
-  constexpr std::size_t kUnset = static_cast<std::size_t>(-1);
+  // An impl enters `slot` when first reached (slot unset) and gets its position when its inputs
+  // are done: one table serves as both the visited set and the slot index.
   struct Frame {
     const Var* var;
     std::size_t next_child;
   };
   std::vector<Frame> stack;
   for (const Var& out : outputs) {
-    if (!out.requires_grad() || !pass.slot.emplace(out.id(), kUnset).second) continue;
+    if (!out.requires_grad() || !pass.slot.insert(out.id())) continue;
     stack.push_back({&out, 0});
     while (!stack.empty()) {
       Frame& f = stack.back();
       const auto& fn = f.var->grad_fn();
       if (fn && f.next_child < fn->inputs.size()) {
         const Var& child = fn->inputs[f.next_child++];
-        if (child.requires_grad() && pass.slot.emplace(child.id(), kUnset).second) stack.push_back({&child, 0});
+        if (child.requires_grad() && pass.slot.insert(child.id())) stack.push_back({&child, 0});
         continue;
       }
-      pass.slot[f.var->id()] = pass.order.size();
+      pass.slot.at(f.var->id()) = pass.order.size();
       pass.order.push_back(f.var);
       stack.pop_back();
     }
@@ -116,7 +171,7 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
     InputMask needs(fn->inputs.size());
     for (std::size_t i = 0; i < needs.size(); ++i)
       needs[i] = fn->inputs[i].requires_grad() && needed[slot_of(fn->inputs[i])];
-    std::vector<Var> in_grads;
+    VarList in_grads;
     try {
       in_grads = fn->backward(g, *fn, needs);
     } catch (const AnomalyError& e) {  // name the node whose backward failed, not the inner op

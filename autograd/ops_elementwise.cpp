@@ -131,7 +131,7 @@ Var square(const Var& x) {
 
 Var sign(const Var& x) {
   return make_result(theta::sign(x.value()), "sign", {x},
-                     [](const Var&, const Node&, const InputMask&) { return std::vector<Var>{Var()}; });
+                     [](const Var&, const Node&, const InputMask&) { return VarList{Var()}; });
 }
 
 Var erf(const Var& x) {
@@ -220,7 +220,7 @@ Var where(const Tensor& mask, const Var& a, const Var& b) {
                        const Var zero = constant(zeros({}, g.dtype()));
                        const Var& x = n.inputs[0];
                        const Var& y = n.inputs[1];
-                       return std::vector<Var>{needs[0] ? sum_to(where(mask, g, zero), x.shape()) : Var(),
+                       return VarList{needs[0] ? sum_to(where(mask, g, zero), x.shape()) : Var(),
                                                needs[1] ? sum_to(where(mask, zero, g), y.shape()) : Var()};
                      });
 }

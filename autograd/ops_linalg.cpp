@@ -39,7 +39,7 @@ Var matmul_nd(const Var& a, const Var& b) {
                        // is itself a transposed view (x W^T in Linear) gets its gradient computed
                        // in its own layout, so the parameter's gradient comes out contiguous
                        // after the transpose's backward (Note [Gradient layout]).
-                       return std::vector<Var>{needs[0] ? grad_in_layout(x, [&] { return matmul_nd(g, transpose(y, -1, -2)); },
+                       return VarList{needs[0] ? grad_in_layout(x, [&] { return matmul_nd(g, transpose(y, -1, -2)); },
                                                                          [&] { return matmul_nd(y, transpose(g, -1, -2)); })
                                                         : Var(),
                                                needs[1] ? grad_in_layout(y, [&] { return matmul_nd(transpose(x, -1, -2), g); },

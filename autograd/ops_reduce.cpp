@@ -43,7 +43,7 @@ Var extreme(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim
                        const Tensor ext = is_max ? theta::max(in.value(), axes, true) : theta::min(in.value(), axes, true);
                        const Tensor hit = theta::eq(in.value(), ext);
                        const Tensor share = theta::div(hit, theta::sum(hit, axes, true));
-                       return std::vector<Var>{detail::expand_reduced(g, in.shape(), axes, keepdim) * constant(share)};
+                       return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * constant(share)};
                      });
 }
 }  // namespace
@@ -52,7 +52,7 @@ Var sum(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim) {
   const auto axes = axes_of(x, axes_in, "sum");
   return make_result(theta::sum(x.value(), axes, keepdim), "sum", {x},
                      [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
-                       return std::vector<Var>{detail::expand_reduced(g, n.inputs[0].shape(), axes, keepdim)};
+                       return VarList{detail::expand_reduced(g, n.inputs[0].shape(), axes, keepdim)};
                      });
 }
 
@@ -77,7 +77,7 @@ Var logsumexp(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepd
                        const Var lse = logsumexp(in, axes, true);
                        const Tensor bad = theta::eq(theta::abs(lse.value()), full({}, INFINITY, in.dtype()));
                        const Var safe = where(bad, constant(zeros({}, in.dtype())), lse);
-                       return std::vector<Var>{detail::expand_reduced(g, in.shape(), axes, keepdim) * exp(in - safe)};
+                       return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * exp(in - safe)};
                      });
 }
 
@@ -100,7 +100,7 @@ Var norm2(const Var& x, const std::vector<std::int64_t>& axes, bool keepdim) {
                        const Var nrm = norm2(in, axes, true);
                        const Tensor at_origin = theta::eq(nrm.value(), zeros({}, in.dtype()));
                        const Var safe = where(at_origin, constant(ones({}, in.dtype())), nrm);
-                       return std::vector<Var>{detail::expand_reduced(g, in.shape(), axes, keepdim) * (in / safe)};
+                       return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * (in / safe)};
                      });
 }
 }  // namespace
@@ -117,7 +117,7 @@ Var sum_to(const Var& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   return make_result(theta::sum_to(x.value(), shape), "sum_to", {x},
                      [](const Var& g, const Node& n, const InputMask&) {
-                       return std::vector<Var>{expand(g, n.inputs[0].shape())};
+                       return VarList{expand(g, n.inputs[0].shape())};
                      });
 }
 
@@ -125,7 +125,7 @@ Var expand(const Var& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   return make_result(x.value().expand(shape), "expand", {x},
                      [](const Var& g, const Node& n, const InputMask&) {
-                       return std::vector<Var>{sum_to(g, n.inputs[0].shape())};
+                       return VarList{sum_to(g, n.inputs[0].shape())};
                      });
 }
 

@@ -20,7 +20,7 @@ Var reshape(const Var& x, const Shape& shape) {
   Tensor value = x.value().reshape_copy(shape);
   if (value.shape() == x.shape()) return x;
   return make_result(std::move(value), "reshape", {x}, [](const Var& g, const Node& n, const InputMask&) {
-    return std::vector<Var>{reshape(g, n.inputs[0].shape())};
+    return VarList{reshape(g, n.inputs[0].shape())};
   });
 }
 
@@ -30,14 +30,14 @@ Var permute(const Var& x, const std::vector<std::int64_t>& perm) {
   for (std::size_t i = 0; i < perm.size(); ++i)
     inverse[static_cast<std::size_t>(normalize_axis(perm[i], x.dim(), "permute"))] = static_cast<std::int64_t>(i);
   return make_result(std::move(value), "permute", {x}, [inverse](const Var& g, const Node&, const InputMask&) {
-    return std::vector<Var>{permute(g, inverse)};
+    return VarList{permute(g, inverse)};
   });
 }
 
 Var transpose(const Var& x, std::int64_t a, std::int64_t b) {
   // Its own primitive (self-inverse, two captured ints): matmul's backward transposes a lot.
   return make_result(x.value().transpose(a, b), "transpose", {x}, [a, b](const Var& g, const Node&, const InputMask&) {
-    return std::vector<Var>{transpose(g, a, b)};
+    return VarList{transpose(g, a, b)};
   });
 }
 
@@ -49,7 +49,7 @@ Var t(const Var& x) {
 Var slice(const Var& x, std::int64_t axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
   Tensor value = x.value().slice(axis, start, stop, step);
   return make_result(std::move(value), "slice", {x}, [axis, start, stop, step](const Var& g, const Node& n, const InputMask&) {
-    return std::vector<Var>{slice_backward(g, n.inputs[0].shape(), axis, start, stop, step)};
+    return VarList{slice_backward(g, n.inputs[0].shape(), axis, start, stop, step)};
   });
 }
 
@@ -62,7 +62,7 @@ Var slice_backward(const Var& x, const Shape& shape, std::int64_t axis, std::int
   window.copy_(x.value());
   return make_result(std::move(value), "slice_backward", {x},
                      [axis, start, stop, step](const Var& g, const Node&, const InputMask&) {
-                       return std::vector<Var>{slice(g, axis, start, stop, step)};
+                       return VarList{slice(g, axis, start, stop, step)};
                      });
 }
 
@@ -118,7 +118,7 @@ Var index_select(const Var& x, std::int64_t axis, const Tensor& index) {
     idx_shape[static_cast<std::size_t>(a)] = index.numel();
     const Tensor full_index = index.reshape_copy(idx_shape).expand(g.shape()).contiguous();
     const Var& in = n.inputs[0];
-    return std::vector<Var>{scatter_add(constant(zeros(in.shape(), in.dtype())), a, full_index, g)};
+    return VarList{scatter_add(constant(zeros(in.shape(), in.dtype())), a, full_index, g)};
   });
 }
 
@@ -126,14 +126,14 @@ Var gather(const Var& x, std::int64_t axis, const Tensor& index) {
   return make_result(theta::gather(x.value(), axis, index), "gather", {x},
                      [axis, index](const Var& g, const Node& n, const InputMask&) {
                        const Var& in = n.inputs[0];
-                       return std::vector<Var>{scatter_add(constant(zeros(in.shape(), in.dtype())), axis, index, g)};
+                       return VarList{scatter_add(constant(zeros(in.shape(), in.dtype())), axis, index, g)};
                      });
 }
 
 Var scatter_add(const Var& x, std::int64_t axis, const Tensor& index, const Var& src) {
   return make_result(theta::scatter_add(x.value(), axis, index, src.value()), "scatter_add", {x, src},
                      [axis, index](const Var& g, const Node&, const InputMask& needs) {
-                       return std::vector<Var>{needs[0] ? g : Var(), needs[1] ? gather(g, axis, index) : Var()};
+                       return VarList{needs[0] ? g : Var(), needs[1] ? gather(g, axis, index) : Var()};
                      });
 }
 

@@ -20,7 +20,7 @@ inline Var scalar_like(double value, const Var& x) { return Var(scalar_tensor(va
 template <class Rule> Var unary_primitive(const char* name, const Var& x, Tensor value, Rule rule) {
   return make_result(std::move(value), name, {x},
                      [rule](const Var& g, const Node& n, const InputMask&) {
-                       return std::vector<Var>{rule(g, n.inputs[0])};
+                       return VarList{rule(g, n.inputs[0])};
                      });
 }
 
@@ -33,7 +33,7 @@ Var binary_primitive(const char* name, const Var& a, const Var& b, Tensor value,
                      [rule_a, rule_b](const Var& g, const Node& n, const InputMask& needs) {
                        const Var& x = n.inputs[0];
                        const Var& y = n.inputs[1];
-                       return std::vector<Var>{
+                       return VarList{
                            needs[0] ? sum_to(rule_a(g, x, y), x.shape()) : Var(),
                            needs[1] ? sum_to(rule_b(g, x, y), y.shape()) : Var()};
                      });

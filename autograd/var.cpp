@@ -79,11 +79,10 @@ void Var::set_requires_grad(bool enabled) const {
   impl_->requires_grad = enabled;
 }
 
-Node::Node(const char* op_name, std::vector<Var> op_inputs, BackwardFn fn)
-    : name(op_name), inputs(std::move(op_inputs)), backward(std::move(fn)) {
-  input_versions.reserve(inputs.size());
-  for (const auto& in : inputs)
-    input_versions.push_back(in.defined() ? in.value().storage()->version() : 0);
+Node::Node(const char* op_name, VarList op_inputs, BackwardFn fn)
+    : name(op_name), inputs(std::move(op_inputs)), input_versions(inputs.size()), backward(std::move(fn)) {
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    input_versions[i] = inputs[i].defined() ? inputs[i].value().storage()->version() : 0;
   live_nodes.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -93,7 +92,6 @@ Node::~Node() {
   std::vector<Var> local;
   if (outermost) graveyard = &local;
   for (auto& in : inputs) graveyard->push_back(std::move(in));
-  inputs.clear();
   backward = nullptr;
   if (!outermost) return;
   while (!local.empty()) {
@@ -103,7 +101,7 @@ Node::~Node() {
   graveyard = nullptr;
 }
 
-Var make_result(Tensor value, const char* name, std::vector<Var> inputs, BackwardFn backward) {
+Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backward) {
   if (anomaly_mode.load(std::memory_order_relaxed) && has_non_finite(value))
     throw AnomalyError(std::string("anomaly: forward of ") + name + " produced NaN or Inf");
   bool any = false;

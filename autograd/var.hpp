@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/inline_list.hpp"
 #include "tensor/tensor.hpp"
 
 namespace theta::autograd {
@@ -28,12 +29,14 @@ class Var;
 struct Node;
 struct VarImpl;
 
+/// A Node's inputs, or the gradients its backward returns (one per input, in order).
+using VarList = InlineList<Var, 2>;
+
 /// Which inputs of a Node need a gradient in the current backward pass.
-using InputMask = std::vector<bool>;
+using InputMask = InlineList<bool, 4>;
 
 /// grads_in = backward(grad_out, node, mask); an entry may be an undefined Var (no gradient).
-using BackwardFn = std::function<std::vector<Var>(const Var& grad_out, const Node& node,
-                                                  const InputMask& needs)>;
+using BackwardFn = std::function<VarList(const Var& grad_out, const Node& node, const InputMask& needs)>;
 
 class Var {
  public:
@@ -74,20 +77,20 @@ class Var {
   long use_count() const { return impl_.use_count(); }
 
  private:
-  friend Var make_result(Tensor value, const char* name, std::vector<Var> inputs, BackwardFn backward);
+  friend Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backward);
   std::shared_ptr<VarImpl> impl_;
 };
 
 struct Node {
-  Node(const char* op_name, std::vector<Var> op_inputs, BackwardFn fn);
+  Node(const char* op_name, VarList op_inputs, BackwardFn fn);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
   const char* name;
-  std::vector<Var> inputs;
+  VarList inputs;
   /// Storage versions of the inputs when the op ran (Note [Saved tensor versions]).
-  std::vector<std::uint64_t> input_versions;
+  InlineList<std::uint64_t, 2> input_versions;
   BackwardFn backward;
   /// Set once backward ran without retain_graph: the buffers are gone.
   bool released = false;
@@ -102,7 +105,7 @@ struct VarImpl {
 
 /// Creates the result of a differentiable op. Records a Node only when grad mode is on and some
 /// input requires a gradient; otherwise returns a constant.
-Var make_result(Tensor value, const char* name, std::vector<Var> inputs, BackwardFn backward);
+Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backward);
 
 /// Whether ops currently record history (thread-local; on by default).
 bool grad_mode_enabled();

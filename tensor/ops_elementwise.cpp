@@ -1,7 +1,10 @@
 // Elementwise ops: unary math, broadcasting binary ops, comparisons and where. Each op is one
 // entry in the kernel families of tensor/kernels; this file only walks layouts.
 
+#include <cblas.h>
+
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "tensor/kernels/kernels.hpp"
@@ -253,6 +256,17 @@ void Tensor::add_(const Tensor& other, double alpha) const {
   check_same_dtype(*this, other, "add_");
   THETA_CHECK(broadcast_shapes(shape(), other.shape(), "add_") == shape(), ShapeError, "add_: cannot broadcast ",
               shape_str(other.shape()), " into ", shape_str(shape()));
+  if (is_contiguous() && other.is_contiguous() && other.shape() == shape() && is_floating(dtype())) {
+    // The optimizer update p += alpha * g: one fused pass (BLAS axpy), no scaled temporary.
+    const auto n = static_cast<blasint>(numel());
+    THETA_CHECK(numel() < INT_MAX, ShapeError, "add_: ", shape_str(shape()), " exceeds the BLAS integer range");
+    if (dtype() == DType::f32)
+      cblas_saxpy(n, static_cast<float>(alpha), other.data<float>(), 1, data<float>(), 1);
+    else
+      cblas_daxpy(n, alpha, other.data<double>(), 1, data<double>(), 1);
+    storage()->bump_version();
+    return;
+  }
   const Tensor scaled = alpha == 1.0 ? other : other * alpha;
   if (!is_contiguous() || dtype() == DType::i64) {
     copy_(add(*this, scaled));

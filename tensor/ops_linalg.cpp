@@ -96,14 +96,6 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   const std::int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
   THETA_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX, ShapeError, "matmul: dimensions exceed ",
               "the BLAS integer range: ", shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
-  const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
-                                       Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
-  Shape out_shape = batch;
-  out_shape.push_back(m);
-  out_shape.push_back(n);
-  Shape a_shape = batch, b_shape = batch;
-  a_shape.insert(a_shape.end(), {m, k});
-  b_shape.insert(b_shape.end(), {k, n});
   if (a.dim() == 2 && b.dim() == 2 && k > 0 && m > 0 && n > 0) {
     // Plain matrices: straight to gemm when both layouts allow it (the common case, no batch
     // bookkeeping).
@@ -121,6 +113,14 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
       return out;
     }
   }
+  const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                       Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  Shape a_shape = batch, b_shape = batch;
+  a_shape.insert(a_shape.end(), {m, k});
+  b_shape.insert(b_shape.end(), {k, n});
   Tensor out = k == 0 ? zeros(out_shape, a.dtype()) : Tensor::empty(out_shape, a.dtype());
   if (k > 0 && out.numel() > 0) {
     warn_if_blas_fallback();

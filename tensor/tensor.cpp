@@ -224,11 +224,11 @@ Tensor Tensor::permute(const std::vector<std::int64_t>& perm) const {
               perm.size(), " axes given for a tensor of shape ", shape_str(shape_));
   Shape s(perm.size());
   Strides st(perm.size());
-  std::vector<bool> seen(perm.size(), false);
+  Dims seen(perm.size(), 0);
   for (std::size_t i = 0; i < perm.size(); ++i) {
     const auto a = static_cast<std::size_t>(normalize_axis(perm[i], dim(), "permute"));
     THETA_CHECK(!seen[a], ShapeError, "permute: axis ", perm[i], " repeated in ", shape_str(perm));
-    seen[a] = true;
+    seen[a] = 1;
     s[i] = shape_[a];
     st[i] = strides_[a];
   }
@@ -237,11 +237,12 @@ Tensor Tensor::permute(const std::vector<std::int64_t>& perm) const {
 
 Tensor Tensor::transpose(std::int64_t a, std::int64_t b) const {
   check_defined("transpose");
-  std::vector<std::int64_t> perm(shape_.size());
-  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<std::int64_t>(i);
-  std::swap(perm[static_cast<std::size_t>(normalize_axis(a, dim(), "transpose"))],
-            perm[static_cast<std::size_t>(normalize_axis(b, dim(), "transpose"))]);
-  return permute(perm);
+  const auto i = static_cast<std::size_t>(normalize_axis(a, dim(), "transpose"));
+  const auto j = static_cast<std::size_t>(normalize_axis(b, dim(), "transpose"));
+  Tensor out = *this;
+  std::swap(out.shape_[i], out.shape_[j]);
+  std::swap(out.strides_[i], out.strides_[j]);
+  return out;
 }
 
 Tensor Tensor::t() const {

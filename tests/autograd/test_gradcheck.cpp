@@ -22,14 +22,14 @@ namespace {
 /// x^2 with a backward that forgets the factor 2.
 Var square_missing_factor(const Var& x) {
   return make_result(theta::square(x.value()), "square_missing_factor", {x},
-                     [](const Var& g, const Node& n, const InputMask&) { return std::vector<Var>{g * n.inputs[0]}; });
+                     [](const Var& g, const Node& n, const InputMask&) { return VarList{g * n.inputs[0]}; });
 }
 
 /// x^2 whose backward squares the cotangent: right for one-hot cotangents only.
 Var square_nonlinear_in_g(const Var& x) {
   return make_result(theta::square(x.value()), "square_nonlinear_in_g", {x},
                      [](const Var& g, const Node& n, const InputMask&) {
-                       return std::vector<Var>{g * g * n.inputs[0] * 2.0};
+                       return VarList{g * g * n.inputs[0] * 2.0};
                      });
 }
 
@@ -37,7 +37,7 @@ Var square_nonlinear_in_g(const Var& x) {
 Var square_first_order_only(const Var& x) {
   return make_result(theta::square(x.value()), "square_first_order_only", {x},
                      [](const Var& g, const Node& n, const InputMask&) {
-                       return std::vector<Var>{g * Var(theta::mul(n.inputs[0].value(), scalar_tensor(2.0)))};
+                       return VarList{g * Var(theta::mul(n.inputs[0].value(), scalar_tensor(2.0)))};
                      });
 }
 
@@ -45,7 +45,7 @@ Var square_first_order_only(const Var& x) {
 Var square_constant_cotangent(const Var& x) {
   return make_result(theta::square(x.value()), "square_constant_cotangent", {x},
                      [](const Var& g, const Node& n, const InputMask&) {
-                       return std::vector<Var>{Var(g.value()) * n.inputs[0] * 2.0};
+                       return VarList{Var(g.value()) * n.inputs[0] * 2.0};
                      });
 }
 
@@ -54,7 +54,7 @@ Var triple_ignoring_strides(const Var& x) {
   const Tensor& v = x.value();
   const Tensor as_if_contiguous(v.storage(), v.shape(), contiguous_strides(v.shape()), v.offset(), v.dtype());
   return make_result(theta::mul(as_if_contiguous, scalar_tensor(3.0)), "triple_ignoring_strides", {x},
-                     [](const Var& g, const Node&, const InputMask&) { return std::vector<Var>{g * 3.0}; });
+                     [](const Var& g, const Node&, const InputMask&) { return VarList{g * 3.0}; });
 }
 
 }  // namespace

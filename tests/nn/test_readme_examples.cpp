@@ -14,16 +14,16 @@ TEST_CASE("README nn example trains an MLP on digits", "[nn][readme]") {
   nn::Split split = nn::train_test_split(digits, 0.2, /*seed=*/42);
   Rng rng(7);
   auto net = nn::mlp({64, 128, 10}, rng, {.activation = nn::ActivationKind::relu});
-  nn::Sgd sgd(net->named_parameters(), {.lr = 0.05, .momentum = 0.9});
+  nn::Sgd sgd(net->named_parameters(), {.lr = 0.01, .momentum = 0.9});
   nn::DataLoader loader(split.train, {.batch_size = 64, .seed = 3});
   const auto logs = nn::fit(
       *net, sgd, loader, [](const autograd::Var& logits, const Tensor& y) { return nn::cross_entropy(logits, y); },
       {.epochs = 30, .quiet = true});
   REQUIRE(logs.size() == 30);
   CHECK(logs.back().train_loss < logs.front().train_loss);
-  // Unstandardised pixels still train well past chance.
+  // Unstandardised pixels (0..16) train smoothly at this step size; at 0.05 the loss jumps around.
   autograd::NoGradGuard no_grad;
-  CHECK(nn::accuracy(net->forward(autograd::Var(split.test.x)).value(), split.test.y) > 0.9);
+  CHECK(nn::accuracy(net->forward(autograd::Var(split.test.x)).value(), split.test.y) > 0.95);
   const std::string path = "readme_example_model.npz";
   nn::save_checkpoint(path, *net, &sgd);
   Rng other(8);

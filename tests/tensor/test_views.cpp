@@ -340,6 +340,49 @@ TEST_CASE("views share storage: writes through a view reach the base", "[tensor]
   CHECK_THROWS_AS(row.copy_(zeros({2, 4})), ShapeError);
 }
 
+TEST_CASE("add_ adds a scaled tensor in place on every layout", "[tensor][views][add_]") {
+  Rng rng(11);
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(ref::dtype_label(dtype));
+    const double tol = dtype == DType::f32 ? 1e-6 : 1e-15;
+    const Tensor other = rng.normal({5, 7}, 0, 1, dtype);
+    const auto expect = [&](const Tensor& before, const Tensor& src, double alpha) {
+      std::vector<double> out = ref::read(before);
+      const std::vector<double> s = ref::read(src.expand(before.shape()));
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] += alpha * s[i];
+      return out;
+    };
+    // Contiguous, same shape (the optimizer's fused path).
+    Tensor dst = rng.normal({5, 7}, 0, 1, dtype);
+    std::vector<double> want = expect(dst, other, -0.3);
+    const auto version = dst.storage()->version();
+    dst.add_(other, -0.3);
+    CHECK_THAT(ref::read(dst), Catch::Matchers::Approx(want).margin(tol));
+    CHECK(dst.storage()->version() > version);
+    // A transposed source, a broadcast row and a strided destination take the general path.
+    Tensor dst_t = rng.normal({7, 5}, 0, 1, dtype);
+    want = expect(dst_t, other.t(), 2.0);
+    dst_t.add_(other.t(), 2.0);
+    CHECK_THAT(ref::read(dst_t), Catch::Matchers::Approx(want).margin(tol));
+    const Tensor row = rng.normal({1, 7}, 0, 1, dtype);
+    want = expect(dst, row, 1.0);
+    dst.add_(row);
+    CHECK_THAT(ref::read(dst), Catch::Matchers::Approx(want).margin(tol));
+    Tensor base = zeros({5, 14}, dtype);
+    Tensor every_other = base.slice(1, 0, 14, 2);
+    want = expect(every_other, other, 0.5);
+    every_other.add_(other, 0.5);
+    CHECK_THAT(ref::read(every_other), Catch::Matchers::Approx(want).margin(tol));
+    CHECK(ref::read(base.slice(1, 1, 14, 2)) == std::vector<double>(35, 0.0));
+    // Adding a tensor to itself doubles it.
+    Tensor self = other.clone();
+    self.add_(self);
+    CHECK_THAT(ref::read(self), Catch::Matchers::Approx(expect(other, other, 1.0)).margin(tol));
+    CHECK_THROWS_AS(dst.add_(rng.normal({7}, 0, 1, dtype == DType::f32 ? DType::f64 : DType::f32)), DTypeError);
+    CHECK_THROWS_AS(row.clone().add_(dst), ShapeError);
+  }
+}
+
 TEST_CASE("views work on every dtype", "[tensor][views][int64]") {
   for (DType dtype : {DType::f32, DType::f64, DType::i64}) {
     INFO(ref::dtype_label(dtype));
