@@ -107,6 +107,8 @@ Pass topological_order(const std::vector<Var>& outputs) {
     std::size_t next_child;
   };
   std::vector<Frame> stack;
+  stack.reserve(32);
+  pass.order.reserve(64);
   for (const Var& out : outputs) {
     if (!out.requires_grad() || !pass.slot.insert(out.id())) continue;
     stack.push_back({&out, 0});
@@ -156,6 +158,7 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
     if (outputs[i].requires_grad()) accumulate(grads[slot_of(outputs[i])], grad_outputs[i]);
 
   std::vector<std::pair<VarImpl*, Var>> result;
+  result.reserve(16);
   for (std::size_t s = count; s-- > 0;) {
     if (!needed[s] || !grads[s].defined()) continue;
     const Var g = std::move(grads[s]);  // free intermediate gradients as soon as they are consumed

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cmath>
 
+#include "tensor/block_pool.hpp"
+
 namespace theta::autograd {
 
 namespace {
@@ -31,7 +33,7 @@ std::vector<std::string>& registry() {
 }
 }  // namespace
 
-Var::Var(Tensor value, bool requires_grad) : impl_(std::make_shared<VarImpl>()) {
+Var::Var(Tensor value, bool requires_grad) : impl_(make_pooled<VarImpl>()) {
   THETA_CHECK(value.defined(), std::invalid_argument, "Var: value tensor is undefined");
   THETA_CHECK(!requires_grad || is_floating(value.dtype()), DTypeError,
               "Var: only floating tensors can require gradients, got ", dtype_name(value.dtype()));
@@ -110,7 +112,7 @@ Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backw
   Var out(std::move(value), false);
   if (!any) return out;
   out.impl_->requires_grad = true;
-  out.impl_->grad_fn = std::make_shared<Node>(name, std::move(inputs), std::move(backward));
+  out.impl_->grad_fn = make_pooled<Node>(name, std::move(inputs), std::move(backward));
   return out;
 }
 

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <limits>
 
+#include "tensor/block_pool.hpp"
+
 namespace theta {
 
 // Note [npy layout]
@@ -289,7 +291,7 @@ Tensor npy_parse(std::string_view bytes, const std::string& what) {
       stride *= std::max<std::int64_t>(h.shape[i], 1);
     }
   }
-  auto storage = std::make_shared<Storage>(static_cast<std::size_t>(nbytes));
+  auto storage = make_pooled<Storage>(static_cast<std::size_t>(nbytes));
   if (nbytes > 0) std::memcpy(storage->data(), data.data(), static_cast<std::size_t>(nbytes));
   Tensor t(std::move(storage), h.shape, std::move(strides), 0, dtype);
   return h.fortran_order ? t.contiguous() : t;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "tensor/block_pool.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/strided_loop.hpp"
 
@@ -57,7 +58,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
   THETA_CHECK(n <= std::numeric_limits<std::int64_t>::max() / element_bytes, ShapeError, "empty: shape ",
               shape_str(shape), " of ", dtype_name(dtype), " needs more bytes than int64 can count");
-  auto storage = std::make_shared<Storage>(static_cast<std::size_t>(n * element_bytes));
+  auto storage = make_pooled<Storage>(static_cast<std::size_t>(n * element_bytes));
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 

@@ -2,9 +2,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <sstream>
+#include <thread>
+#include <vector>
 
+#include "tensor/block_pool.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/storage.hpp"
 
@@ -63,6 +67,56 @@ TEST_CASE("empty_allocator_cache releases cached blocks", "[tensor][allocator]")
   { const Tensor t = zeros({4096}); }
   CHECK(allocator_stats().fresh_allocations == before.fresh_allocations + 1);
 }
+
+namespace {
+struct Payload {
+  std::int64_t values[9];
+  explicit Payload(std::int64_t seed) {
+    for (std::int64_t i = 0; i < 9; ++i) values[i] = seed * 10 + i;
+  }
+  bool intact(std::int64_t seed) const {
+    for (std::int64_t i = 0; i < 9; ++i)
+      if (values[i] != seed * 10 + i) return false;
+    return true;
+  }
+};
+}  // namespace
+
+TEST_CASE("the block pool hands out distinct, intact objects across threads", "[tensor][allocator][pool]") {
+  // Objects made on one thread and released on another (and on threads that then exit).
+  std::vector<std::shared_ptr<Payload>> made(2000);
+  std::thread producer([&] {
+    for (std::size_t i = 0; i < made.size(); ++i) made[i] = make_pooled<Payload>(static_cast<std::int64_t>(i));
+  });
+  producer.join();
+  std::vector<const void*> addresses;
+  for (std::size_t i = 0; i < made.size(); ++i) {
+    REQUIRE(made[i]->intact(static_cast<std::int64_t>(i)));
+    addresses.push_back(made[i].get());
+  }
+  std::sort(addresses.begin(), addresses.end());
+  CHECK(std::adjacent_find(addresses.begin(), addresses.end()) == addresses.end());
+  std::thread consumer([&] { made.resize(made.size() / 2); });
+  consumer.join();
+  made.clear();
+  // Recycled blocks are reinitialised by their constructor.
+  std::vector<std::shared_ptr<Payload>> again;
+  for (std::int64_t i = 0; i < 3000; ++i) again.push_back(make_pooled<Payload>(i + 7));
+  for (std::int64_t i = 0; i < 3000; ++i) REQUIRE(again[static_cast<std::size_t>(i)]->intact(i + 7));
+}
+
+#if !defined(__SANITIZE_ADDRESS__)
+TEST_CASE("the block pool recycles a freed block on the same thread", "[tensor][allocator][pool]") {
+  const void* first = nullptr;
+  {
+    const auto a = make_pooled<Payload>(1);
+    first = a.get();
+  }
+  const auto b = make_pooled<Payload>(2);
+  CHECK(b.get() == first);
+  CHECK(b->intact(2));
+}
+#endif
 
 TEST_CASE("operator<< prints the values, dtype and shape", "[tensor][print]") {
   auto print = [](const Tensor& t) {
