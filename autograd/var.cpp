@@ -33,12 +33,11 @@ std::vector<std::string>& registry() {
 }
 }  // namespace
 
-Var::Var(Tensor value, bool requires_grad) : impl_(make_pooled<VarImpl>()) {
+Var::Var(Tensor value, bool requires_grad) {
   THETA_CHECK(value.defined(), std::invalid_argument, "Var: value tensor is undefined");
   THETA_CHECK(!requires_grad || is_floating(value.dtype()), DTypeError,
               "Var: only floating tensors can require gradients, got ", dtype_name(value.dtype()));
-  impl_->value = std::move(value);
-  impl_->requires_grad = requires_grad;
+  impl_ = make_pooled<VarImpl>(std::move(value), requires_grad);
 }
 
 const Tensor& Var::value() const {

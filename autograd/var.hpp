@@ -97,6 +97,9 @@ struct Node {
 };
 
 struct VarImpl {
+  // User-provided, so creating one does not zero the whole object first.
+  VarImpl(Tensor v, bool needs_grad) : value(std::move(v)), requires_grad(needs_grad) {}
+
   Tensor value;
   std::shared_ptr<Node> grad_fn;
   bool requires_grad = false;

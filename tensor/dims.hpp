@@ -29,10 +29,10 @@ class Dims {
     assign(first, last);
   }
   Dims(const std::vector<std::int64_t>& values) { assign(values.begin(), values.end()); }  // NOLINT
-  Dims(const Dims& other) { assign(other.begin(), other.end()); }
+  Dims(const Dims& other) { copy_from(other); }
   Dims(Dims&& other) noexcept { move_from(other); }
   Dims& operator=(const Dims& other) {
-    if (this != &other) assign(other.begin(), other.end());
+    if (this != &other) copy_from(other);
     return *this;
   }
   Dims& operator=(Dims&& other) noexcept {
@@ -118,18 +118,34 @@ class Dims {
   }
 
   friend bool operator==(const Dims& a, const Dims& b) {
-    return a.size_ == b.size_ && std::equal(a.begin(), a.end(), b.begin());
+    if (a.size_ != b.size_) return false;
+    const std::int64_t* pa = a.data();
+    const std::int64_t* pb = b.data();
+    for (std::size_t i = 0; i < a.size_; ++i)  // a handful of entries: cheaper than memcmp
+      if (pa[i] != pb[i]) return false;
+    return true;
   }
   friend bool operator!=(const Dims& a, const Dims& b) { return !(a == b); }
 
  private:
+  // Copies of inline dims copy the whole fixed-size array: a few vector moves instead of a
+  // variable-length memmove call (shapes are copied on every op).
+  void copy_from(const Dims& other) {
+    if (heap_ || other.heap_) {
+      assign(other.begin(), other.end());
+      return;
+    }
+    std::memcpy(inline_, other.inline_, sizeof inline_);
+    size_ = other.size_;
+  }
+
   void move_from(Dims& other) {
     size_ = other.size_;
     capacity_ = other.capacity_;
     if (other.heap_) {
       heap_ = std::move(other.heap_);
     } else {
-      std::copy(other.inline_, other.inline_ + other.size_, inline_);
+      std::memcpy(inline_, other.inline_, sizeof inline_);
     }
     other.size_ = 0;
     other.capacity_ = kInline;

@@ -50,12 +50,11 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   return out;
 }
 
-std::int64_t normalize_axis(std::int64_t axis, std::int64_t ndim, const char* op) {
-  const std::int64_t a = axis < 0 ? axis + ndim : axis;
-  THETA_CHECK(a >= 0 && a < ndim, IndexError, op, ": axis ", axis, " out of range for a tensor with ",
-              ndim, " dimensions");
-  return a;
+namespace detail {
+void throw_axis_out_of_range(std::int64_t axis, std::int64_t ndim, const char* op) {
+  THETA_THROW(IndexError, op, ": axis ", axis, " out of range for a tensor with ", ndim, " dimensions");
 }
+}  // namespace detail
 
 std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, std::int64_t ndim,
                                          const char* op) {

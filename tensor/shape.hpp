@@ -27,8 +27,17 @@ std::string shape_str(const Shape& shape);
 /// NumPy broadcasting of two shapes; `op` names the caller in the error message.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
+namespace detail {
+[[noreturn]] void throw_axis_out_of_range(std::int64_t axis, std::int64_t ndim, const char* op);
+}  // namespace detail
+
 /// Maps a possibly negative axis into [0, ndim); `op` names the caller in the error message.
-std::int64_t normalize_axis(std::int64_t axis, std::int64_t ndim, const char* op);
+inline std::int64_t normalize_axis(std::int64_t axis, std::int64_t ndim, const char* op) {
+  const std::int64_t a = axis < 0 ? axis + ndim : axis;
+  if (a < 0 || a >= ndim) [[unlikely]]
+    detail::throw_axis_out_of_range(axis, ndim, op);
+  return a;
+}
 
 /// Normalises, sorts and deduplicates a set of axes; empty input means every axis.
 std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, std::int64_t ndim,

@@ -69,19 +69,7 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides, s
   THETA_ASSERT(shape_.size() == strides_.size());
 }
 
-void Tensor::check_defined(const char* op) const {
-  THETA_CHECK(defined(), std::logic_error, op, ": tensor is undefined");
-}
-
-std::int64_t Tensor::numel() const {
-  std::int64_t n = 1;
-  for (auto s : shape_) n *= s;
-  return n;
-}
-
-std::int64_t Tensor::size(std::int64_t axis) const {
-  return shape_[static_cast<std::size_t>(normalize_axis(axis, dim(), "size"))];
-}
+void Tensor::throw_undefined(const char* op) { THETA_THROW(std::logic_error, op, ": tensor is undefined"); }
 
 bool Tensor::is_contiguous() const {
   if (numel() == 0) return true;  // no element is out of place

@@ -36,9 +36,15 @@ class Tensor {
   const Strides& strides() const { return strides_; }
   std::int64_t offset() const { return offset_; }
   std::int64_t dim() const { return static_cast<std::int64_t>(shape_.size()); }
-  std::int64_t numel() const;
+  std::int64_t numel() const {
+    std::int64_t n = 1;
+    for (auto s : shape_) n *= s;
+    return n;
+  }
   /// Size of `axis` (negative counts from the end).
-  std::int64_t size(std::int64_t axis) const;
+  std::int64_t size(std::int64_t axis) const {
+    return shape_[static_cast<std::size_t>(normalize_axis(axis, dim(), "size"))];
+  }
   /// True when the elements are laid out row-major without gaps.
   bool is_contiguous() const;
   const std::shared_ptr<Storage>& storage() const { return storage_; }
@@ -97,7 +103,11 @@ class Tensor {
   void add_(const Tensor& other, double alpha = 1.0) const;
 
  private:
-  void check_defined(const char* op) const;
+  void check_defined(const char* op) const {
+    if (!defined()) [[unlikely]]
+      throw_undefined(op);
+  }
+  [[noreturn]] static void throw_undefined(const char* op);
 
   std::shared_ptr<Storage> storage_;
   Shape shape_;
