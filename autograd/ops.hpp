@@ -87,6 +87,9 @@ Var vdot(const Var& a, const Var& b);
 // ---- linear algebra --------------------------------------------------------------------------
 /// NumPy matmul semantics (1-D, 2-D and broadcast batched), as tensor/ops.hpp.
 Var matmul(const Var& a, const Var& b);
+/// x W^T for a weight W of shape [out, in] and x of shape [..., in] (a dense layer without bias).
+/// Same value as matmul(x, t(W)), recorded as one node.
+Var linear(const Var& x, const Var& weight);
 
 // ---- views and joins -------------------------------------------------------------------------
 Var reshape(const Var& x, const Shape& shape);

@@ -6,6 +6,7 @@
 namespace theta::autograd {
 
 THETA_PRIMITIVE(matmul, "matmul");
+THETA_PRIMITIVE(linear, "linear");
 
 namespace {
 // Note [Gradient layout]
@@ -60,6 +61,25 @@ Var matmul(const Var& a, const Var& b) {
   if (a.dim() == 1) out = squeeze(out, -2);
   if (b.dim() == 1) out = squeeze(out, -1);
   return out;
+}
+
+Var linear(const Var& x, const Var& weight) {
+  THETA_CHECK(weight.defined() && weight.dim() == 2, ShapeError, "linear: weight must be [out, in], got ",
+              weight.defined() ? shape_str(weight.shape()) : std::string("an undefined Var"));
+  THETA_CHECK(x.defined() && x.dim() >= 1 && x.size(-1) == weight.size(1), ShapeError, "linear: input ",
+              x.defined() ? shape_str(x.shape()) : std::string("(undefined)"), " does not end in ",
+              weight.size(1), " = the weight's input width ", shape_str(weight.shape()));
+  // One node for x W^T: the weight's transpose is a BLAS flag here, not a recorded view, and the
+  // weight's gradient g^T x comes out in the weight's own [out, in] layout.
+  return make_result(theta::matmul(x.value(), weight.value().t()), "linear", {x, weight},
+                     [](const Var& g, const Node& n, const InputMask& needs) {
+                       const Var& in = n.inputs[0];
+                       const Var& w = n.inputs[1];
+                       // Leading axes of x are a batch: dW sums over them, as one gemm over rows.
+                       const auto rows = [](const Var& v) { return v.dim() == 2 ? v : reshape(v, {-1, v.size(-1)}); };
+                       const Var grad_w = needs[1] ? matmul(transpose(rows(g), 0, 1), rows(in)) : Var();
+                       return VarList{needs[0] ? matmul(g, w) : Var(), grad_w};
+                     });
 }
 
 }  // namespace theta::autograd

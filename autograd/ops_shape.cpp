@@ -17,6 +17,7 @@ THETA_PRIMITIVE(gather, "gather");
 THETA_PRIMITIVE(scatter_add, "scatter_add");
 
 Var reshape(const Var& x, const Shape& shape) {
+  if (shape == x.shape()) return x;
   Tensor value = x.value().reshape_copy(shape);
   if (value.shape() == x.shape()) return x;
   return make_result(std::move(value), "reshape", {x}, [](const Var& g, const Node& n, const InputMask&) {

@@ -35,7 +35,7 @@ double Linear::bias_scale() const {
 Var Linear::forward(const Var& x) {
   THETA_CHECK(x.dim() >= 1 && x.size(-1) == in_, ShapeError, "Linear(", in_, " -> ", out_,
               "): input ", shape_str(x.shape()), " does not end in ", in_);
-  Var y = autograd::matmul(x, autograd::t(weight()));
+  Var y = autograd::linear(x, weight());
   if (options_.parameterization == Parameterization::ntk) y = y * weight_scale();
   if (options_.bias) {
     const Var b = options_.parameterization == Parameterization::ntk ? bias() * bias_scale() : bias();

@@ -272,6 +272,11 @@ std::vector<OpCase> build_cases() {
   c.push_back({"matmul", "[4] @ [4]", {{{4}}, {{4}}}, mm});
   c.push_back({"matmul", "[2, 3, 4] @ [4]", {{{2, 3, 4}}, {{4}}}, mm});
   c.push_back({"matmul", "x @ x^T, same Var", {{{3, 4}}}, [](V x) { return matmul(x[0], t(x[0])); }});
+  const auto lin = [](V x) { return linear(x[0], x[1]); };
+  c.push_back({"linear", "[5, 3] with W [2, 3]", {{{5, 3}}, {{2, 3}}}, lin});
+  c.push_back({"linear", "[2, 4, 3] with W [2, 3]", {{{2, 4, 3}}, {{2, 3}}}, lin});
+  c.push_back({"linear", "[3] with W [4, 3]", {{{3}}, {{4, 3}}}, lin});
+  c.push_back({"linear", "x with W = x, same Var", {{{3, 3}}}, [](V x) { return linear(x[0], x[0]); }});
 
   // ---- composites (no backward of their own) ----
   c.push_back({"mean", "all", {{{3, 4}}}, [](V x) { return mean(x[0]); }});
