@@ -21,10 +21,10 @@ THETA_PRIMITIVE(expand, "expand");
 namespace detail {
 Var expand_reduced(const Var& g, const Shape& shape, const std::vector<std::int64_t>& axes,
                    bool keepdim) {
-  Var kept = g;
-  if (!keepdim)
-    for (auto a : axes) kept = unsqueeze(kept, a);  // axes are sorted: insert in increasing order
-  return expand(kept, shape);
+  if (keepdim || axes.empty()) return expand(g, shape);
+  Shape kept = shape;  // the reduced shape with its size-1 axes back in place: one view
+  for (auto a : axes) kept[static_cast<std::size_t>(a)] = 1;
+  return expand(reshape(g, kept), shape);
 }
 }  // namespace detail
 

@@ -84,6 +84,19 @@ void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
   const T* ap = a.data<T>();
   const T* bp = b.data<T>();
   T* yp = out.data<T>();
+  // The common case skips the layout walk: a contiguous output whose operands are each either
+  // laid out like it or a single element (a scalar operand).
+  const auto flat_stride = [&](const Tensor& t) -> std::int64_t {
+    if (t.numel() == 1) return 0;
+    return t.shape() == out.shape() && t.is_contiguous() ? 1 : -1;
+  };
+  const std::int64_t fa = flat_stride(a), fb = flat_stride(b);
+  if (fa >= 0 && fb >= 0 && out.is_contiguous()) {
+    parallel_for(out.numel(), kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
+      k.binary(op, ap + begin * fa, fa, bp + begin * fb, fb, yp + begin, end - begin);
+    });
+    return;
+  }
   const auto layout = detail::coalesce<3>(
       out.shape(), {out.strides(), detail::broadcast_strides(a.shape(), a.strides(), out.shape()),
                     detail::broadcast_strides(b.shape(), b.strides(), out.shape())});
