@@ -1,5 +1,6 @@
 #include "tensor/storage.hpp"
 
+#include <bit>
 #include <cstdlib>
 #include <limits>
 #include <mutex>
@@ -30,12 +31,9 @@ std::size_t size_class(std::size_t bytes, std::size_t& bytes_out) {
     bytes_out = kAlignment;
     return 0;
   }
-  std::size_t pow2 = kAlignment;
-  std::size_t log2 = 6;
-  while (pow2 < bytes) {
-    pow2 <<= 1;
-    ++log2;
-  }
+  // pow2 = the smallest power of two >= bytes (>= 128 here); classes split (pow2/2, pow2] in four.
+  const std::size_t log2 = static_cast<std::size_t>(std::bit_width(bytes - 1));
+  const std::size_t pow2 = std::size_t{1} << log2;
   const std::size_t half = pow2 / 2, eighth = pow2 / 8;
   for (std::size_t k = 1; k <= 4; ++k) {
     const std::size_t c = (half + k * eighth + kAlignment - 1) / kAlignment * kAlignment;
