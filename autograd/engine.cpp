@@ -144,7 +144,7 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
   std::vector<char> is_target(count, 0), needed(count, 0);
   for (std::size_t s = 0; s < count; ++s) {  // children come before parents in post-order
     const Var& var = *pass.order[s];
-    is_target[s] = targets.count(var.id()) > 0 || (all_leaves && var.is_leaf());
+    is_target[s] = (!targets.empty() && targets.count(var.id()) > 0) || (all_leaves && var.is_leaf());
     bool need = is_target[s];
     if (const auto& fn = var.grad_fn())
       for (const Var& in : fn->inputs)
@@ -157,6 +157,7 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
   for (std::size_t i = 0; i < outputs.size(); ++i)
     if (outputs[i].requires_grad()) accumulate(grads[slot_of(outputs[i])], grad_outputs[i]);
 
+  const bool anomaly = anomaly_mode_enabled();
   std::vector<std::pair<VarImpl*, Var>> result;
   result.reserve(16);
   for (std::size_t s = count; s-- > 0;) {
@@ -187,7 +188,7 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
       THETA_CHECK(in_grads[i].shape() == in.shape(), InternalError, "backward of ", fn->name,
                   " returned a gradient of shape ", shape_str(in_grads[i].shape()), " for input ",
                   i, " of shape ", shape_str(in.shape()));
-      if (anomaly_mode_enabled()) check_finite_gradient(in_grads[i], *fn, i);
+      if (anomaly) check_finite_gradient(in_grads[i], *fn, i);
       accumulate(grads[slot_of(in)], in_grads[i]);
     }
     if (!retain_graph) {

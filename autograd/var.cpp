@@ -40,16 +40,11 @@ Var::Var(Tensor value, bool requires_grad) {
   impl_ = make_pooled<VarImpl>(std::move(value), requires_grad);
 }
 
-const Tensor& Var::value() const {
-  THETA_CHECK(impl_, std::logic_error, "Var: undefined");
-  return impl_->value;
-}
+void Var::throw_undefined() { THETA_THROW(std::logic_error, "Var: undefined"); }
 
-bool Var::requires_grad() const { return impl_ && impl_->requires_grad; }
-
-const std::shared_ptr<Node>& Var::grad_fn() const {
+const std::shared_ptr<Node>& Var::no_node() {
   static const std::shared_ptr<Node> none;
-  return impl_ ? impl_->grad_fn : none;
+  return none;
 }
 
 const Tensor& Var::grad() const {

@@ -77,6 +77,9 @@ class Var {
   long use_count() const { return impl_.use_count(); }
 
  private:
+  [[noreturn]] static void throw_undefined();
+  static const std::shared_ptr<Node>& no_node();
+
   friend Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backward);
   std::shared_ptr<VarImpl> impl_;
 };
@@ -105,6 +108,15 @@ struct VarImpl {
   bool requires_grad = false;
   Tensor grad;
 };
+
+// Hot accessors, inline: every op and every step of the engine reads them.
+inline const Tensor& Var::value() const {
+  if (!impl_) [[unlikely]]
+    throw_undefined();
+  return impl_->value;
+}
+inline bool Var::requires_grad() const { return impl_ && impl_->requires_grad; }
+inline const std::shared_ptr<Node>& Var::grad_fn() const { return impl_ ? impl_->grad_fn : no_node(); }
 
 /// Creates the result of a differentiable op. Records a Node only when grad mode is on and some
 /// input requires a gradient; otherwise returns a constant.

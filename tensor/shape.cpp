@@ -12,9 +12,8 @@ std::int64_t shape_numel(const Shape& shape) {
   std::int64_t n = 1;
   for (std::int64_t s : shape) {
     THETA_CHECK(s >= 0, ShapeError, "negative size in shape ", shape_str(shape));
-    if (s != 0 && n > std::numeric_limits<std::int64_t>::max() / s)
+    if (__builtin_mul_overflow(n, s, &n))
       THETA_THROW(ShapeError, "shape ", shape_str(shape), " has more elements than int64 can count");
-    n *= s;
   }
   return n;
 }

@@ -55,10 +55,10 @@ void copy_into(const Tensor& dst, const Tensor& src) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   const std::int64_t n = shape_numel(shape);
-  const auto element_bytes = static_cast<std::int64_t>(dtype_size(dtype));
-  THETA_CHECK(n <= std::numeric_limits<std::int64_t>::max() / element_bytes, ShapeError, "empty: shape ",
-              shape_str(shape), " of ", dtype_name(dtype), " needs more bytes than int64 can count");
-  auto storage = make_pooled<Storage>(static_cast<std::size_t>(n * element_bytes));
+  std::int64_t bytes = 0;
+  THETA_CHECK(!__builtin_mul_overflow(n, static_cast<std::int64_t>(dtype_size(dtype)), &bytes), ShapeError,
+              "empty: shape ", shape_str(shape), " of ", dtype_name(dtype), " needs more bytes than int64 can count");
+  auto storage = make_pooled<Storage>(static_cast<std::size_t>(bytes));
   return Tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 
