@@ -151,7 +151,7 @@ class Dims {
     other.capacity_ = kInline;
   }
 
-  std::int64_t inline_[kInline] = {};
+  alignas(16) std::int64_t inline_[kInline] = {};  // aligned: copies compile to a few vector moves
   std::unique_ptr<std::int64_t[]> heap_;
   std::size_t size_ = 0;
   std::size_t capacity_ = kInline;

@@ -89,13 +89,16 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
               dtype_name(a_in.dtype()));
   THETA_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, ShapeError, "matmul: 0-d operand: ",
               shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
-  const Tensor a = a_in.dim() == 1 ? a_in.unsqueeze(0) : a_in;
-  const Tensor b = b_in.dim() == 1 ? b_in.unsqueeze(1) : b_in;
+  // 1-D operands are promoted to matrices; others are used as they are (no copies of the headers).
+  Tensor a_promoted, b_promoted;
+  const Tensor& a = a_in.dim() == 1 ? (a_promoted = a_in.unsqueeze(0)) : a_in;
+  const Tensor& b = b_in.dim() == 1 ? (b_promoted = b_in.unsqueeze(1)) : b_in;
   THETA_CHECK(a.size(-1) == b.size(-2), ShapeError, "matmul: inner dimensions differ: ",
               shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
   const std::int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
   THETA_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX, ShapeError, "matmul: dimensions exceed ",
               "the BLAS integer range: ", shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
+  Tensor out;  // the one result object on every path, so it is built in place
   if (a.dim() == 2 && b.dim() == 2 && k > 0 && m > 0 && n > 0) {
     // Plain matrices: straight to gemm when both layouts allow it (the common case, no batch
     // bookkeeping).
@@ -103,30 +106,29 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     const GemmLayout lb = gemm_layout(k, n, b.strides()[0], b.strides()[1]);
     if (la.ok && lb.ok) {
       warn_if_blas_fallback();
-      Tensor out = Tensor::empty({m, n}, a.dtype());
+      out = Tensor::empty({m, n}, a.dtype());
       visit_float_dtype(a.dtype(), [&](auto v) {
         using T = decltype(v);
         gemm<T>(la.trans, lb.trans, m, n, k, a.data<T>(), la.ld, b.data<T>(), lb.ld, out.data<T>(), n);
       });
-      if (a_in.dim() == 1) out = out.squeeze(-2);
-      if (b_in.dim() == 1) out = out.squeeze(-1);
-      return out;
     }
   }
-  const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
-                                       Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
-  Shape out_shape = batch;
-  out_shape.push_back(m);
-  out_shape.push_back(n);
-  Shape a_shape = batch, b_shape = batch;
-  a_shape.insert(a_shape.end(), {m, k});
-  b_shape.insert(b_shape.end(), {k, n});
-  Tensor out = k == 0 ? zeros(out_shape, a.dtype()) : Tensor::empty(out_shape, a.dtype());
-  if (k > 0 && out.numel() > 0) {
-    warn_if_blas_fallback();
-    visit_float_dtype(a.dtype(), [&](auto v) {
-      batched_gemm<decltype(v)>(a.expand(a_shape), b.expand(b_shape), out);
-    });
+  if (!out.defined()) {
+    const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                         Shape(b.shape().begin(), b.shape().end() - 2), "matmul");
+    Shape out_shape = batch;
+    out_shape.push_back(m);
+    out_shape.push_back(n);
+    Shape a_shape = batch, b_shape = batch;
+    a_shape.insert(a_shape.end(), {m, k});
+    b_shape.insert(b_shape.end(), {k, n});
+    out = k == 0 ? zeros(out_shape, a.dtype()) : Tensor::empty(out_shape, a.dtype());
+    if (k > 0 && out.numel() > 0) {
+      warn_if_blas_fallback();
+      visit_float_dtype(a.dtype(), [&](auto v) {
+        batched_gemm<decltype(v)>(a.expand(a_shape), b.expand(b_shape), out);
+      });
+    }
   }
   if (a_in.dim() == 1) out = out.squeeze(-2);
   if (b_in.dim() == 1) out = out.squeeze(-1);
