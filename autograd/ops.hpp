@@ -54,6 +54,10 @@ Var operator+(const Var& a, const Var& b);
 Var operator-(const Var& a, const Var& b);
 Var operator*(const Var& a, const Var& b);
 Var operator/(const Var& a, const Var& b);
+/// x + c, x * c and x / c for a constant c (the operators with a double use these).
+Var add_scalar(const Var& x, double c);
+Var mul_scalar(const Var& x, double c);
+Var div_scalar(const Var& x, double c);
 Var operator+(const Var& a, double b);
 Var operator-(const Var& a, double b);
 Var operator*(const Var& a, double b);

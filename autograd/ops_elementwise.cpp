@@ -26,6 +26,9 @@ THETA_PRIMITIVE(relu, "relu");
 THETA_PRIMITIVE(sin, "sin");
 THETA_PRIMITIVE(cos, "cos");
 THETA_PRIMITIVE(square, "square");
+THETA_PRIMITIVE(add_scalar, "add_scalar");
+THETA_PRIMITIVE(mul_scalar, "mul_scalar");
+THETA_PRIMITIVE(div_scalar, "div_scalar");
 THETA_PRIMITIVE(sign, "sign");
 THETA_PRIMITIVE(erf, "erf");
 THETA_PRIMITIVE(reciprocal, "reciprocal");
@@ -230,13 +233,33 @@ Var operator+(const Var& a, const Var& b) { return add(a, b); }
 Var operator-(const Var& a, const Var& b) { return sub(a, b); }
 Var operator*(const Var& a, const Var& b) { return mul(a, b); }
 Var operator/(const Var& a, const Var& b) { return div(a, b); }
-Var operator+(const Var& a, double b) { return add(a, scalar_like(b, a)); }
-Var operator-(const Var& a, double b) { return sub(a, scalar_like(b, a)); }
-Var operator*(const Var& a, double b) { return mul(a, scalar_like(b, a)); }
-Var operator/(const Var& a, double b) { return div(a, scalar_like(b, a)); }
-Var operator+(double a, const Var& b) { return add(scalar_like(a, b), b); }
+// A Var and a double: the constant lives in the backward rule, not in a recorded 0-d input.
+// x - c is x + (-c) and c * x is x * c, exactly in IEEE arithmetic.
+Var add_scalar(const Var& x, double c) {
+  return make_result(x.value() + c, "add_scalar", {x}, [](const Var& g, const Node&, const InputMask&) {
+    return VarList{g};
+  });
+}
+
+Var mul_scalar(const Var& x, double c) {
+  return make_result(x.value() * c, "mul_scalar", {x}, [c](const Var& g, const Node&, const InputMask&) {
+    return VarList{mul_scalar(g, c)};
+  });
+}
+
+Var div_scalar(const Var& x, double c) {
+  return make_result(x.value() / c, "div_scalar", {x}, [c](const Var& g, const Node&, const InputMask&) {
+    return VarList{div_scalar(g, c)};
+  });
+}
+
+Var operator+(const Var& a, double b) { return add_scalar(a, b); }
+Var operator-(const Var& a, double b) { return add_scalar(a, -b); }
+Var operator*(const Var& a, double b) { return mul_scalar(a, b); }
+Var operator/(const Var& a, double b) { return div_scalar(a, b); }
+Var operator+(double a, const Var& b) { return add_scalar(b, a); }
 Var operator-(double a, const Var& b) { return sub(scalar_like(a, b), b); }
-Var operator*(double a, const Var& b) { return mul(scalar_like(a, b), b); }
+Var operator*(double a, const Var& b) { return mul_scalar(b, a); }
 Var operator/(double a, const Var& b) { return div(scalar_like(a, b), b); }
 
 }  // namespace theta::autograd

@@ -167,6 +167,26 @@ Tensor scalar_like(double value, const Tensor& like) {
   return scalar_tensor(value, like.dtype());
 }
 
+// x op s (or s op x when scalar_first). A contiguous float x goes straight to the kernel with the
+// scalar as a stride-0 operand; anything else through a 0-d tensor and the general path.
+Tensor binary_with_scalar(BinaryOp op, const Tensor& x, double s, bool scalar_first, const char* name) {
+  if (!x.defined() || !is_floating(x.dtype()) || !x.is_contiguous())
+    return scalar_first ? binary(op, scalar_like(s, x), x, name) : binary(op, x, scalar_like(s, x), name);
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  visit_float_dtype(x.dtype(), [&](auto v) {
+    using T = decltype(v);
+    const auto& k = detail::typed_kernels<T>(detail::kernels());
+    const T scalar = static_cast<T>(s);
+    const T* xp = x.data<T>();
+    T* yp = out.data<T>();
+    parallel_for(out.numel(), kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
+      if (scalar_first) k.binary(op, &scalar, 0, xp + begin, 1, yp + begin, end - begin);
+      else k.binary(op, xp + begin, 1, &scalar, 0, yp + begin, end - begin);
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 Tensor neg(const Tensor& x) {
@@ -295,14 +315,14 @@ Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
-Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
-Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
-Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
-Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+Tensor operator+(const Tensor& a, double b) { return binary_with_scalar(BinaryOp::add, a, b, false, "add"); }
+Tensor operator-(const Tensor& a, double b) { return binary_with_scalar(BinaryOp::sub, a, b, false, "sub"); }
+Tensor operator*(const Tensor& a, double b) { return binary_with_scalar(BinaryOp::mul, a, b, false, "mul"); }
+Tensor operator/(const Tensor& a, double b) { return binary_with_scalar(BinaryOp::div, a, b, false, "div"); }
+Tensor operator+(double a, const Tensor& b) { return binary_with_scalar(BinaryOp::add, b, a, true, "add"); }
+Tensor operator-(double a, const Tensor& b) { return binary_with_scalar(BinaryOp::sub, b, a, true, "sub"); }
+Tensor operator*(double a, const Tensor& b) { return binary_with_scalar(BinaryOp::mul, b, a, true, "mul"); }
+Tensor operator/(double a, const Tensor& b) { return binary_with_scalar(BinaryOp::div, b, a, true, "div"); }
 
 bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool equal_nan) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;

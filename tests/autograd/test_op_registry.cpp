@@ -181,6 +181,11 @@ std::vector<OpCase> build_cases() {
   add_binary(c, "maximum", Domain::distinct, Domain::grid, [](const Var& a, const Var& b) { return maximum(a, b); });
   add_binary(c, "minimum", Domain::distinct, Domain::grid, [](const Var& a, const Var& b) { return minimum(a, b); });
   c.push_back({"mul", "x * x (same Var twice)", {{{3, 4}}}, [](V x) { return x[0] * x[0]; }});
+  add_unary(c, "add_scalar", Domain::real, [](const Var& x) { return add_scalar(x, -0.75); });
+  add_unary(c, "mul_scalar", Domain::real, [](const Var& x) { return mul_scalar(x, -2.5); });
+  add_unary(c, "div_scalar", Domain::real, [](const Var& x) { return div_scalar(x, 3.0); });
+  c.push_back({"mul_scalar", "of a product (nonzero second derivative)", {{{3, 4}}},
+               [](V x) { return mul_scalar(x[0] * sin(x[0]), 1.5) - x[0] / 7.0; }});
   c.push_back({"add", "scalar operators", {{{3, 4}}},
                [](V x) { return 2.0 - (1.5 + x[0] * 3.0) / 4.0 + 0.5 / (x[0] * x[0] + 1.0) - x[0] + 1.0; }});
   c.push_back({"where", "[3, 4] mask, [3, 4] a, [3, 4] b", {{{3, 4}}, {{3, 4}}},

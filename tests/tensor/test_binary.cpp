@@ -64,6 +64,30 @@ TEST_CASE("binary ops with a double operand take the tensor's dtype", "[tensor][
   CHECK(ref::read(8.0 / tensor({1.0, 2.0, 4.0})) == std::vector<double>{8.0, 4.0, 2.0});
 }
 
+TEST_CASE("a double operand gives exactly the result of a 0-d tensor operand", "[tensor][binary]") {
+  // The scalar fast path must agree bit for bit with broadcasting a 0-d tensor, on every layout.
+  Rng rng(4);
+  for (DType dtype : {DType::f32, DType::f64}) {
+    const Tensor base = rng.normal({7, 9}, 0, 1, dtype);
+    for (const Tensor& x : {base, base.t(), base.slice(1, 0, 9, 2)}) {
+      const double s = -1.75;  // exact in float, so the reference below rounds once
+      const Tensor st = scalar_tensor(s, dtype);
+      INFO(ref::dtype_label(dtype) << " " << shape_str(x.shape()) << (x.is_contiguous() ? " contiguous" : " strided"));
+      CHECK(ref::read(x + s) == ref::read(add(x, st)));
+      CHECK(ref::read(x - s) == ref::read(sub(x, st)));
+      CHECK(ref::read(x * s) == ref::read(mul(x, st)));
+      CHECK(ref::read(x / s) == ref::read(div(x, st)));
+      CHECK(ref::read(s + x) == ref::read(add(st, x)));
+      CHECK(ref::read(s - x) == ref::read(sub(st, x)));
+      CHECK(ref::read(s * x) == ref::read(mul(st, x)));
+      CHECK(ref::read(s / x) == ref::read(div(st, x)));
+      const std::vector<double> xv = ref::read(x);
+      const std::vector<double> got = ref::read(s - x);
+      for (std::size_t i = 0; i < xv.size(); ++i) CHECK(got[i] == ref::round_to(s - xv[i], dtype));
+    }
+  }
+}
+
 TEST_CASE("maximum and minimum propagate NaN from either side", "[tensor][binary][nan]") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (DType dtype : {DType::f32, DType::f64})

@@ -1,6 +1,5 @@
-// linear(x, W) = x W^T as one node: values against a reference loop, gradients against the
-// matmul(x, t(W)) formulation, the weight gradient's layout, and shape errors. (The op registry
-// gradchecks it, which cannot see a wrong forward value.)
+// Forward values of primitives that are not a single tensor op: the op registry gradchecks every
+// primitive against finite differences of its own forward, which cannot see a wrong value.
 
 #include <catch2/catch.hpp>
 
@@ -52,4 +51,25 @@ TEST_CASE("linear rejects mismatched shapes with both shapes in the message", "[
   CHECK_THROWS_WITH(linear(Var(zeros({2, 5})), w), Catch::Contains("[2, 5]") && Catch::Contains("[4, 3]"));
   CHECK_THROWS_AS(linear(Var(zeros({2, 3})), Var(zeros({3}))), ShapeError);
   CHECK_THROWS_AS(linear(Var(zeros({})), w), ShapeError);
+}
+
+TEST_CASE("Var-double operators give exactly the tensor results and constant-factor gradients", "[autograd][scalar]") {
+  Rng rng(6);
+  for (DType dtype : {DType::f32, DType::f64}) {
+    const Tensor xv = rng.normal({4, 5}, 0, 1, dtype);
+    const Var x(xv, true);
+    const double c = -1.25;
+    CHECK(ref::read((x + c).value()) == ref::read(xv + c));
+    CHECK(ref::read((c + x).value()) == ref::read(xv + c));
+    CHECK(ref::read((x - c).value()) == ref::read(xv - c));
+    CHECK(ref::read((x * c).value()) == ref::read(xv * c));
+    CHECK(ref::read((c * x).value()) == ref::read(xv * c));
+    CHECK(ref::read((x / c).value()) == ref::read(xv / c));
+    CHECK(ref::read((c - x).value()) == ref::read(c - xv));
+    CHECK(ref::read((c / x).value()) == ref::read(c / xv));
+    // d/dx sum(3x + x/c - 2 + x) = 3 + 1/c + 1 everywhere.
+    const Var g = grad(sum(x * 3.0 + x / c - 2.0 + x), x);
+    const double want = ref::round_to(3.0, dtype) + ref::round_to(1.0 / c, dtype) + 1.0;
+    CHECK_THAT(ref::read(g.value()), Catch::Matchers::Approx(std::vector<double>(20, want)).epsilon(1e-6));
+  }
 }
