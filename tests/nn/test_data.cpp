@@ -12,7 +12,7 @@
 #include "nn/data.hpp"
 #include "tensor/npy.hpp"
 #include "tensor/ops.hpp"
-#include "tests/nn/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace theta;
 using namespace theta::nn;

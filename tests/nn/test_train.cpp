@@ -16,7 +16,7 @@
 #include "nn/train.hpp"
 #include "tensor/npy.hpp"
 #include "tensor/ops.hpp"
-#include "tests/nn/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/nn/tiny_model.hpp"
 
 using namespace theta;

@@ -6,6 +6,7 @@
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
 #include "tests/support/reference.hpp"
+#include "tests/support/reference_ops.hpp"
 
 using namespace theta;
 

@@ -11,6 +11,7 @@
 #include "tensor/ops.hpp"
 #include "tests/support/op_cases.hpp"
 #include "tests/support/reference.hpp"
+#include "tests/support/reference_ops.hpp"
 
 using namespace theta;
 

@@ -8,6 +8,7 @@
 
 #include "tensor/ops.hpp"
 #include "tests/support/reference.hpp"
+#include "tests/support/reference_ops.hpp"
 
 using namespace theta;
 

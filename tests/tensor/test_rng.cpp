@@ -10,6 +10,7 @@
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 #include "tests/support/reference.hpp"
+#include "tests/support/reference_ops.hpp"
 
 using namespace theta;
 

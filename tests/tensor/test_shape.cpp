@@ -6,6 +6,7 @@
 #include "tensor/rng.hpp"
 #include "tensor/shape.hpp"
 #include "tests/support/reference.hpp"
+#include "tests/support/reference_ops.hpp"
 
 using namespace theta;
 
