@@ -5,9 +5,10 @@
 //
 // Conventions at non-differentiable points: relu'(0) = 0, |x|'(0) = 0, sign' = 0,
 // clamp' = 1 inside [lo, hi] (bounds included), 0 outside; maximum/minimum and max/min
-// reductions split the gradient evenly between tied elements. sqrt, rsqrt and log return a zero
-// gradient where the incoming gradient is zero and x <= 0, and norm a zero gradient at the
-// origin, so the untaken branch of a where() never turns 0 * inf into NaN (to second order).
+// reductions split the gradient evenly between tied elements. sqrt, rsqrt, log, reciprocal, div
+// and pow return a zero gradient where the incoming gradient is zero and the input is singular
+// (x <= 0, a zero denominator), and norm a zero gradient at the origin, so the untaken branch of
+// a where() never turns 0 * inf into NaN (to second order).
 
 #include <cstdint>
 #include <vector>
@@ -42,7 +43,8 @@ Var add(const Var& a, const Var& b);
 Var sub(const Var& a, const Var& b);
 Var mul(const Var& a, const Var& b);
 Var div(const Var& a, const Var& b);
-/// a^b for a > 0 (the gradient with respect to b uses log a).
+/// a^b for a > 0 (the gradient with respect to b uses log a). Outside that domain, points where
+/// the incoming gradient is 0 (an untaken where() branch) get gradient 0, not NaN.
 Var pow(const Var& a, const Var& b);
 Var maximum(const Var& a, const Var& b);
 Var minimum(const Var& a, const Var& b);

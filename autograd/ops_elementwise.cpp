@@ -45,17 +45,23 @@ THETA_PRIMITIVE(where, "where");
 
 namespace {
 // Note [Guarded derivatives]
-// sqrt, rsqrt and log have infinite derivatives (or none) at x <= 0. Where the incoming gradient
-// is 0 there (the untaken branch of a where()), the gradient is 0 rather than 0 * inf = NaN, and
-// the rule is evaluated at a safe input (1) so its own backward stays finite (second order).
-// Masking on g == 0 alone would be wrong: g also vanishes at regular points (a zero residual,
-// the zero cotangent of a JVP), and the mask would zero the rule's derivative there.
-template <class Rule> Var guarded(const Var& g, const Var& in, Rule rule) {
+// sqrt, rsqrt, log, reciprocal, div and pow have infinite derivatives (or none) on a singular set
+// (x <= 0, or x == 0). Where the incoming gradient is 0 there (the untaken branch of a where()),
+// the gradient is 0 rather than 0 * inf = NaN, and the rule is evaluated at a safe input (1) so its
+// own backward stays finite (second order). Where the incoming gradient is not 0 the singularity
+// is real and shows as inf or NaN. Masking on g == 0 alone would be wrong: g also vanishes at
+// regular points (a zero residual, the zero cotangent of a JVP), and the mask would zero the
+// rule's derivative there. `singular` broadcasts to g's shape; g may be larger than `in` (a
+// broadcast operand), and then the rule sees `in` broadcast to g's shape.
+template <class Rule> Var guarded(const Var& g, const Var& in, const Tensor& singular, Rule rule) {
   const Tensor zero = zeros({}, in.dtype());
-  const Tensor off = theta::mul(theta::eq(g.value(), zero), theta::le(in.value(), zero));
+  const Tensor off = theta::mul(theta::eq(g.value(), zero), singular);
   const Var safe_in = where(off, constant(ones({}, in.dtype())), in);
   return where(off, constant(zero), rule(g, safe_in));
 }
+
+Tensor non_positive(const Var& x) { return theta::le(x.value(), zeros({}, x.dtype())); }
+Tensor is_zero(const Var& x) { return theta::eq(x.value(), zeros({}, x.dtype())); }
 }  // namespace
 
 Var neg(const Var& x) {
@@ -73,7 +79,7 @@ Var exp(const Var& x) {
 
 Var log(const Var& x) {
   return unary_primitive("log", x, theta::log(x.value()), [](const Var& g, const Var& in) {
-    return guarded(g, in, [](const Var& gg, const Var& s) { return gg / s; });
+    return guarded(g, in, non_positive(in), [](const Var& gg, const Var& s) { return gg / s; });
   });
 }
 
@@ -89,13 +95,13 @@ Var expm1(const Var& x) {
 
 Var sqrt(const Var& x) {
   return unary_primitive("sqrt", x, theta::sqrt(x.value()), [](const Var& g, const Var& in) {
-    return guarded(g, in, [](const Var& gg, const Var& s) { return gg * 0.5 / sqrt(s); });
+    return guarded(g, in, non_positive(in), [](const Var& gg, const Var& s) { return gg * 0.5 / sqrt(s); });
   });
 }
 
 Var rsqrt(const Var& x) {
   return unary_primitive("rsqrt", x, theta::rsqrt(x.value()), [](const Var& g, const Var& in) {
-    return guarded(g, in, [](const Var& gg, const Var& s) { return gg * -0.5 * rsqrt(s) / s; });
+    return guarded(g, in, non_positive(in), [](const Var& gg, const Var& s) { return gg * -0.5 * rsqrt(s) / s; });
   });
 }
 
@@ -145,15 +151,22 @@ Var erf(const Var& x) {
 
 Var reciprocal(const Var& x) {
   return unary_primitive("reciprocal", x, theta::reciprocal(x.value()), [](const Var& g, const Var& in) {
-    const Var r = reciprocal(in);
-    return -(g * r * r);
+    return guarded(g, in, is_zero(in), [](const Var& gg, const Var& s) {
+      const Var r = reciprocal(s);
+      return -(gg * r * r);
+    });
   });
 }
 
 Var pow(const Var& x, double p) {
   return unary_primitive("pow_scalar", x, theta::pow(x.value(), p), [p](const Var& g, const Var& in) {
     if (p == 0.0) return g * constant(zeros({}, g.dtype()));
-    return g * (pow(in, p - 1.0) * p);
+    const auto rule = [p](const Var& gg, const Var& s) { return gg * (pow(s, p - 1.0) * p); };
+    // x^p is smooth for integer p >= 1; a negative integer p is singular at 0, any other p
+    // (whose derivatives of some order involve a fractional power) on x <= 0.
+    const bool integer = p == std::floor(p);
+    if (integer && p >= 1.0) return rule(g, in);
+    return guarded(g, in, integer ? is_zero(in) : non_positive(in), rule);
   });
 }
 
@@ -184,15 +197,30 @@ Var mul(const Var& a, const Var& b) {
 }
 
 Var div(const Var& a, const Var& b) {
-  return binary_primitive("div", a, b, theta::div(a.value(), b.value()),
-                          [](const Var& g, const Var&, const Var& y) { return g / y; },
-                          [](const Var& g, const Var& x, const Var& y) { return -(g * x / (y * y)); });
+  return binary_primitive(
+      "div", a, b, theta::div(a.value(), b.value()),
+      [](const Var& g, const Var&, const Var& y) {
+        return guarded(g, y, is_zero(y), [](const Var& gg, const Var& s) { return gg / s; });
+      },
+      [](const Var& g, const Var& x, const Var& y) {
+        return guarded(g, y, is_zero(y), [&x](const Var& gg, const Var& s) { return -(gg * x / (s * s)); });
+      });
 }
 
 Var pow(const Var& a, const Var& b) {
-  return binary_primitive("pow", a, b, theta::pow(a.value(), b.value()),
-                          [](const Var& g, const Var& x, const Var& y) { return g * y * pow(x, y - 1.0); },
-                          [](const Var& g, const Var& x, const Var& y) { return g * pow(x, y) * log(x); });
+  return binary_primitive(
+      "pow", a, b, theta::pow(a.value(), b.value()),
+      [](const Var& g, const Var& x, const Var& y) {
+        // Outside the domain x > 0: x < 0 (NaN for fractional y), and x = 0 with y < 1 (infinite;
+        // finite for y >= 1, so not masked there).
+        const Tensor below = theta::lt(x.value(), zeros({}, x.dtype()));
+        const Tensor singular =
+            theta::maximum(below, theta::mul(is_zero(x), theta::lt(y.value(), ones({}, y.dtype()))));
+        return guarded(g, x, singular, [&y](const Var& gg, const Var& s) { return gg * y * pow(s, y - 1.0); });
+      },
+      [](const Var& g, const Var& x, const Var& y) {
+        return guarded(g, x, non_positive(x), [&y](const Var& gg, const Var& s) { return gg * pow(s, y) * log(s); });
+      });
 }
 
 namespace {

@@ -84,6 +84,48 @@ TEST_CASE("where does not leak NaN or Inf from the untaken branch", "[autograd][
     const Var g = grad(sum(where(positive, sqrt(x), zero)), x, {.create_graph = true});
     CHECK(grad_of(sum(g), x) == std::vector<double>{0.0, 0.0, -0.25 / 8.0});
   }
+  SECTION("fractional powers, first and second order") {
+    CHECK(grad_of(sum(where(positive, pow(x, 0.5), zero)), x) == std::vector<double>{0.0, 0.0, 0.25});
+    const Var g = grad(sum(where(positive, pow(x, 1.5), zero)), x, {.create_graph = true});
+    CHECK(grad_of(sum(g), x) == std::vector<double>{0.0, 0.0, 0.75 / 2.0});
+  }
+  SECTION("pow with a Var exponent") {
+    const Var p(full({3}, 0.5), true);
+    const auto gs = grad({sum(where(positive, pow(x, p), zero))}, {x, p});
+    CHECK(to_vector(gs[0].value()) == std::vector<double>{0.0, 0.0, 0.25});
+    CHECK(to_vector(gs[1].value()) == std::vector<double>{0.0, 0.0, 2.0 * std::log(4.0)});
+  }
+}
+
+TEST_CASE("safe division through where() has finite gradients of every order", "[autograd][engine]") {
+  // where(x != 0, 1 / x, 0): the classic guarded reciprocal. The untaken branch is singular.
+  const Tensor xv = tensor({0.0, -2.0, 4.0});
+  const Var x(xv, true);
+  const Tensor nonzero = ne(xv, zeros({}));
+  const Var zero(zeros({}));
+  SECTION("reciprocal") {
+    const Var g = grad(sum(where(nonzero, reciprocal(x), zero)), x, {.create_graph = true});
+    CHECK(to_vector(g.value()) == std::vector<double>{0.0, -0.25, -1.0 / 16.0});
+    CHECK(grad_of(sum(g), x) == std::vector<double>{0.0, 2.0 / -8.0, 2.0 / 64.0});
+  }
+  SECTION("div, numerator and denominator") {
+    const Var a(tensor({3.0, 5.0, 7.0}), true);
+    const auto gs = grad({sum(where(nonzero, a / x, zero))}, {a, x}, {}, {.create_graph = true});
+    CHECK(to_vector(gs[0].value()) == std::vector<double>{0.0, -0.5, 0.25});
+    CHECK(to_vector(gs[1].value()) == std::vector<double>{0.0, -5.0 / 4.0, -7.0 / 16.0});
+    CHECK(grad_of(sum(gs[1]), x) == std::vector<double>{0.0, 2.0 * 5.0 / -8.0, 2.0 * 7.0 / 64.0});
+  }
+  SECTION("div by a broadcast denominator") {
+    const Var d(tensor({0.0, 2.0}, {2, 1}), true);
+    const Var num(ones({2, 3}), true);
+    const Tensor mask = ne(tensor({0.0, 2.0}, {2, 1}).expand({2, 3}).contiguous(), zeros({}));
+    const Var g = grad(sum(where(mask, num / d, Var(zeros({})))), d);
+    CHECK(to_vector(g.value()) == std::vector<double>{0.0, -3.0 / 4.0});
+  }
+  SECTION("a singularity that is taken still shows") {
+    const Var g = grad(sum(reciprocal(x)), x);
+    CHECK(std::isinf(to_vector(g.value())[0]));
+  }
 }
 
 TEST_CASE("norm has gradient 0 at the zero vector", "[autograd][engine]") {
