@@ -46,11 +46,29 @@ const T* run_operand(const T* p, std::int64_t step, std::int64_t len, T* buf, st
   return buf;
 }
 
+// Note [Output layout]
+// An elementwise op whose operands share one dense layout (contiguous, or e.g. all transposed)
+// writes its output in that layout too, and then runs as one flat pass over memory. A contiguous
+// output would make every element of a transposed operand a strided gather. Results therefore
+// are not always contiguous; everything in theta reads tensors through their strides.
+bool same_dense_layout(const Tensor& t, const Tensor& out) {
+  if (t.shape() != out.shape()) return false;
+  if (t.is_contiguous() && out.is_contiguous()) return true;
+  return t.strides() == out.strides() && t.is_dense();
+}
+
 template <class T>
 void unary_into(UnaryOp op, const Tensor& x, const Tensor& out, detail::UnaryParams params) {
   const auto& k = detail::typed_kernels<T>(detail::kernels());
   const T* xp = x.data<T>();
   T* yp = out.data<T>();
+  if (same_dense_layout(x, out)) {
+    parallel_for(out.numel(), kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
+      k.unary(op, xp + begin, yp + begin, end - begin, params);
+    });
+    return;
+  }
+  THETA_ASSERT(out.is_contiguous());  // the runs below write the output contiguously
   const auto layout = detail::coalesce<2>(out.shape(), {out.strides(), x.strides()});
   parallel_for(out.numel(), kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
     T buf[kGatherChunk];
@@ -73,7 +91,7 @@ void unary_into(UnaryOp op, const Tensor& x, const Tensor& out, detail::UnaryPar
 
 Tensor unary(UnaryOp op, const Tensor& x, const char* name, detail::UnaryParams params = {}) {
   check_floating(x, name);
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  Tensor out = Tensor::empty_like(x);
   visit_float_dtype(x.dtype(), [&](auto v) { unary_into<decltype(v)>(op, x, out, params); });
   return out;
 }
@@ -84,19 +102,20 @@ void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
   const T* ap = a.data<T>();
   const T* bp = b.data<T>();
   T* yp = out.data<T>();
-  // The common case skips the layout walk: a contiguous output whose operands are each either
-  // laid out like it or a single element (a scalar operand).
+  // The common case skips the layout walk: a dense output whose operands are each either laid
+  // out like it or a single element (a scalar operand).
   const auto flat_stride = [&](const Tensor& t) -> std::int64_t {
     if (t.numel() == 1) return 0;
-    return t.shape() == out.shape() && t.is_contiguous() ? 1 : -1;
+    return same_dense_layout(t, out) ? 1 : -1;
   };
   const std::int64_t fa = flat_stride(a), fb = flat_stride(b);
-  if (fa >= 0 && fb >= 0 && out.is_contiguous()) {
+  if (fa >= 0 && fb >= 0 && out.is_dense()) {
     parallel_for(out.numel(), kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
       k.binary(op, ap + begin * fa, fa, bp + begin * fb, fb, yp + begin, end - begin);
     });
     return;
   }
+  THETA_ASSERT(out.is_contiguous());  // the runs below write the output contiguously
   const auto layout = detail::coalesce<3>(
       out.shape(), {out.strides(), detail::broadcast_strides(a.shape(), a.strides(), out.shape()),
                     detail::broadcast_strides(b.shape(), b.strides(), out.shape())});
@@ -145,13 +164,17 @@ void int_binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor
                     detail::broadcast_strides(b.shape(), b.strides(), out.shape())});
   detail::for_each_run(layout, 0, out.numel(), [&](auto off, auto step, std::int64_t len) {
     for (std::int64_t i = 0; i < len; ++i)
-      yp[off[0] + i] = int_binary(op, ap[off[1] + i * step[1]], bp[off[2] + i * step[2]]);
+      yp[off[0] + i * step[0]] = int_binary(op, ap[off[1] + i * step[1]], bp[off[2] + i * step[2]]);
   });
 }
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   check_same_dtype(a, b, name);
-  Tensor out = Tensor::empty(broadcast_shapes(a.shape(), b.shape(), name), a.dtype());
+  const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
+  // Keep the operands' layout when they share one (Note [Output layout]).
+  const bool a_leads = a.shape() == shape && (b.numel() == 1 || same_dense_layout(b, a));
+  const bool b_leads = !a_leads && b.shape() == shape && a.numel() == 1;
+  Tensor out = a_leads ? Tensor::empty_like(a) : b_leads ? Tensor::empty_like(b) : Tensor::empty(shape, a.dtype());
   if (a.dtype() == DType::i64) {
     THETA_CHECK(op != BinaryOp::div && op != BinaryOp::pow, DTypeError, name,
                 ": not defined for int64 tensors; convert with to(DType::f64) first");
@@ -167,12 +190,13 @@ Tensor scalar_like(double value, const Tensor& like) {
   return scalar_tensor(value, like.dtype());
 }
 
-// x op s (or s op x when scalar_first). A contiguous float x goes straight to the kernel with the
-// scalar as a stride-0 operand; anything else through a 0-d tensor and the general path.
+// x op s (or s op x when scalar_first). A dense float x goes straight to the kernel with the scalar
+// as a stride-0 operand, its output laid out like x; anything else through a 0-d tensor and the
+// general path.
 Tensor binary_with_scalar(BinaryOp op, const Tensor& x, double s, bool scalar_first, const char* name) {
-  if (!x.defined() || !is_floating(x.dtype()) || !x.is_contiguous())
+  if (!x.defined() || !is_floating(x.dtype()) || !x.is_dense())
     return scalar_first ? binary(op, scalar_like(s, x), x, name) : binary(op, x, scalar_like(s, x), name);
-  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  Tensor out = Tensor::empty_like(x);
   visit_float_dtype(x.dtype(), [&](auto v) {
     using T = decltype(v);
     const auto& k = detail::typed_kernels<T>(detail::kernels());
@@ -289,8 +313,9 @@ void Tensor::add_(const Tensor& other, double alpha) const {
   check_same_dtype(*this, other, "add_");
   THETA_CHECK(broadcast_shapes(shape(), other.shape(), "add_") == shape(), ShapeError, "add_: cannot broadcast ",
               shape_str(other.shape()), " into ", shape_str(shape()));
-  if (is_contiguous() && other.is_contiguous() && other.shape() == shape() && is_floating(dtype())) {
-    // The optimizer update p += alpha * g: one fused pass (BLAS axpy), no scaled temporary.
+  if (is_floating(dtype()) && is_dense() && same_dense_layout(other, *this)) {
+    // The optimizer update p += alpha * g: one fused pass (BLAS axpy) over the memory both share
+    // the layout of, no scaled temporary.
     const auto n = static_cast<blasint>(numel());
     THETA_CHECK(numel() < INT_MAX, ShapeError, "add_: ", shape_str(shape()), " exceeds the BLAS integer range");
     if (dtype() == DType::f32)

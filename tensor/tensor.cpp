@@ -1,6 +1,7 @@
 #include "tensor/tensor.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <cstring>
 #include <limits>
 
@@ -80,6 +81,31 @@ bool Tensor::is_contiguous() const {
     expected *= shape_[i];
   }
   return true;
+}
+
+bool Tensor::is_dense() const {
+  // Sorted by stride, the axes of size > 1 must have the strides of a contiguous tensor.
+  std::int64_t order[Dims::kInline * 4];
+  if (shape_.size() > std::size(order)) return is_contiguous();
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < shape_.size(); ++i)
+    if (shape_[i] != 1) order[n++] = static_cast<std::int64_t>(i);
+  std::sort(order, order + n, [&](std::int64_t a, std::int64_t b) { return strides_[a] < strides_[b]; });
+  std::int64_t expected = 1;
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto axis = static_cast<std::size_t>(order[k]);
+    if (shape_[axis] == 0) return true;
+    if (strides_[axis] != expected) return false;
+    expected *= shape_[axis];
+  }
+  return true;
+}
+
+Tensor Tensor::empty_like(const Tensor& like) {
+  like.check_defined("empty_like");
+  Tensor out = empty(like.shape_, like.dtype_);
+  if (!like.is_contiguous() && like.is_dense()) out.strides_ = like.strides_;
+  return out;
 }
 
 void* Tensor::raw_data() const {

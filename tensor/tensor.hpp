@@ -25,6 +25,10 @@ class Tensor {
 
   /// A new contiguous tensor of `shape` with uninitialised elements.
   static Tensor empty(const Shape& shape, DType dtype = DType::f64);
+  /// A new tensor of like's shape and dtype with uninitialised elements, laid out like `like` when
+  /// that is dense (e.g. a transpose), so an elementwise pass over both walks memory in order;
+  /// contiguous otherwise.
+  static Tensor empty_like(const Tensor& like);
 
   /// A view of `storage` (used by views and by I/O).
   Tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides, std::int64_t offset,
@@ -47,6 +51,9 @@ class Tensor {
   }
   /// True when the elements are laid out row-major without gaps.
   bool is_contiguous() const;
+  /// True when the elements fill one block of memory without gaps or overlaps in some axis order
+  /// (contiguous, or a permutation of it such as a transpose).
+  bool is_dense() const;
   const std::shared_ptr<Storage>& storage() const { return storage_; }
 
   /// Pointer to the first element; throws DTypeError when T does not match dtype().

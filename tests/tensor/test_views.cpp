@@ -383,6 +383,43 @@ TEST_CASE("add_ adds a scaled tensor in place on every layout", "[tensor][views]
   }
 }
 
+TEST_CASE("is_dense, empty_like and the layout of elementwise results", "[tensor][views][layout]") {
+  Rng rng(12);
+  const Tensor a = rng.normal({5, 7}), b = rng.normal({5, 7});
+  const Tensor cube = rng.normal({2, 3, 4});
+  CHECK(a.is_dense());
+  CHECK(a.t().is_dense());
+  CHECK(cube.permute({2, 0, 1}).is_dense());
+  CHECK(rng.normal({3, 1, 4}).transpose(0, 2).is_dense());
+  CHECK_FALSE(a.slice(1, 0, 7, 2).is_dense());
+  CHECK(a.slice(0, 1, 4).t().is_dense());  // whole rows: a dense block at an offset
+  CHECK_FALSE(a.slice(1, 1, 5).t().is_dense());
+  CHECK_FALSE(rng.normal({1, 7}).expand({5, 7}).is_dense());
+  CHECK(Tensor::empty_like(a.t()).strides() == a.t().strides());
+  CHECK(Tensor::empty_like(a.slice(1, 0, 7, 2)).is_contiguous());
+
+  // Operands sharing a dense layout give a result in that layout, with the right values.
+  const Tensor at = a.t(), bt = b.t();
+  for (const Tensor& y : {add(at, bt), at * 2.0, 3.0 - at, exp(at), maximum(at, bt)}) {
+    CHECK(y.strides() == at.strides());
+    CHECK(y.shape() == at.shape());
+  }
+  CHECK(ref::read(add(at, bt)) == ref::read(add(at.contiguous(), bt.contiguous())));
+  CHECK(ref::read(exp(at)) == ref::read(exp(at.contiguous())));
+  // Mixed layouts give a contiguous result.
+  CHECK(add(at, bt.contiguous()).is_contiguous());
+  // In place on a transposed tensor with a transposed operand.
+  Tensor dst = at.clone().t().contiguous().t();  // a transposed layout of its own
+  REQUIRE(dst.strides() == at.strides());
+  const std::vector<double> want = [&] {
+    std::vector<double> d = ref::read(dst), o = ref::read(bt);
+    for (std::size_t i = 0; i < d.size(); ++i) d[i] += -0.5 * o[i];
+    return d;
+  }();
+  dst.add_(bt, -0.5);
+  CHECK_THAT(ref::read(dst), Catch::Matchers::Approx(want).margin(1e-15));
+}
+
 TEST_CASE("views work on every dtype", "[tensor][views][int64]") {
   for (DType dtype : {DType::f32, DType::f64, DType::i64}) {
     INFO(ref::dtype_label(dtype));
