@@ -57,6 +57,15 @@ bool same_dense_layout(const Tensor& t, const Tensor& out) {
   return t.strides() == out.strides() && t.is_dense();
 }
 
+// y[i] = op(a[i * sa], b[i * sb]) for i < n, split over the pool; sa, sb in {0, 1}.
+template <class T>
+void flat_binary(BinaryOp op, const T* a, std::int64_t sa, const T* b, std::int64_t sb, T* y, std::int64_t n) {
+  const auto& k = detail::typed_kernels<T>(detail::kernels());
+  parallel_for(n, kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
+    k.binary(op, a + begin * sa, sa, b + begin * sb, sb, y + begin, end - begin);
+  });
+}
+
 template <class T>
 void unary_into(UnaryOp op, const Tensor& x, const Tensor& out, detail::UnaryParams params) {
   const auto& k = detail::typed_kernels<T>(detail::kernels());
@@ -109,12 +118,7 @@ void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
     return same_dense_layout(t, out) ? 1 : -1;
   };
   const std::int64_t fa = flat_stride(a), fb = flat_stride(b);
-  if (fa >= 0 && fb >= 0 && out.is_dense()) {
-    parallel_for(out.numel(), kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
-      k.binary(op, ap + begin * fa, fa, bp + begin * fb, fb, yp + begin, end - begin);
-    });
-    return;
-  }
+  if (fa >= 0 && fb >= 0 && out.is_dense()) return flat_binary(op, ap, fa, bp, fb, yp, out.numel());
   THETA_ASSERT(out.is_contiguous());  // the runs below write the output contiguously
   const auto layout = detail::coalesce<3>(
       out.shape(), {out.strides(), detail::broadcast_strides(a.shape(), a.strides(), out.shape()),
@@ -199,14 +203,9 @@ Tensor binary_with_scalar(BinaryOp op, const Tensor& x, double s, bool scalar_fi
   Tensor out = Tensor::empty_like(x);
   visit_float_dtype(x.dtype(), [&](auto v) {
     using T = decltype(v);
-    const auto& k = detail::typed_kernels<T>(detail::kernels());
     const T scalar = static_cast<T>(s);
-    const T* xp = x.data<T>();
-    T* yp = out.data<T>();
-    parallel_for(out.numel(), kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
-      if (scalar_first) k.binary(op, &scalar, 0, xp + begin, 1, yp + begin, end - begin);
-      else k.binary(op, xp + begin, 1, &scalar, 0, yp + begin, end - begin);
-    });
+    if (scalar_first) flat_binary(op, &scalar, 0, x.data<T>(), 1, out.data<T>(), out.numel());
+    else flat_binary(op, x.data<T>(), 1, &scalar, 0, out.data<T>(), out.numel());
   });
   return out;
 }

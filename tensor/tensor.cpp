@@ -84,6 +84,7 @@ bool Tensor::is_contiguous() const {
 }
 
 bool Tensor::is_dense() const {
+  if (is_contiguous()) return true;
   // Sorted by stride, the axes of size > 1 must have the strides of a contiguous tensor.
   std::int64_t order[Dims::kInline * 4];
   if (shape_.size() > std::size(order)) return is_contiguous();
