@@ -44,6 +44,7 @@ void Optimizer::step() {
     THETA_CHECK(g.shape() == p.shape(), ShapeError, "optimizer: gradient of '", params_[i].first,
                 "' has shape ", shape_str(g.shape()), ", parameter ", shape_str(p.shape()));
     if (observer_) {
+      record.params.push_back(i);
       record.params_before.push_back(p.value().clone());
       record.grads.push_back(g.contiguous().clone());
     }

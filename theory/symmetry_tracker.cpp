@@ -175,16 +175,15 @@ struct SymmetryTracker::State {
   }
 
   void observe(const nn::StepRecord& step) {
-    // StepRecord lists only the parameters that had a gradient, in optimizer order.
     std::vector<Tensor> values(params.size()), grads(params.size()), buffers(params.size());
-    std::size_t next = 0;
     for (std::size_t i = 0; i < params.size(); ++i) {
       values[i] = params[i].second.value();
-      if (!params[i].second.grad().defined()) continue;
-      THETA_CHECK(next < step.grads.size(), std::logic_error,
-                  "SymmetryTracker: step record does not match the optimizer's parameters");
-      grads[i] = step.grads[next++];
       if (i < step.momentum.size()) buffers[i] = step.momentum[i];
+    }
+    for (std::size_t k = 0; k < step.params.size(); ++k) {
+      THETA_CHECK(step.params[k] < params.size(), std::logic_error,
+                  "SymmetryTracker: step record does not match the optimizer's parameters");
+      grads[step.params[k]] = step.grads[k];
     }
     for (auto& g : groups)
       for (const auto& p : g.pieces)
