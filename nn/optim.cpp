@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <optional>
 
 namespace theta::nn {
 
@@ -18,6 +19,33 @@ const Tensor& find_state(const std::vector<NamedTensor>& state, const std::strin
 }
 
 Tensor step_tensor(std::int64_t steps) { return full({}, static_cast<double>(steps), DType::i64); }
+
+bool has_state(const std::vector<NamedTensor>& state, const std::string& key) {
+  for (const auto& [name, t] : state)
+    if (name == key) return true;
+  return false;
+}
+
+// Note [Optimizer state presence]
+// A parameter that never had a gradient has no buffers. state() therefore writes "has_state", an
+// int64 [P] flag per parameter in optimizer order, and load_state() requires the buffers of
+// exactly the flagged parameters, so a checkpoint of a model with a frozen or unused parameter
+// loads, while a checkpoint that lost a buffer is still rejected by name.
+Tensor presence_tensor(const std::vector<bool>& present) {
+  std::vector<std::int64_t> flags(present.begin(), present.end());
+  return from_indices(flags);
+}
+
+// The flags of a state list, or nullopt when it has none (checkpoints written before the flags).
+std::optional<std::vector<bool>> read_presence(const std::vector<NamedTensor>& state, std::size_t count) {
+  if (!has_state(state, "has_state")) return std::nullopt;
+  const Tensor& flags = find_state(state, "has_state", {static_cast<std::int64_t>(count)});
+  THETA_CHECK(flags.dtype() == DType::i64, DTypeError, "load_state: 'has_state' must be int64, got ",
+              dtype_name(flags.dtype()));
+  std::vector<bool> out;
+  for (std::int64_t i = 0; i < flags.size(0); ++i) out.push_back(flags.select(0, i).item<std::int64_t>() != 0);
+  return out;
+}
 }  // namespace
 
 Optimizer::Optimizer(std::vector<std::pair<std::string, Var>> named_params) : params_(std::move(named_params)) {
@@ -31,6 +59,10 @@ void Optimizer::zero_grad() const {
 }
 
 void Optimizer::step() {
+  // Check every gradient first, so a bad one leaves parameters, state and step count untouched.
+  for (const auto& [name, p] : params_)
+    THETA_CHECK(!p.grad().defined() || p.grad().shape() == p.shape(), ShapeError, "optimizer: gradient of '",
+                name, "' has shape ", shape_str(p.grad().shape()), ", parameter ", shape_str(p.shape()));
   ++steps_;
   StepRecord record;
   if (observer_) {
@@ -41,8 +73,6 @@ void Optimizer::step() {
     const Var& p = params_[i].second;
     const Tensor& g = p.grad();
     if (!g.defined()) continue;
-    THETA_CHECK(g.shape() == p.shape(), ShapeError, "optimizer: gradient of '", params_[i].first,
-                "' has shape ", shape_str(g.shape()), ", parameter ", shape_str(p.shape()));
     if (observer_) {
       record.params.push_back(i);
       record.params_before.push_back(p.value().clone());
@@ -80,32 +110,38 @@ void Sgd::update(std::size_t i, const Tensor& g) {
 
 std::vector<NamedTensor> Sgd::state() const {
   std::vector<NamedTensor> out{{"step", step_tensor(steps_)}};
-  for (std::size_t i = 0; i < params_.size(); ++i)
-    if (buffers_[i].defined()) out.emplace_back("momentum." + params_[i].first, buffers_[i]);
+  std::vector<bool> present(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    present[i] = buffers_[i].defined();
+    if (present[i]) out.emplace_back("momentum." + params_[i].first, buffers_[i]);
+  }
+  out.emplace_back("has_state", presence_tensor(present));
   return out;
 }
 
 void Sgd::load_state(const std::vector<NamedTensor>& state) {
   const Tensor& step = find_state(state, "step", {});
+  const auto present = read_presence(state, params_.size());
   std::vector<Tensor> loaded(params_.size());
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const std::string key = "momentum." + params_[i].first;
-    bool present = false;
-    for (const auto& [name, t] : state) present = present || name == key;
-    if (options_.momentum != 0 && step.item<std::int64_t>() > 0) {
-      THETA_CHECK(present, std::invalid_argument, "load_state: missing optimizer state '", key, "'");
-    }
-    if (present) loaded[i] = find_state(state, key, params_[i].second.shape()).clone();
+    // Without flags: with momentum, every parameter has a buffer once a step was taken.
+    const bool expected = present ? (*present)[i] : options_.momentum != 0 && step.item<std::int64_t>() > 0;
+    if (expected || has_state(state, key)) loaded[i] = find_state(state, key, params_[i].second.shape()).clone();
   }
   steps_ = step.item<std::int64_t>();
   buffers_ = std::move(loaded);
 }
 
 Adam::Adam(std::vector<std::pair<std::string, Var>> named_params, AdamOptions options)
-    : Optimizer(std::move(named_params)), options_(options), m_(params_.size()), v_(params_.size()) {
-  THETA_CHECK(options.lr >= 0 && options.eps >= 0 && options.beta1 >= 0 && options.beta1 < 1 &&
-                  options.beta2 >= 0 && options.beta2 < 1,
-              std::invalid_argument, "Adam: need lr >= 0, eps >= 0 and betas in [0, 1)");
+    : Optimizer(std::move(named_params)),
+      options_(options),
+      m_(params_.size()),
+      v_(params_.size()),
+      param_steps_(params_.size(), 0) {
+  THETA_CHECK(options.lr >= 0 && options.eps >= 0 && options.weight_decay >= 0 && options.beta1 >= 0 &&
+                  options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1,
+              std::invalid_argument, "Adam: need lr >= 0, eps >= 0, weight_decay >= 0 and betas in [0, 1)");
   lr_ = options.lr;
 }
 
@@ -126,7 +162,9 @@ void Adam::update(std::size_t i, const Tensor& g_in) {
   }
   m_[i] = theta::add(m_[i] * options_.beta1, g * (1.0 - options_.beta1));
   v_[i] = theta::add(v_[i] * options_.beta2, theta::square(g) * (1.0 - options_.beta2));
-  const double t = static_cast<double>(steps_);
+  // Bias correction counts this parameter's own updates (as torch does): a parameter whose first
+  // gradient arrives late starts from t = 1.
+  const double t = static_cast<double>(++param_steps_[i]);
   const double bias1 = 1.0 - std::pow(options_.beta1, t);
   const double bias2 = 1.0 - std::pow(options_.beta2, t);
   const Tensor denom = theta::sqrt(v_[i]) / std::sqrt(bias2) + options_.eps;
@@ -135,25 +173,38 @@ void Adam::update(std::size_t i, const Tensor& g_in) {
 
 std::vector<NamedTensor> Adam::state() const {
   std::vector<NamedTensor> out{{"step", step_tensor(steps_)}};
-  for (std::size_t i = 0; i < params_.size(); ++i)
-    if (m_[i].defined()) {
-      out.emplace_back("exp_avg." + params_[i].first, m_[i]);
-      out.emplace_back("exp_avg_sq." + params_[i].first, v_[i]);
-    }
+  std::vector<bool> present(params_.size());
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    present[i] = m_[i].defined();
+    if (!present[i]) continue;
+    out.emplace_back("exp_avg." + params_[i].first, m_[i]);
+    out.emplace_back("exp_avg_sq." + params_[i].first, v_[i]);
+    out.emplace_back("step." + params_[i].first, step_tensor(param_steps_[i]));
+  }
+  out.emplace_back("has_state", presence_tensor(present));
   return out;
 }
 
 void Adam::load_state(const std::vector<NamedTensor>& state) {
   const Tensor& step = find_state(state, "step", {});
+  const auto present = read_presence(state, params_.size());
   std::vector<Tensor> m(params_.size()), v(params_.size());
-  if (step.item<std::int64_t>() > 0)
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      m[i] = find_state(state, "exp_avg." + params_[i].first, params_[i].second.shape()).clone();
-      v[i] = find_state(state, "exp_avg_sq." + params_[i].first, params_[i].second.shape()).clone();
-    }
+  std::vector<std::int64_t> steps(params_.size(), 0);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    // Without flags: every parameter has moments once a step was taken.
+    const bool expected = present ? (*present)[i] : step.item<std::int64_t>() > 0;
+    if (!expected) continue;
+    const std::string& name = params_[i].first;
+    m[i] = find_state(state, "exp_avg." + name, params_[i].second.shape()).clone();
+    v[i] = find_state(state, "exp_avg_sq." + name, params_[i].second.shape()).clone();
+    // Without a per-parameter count, every parameter took every step.
+    steps[i] = has_state(state, "step." + name) ? find_state(state, "step." + name, {}).item<std::int64_t>()
+                                                : step.item<std::int64_t>();
+  }
   steps_ = step.item<std::int64_t>();
   m_ = std::move(m);
   v_ = std::move(v);
+  param_steps_ = std::move(steps);
 }
 
 double LrSchedule::at(std::int64_t epoch) const {

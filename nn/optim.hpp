@@ -41,7 +41,8 @@ class Optimizer {
   /// Called after every step with what it did (records cost a copy of parameters and grads).
   void set_observer(std::function<void(const StepRecord&)> observer) { observer_ = std::move(observer); }
 
-  /// Named state tensors (momentum buffers, moments, step count) for checkpoints.
+  /// Named state tensors (momentum buffers, moments, step counts, and "has_state": which
+  /// parameters have buffers) for checkpoints (Note [Optimizer state presence] in optim.cpp).
   virtual std::vector<NamedTensor> state() const = 0;
   /// Restores state() output; throws naming the tensor on a missing entry or shape mismatch,
   /// before changing anything.
@@ -112,6 +113,7 @@ class Adam : public Optimizer {
  private:
   AdamOptions options_;
   std::vector<Tensor> m_, v_;
+  std::vector<std::int64_t> param_steps_;  // updates applied to each parameter (bias correction)
 };
 
 /// AdamW is Adam with decoupled weight decay (PyTorch's default wd 0.01).

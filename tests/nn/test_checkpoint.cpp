@@ -35,7 +35,7 @@ TEST_CASE("checkpoint round trip restores parameters, buffers and optimizer stat
     check_bitwise(snapshot(b), snapshot(a));
     check_bitwise(snapshot(opt_b), snapshot(opt_a));
     CHECK(opt_b.steps_taken() == 3);
-    CHECK(opt_b.state().size() == 5);  // step + one momentum buffer per parameter
+    CHECK(opt_b.state().size() == 6);  // step + one momentum buffer per parameter + has_state
     // Training on from the checkpoint is identical to training on without it.
     train_steps(a, opt_a, 2);
     train_steps(b, opt_b, 2);
@@ -52,6 +52,33 @@ TEST_CASE("checkpoint round trip restores parameters, buffers and optimizer stat
     train_steps(a, opt_a, 2);
     train_steps(b, opt_b, 2);
     check_bitwise(snapshot(b), snapshot(a));
+  }
+  SECTION("a parameter that never had a gradient (Note [Optimizer state presence])") {
+    // The optimizer also holds a parameter the model never uses: it has no buffers.
+    auto with_unused = [](const Module& m) {
+      auto named = m.named_parameters();
+      named.emplace_back("unused", Var(zeros({3}), true));
+      return named;
+    };
+    for (const bool adam : {false, true}) {
+      INFO((adam ? "Adam" : "SGD with momentum"));
+      std::unique_ptr<Optimizer> opt_a, opt_b;
+      if (adam) {
+        opt_a = std::make_unique<Adam>(with_unused(a), AdamOptions{.lr = 0.01});
+        opt_b = std::make_unique<Adam>(with_unused(b), AdamOptions{.lr = 0.01});
+      } else {
+        opt_a = std::make_unique<Sgd>(with_unused(a), SgdOptions{.lr = 0.1, .momentum = 0.9});
+        opt_b = std::make_unique<Sgd>(with_unused(b), SgdOptions{.lr = 0.1, .momentum = 0.9});
+      }
+      train_steps(a, *opt_a, 2);
+      save_checkpoint(path, a, opt_a.get());
+      load_checkpoint(path, b, opt_b.get());
+      check_bitwise(snapshot(b), snapshot(a));
+      check_bitwise(snapshot(*opt_b), snapshot(*opt_a));
+      train_steps(a, *opt_a, 2);
+      train_steps(b, *opt_b, 2);
+      check_bitwise(snapshot(b), snapshot(a));
+    }
   }
   SECTION("model only; optimizer state in the file is ignored without an optimizer") {
     Sgd opt_a(a.named_parameters(), {.lr = 0.1, .momentum = 0.5});
@@ -83,7 +110,7 @@ TEST_CASE("checkpoint files are deterministic, named like the model, and atomic"
                                           "param/out.bias", "buffer/hidden.scale", "buffer/out.scale",
                                           "optim/step", "optim/momentum.hidden.weight",
                                           "optim/momentum.hidden.bias", "optim/momentum.out.weight",
-                                          "optim/momentum.out.bias"});
+                                          "optim/momentum.out.bias", "optim/has_state"});
   // Overwriting goes through a temporary file: no leftovers in the directory.
   save_checkpoint(dir.file("one.npz"), a, &opt);
   int files = 0;
