@@ -59,7 +59,10 @@ Var leaky_relu(const Var& x, double negative_slope) {
 }
 
 Var softplus(const Var& x) {
-  return autograd::relu(x) + autograd::log1p(autograd::exp(-autograd::abs(x)));
+  // -|x| as a where, so that x = 0 takes the x <= 0 branch's slope: with |x|'(0) = relu'(0) = 0
+  // the gradient there would be 0 instead of sigmoid(0) = 1/2 (and the second derivative 0).
+  const Tensor positive = theta::gt(x.value(), zeros({}, x.dtype()));
+  return autograd::relu(x) + autograd::log1p(autograd::exp(autograd::where(positive, -x, x)));
 }
 
 Var gelu(const Var& x) {
