@@ -359,6 +359,22 @@ TEST_CASE("an optimizer loaded from another's state continues bitwise identicall
     const auto before = state_bits(second);
     CHECK_THAT(thrown<ShapeError>([&] { second.load_state(bad); }), Catch::Contains(".b' has shape [3]"));
     CHECK(state_bits(second) == before);  // step count and buffers
+
+    // A flagged buffer that is missing is refused by name.
+    auto missing = first.state();
+    std::erase_if(missing, [](const auto& entry) { return entry.first.ends_with(".w") && entry.first != "step.w"; });
+    CHECK_THAT(thrown<std::invalid_argument>([&] { second.load_state(missing); }),
+               Catch::Contains("missing optimizer state") && Catch::Contains(".w'"));
+    CHECK(state_bits(second) == before);
+
+    // A state written without the presence flags and per-parameter step counts (older
+    // checkpoints) still loads: every parameter then has buffers and took every step.
+    auto unflagged = first.state();
+    std::erase_if(unflagged, [](const auto& entry) { return entry.first == "has_state" || entry.first.starts_with("step."); });
+    auto third = make(std::vector<std::pair<std::string, Var>>{{"w", Var(w1.value().clone(), true)},
+                                                               {"b", Var(b1.value().clone(), true)}});
+    third.load_state(unflagged);
+    CHECK(state_bits(third) == state_bits(first));
   };
   SECTION("Sgd") {
     run([](auto p) { return Sgd(std::move(p), {.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true}); });
