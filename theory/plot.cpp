@@ -16,15 +16,26 @@ namespace {
 constexpr const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                     "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
 
+// Text for SVG element content or a single-quoted attribute.
 std::string escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     if (c == '<') out += "&lt;";
     else if (c == '>') out += "&gt;";
     else if (c == '&') out += "&amp;";
+    else if (c == '\'') out += "&apos;";
+    else if (c == '"') out += "&quot;";
     else out += c;
   }
   return out;
+}
+
+// A CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
 }
 
 std::string number(double v) {
@@ -33,10 +44,13 @@ std::string number(double v) {
   return out.str();
 }
 
-// Evenly spaced "nice" tick values covering [lo, hi].
+// Evenly spaced "nice" tick values covering [lo, hi] (about five). Computed by index, so a range
+// far from 0 (1e17 to 1e17 + 10, where t += step would not move) still ends.
 std::vector<double> ticks(double lo, double hi) {
   const double span = hi - lo;
   const double raw = span / 5.0;
+  std::vector<double> out;
+  if (!(raw > 0) || !std::isfinite(raw)) return out;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 5.0, 10.0})
@@ -44,8 +58,12 @@ std::vector<double> ticks(double lo, double hi) {
       step = m * mag;
       break;
     }
-  std::vector<double> out;
-  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push_back(t);
+  const double first = std::ceil(lo / step) * step;
+  for (int k = 0; k <= 12; ++k) {
+    const double t = first + k * step;
+    if (t > hi + step * 1e-9) break;
+    if (out.empty() || t > out.back()) out.push_back(t);
+  }
   return out;
 }
 
@@ -65,8 +83,14 @@ void write_svg_plot(const std::string& path, const std::vector<Series>& series, 
     }
   }
   if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-  if (x1 == x0) x0 -= 0.5, x1 += 0.5;
-  if (y1 == y0) y0 -= 0.5, y1 += 0.5;
+  // A flat range gets some width (relative, so that it also shows far from 0).
+  const auto widen = [](double& lo, double& hi) {
+    if (hi > lo) return;
+    const double half = std::max(0.5, std::abs(lo) * 1e-6);
+    lo -= half, hi += half;
+  };
+  widen(x0, x1);
+  widen(y0, y1);
   const double pad_y = 0.05 * (y1 - y0);
   y0 -= pad_y, y1 += pad_y;
   std::size_t longest_label = 0;
@@ -100,7 +124,7 @@ void write_svg_plot(const std::string& path, const std::vector<Series>& series, 
   svg << "<text transform='translate(16," << top + ph / 2 << ") rotate(-90)' text-anchor='middle'>" << escape(o.y_label) << "</text>\n";
   for (std::size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
-    const std::string color = s.color.empty() ? kPalette[k % std::size(kPalette)] : s.color;
+    const std::string color = escape(s.color.empty() ? kPalette[k % std::size(kPalette)] : s.color);
     if (s.markers) {
       for (std::size_t i = 0; i < s.x.size(); ++i)
         if (std::isfinite(tx(s.x[i])) && std::isfinite(ty(s.y[i])))
@@ -130,7 +154,7 @@ void write_csv(const std::string& path, const std::vector<std::string>& header,
     THETA_CHECK(c.size() == rows, std::invalid_argument, "write_csv: columns differ in length");
   std::ostringstream out;
   out << std::setprecision(17);
-  for (std::size_t j = 0; j < header.size(); ++j) out << (j ? "," : "") << header[j];
+  for (std::size_t j = 0; j < header.size(); ++j) out << (j ? "," : "") << csv_field(header[j]);
   out << '\n';
   for (std::size_t i = 0; i < rows; ++i) {
     for (std::size_t j = 0; j < columns.size(); ++j) out << (j ? "," : "") << columns[j][i];
