@@ -251,6 +251,9 @@ std::vector<OpCase> build_cases() {
   c.push_back({"concat", "axis 1: [2, 3] + [2, 2] + [2, 1]", {{{2, 3}}, {{2, 2}}, {{2, 1}}},
                [](V x) { return concat({x[0], x[1], x[2]}, 1); }});
   c.push_back({"concat", "the same Var twice, axis -1", {{{2, 3}}}, [](V x) { return concat({x[0], x[0]}, -1); }});
+  // Five inputs: more than a Node keeps inline (inputs, versions and the mask spill to the heap).
+  c.push_back({"concat", "axis 0 of five", {{{1, 3}}, {{2, 3}}, {{1, 3}}, {{3, 3}}, {{1, 3}}},
+               [](V x) { return concat({x[0], x[1], x[2], x[3], x[4]}, 0); }, kNoBroadcast});
   c.push_back({"index_select", "axis 0 {2, 0, 2} of [4, 3]", {{{4, 3}}},
                [](V x) { return index_select(x[0], 0, from_indices({2, 0, 2})); }});
   c.push_back({"index_select", "axis 1 {1, 1, 0, 2} of [3, 3], squared", {{{3, 3}}},
