@@ -28,9 +28,9 @@ bool has_state(const std::vector<NamedTensor>& state, const std::string& key) {
 
 // Note [Optimizer state presence]
 // A parameter that never had a gradient has no buffers. state() therefore writes "has_state", an
-// int64 [P] flag per parameter in optimizer order, and load_state() requires the buffers of
-// exactly the flagged parameters, so a checkpoint of a model with a frozen or unused parameter
-// loads, while a checkpoint that lost a buffer is still rejected by name.
+// int64 [P] flag per parameter in optimizer order, and load_state() requires the buffers of every
+// flagged parameter, so a checkpoint of a model with a frozen or unused parameter loads, while a
+// checkpoint that lost a buffer is still rejected by name.
 Tensor presence_tensor(const std::vector<bool>& present) {
   std::vector<std::int64_t> flags(present.begin(), present.end());
   return from_indices(flags);
