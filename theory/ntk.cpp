@@ -2,15 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 
 #include "autograd/engine.hpp"
 #include "nn/layers.hpp"
 #include "tensor/parallel.hpp"
+#include "theory/linear_capture.hpp"
 
 namespace theta::theory {
 
 using autograd::Var;
+using namespace detail;
 
 // Note [Structured NTK]
 // A Linear layer y = s_w x W^T + s_b b used once per sample has per-sample Jacobians
@@ -25,37 +26,6 @@ using autograd::Var;
 // contraction, for their blocks only.
 
 namespace {
-
-struct Captured {
-  Var output;                        // f(x): [n, O]
-  std::vector<nn::LinearCapture::Record> layers;  // single-use Linear layers
-  std::vector<std::pair<std::string, Var>> other_params;  // everything else
-};
-
-Var forward_captured(nn::Module& model, const Tensor& x, Captured& out) {
-  THETA_CHECK(x.dim() == 2, ShapeError, "ntk: inputs must be [n, d], got ", shape_str(x.shape()));
-  nn::LinearCapture capture;
-  out.output = model.forward(Var(x));
-  THETA_CHECK(out.output.dim() == 2 && out.output.size(0) == x.size(0), ShapeError,
-              "ntk: the model must map [n, d] to [n, O], got ", shape_str(out.output.shape()));
-  // A layer used more than once (shared weights) has cross terms: leave it to contraction.
-  std::vector<const nn::Linear*> seen, repeated;
-  for (const auto& r : capture.records()) {
-    if (std::find(seen.begin(), seen.end(), r.layer) != seen.end()) repeated.push_back(r.layer);
-    seen.push_back(r.layer);
-  }
-  std::set<autograd::VarImpl*> structured_ids;
-  for (const auto& r : capture.records()) {
-    if (std::find(repeated.begin(), repeated.end(), r.layer) != repeated.end()) continue;
-    if (r.input.dim() != 2 || !r.output.requires_grad()) continue;
-    out.layers.push_back(r);
-    structured_ids.insert(r.layer->weight().id());
-    if (r.layer->bias().defined()) structured_ids.insert(r.layer->bias().id());
-  }
-  for (const auto& [name, p] : model.named_parameters())
-    if (!structured_ids.count(p.id())) out.other_params.emplace_back(name, p);
-  return out.output;
-}
 
 // D[l] = [n, O, out_l]: gradients of every output with respect to each captured layer output.
 std::vector<Tensor> output_gradients(const Captured& c) {
@@ -84,47 +54,6 @@ Tensor input_kernel(const nn::LinearCapture::Record& r1, const nn::LinearCapture
     aa = aa + sb * sb;
   }
   return aa;
-}
-
-std::int64_t numel_of(const std::vector<std::pair<std::string, Var>>& params) {
-  std::int64_t p = 0;
-  for (const auto& [name, v] : params) p += v.numel();
-  return p;
-}
-
-// Per-sample Jacobian rows [count * O, P] of samples [begin, begin + count) for `params`
-// (named parameters of `model`, in order), one forward pass per sample.
-Tensor jacobian_rows(nn::Module& model, const Tensor& x, std::int64_t begin, std::int64_t count,
-                     const std::vector<std::pair<std::string, Var>>& params, std::int64_t outputs) {
-  const std::int64_t p_total = numel_of(params);
-  Tensor rows = Tensor::empty({count * outputs, p_total}, params.front().second.dtype());
-  std::vector<Var> vars;
-  for (const auto& [name, v] : params) vars.push_back(v);
-  for (std::int64_t i = 0; i < count; ++i) {
-    const Var f = model.forward(Var(x.slice(0, begin + i, begin + i + 1)));
-    THETA_CHECK(f.dim() == 2 && f.size(1) == outputs, ShapeError, "ntk: model output ",
-                shape_str(f.shape()), " for one sample, expected [1, ", outputs, "]");
-    for (std::int64_t o = 0; o < outputs; ++o) {
-      Tensor cot = zeros(f.shape(), f.dtype());
-      cot.select(1, o).fill_(1.0);
-      const auto g = autograd::grad({f}, vars, {Var(cot)}, {.retain_graph = o + 1 < outputs, .allow_unused = true});
-      std::int64_t col = 0;
-      const Tensor row = rows.select(0, i * outputs + o);
-      for (std::size_t k = 0; k < vars.size(); ++k) {
-        const std::int64_t len = vars[k].numel();
-        const Tensor dst = row.slice(0, col, col + len);
-        if (g[k].defined()) dst.copy_(g[k].value().reshape_copy({len}));
-        else dst.fill_(0.0);
-        col += len;
-      }
-    }
-  }
-  return rows;
-}
-
-std::int64_t samples_per_chunk(std::int64_t max_bytes, std::int64_t outputs, std::int64_t p_total, std::int64_t n) {
-  const std::int64_t per_sample = std::max<std::int64_t>(1, outputs * p_total * 8);
-  return std::clamp<std::int64_t>(max_bytes / (2 * per_sample), 1, std::max<std::int64_t>(n, 1));
 }
 
 // Contraction over `params`, accumulated into k_full [n1, O, n2, O] (layout before the final
@@ -161,13 +90,6 @@ void contract_into(nn::Module& model, const Tensor& x1, const Tensor& x2, bool s
       if (same && !diagonal) accumulate(b0, a0, b4.permute({2, 3, 0, 1}));
     }
   }
-}
-
-std::int64_t output_count(nn::Module& model, const Tensor& x) {
-  autograd::NoGradGuard guard;
-  const Var f = model.forward(Var(x.slice(0, 0, 1)));
-  THETA_CHECK(f.dim() == 2, ShapeError, "ntk: the model must map [n, d] to [n, O], got ", shape_str(f.shape()));
-  return f.size(1);
 }
 
 // k[i1, i2, o1, o2] += dd[i1 O + o1, i2 O + o2] * aa[i1, i2]: the layer's term written straight
@@ -310,120 +232,6 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
     out.select(0, i).copy_(out.select(0, i).clone() + gram(j));
   }
   return out;
-}
-
-std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& model, const Tensor& x,
-                                                                std::int64_t max_bytes) {
-  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, "parameter_jacobians: inputs must be [n, d], got ",
-              shape_str(x.shape()));
-  const auto params = model.named_parameters();
-  const std::int64_t n = x.size(0), outputs = output_count(model, x);
-  std::vector<std::pair<std::string, Tensor>> blocks;
-  for (const auto& [name, p] : params) {
-    Shape s{n, outputs};
-    s.insert(s.end(), p.shape().begin(), p.shape().end());
-    blocks.emplace_back(name, Tensor::empty(s, p.dtype()));
-  }
-  const std::int64_t chunk = samples_per_chunk(max_bytes, outputs, numel_of(params), n);
-  for (std::int64_t s0 = 0; s0 < n; s0 += chunk) {
-    const std::int64_t count = std::min(chunk, n - s0);
-    const Tensor rows = jacobian_rows(model, x, s0, count, params, outputs).reshape({count, outputs, -1});
-    std::int64_t col = 0;
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      const std::int64_t len = params[k].second.numel();
-      const Tensor dst = blocks[k].second.slice(0, s0, s0 + count).reshape({count, outputs, len});
-      dst.copy_(rows.slice(2, col, col + len));
-      col += len;
-    }
-  }
-  return blocks;
-}
-
-namespace {
-struct PerSampleParts {
-  Captured captured;
-  std::vector<Tensor> d;  // [n, out_l]: d(loss_i) / d y_l(x_i)
-  Var losses;
-};
-
-PerSampleParts per_sample_parts(nn::Module& model, const Tensor& x, const PerSampleLoss& loss) {
-  PerSampleParts parts;
-  forward_captured(model, x, parts.captured);
-  parts.losses = loss(parts.captured.output);
-  THETA_CHECK(parts.losses.dim() == 1 && parts.losses.size(0) == x.size(0), ShapeError,
-              "per_sample_gradients: the loss must return one value per sample [", x.size(0), "], got ",
-              shape_str(parts.losses.shape()));
-  std::vector<Var> targets;
-  for (const auto& r : parts.captured.layers) targets.push_back(r.output);
-  if (!targets.empty()) {
-    const auto g = autograd::grad({autograd::sum(parts.losses)}, targets, {}, {.retain_graph = true, .allow_unused = true});
-    for (std::size_t l = 0; l < g.size(); ++l)
-      parts.d.push_back(g[l].defined() ? g[l].value() : zeros(targets[l].shape(), targets[l].dtype()));
-  }
-  return parts;
-}
-
-// Per-sample gradients of parameters outside the structured layers, one backward per sample.
-std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, const PerSampleLoss& loss,
-                                        const std::vector<std::pair<std::string, Var>>& params) {
-  std::vector<Tensor> out;
-  const std::int64_t n = x.size(0);
-  for (const auto& [name, p] : params) {
-    Shape s{n};
-    s.insert(s.end(), p.shape().begin(), p.shape().end());
-    out.push_back(zeros(s, p.dtype()));
-  }
-  if (params.empty()) return out;
-  std::vector<Var> vars;
-  for (const auto& [name, p] : params) vars.push_back(p);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const Var li = loss(model.forward(Var(x.slice(0, i, i + 1))));
-    const auto g = autograd::grad({autograd::sum(li)}, vars, {}, {.allow_unused = true});
-    for (std::size_t k = 0; k < vars.size(); ++k)
-      if (g[k].defined()) out[k].select(0, i).copy_(g[k].value());
-  }
-  return out;
-}
-}  // namespace
-
-std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& model, const Tensor& x,
-                                                                 const PerSampleLoss& loss) {
-  const PerSampleParts parts = per_sample_parts(model, x, loss);
-  const auto params = model.named_parameters();
-  std::vector<std::pair<std::string, Tensor>> result;
-  for (const auto& [name, p] : params) result.emplace_back(name, Tensor());
-  auto slot = [&](const Var& p) -> Tensor& {
-    for (std::size_t k = 0; k < params.size(); ++k)
-      if (params[k].second.id() == p.id()) return result[k].second;
-    THETA_THROW(InternalError, "per_sample_gradients: parameter not found");
-  };
-  for (std::size_t l = 0; l < parts.captured.layers.size(); ++l) {
-    const auto& r = parts.captured.layers[l];
-    const Tensor& d = parts.d[l];                 // [n, out]
-    const Tensor& a = r.input.value();            // [n, in]
-    slot(r.layer->weight()) = matmul(d.unsqueeze(2), a.unsqueeze(1)) * r.layer->weight_scale();  // [n, out, in]
-    if (r.layer->bias().defined()) slot(r.layer->bias()) = d * r.layer->bias_scale();
-  }
-  const auto rest = fallback_per_sample(model, x, loss, parts.captured.other_params);
-  for (std::size_t k = 0; k < rest.size(); ++k) slot(parts.captured.other_params[k].second) = rest[k];
-  return result;
-}
-
-Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSampleLoss& loss) {
-  const PerSampleParts parts = per_sample_parts(model, x, loss);
-  const std::int64_t n = x.size(0);
-  Tensor sq = zeros({n}, parts.captured.output.dtype());
-  for (std::size_t l = 0; l < parts.captured.layers.size(); ++l) {
-    const auto& r = parts.captured.layers[l];
-    const Tensor dn = sum(square(parts.d[l]), {1});  // |D_i|^2
-    const double sw = r.layer->weight_scale();
-    Tensor term = dn * sum(square(r.input.value()), {1}) * (sw * sw);
-    if (r.layer->bias().defined()) term = term + dn * std::pow(r.layer->bias_scale(), 2);
-    sq = sq + term;
-  }
-  for (const Tensor& g : fallback_per_sample(model, x, loss, parts.captured.other_params))
-    sq = sq + sum(square(g.reshape_copy({n, -1})), {1});
-  return sqrt(sq);
 }
 
 }  // namespace theta::theory
