@@ -20,7 +20,7 @@ const Tensor& find_state(const std::vector<NamedTensor>& state, const std::strin
 
 Tensor step_tensor(std::int64_t steps) { return full({}, static_cast<double>(steps), DType::i64); }
 
-bool has_state(const std::vector<NamedTensor>& state, const std::string& key) {
+bool contains(const std::vector<NamedTensor>& state, const std::string& key) {
   for (const auto& [name, t] : state)
     if (name == key) return true;
   return false;
@@ -38,7 +38,7 @@ Tensor presence_tensor(const std::vector<bool>& present) {
 
 // The flags of a state list, or nullopt when it has none (checkpoints written before the flags).
 std::optional<std::vector<bool>> read_presence(const std::vector<NamedTensor>& state, std::size_t count) {
-  if (!has_state(state, "has_state")) return std::nullopt;
+  if (!contains(state, "has_state")) return std::nullopt;
   const Tensor& flags = find_state(state, "has_state", {static_cast<std::int64_t>(count)});
   THETA_CHECK(flags.dtype() == DType::i64, DTypeError, "load_state: 'has_state' must be int64, got ",
               dtype_name(flags.dtype()));
@@ -127,7 +127,7 @@ void Sgd::load_state(const std::vector<NamedTensor>& state) {
     const std::string key = "momentum." + params_[i].first;
     // Without flags: with momentum, every parameter has a buffer once a step was taken.
     const bool expected = present ? (*present)[i] : options_.momentum != 0 && step.item<std::int64_t>() > 0;
-    if (expected || has_state(state, key)) loaded[i] = find_state(state, key, params_[i].second.shape()).clone();
+    if (expected || contains(state, key)) loaded[i] = find_state(state, key, params_[i].second.shape()).clone();
   }
   steps_ = step.item<std::int64_t>();
   buffers_ = std::move(loaded);
@@ -198,7 +198,7 @@ void Adam::load_state(const std::vector<NamedTensor>& state) {
     m[i] = find_state(state, "exp_avg." + name, params_[i].second.shape()).clone();
     v[i] = find_state(state, "exp_avg_sq." + name, params_[i].second.shape()).clone();
     // Without a per-parameter count, every parameter took every step.
-    steps[i] = has_state(state, "step." + name) ? find_state(state, "step." + name, {}).item<std::int64_t>()
+    steps[i] = contains(state, "step." + name) ? find_state(state, "step." + name, {}).item<std::int64_t>()
                                                 : step.item<std::int64_t>();
   }
   steps_ = step.item<std::int64_t>();

@@ -312,7 +312,7 @@ void Tensor::add_(const Tensor& other, double alpha) const {
   check_same_dtype(*this, other, "add_");
   THETA_CHECK(broadcast_shapes(shape(), other.shape(), "add_") == shape(), ShapeError, "add_: cannot broadcast ",
               shape_str(other.shape()), " into ", shape_str(shape()));
-  if (is_floating(dtype()) && is_dense() && same_dense_layout(other, *this)) {
+  if (is_floating(dtype()) && same_dense_layout(other, *this)) {
     // The optimizer update p += alpha * g: one fused pass (BLAS axpy) over the memory both share
     // the layout of, no scaled temporary.
     const auto n = static_cast<blasint>(numel());
