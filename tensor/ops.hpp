@@ -124,5 +124,7 @@ Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis = 0);
 /// (NaN equals NaN only when equal_nan).
 bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8,
               bool equal_nan = false);
+/// True when no element is NaN or +-Inf (always true for int64 and empty tensors).
+bool all_finite(const Tensor& x);
 
 }  // namespace theta

@@ -362,4 +362,18 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool e
   return true;
 }
 
+bool all_finite(const Tensor& x) {
+  THETA_CHECK(x.defined(), std::invalid_argument, "all_finite: tensor is undefined");
+  if (!is_floating(x.dtype())) return true;
+  const Tensor dense = x.contiguous();
+  return visit_float_dtype(dense.dtype(), [&](auto v) {
+    using T = decltype(v);
+    const T* p = dense.data<T>();
+    // x - x is 0 for finite x and NaN for NaN and +-Inf: one branch-free pass.
+    T acc = 0;
+    for (std::int64_t i = 0; i < dense.numel(); ++i) acc += p[i] - p[i];
+    return acc == 0;
+  });
+}
+
 }  // namespace theta
