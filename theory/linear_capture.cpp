@@ -4,23 +4,33 @@
 #include <set>
 
 #include "autograd/engine.hpp"
+#include "tensor/ops.hpp"
+#include "theory/checks.hpp"
 
 namespace theta::theory::detail {
 
-Var forward_captured(nn::Module& model, const Tensor& x, Captured& out) {
-  THETA_CHECK(x.dim() == 2, ShapeError, "ntk: inputs must be [n, d], got ", shape_str(x.shape()));
-  nn::LinearCapture capture;
-  out.output = model.forward(Var(x));
-  THETA_CHECK(out.output.dim() == 2 && out.output.size(0) == x.size(0), ShapeError,
-              "ntk: the model must map [n, d] to [n, O], got ", shape_str(out.output.shape()));
+Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const char* op) {
+  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
+              shape_str(x.shape()));
+  check_finite_inputs(model, x, op);
+  std::vector<nn::LinearCapture::Record> records;
+  {
+    nn::LinearCapture capture;
+    out.output = model.forward(Var(x));
+    records = capture.records();
+  }
+  THETA_CHECK(out.output.dim() == 2 && out.output.size(0) == x.size(0), ShapeError, op,
+              ": the model must map [n, d] to [n, O], got ", shape_str(x.shape()), " -> ",
+              shape_str(out.output.shape()));
+  check_samples_independent(model, x, out.output.value(), op);
   // A layer used more than once (shared weights) has cross terms: leave it to contraction.
   std::vector<const nn::Linear*> seen, repeated;
-  for (const auto& r : capture.records()) {
+  for (const auto& r : records) {
     if (std::find(seen.begin(), seen.end(), r.layer) != seen.end()) repeated.push_back(r.layer);
     seen.push_back(r.layer);
   }
   std::set<autograd::VarImpl*> structured_ids;
-  for (const auto& r : capture.records()) {
+  for (const auto& r : records) {
     if (std::find(repeated.begin(), repeated.end(), r.layer) != repeated.end()) continue;
     if (r.input.dim() != 2 || !r.output.requires_grad()) continue;
     out.layers.push_back(r);
@@ -40,6 +50,7 @@ std::int64_t numel_of(const std::vector<std::pair<std::string, Var>>& params) {
 
 Tensor jacobian_rows(nn::Module& model, const Tensor& x, std::int64_t begin, std::int64_t count,
                      const std::vector<std::pair<std::string, Var>>& params, std::int64_t outputs) {
+  THETA_ASSERT(!params.empty());
   const std::int64_t p_total = numel_of(params);
   Tensor rows = Tensor::empty({count * outputs, p_total}, params.front().second.dtype());
   std::vector<Var> vars;
@@ -71,11 +82,62 @@ std::int64_t samples_per_chunk(std::int64_t max_bytes, std::int64_t outputs, std
   return std::clamp<std::int64_t>(max_bytes / (2 * per_sample), 1, std::max<std::int64_t>(n, 1));
 }
 
-std::int64_t output_count(nn::Module& model, const Tensor& x) {
-  autograd::NoGradGuard guard;
-  const Var f = model.forward(Var(x.slice(0, 0, 1)));
-  THETA_CHECK(f.dim() == 2, ShapeError, "ntk: the model must map [n, d] to [n, O], got ", shape_str(f.shape()));
-  return f.size(1);
+OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* op) {
+  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
+              shape_str(x.shape()));
+  check_finite_inputs(model, x, op);
+  Tensor f;
+  {
+    autograd::NoGradGuard guard;
+    f = model.forward(Var(x)).value();
+  }
+  THETA_CHECK(f.dim() == 2 && f.size(0) == x.size(0), ShapeError, op, ": the model must map [n, d] to [n, O], got ",
+              shape_str(x.shape()), " -> ", shape_str(f.shape()));
+  check_samples_independent(model, x, f, op);
+  return {f.size(1), f.dtype()};
+}
+
+// Note [Sample independence]
+// The empirical NTK, per-sample gradients and Jacobians are defined per sample: f(x_i) must
+// depend on x_i alone. A model that mixes samples (BatchNorm in training mode) has no such
+// per-sample function; the structured methods would silently return cross-sample terms and
+// contraction would differentiate a different function (one-sample batches). The check runs the
+// model on a batch of two copies of x[0] and compares with row 0 of the real batch: equal up to
+// rounding for a sample-wise model (gemms of different heights round differently, hence a
+// tolerance relative to the batch's largest output), different for batch statistics (the
+// copies' variance is 0), at the cost of one forward pass of two samples.
+void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor& batch_output, const char* op) {
+  const BufferGuard keep_buffers(model);
+  autograd::NoGradGuard no_grad;
+  const Tensor row = x.slice(0, 0, 1);
+  const Tensor probe = model.forward(Var(concat({row, row}, 0))).value();
+  require_finite(batch_output, op, "model output");
+  const Tensor expected = batch_output.slice(0, 0, 1);
+  const double tolerance = batch_output.dtype() == DType::f32 ? 1e-4 : 1e-8;
+  const double scale = max(abs(batch_output)).item() + 1e-300;
+  const bool same = probe.shape() == Shape{2, expected.size(1)} &&
+                    max(abs(probe - expected)).item() <= tolerance * scale;
+  THETA_CHECK(same, std::invalid_argument, op,
+              ": the model does not treat samples independently (its output for a sample depends on the rest "
+              "of the batch, e.g. BatchNorm in training mode: call eval() first); per-sample quantities are "
+              "undefined for it");
+}
+
+void check_finite_inputs(const nn::Module& model, const Tensor& x, const char* op) {
+  require_finite(x, op, "inputs");
+  for (const auto& [name, p] : model.named_parameters()) require_finite(p.value(), op, name.c_str());
+}
+
+BufferGuard::BufferGuard(const nn::Module& model) {
+  for (const auto& [name, buffer] : model.named_buffers())
+    saved_.push_back({buffer, buffer.clone(), buffer.storage()->version()});
+}
+
+// Only buffers that were written are restored: an untouched buffer may be part of a recorded graph
+// (BatchNorm in eval mode reads its running statistics), and writing it would invalidate that graph.
+BufferGuard::~BufferGuard() {
+  for (const auto& s : saved_)
+    if (s.buffer.storage()->version() != s.version) s.buffer.copy_(s.values);
 }
 
 }  // namespace theta::theory::detail

@@ -23,7 +23,9 @@ struct Captured {
 };
 
 /// Runs `model` on x [n, d] and records its single-use Linear layers; returns f(x) [n, O].
-Var forward_captured(nn::Module& model, const Tensor& x, Captured& out);
+/// Checks x and the parameters for NaN/Inf and the model for sample independence first; `op`
+/// names the caller in errors.
+Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const char* op);
 
 /// Total element count of `params`.
 std::int64_t numel_of(const std::vector<std::pair<std::string, Var>>& params);
@@ -36,7 +38,41 @@ Tensor jacobian_rows(nn::Module& model, const Tensor& x, std::int64_t begin, std
 /// How many samples' Jacobian rows fit in max_bytes (two chunks live at a time), in [1, n].
 std::int64_t samples_per_chunk(std::int64_t max_bytes, std::int64_t outputs, std::int64_t p_total, std::int64_t n);
 
-/// The model's output width O, from one sample without recording a graph.
-std::int64_t output_count(nn::Module& model, const Tensor& x);
+struct OutputInfo {
+  std::int64_t outputs = 0;  // O
+  DType dtype = DType::f64;
+};
+
+/// Checks x:[n, d] (n > 0, finite), the parameters (finite) and the model's sample independence
+/// with one forward pass of the batch without recording a graph; returns the output width O and
+/// dtype. `op` names the caller in errors.
+OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* op);
+
+/// Throws unless the model treats samples independently: row 0 of `batch_output` (the model on
+/// all of x:[n, d]) must equal the model's output on a batch made of two copies of x[0] (Note
+/// [Sample independence]). `op` names the caller in the message.
+void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor& batch_output, const char* op);
+
+/// Throws when the inputs x or any parameter of `model` hold NaN or Inf (Note [Non-finite values]
+/// in checks.cpp).
+void check_finite_inputs(const nn::Module& model, const Tensor& x, const char* op);
+
+/// Saves the model's buffers (BatchNorm running statistics, ...) and restores them when it goes
+/// out of scope: the theory tools run the model's forward many times and must leave it as found.
+class BufferGuard {
+ public:
+  explicit BufferGuard(const nn::Module& model);
+  ~BufferGuard();
+  BufferGuard(const BufferGuard&) = delete;
+  BufferGuard& operator=(const BufferGuard&) = delete;
+
+ private:
+  struct Saved {
+    Tensor buffer;          // the module's buffer (shares its storage)
+    Tensor values;          // a copy of its values
+    std::uint64_t version;  // its storage version when saved
+  };
+  std::vector<Saved> saved_;
+};
 
 }  // namespace theta::theory::detail

@@ -6,6 +6,7 @@
 #include "autograd/engine.hpp"
 #include "nn/layers.hpp"
 #include "tensor/parallel.hpp"
+#include "theory/checks.hpp"
 #include "theory/linear_capture.hpp"
 
 namespace theta::theory {
@@ -33,6 +34,7 @@ std::vector<Tensor> output_gradients(const Captured& c) {
   std::vector<Var> targets;
   for (const auto& r : c.layers) targets.push_back(r.output);
   std::vector<Tensor> d;
+  if (targets.empty()) return d;
   for (const auto& r : c.layers) d.push_back(Tensor::empty({n, outputs, r.output.size(1)}, c.output.dtype()));
   for (std::int64_t o = 0; o < outputs; ++o) {
     Tensor cot = zeros({n, outputs}, c.output.dtype());
@@ -140,27 +142,32 @@ void mirror_blocks(const Tensor& k) {
 }
 
 Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, bool trace) {
-  THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError,
-              "empirical_ntk: inputs ", shape_str(x1.shape()), " and ", shape_str(x2.shape()),
-              " must be [n1, d] and [n2, d]");
-  THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, "empirical_ntk: empty input batch");
+  const char* op = trace ? "empirical_ntk_trace" : "empirical_ntk";
+  THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError, op, ": inputs ",
+              shape_str(x1.shape()), " and ", shape_str(x2.shape()), " must be [n1, d] and [n2, d]");
+  THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, op, ": empty input batch ", shape_str(x1.shape()),
+              " or ", shape_str(x2.shape()));
+  const BufferGuard keep_buffers(model);
   const bool same = x1.storage() == x2.storage() && x1.offset() == x2.offset() && x1.shape() == x2.shape() &&
                     x1.strides() == x2.strides();
   const std::int64_t n1 = x1.size(0), n2 = x2.size(0);
   if (options.method == NtkMethod::contraction) {
+    const OutputInfo info = checked_output_info(model, x1, op);
+    if (!same) checked_output_info(model, x2, op);
     const auto params = model.named_parameters();
-    const std::int64_t outputs = output_count(model, x1);
-    const DType dtype = params.front().second.dtype();
-    Tensor k = trace ? zeros({n1, n2}, dtype) : zeros({n1, outputs, n2, outputs}, dtype);
+    const std::int64_t outputs = info.outputs;
+    Tensor k = trace ? zeros({n1, n2}, info.dtype) : zeros({n1, outputs, n2, outputs}, info.dtype);
     contract_into(model, x1, x2, same, params, outputs, options.max_bytes, trace, k);
-    return trace ? k : k.permute({0, 2, 1, 3}).contiguous();
+    if (!trace) k = k.permute({0, 2, 1, 3}).contiguous();
+    require_finite(k, op, "kernel");
+    return k;
   }
   Captured c1, c2;
-  forward_captured(model, x1, c1);
+  forward_captured(model, x1, c1, op);
   const std::vector<Tensor> d1 = output_gradients(c1);
   std::vector<Tensor> d2;
   if (!same) {
-    forward_captured(model, x2, c2);
+    forward_captured(model, x2, c2, op);
     d2 = output_gradients(c2);
   }
   const Captured& cb = same ? c1 : c2;
@@ -184,13 +191,12 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
   if (!trace && same) mirror_blocks(k);
   if (trace) {
     contract_into(model, x1, x2, same, c1.other_params, outputs, options.max_bytes, true, k);
-    return k;
-  }
-  if (!c1.other_params.empty()) {
+  } else if (!c1.other_params.empty()) {
     Tensor rest = zeros({n1, outputs, n2, outputs}, dtype);
     contract_into(model, x1, x2, same, c1.other_params, outputs, options.max_bytes, false, rest);
     k = k + rest.permute({0, 2, 1, 3});
   }
+  require_finite(k, op, "kernel");
   return k;
 }
 
@@ -205,18 +211,22 @@ Tensor empirical_ntk_trace(nn::Module& model, const Tensor& x1, const Tensor& x2
 }
 
 Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions options) {
-  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, "empirical_ntk_diagonal: inputs must be [n, d], got ",
+  const char* op = "empirical_ntk_diagonal";
+  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
               shape_str(x.shape()));
+  const BufferGuard keep_buffers(model);
   const std::int64_t n = x.size(0);
   if (options.method == NtkMethod::contraction) {
+    const OutputInfo info = checked_output_info(model, x, op);
     const auto params = model.named_parameters();
-    const std::int64_t outputs = output_count(model, x);
-    Tensor out = Tensor::empty({n, outputs, outputs}, params.front().second.dtype());
-    for (std::int64_t i = 0; i < n; ++i) out.select(0, i).copy_(gram(jacobian_rows(model, x, i, 1, params, outputs)));
+    Tensor out = zeros({n, info.outputs, info.outputs}, info.dtype);
+    for (std::int64_t i = 0; i < n && !params.empty(); ++i)
+      out.select(0, i).copy_(gram(jacobian_rows(model, x, i, 1, params, info.outputs)));
+    require_finite(out, op, "kernel");
     return out;
   }
   Captured c;
-  forward_captured(model, x, c);
+  forward_captured(model, x, c, op);
   const std::vector<Tensor> d = output_gradients(c);
   const std::int64_t outputs = c.output.size(1);
   Tensor out = zeros({n, outputs, outputs}, c.output.dtype());
@@ -229,8 +239,9 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
   }
   for (std::int64_t i = 0; i < n && !c.other_params.empty(); ++i) {
     const Tensor j = jacobian_rows(model, x, i, 1, c.other_params, outputs);
-    out.select(0, i).copy_(out.select(0, i).clone() + gram(j));
+    out.select(0, i).add_(gram(j));
   }
+  require_finite(out, op, "kernel");
   return out;
 }
 

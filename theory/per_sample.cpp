@@ -8,6 +8,8 @@
 #include <cmath>
 
 #include "autograd/engine.hpp"
+#include "tensor/rng.hpp"
+#include "theory/checks.hpp"
 #include "theory/linear_capture.hpp"
 
 namespace theta::theory {
@@ -16,16 +18,17 @@ using namespace detail;
 
 std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& model, const Tensor& x,
                                                                 std::int64_t max_bytes) {
-  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, "parameter_jacobians: inputs must be [n, d], got ",
-              shape_str(x.shape()));
+  const BufferGuard keep_buffers(model);
+  const OutputInfo info = checked_output_info(model, x, "parameter_jacobians");
   const auto params = model.named_parameters();
-  const std::int64_t n = x.size(0), outputs = output_count(model, x);
+  const std::int64_t n = x.size(0), outputs = info.outputs;
   std::vector<std::pair<std::string, Tensor>> blocks;
   for (const auto& [name, p] : params) {
     Shape s{n, outputs};
     s.insert(s.end(), p.shape().begin(), p.shape().end());
     blocks.emplace_back(name, Tensor::empty(s, p.dtype()));
   }
+  if (params.empty()) return blocks;
   const std::int64_t chunk = samples_per_chunk(max_bytes, outputs, numel_of(params), n);
   for (std::int64_t s0 = 0; s0 < n; s0 += chunk) {
     const std::int64_t count = std::min(chunk, n - s0);
@@ -42,31 +45,61 @@ std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& mode
 }
 
 namespace {
+
+// Note [Per-sample losses]
+// The loss sees the whole batch's outputs [n, O], exactly as written (it may close over per-row
+// targets or labels), and must return [n] with loss_i depending on row i alone. Then row i of
+// d(sum loss) / d f(X) is d loss_i / d f(x_i), and because the model treats samples independently
+// (Note [Sample independence] in linear_capture.cpp), d loss_i / d p is the model's vector-Jacobian
+// product at x_i with that row as the cotangent: for the structured Linear layers it is read off
+// the batch's backward pass, for every other parameter it is one backward pass of the model on
+// x_i alone. A loss that mixes rows (a batch mean inside, say) is detected by a second backward
+// pass of the loss alone with random per-sample weights r: for a per-sample loss its gradient
+// with respect to f(X) is row i times r_i.
 struct PerSampleParts {
   Captured captured;
-  std::vector<Tensor> d;  // [n, out_l]: d(loss_i) / d y_l(x_i)
-  Var losses;
+  std::vector<Tensor> d;      // [n, out_l]: d(loss_i) / d y_l(x_i) for each structured layer
+  Tensor output_cotangent;    // [n, O]: d(loss_i) / d f(x_i)
 };
+
+void check_loss_per_sample(const Var& losses, const Var& output, const Tensor& cotangent) {
+  const std::int64_t n = losses.size(0);
+  Rng rng(0x5eed);
+  const Tensor weights = rng.uniform({n}, 0.5, 1.5, losses.dtype());
+  const auto g = autograd::grad({autograd::sum(losses * Var(weights))}, {output}, {}, {.retain_graph = true});
+  const Tensor expected = cotangent * weights.unsqueeze(1);
+  const double tolerance = losses.dtype() == DType::f32 ? 1e-4 : 1e-10;
+  const double scale = max(abs(expected)).item() + 1e-300;
+  THETA_CHECK(max(abs(g[0].value() - expected)).item() <= tolerance * scale, std::invalid_argument,
+              "per_sample_gradients: the loss is not per-sample: loss_i must depend on row i of the outputs only "
+              "(no batch means or other rows inside)");
+}
 
 PerSampleParts per_sample_parts(nn::Module& model, const Tensor& x, const PerSampleLoss& loss) {
   PerSampleParts parts;
-  forward_captured(model, x, parts.captured);
-  parts.losses = loss(parts.captured.output);
-  THETA_CHECK(parts.losses.dim() == 1 && parts.losses.size(0) == x.size(0), ShapeError,
+  const Var output = forward_captured(model, x, parts.captured, "per_sample_gradients");
+  const Var losses = loss(output);
+  THETA_CHECK(losses.defined() && losses.dim() == 1 && losses.size(0) == x.size(0), ShapeError,
               "per_sample_gradients: the loss must return one value per sample [", x.size(0), "], got ",
-              shape_str(parts.losses.shape()));
+              losses.defined() ? shape_str(losses.shape()) : std::string("an undefined Var"));
+  require_finite(losses.value(), "per_sample_gradients", "losses");
+  if (!output.requires_grad()) return parts;  // no parameters: every gradient is empty
   std::vector<Var> targets;
   for (const auto& r : parts.captured.layers) targets.push_back(r.output);
-  if (!targets.empty()) {
-    const auto g = autograd::grad({autograd::sum(parts.losses)}, targets, {}, {.retain_graph = true, .allow_unused = true});
-    for (std::size_t l = 0; l < g.size(); ++l)
-      parts.d.push_back(g[l].defined() ? g[l].value() : zeros(targets[l].shape(), targets[l].dtype()));
-  }
+  targets.push_back(output);
+  const auto g = autograd::grad({autograd::sum(losses)}, targets, {}, {.retain_graph = true, .allow_unused = true});
+  auto value_or_zeros = [](const Var& grad, const Var& like) {
+    return grad.defined() ? grad.value() : zeros(like.shape(), like.dtype());
+  };
+  for (std::size_t l = 0; l + 1 < g.size(); ++l) parts.d.push_back(value_or_zeros(g[l], targets[l]));
+  parts.output_cotangent = value_or_zeros(g.back(), output);
+  if (losses.requires_grad()) check_loss_per_sample(losses, output, parts.output_cotangent);
   return parts;
 }
 
-// Per-sample gradients of parameters outside the structured layers, one backward per sample.
-std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, const PerSampleLoss& loss,
+// Per-sample gradients of parameters outside the structured layers: one backward pass of the
+// model on each sample alone, with that sample's row of the loss gradient as cotangent.
+std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, const Tensor& output_cotangent,
                                         const std::vector<std::pair<std::string, Var>>& params) {
   std::vector<Tensor> out;
   const std::int64_t n = x.size(0);
@@ -79,8 +112,8 @@ std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, cons
   std::vector<Var> vars;
   for (const auto& [name, p] : params) vars.push_back(p);
   for (std::int64_t i = 0; i < n; ++i) {
-    const Var li = loss(model.forward(Var(x.slice(0, i, i + 1))));
-    const auto g = autograd::grad({autograd::sum(li)}, vars, {}, {.allow_unused = true});
+    const Var fi = model.forward(Var(x.slice(0, i, i + 1)));
+    const auto g = autograd::grad({fi}, vars, {Var(output_cotangent.slice(0, i, i + 1))}, {.allow_unused = true});
     for (std::size_t k = 0; k < vars.size(); ++k)
       if (g[k].defined()) out[k].select(0, i).copy_(g[k].value());
   }
@@ -90,10 +123,12 @@ std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, cons
 
 std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& model, const Tensor& x,
                                                                  const PerSampleLoss& loss) {
+  const BufferGuard keep_buffers(model);
   const PerSampleParts parts = per_sample_parts(model, x, loss);
   const auto params = model.named_parameters();
   std::vector<std::pair<std::string, Tensor>> result;
   for (const auto& [name, p] : params) result.emplace_back(name, Tensor());
+  if (params.empty()) return result;
   auto slot = [&](const Var& p) -> Tensor& {
     for (std::size_t k = 0; k < params.size(); ++k)
       if (params[k].second.id() == p.id()) return result[k].second;
@@ -106,12 +141,13 @@ std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& mod
     slot(r.layer->weight()) = matmul(d.unsqueeze(2), a.unsqueeze(1)) * r.layer->weight_scale();  // [n, out, in]
     if (r.layer->bias().defined()) slot(r.layer->bias()) = d * r.layer->bias_scale();
   }
-  const auto rest = fallback_per_sample(model, x, loss, parts.captured.other_params);
+  const auto rest = fallback_per_sample(model, x, parts.output_cotangent, parts.captured.other_params);
   for (std::size_t k = 0; k < rest.size(); ++k) slot(parts.captured.other_params[k].second) = rest[k];
   return result;
 }
 
 Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSampleLoss& loss) {
+  const BufferGuard keep_buffers(model);
   const PerSampleParts parts = per_sample_parts(model, x, loss);
   const std::int64_t n = x.size(0);
   Tensor sq = zeros({n}, parts.captured.output.dtype());
@@ -123,8 +159,9 @@ Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSa
     if (r.layer->bias().defined()) term = term + dn * std::pow(r.layer->bias_scale(), 2);
     sq = sq + term;
   }
-  for (const Tensor& g : fallback_per_sample(model, x, loss, parts.captured.other_params))
-    sq = sq + sum(square(g.reshape_copy({n, -1})), {1});
+  if (!parts.captured.other_params.empty())
+    for (const Tensor& g : fallback_per_sample(model, x, parts.output_cotangent, parts.captured.other_params))
+      sq = sq + sum(square(g.reshape_copy({n, -1})), {1});
   return sqrt(sq);
 }
 

@@ -1,0 +1,27 @@
+#include "theory/checks.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "tensor/ops.hpp"
+
+namespace theta::theory::detail {
+
+// Note [Non-finite values]
+// theta's policy: NaN and Inf never pass silently through a theory tool. Scalar arguments (times,
+// step sizes, scales) are checked on entry; data and parameters are checked where a kernel or an
+// operator reads them (the empirical NTK checks its inputs, the model's parameters and its result;
+// the Hessian tools check every operator application). The checks are O(size) passes, negligible
+// next to the gemms and backward passes they guard. Training (nn::fit) has its own policy: it stops
+// at the first non-finite loss.
+
+void require_finite(double value, const char* op, const char* name) {
+  THETA_CHECK(std::isfinite(value), std::invalid_argument, op, ": ", name, " must be finite, got ", value);
+}
+
+void require_finite(const Tensor& t, const char* op, const char* name) {
+  THETA_CHECK(all_finite(t), std::invalid_argument, op, ": ", name, " ", shape_str(t.shape()),
+              " contains NaN or Inf");
+}
+
+}  // namespace theta::theory::detail

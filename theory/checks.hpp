@@ -1,0 +1,18 @@
+#pragma once
+// Internal to theta_theory: argument checks shared by the theory API. Every numeric argument is
+// checked to be finite (an infinite time or step size would loop forever or return NaN), and
+// tensors that feed a kernel or an operator are checked for NaN and Inf (Note [Non-finite values]
+// in checks.cpp).
+
+#include "tensor/tensor.hpp"
+
+namespace theta::theory::detail {
+
+/// Throws std::invalid_argument "<op>: <name> must be finite, got <value>" for NaN or +-Inf.
+void require_finite(double value, const char* op, const char* name);
+
+/// Throws std::invalid_argument naming `op`, `name` and the shape when any element of `t` is NaN
+/// or +-Inf.
+void require_finite(const Tensor& t, const char* op, const char* name);
+
+}  // namespace theta::theory::detail
