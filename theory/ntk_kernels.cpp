@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "tensor/ops.hpp"
+#include "theory/checks.hpp"
 #include "theory/linalg.hpp"
 #include "theory/ntk.hpp"
 
@@ -24,6 +25,13 @@ Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, c
   THETA_CHECK(f0_test.dim() == 2 && f0_test.size(0) == k_test_train.size(0) && f0_test.size(1) == y_train.size(1),
               ShapeError, "ntk_regression: f0(x) ", shape_str(f0_test.shape()), " must be [",
               k_test_train.size(0), ", ", y_train.size(1), "]");
+  detail::require_finite(eta, "ntk_regression", "eta");
+  detail::require_finite(t, "ntk_regression", "t");
+  detail::require_finite(k_train_train, "ntk_regression", "K(X, X)");
+  detail::require_finite(k_test_train, "ntk_regression", "K(x, X)");
+  detail::require_finite(y_train, "ntk_regression", "Y");
+  detail::require_finite(f0_train, "ntk_regression", "f0(X)");
+  detail::require_finite(f0_test, "ntk_regression", "f0(x)");
   const SymmetricEigen eig = eigh(k_train_train);
   // (1 - exp(-eta lambda t)) / lambda, with its limit eta t for lambda -> 0 (and lambda <= 0).
   std::vector<double> lam = to_vector(eig.values), filt(lam.size());
@@ -34,6 +42,135 @@ Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, c
          matmul(k_test_train.to(DType::f64), matmul(filter, (y_train - f0_train).to(DType::f64)));
 }
 
+namespace {
+
+// Note [Arc-cosine kernel by angles]
+// The ReLU recursion needs the angle theta between two pre-activation vectors. acos of
+// Sigma_xy / sqrt(Sigma_xx Sigma_yy) loses half the digits near cos = +-1 (an error of eps in the
+// cosine is an error of sqrt(eps) in theta: 7e-9 relative in the depth-4 NTK of nearly collinear
+// inputs) and is 0/0 for a zero input without bias. theta is therefore carried from layer to
+// layer as atan2(sqrt(det), Sigma_xy) with det = Sigma_xx Sigma_yy - Sigma_xy^2 computed without
+// cancellation:
+//  - first layer, inputs x~ = (sigma_w x / sqrt(d), sigma_b): theta from the Gram entries when
+//    cos^2 < 0.99 (det has no cancellation there: theta to ~1e-14), else by Kahan's formula
+//    2 atan2(| |y~| x~ - |x~| y~ |, | |y~| x~ + |x~| y~ |), accurate at angles near 0 and pi
+//    (one O(d) pass per such pair);
+//  - next layer, with a = sigma_w^2 / (2 pi), r = sqrt(Sigma_xx Sigma_yy),
+//    J = sin theta + (pi - theta) cos theta and pi - J = (pi - theta)(1 - cos theta) +
+//    (theta - sin theta), both terms evaluated without cancellation:
+//      Sigma'_xy = a r J + sigma_b^2,   Sigma'_xx = a pi Sigma_xx + sigma_b^2,
+//      det' = a^2 r^2 (pi - J)(pi + J) + a sigma_b^2 (pi (sqrt Sigma_xx - sqrt Sigma_yy)^2 + 2 r (pi - J)),
+//    a sum of non-negative terms. A zero input without bias has r = 0 and det = 0: theta =
+//    atan2(0, 0) = 0, and every term it multiplies is 0, as in the exact kernel.
+
+constexpr double kPi = std::numbers::pi;
+
+// theta - sin theta for theta in [0, pi], accurate near 0 (Taylor series below 0.5).
+double theta_minus_sin(double theta) {
+  if (theta >= 0.5) return theta - std::sin(theta);
+  const double t2 = theta * theta;
+  double term = theta * t2 / 6.0, sum = 0.0;
+  for (int k = 1; k < 12 && term != 0.0; ++k) {  // term_k = (-1)^(k+1) theta^(2k+1) / (2k+1)!
+    sum += term;
+    term *= -t2 / ((2.0 * k + 2.0) * (2.0 * k + 3.0));
+  }
+  return sum;
+}
+
+// pi - J(theta) = (pi - theta)(1 - cos theta) + (theta - sin theta), J = sin + (pi - theta) cos.
+double pi_minus_j(double theta) {
+  const double half = std::sin(theta / 2);
+  return (kPi - theta) * 2.0 * half * half + theta_minus_sin(theta);
+}
+
+// The angle between rows i of a:[n1, d] and j of b:[n2, d] by Kahan's formula.
+double kahan_angle(const double* a, const double* b, std::int64_t d) {
+  double na = 0.0, nb = 0.0;
+  for (std::int64_t k = 0; k < d; ++k) na += a[k] * a[k], nb += b[k] * b[k];
+  na = std::sqrt(na), nb = std::sqrt(nb);
+  double diff = 0.0, sum = 0.0;
+  for (std::int64_t k = 0; k < d; ++k) {
+    const double u = nb * a[k], v = na * b[k];
+    diff += (u - v) * (u - v), sum += (u + v) * (u + v);
+  }
+  return 2.0 * std::atan2(std::sqrt(diff), std::sqrt(sum));
+}
+
+// Rows of x scaled by sigma_w / sqrt(d), with sigma_b appended: the first layer's Gram matrix of
+// these is Sigma^1.
+Tensor augmented_inputs(const Tensor& x, double sigma_w, double sigma_b) {
+  const double d = static_cast<double>(x.size(1));
+  return concat({x * (sigma_w / std::sqrt(d)), full({x.size(0), 1}, sigma_b, DType::f64)}, 1).contiguous();
+}
+
+AnalyticKernels relu_kernels(const Tensor& x1, const Tensor& x2, std::int64_t linear_layers, double sigma_w,
+                             double sigma_b) {
+  const Tensor a1 = augmented_inputs(x1, sigma_w, sigma_b), a2 = augmented_inputs(x2, sigma_w, sigma_b);
+  const std::int64_t n1 = a1.size(0), n2 = a2.size(0), d = a1.size(1);
+  std::vector<double> cross = to_vector(matmul(a1, a2.t()));
+  std::vector<double> diag1 = to_vector(sum(square(a1), {1})), diag2 = to_vector(sum(square(a2), {1}));
+  std::vector<double> angle(cross.size());
+  for (std::int64_t i = 0; i < n1; ++i)
+    for (std::int64_t j = 0; j < n2; ++j) {
+      const std::size_t ij = static_cast<std::size_t>(i * n2 + j);
+      const double rr = diag1[static_cast<std::size_t>(i)] * diag2[static_cast<std::size_t>(j)];
+      const double c = cross[ij];
+      angle[ij] = c * c < 0.99 * rr ? std::atan2(std::sqrt(rr - c * c), c)
+                                    : kahan_angle(a1.data<double>() + i * d, a2.data<double>() + j * d, d);
+    }
+  std::vector<double> ntk = cross;
+  const double w2 = sigma_w * sigma_w, b2 = sigma_b * sigma_b, a = w2 / (2 * kPi);
+  for (std::int64_t l = 1; l < linear_layers; ++l) {
+    for (std::int64_t i = 0; i < n1; ++i)
+      for (std::int64_t j = 0; j < n2; ++j) {
+        const std::size_t ij = static_cast<std::size_t>(i * n2 + j);
+        const double sx = diag1[static_cast<std::size_t>(i)], sy = diag2[static_cast<std::size_t>(j)];
+        const double r = std::sqrt(sx * sy), theta = angle[ij];
+        const double j_theta = std::sin(theta) + (kPi - theta) * std::cos(theta), gap = pi_minus_j(theta);
+        const double next = a * r * j_theta + b2;
+        const double split = std::sqrt(sx) - std::sqrt(sy);
+        const double det = a * a * r * r * gap * (kPi + j_theta) + a * b2 * (kPi * split * split + 2 * r * gap);
+        ntk[ij] = next + ntk[ij] * a * (kPi - theta);
+        cross[ij] = next;
+        angle[ij] = std::atan2(std::sqrt(det), next);
+      }
+    for (double& v : diag1) v = a * kPi * v + b2;
+    for (double& v : diag2) v = a * kPi * v + b2;
+  }
+  return {from_vector(cross, {n1, n2}), from_vector(ntk, {n1, n2})};
+}
+
+AnalyticKernels erf_kernels(const Tensor& x1, const Tensor& x2, std::int64_t linear_layers, double sigma_w,
+                            double sigma_b) {
+  const double d = static_cast<double>(x1.size(1));
+  const double w2 = sigma_w * sigma_w, b2 = sigma_b * sigma_b;
+  // Covariances at the first pre-activation: cross [n1, n2] and the diagonals [n1], [n2].
+  Tensor cross = matmul(x1, x2.t()) * (w2 / d) + b2;
+  Tensor diag1 = sum(square(x1), {1}) * (w2 / d) + b2;
+  Tensor diag2 = sum(square(x2), {1}) * (w2 / d) + b2;
+  Tensor ntk = cross;
+  for (std::int64_t l = 1; l < linear_layers; ++l) {
+    const Tensor g1 = diag1 * 2.0 + 1.0, g2 = diag2 * 2.0 + 1.0;
+    const Tensor denom = g1.unsqueeze(1) * g2.unsqueeze(0);
+    std::vector<double> r = to_vector(cross * 2.0 / sqrt(denom)), as(r.size());
+    for (std::size_t i = 0; i < r.size(); ++i) as[i] = std::asin(std::clamp(r[i], -1.0, 1.0));
+    const Tensor next_cross = from_vector(as, cross.shape()) * (w2 * 2.0 / kPi) + b2;
+    const Tensor dsigma = rsqrt(denom - square(cross) * 4.0) * (w2 * 4.0 / kPi);
+    auto self = [&](const Tensor& diag) {
+      std::vector<double> v = to_vector(diag), out(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) out[i] = w2 * 2.0 / kPi * std::asin(2 * v[i] / (1 + 2 * v[i])) + b2;
+      return from_vector(out, diag.shape());
+    };
+    ntk = next_cross + ntk * dsigma;
+    cross = next_cross;
+    diag1 = self(diag1);
+    diag2 = self(diag2);
+  }
+  return {cross, ntk};
+}
+
+}  // namespace
+
 AnalyticKernels analytic_ntk(const Tensor& x1_in, const Tensor& x2_in, std::int64_t linear_layers,
                              nn::ActivationKind activation, double sigma_w, double sigma_b) {
   THETA_CHECK(x1_in.dim() == 2 && x2_in.dim() == 2 && x1_in.size(1) == x2_in.size(1), ShapeError,
@@ -42,48 +179,13 @@ AnalyticKernels analytic_ntk(const Tensor& x1_in, const Tensor& x2_in, std::int6
   THETA_CHECK(linear_layers >= 1, std::invalid_argument, "analytic_ntk: need at least one linear layer");
   THETA_CHECK(activation == nn::ActivationKind::relu || activation == nn::ActivationKind::erf,
               std::invalid_argument, "analytic_ntk: supports relu and erf, got ", nn::activation_name(activation));
+  detail::require_finite(sigma_w, "analytic_ntk", "sigma_w");
+  detail::require_finite(sigma_b, "analytic_ntk", "sigma_b");
   const Tensor x1 = x1_in.to(DType::f64), x2 = x2_in.to(DType::f64);
-  const double d = static_cast<double>(x1.size(1));
-  const double w2 = sigma_w * sigma_w, b2 = sigma_b * sigma_b;
-  // Covariances at the first pre-activation: cross [n1, n2] and the diagonals [n1], [n2].
-  Tensor cross = matmul(x1, x2.t()) * (w2 / d) + b2;
-  Tensor diag1 = sum(square(x1), {1}) * (w2 / d) + b2;
-  Tensor diag2 = sum(square(x2), {1}) * (w2 / d) + b2;
-  Tensor ntk = cross;
-  const double pi = std::numbers::pi;
-  for (std::int64_t l = 1; l < linear_layers; ++l) {
-    const Tensor norms = sqrt(diag1.unsqueeze(1) * diag2.unsqueeze(0));  // sqrt(Sxx Sx'x')
-    Tensor next_cross, dsigma, next1, next2;
-    if (activation == nn::ActivationKind::relu) {
-      const Tensor cosine = clamp(cross / norms, -1.0, 1.0);
-      std::vector<double> c = to_vector(cosine), th(c.size());
-      for (std::size_t i = 0; i < c.size(); ++i) th[i] = std::acos(c[i]);
-      const Tensor angle = from_vector(th, cosine.shape());
-      next_cross = norms * (sin(angle) + (pi - angle) * cos(angle)) * (w2 / (2 * pi)) + b2;
-      dsigma = (pi - angle) * (w2 / (2 * pi));
-      next1 = diag1 * (w2 / 2) + b2;  // theta = 0: sin 0 + pi cos 0 = pi
-      next2 = diag2 * (w2 / 2) + b2;
-    } else {
-      const Tensor g1 = diag1 * 2.0 + 1.0, g2 = diag2 * 2.0 + 1.0;
-      const Tensor denom = g1.unsqueeze(1) * g2.unsqueeze(0);
-      std::vector<double> r = to_vector(cross * 2.0 / sqrt(denom)), as(r.size());
-      for (std::size_t i = 0; i < r.size(); ++i) as[i] = std::asin(std::clamp(r[i], -1.0, 1.0));
-      next_cross = from_vector(as, cross.shape()) * (w2 * 2.0 / pi) + b2;
-      dsigma = rsqrt(denom - square(cross) * 4.0) * (w2 * 4.0 / pi);
-      auto self = [&](const Tensor& diag) {
-        std::vector<double> v = to_vector(diag), out(v.size());
-        for (std::size_t i = 0; i < v.size(); ++i) out[i] = w2 * 2.0 / pi * std::asin(2 * v[i] / (1 + 2 * v[i])) + b2;
-        return from_vector(out, diag.shape());
-      };
-      next1 = self(diag1);
-      next2 = self(diag2);
-    }
-    ntk = next_cross + ntk * dsigma;
-    cross = next_cross;
-    diag1 = next1;
-    diag2 = next2;
-  }
-  return {cross, ntk};
+  detail::require_finite(x1, "analytic_ntk", "x1");
+  detail::require_finite(x2, "analytic_ntk", "x2");
+  return activation == nn::ActivationKind::relu ? relu_kernels(x1, x2, linear_layers, sigma_w, sigma_b)
+                                                : erf_kernels(x1, x2, linear_layers, sigma_w, sigma_b);
 }
 
 }  // namespace theta::theory
