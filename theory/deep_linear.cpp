@@ -8,9 +8,12 @@
 #include "nn/init.hpp"
 #include "nn/optim.hpp"
 #include "tensor/ops.hpp"
+#include "theory/checks.hpp"
 #include "theory/linalg.hpp"
 
 namespace theta::theory {
+
+using detail::require_finite;
 
 // Note [Deep linear time convention]
 // With L = 1/(2n) sum_i |y_i - W x_i|^2 for the end-to-end map W = W_D ... W_1 and whitened inputs
@@ -60,6 +63,9 @@ namespace theta::theory {
 
 namespace {
 
+// integrate_depth_d refuses a horizon that would take longer than this (minutes of RK4 steps).
+constexpr double kMaxRungeKuttaSteps = 1e9;
+
 double max_abs(const Tensor& t) { return t.numel() == 0 ? 0.0 : theta::max(theta::abs(t)).item<double>(); }
 
 void check_modes(const char* op, const Tensor& u, const Tensor& v) {
@@ -89,7 +95,8 @@ DeepLinearProblem make_saxe_problem(const SaxeProblemOptions& options, Rng& rng)
   THETA_CHECK(m >= 1 && m <= std::min(options.input_dim, options.output_dim), std::invalid_argument,
               "make_saxe_problem: need 1 <= modes <= min(d_in, d_out), got ", m, " modes");
   for (double s : options.strengths)
-    THETA_CHECK(s > 0, std::invalid_argument, "make_saxe_problem: strengths must be positive, got ", s);
+    THETA_CHECK(s > 0 && std::isfinite(s), std::invalid_argument,
+                "make_saxe_problem: strengths must be positive and finite, got ", s);
   DeepLinearProblem p;
   const double n = static_cast<double>(options.samples);
   p.x = nn::init::orthogonal({options.samples, options.input_dim}, rng) * std::sqrt(n);
@@ -124,22 +131,33 @@ DeepLinearProblem problem_from_data(const Tensor& x, const Tensor& y, std::int64
 }
 
 double saxe_mode_strength(double s, double u0, double t) {
+  require_finite(s, "saxe_mode_strength", "s");
+  require_finite(u0, "saxe_mode_strength", "u0");
+  require_finite(t, "saxe_mode_strength", "t");
   // s e^{2st} / (e^{2st} - 1 + s/u0) = s / (1 + (s/u0 - 1) e^{-2st}): no overflow for large t.
   return s / (1.0 + (s / u0 - 1.0) * std::exp(-2.0 * s * t));
 }
 
 double saxe_half_time(double s, double u0) {
+  require_finite(s, "saxe_half_time", "s");
+  require_finite(u0, "saxe_half_time", "u0");
   THETA_CHECK(s > 0 && u0 > 0 && u0 < s / 2, std::invalid_argument,
               "saxe_half_time: need 0 < u0 < s/2, got s = ", s, ", u0 = ", u0);
   return std::log(s / u0 - 1.0) / (2.0 * s);
 }
 
 double depth_d_rate(int depth, double s, double u) {
+  require_finite(s, "depth_d_rate", "s");
+  require_finite(u, "depth_d_rate", "u");
   const double d = static_cast<double>(depth);
   return d * std::pow(std::max(u, 0.0), 2.0 - 2.0 / d) * (s - u);
 }
 
 std::vector<double> integrate_depth_d(int depth, double s, double u0, const std::vector<double>& times, double dt) {
+  require_finite(s, "integrate_depth_d", "s");
+  require_finite(u0, "integrate_depth_d", "u0");
+  require_finite(dt, "integrate_depth_d", "dt");
+  for (double target : times) require_finite(target, "integrate_depth_d", "every time");
   THETA_CHECK(depth >= 1 && dt > 0 && u0 >= 0, std::invalid_argument,
               "integrate_depth_d: need depth >= 1, dt > 0, u0 >= 0, got depth = ", depth, ", dt = ", dt,
               ", u0 = ", u0);
@@ -149,6 +167,8 @@ std::vector<double> integrate_depth_d(int depth, double s, double u0, const std:
   for (double target : times) {
     THETA_CHECK(target >= t, std::invalid_argument, "integrate_depth_d: times must be non-decreasing and >= 0");
     const double steps = std::ceil((target - t) / dt);
+    THETA_CHECK(steps <= kMaxRungeKuttaSteps, std::invalid_argument, "integrate_depth_d: reaching t = ", target,
+                " with dt = ", dt, " takes ", steps, " steps (at most ", kMaxRungeKuttaSteps, "): choose a larger dt");
     const double h = steps > 0 ? (target - t) / steps : 0.0;
     for (double i = 0; i < steps; ++i) {
       const double k1 = depth_d_rate(depth, s, u);
@@ -171,6 +191,7 @@ std::vector<Tensor> balanced_aligned_init(const std::vector<std::int64_t>& width
               "balanced_aligned_init: widths must run from d_in = ", v.size(0), " to d_out = ", u.size(0));
   THETA_CHECK(u0.defined() && u0.dim() == 1 && u0.size(0) == m && theta::min(u0).item<double>() > 0,
               std::invalid_argument, "balanced_aligned_init: u0 must be [", m, "] and positive");
+  require_finite(u0, "balanced_aligned_init", "u0");
   const std::size_t depth = widths.size() - 1;
   const Tensor a = theta::pow(u0.to(DType::f64), 1.0 / static_cast<double>(depth)).unsqueeze(0);
   // Orthonormal bases R_0 = V, R_l:[h_l, m] random, R_D = U (Note [Deep linear time convention]).
@@ -187,6 +208,7 @@ std::vector<Tensor> balanced_aligned_init(const std::vector<std::int64_t>& width
 }
 
 std::vector<Tensor> random_init(const std::vector<std::int64_t>& widths, double sigma, Rng& rng) {
+  require_finite(sigma, "random_init", "sigma");
   THETA_CHECK(widths.size() >= 2 && sigma >= 0, std::invalid_argument,
               "random_init: need at least two widths and sigma >= 0");
   std::vector<Tensor> weights;
@@ -256,6 +278,7 @@ nn::Var deep_linear_loss(const nn::Var& pred, const Tensor& y) {
 }
 
 GdTrace train_deep_linear(nn::Sequential& net, const DeepLinearProblem& problem, const GdOptions& options) {
+  require_finite(options.eta, "train_deep_linear", "eta");
   THETA_CHECK(options.eta > 0 && options.steps >= 0 && options.record_every >= 1, std::invalid_argument,
               "train_deep_linear: need eta > 0, steps >= 0, record_every >= 1");
   const auto named = net.named_parameters();
@@ -322,6 +345,7 @@ GdTrace train_deep_linear(nn::Sequential& net, const DeepLinearProblem& problem,
 
 std::vector<double> crossing_times(const std::vector<double>& times, const Tensor& strengths, const Tensor& s,
                                    double fraction) {
+  require_finite(fraction, "crossing_times", "fraction");
   THETA_CHECK(strengths.dim() == 2 && strengths.size(0) == static_cast<std::int64_t>(times.size()) &&
                   s.dim() == 1 && s.size(0) == strengths.size(1),
               ShapeError, "crossing_times: expected strengths [records, m] and s [m], got ",

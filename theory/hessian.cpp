@@ -11,6 +11,7 @@
 
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
+#include "theory/checks.hpp"
 #include "theory/lanczos.hpp"
 #include "theory/linalg.hpp"
 
@@ -170,6 +171,10 @@ LinearOperator matrix_operator(const Tensor& a) {
   THETA_CHECK(a.defined() && a.dim() == 2 && a.size(0) == a.size(1), ShapeError,
               "matrix_operator: expected a square matrix, got ", a.defined() ? shape_str(a.shape()) : "undefined");
   const Tensor m = a.to(DType::f64).contiguous();
+  detail::require_finite(m, "matrix_operator", "matrix");
+  const double asymmetry = max(abs(m - m.t())).item(), scale = max(abs(m)).item();
+  THETA_CHECK(asymmetry <= 1e-12 * scale, std::invalid_argument, "matrix_operator: the matrix ",
+              shape_str(a.shape()), " is not symmetric (max |a - a^T| = ", asymmetry, ", max |a| = ", scale, ")");
   const std::int64_t n = m.size(0);
   return {n, [m, n](const Tensor& v) {
             THETA_CHECK(v.defined() && v.dim() == 1 && v.size(0) == n, ShapeError, "matrix_operator: vector ",
@@ -258,6 +263,8 @@ SpectralDensity slq_density(const LinearOperator& op, const SlqOptions& options)
               options.probes);
   THETA_CHECK(options.steps >= 1, std::invalid_argument, "slq_density: steps must be at least 1, got ",
               options.steps);
+  detail::require_finite(options.sigma, "slq_density", "sigma");
+  if (options.grid.defined()) detail::require_finite(options.grid, "slq_density", "grid");
   const std::int64_t n = op.size;
   const std::int64_t steps = std::min(options.steps, n);
   SpectralDensity out;
@@ -293,7 +300,9 @@ Tensor smoothed_density(const std::vector<Tensor>& nodes, const std::vector<Tens
   THETA_CHECK(nodes.size() == weights.size() && !nodes.empty(), std::invalid_argument, "smoothed_density: ",
               nodes.size(), " node sets and ", weights.size(), " weight sets");
   THETA_CHECK(sigma > 0.0, std::invalid_argument, "smoothed_density: sigma must be positive, got ", sigma);
+  detail::require_finite(sigma, "smoothed_density", "sigma");
   THETA_CHECK(grid.defined() && grid.dim() == 1, ShapeError, "smoothed_density: grid must be 1-D");
+  detail::require_finite(grid, "smoothed_density", "grid");
   const std::vector<double> t = to_vector(grid);
   std::vector<double> density(t.size(), 0.0);
   const double norm_const = 1.0 / (sigma * std::sqrt(2.0 * std::numbers::pi) * static_cast<double>(nodes.size()));

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "tensor/ops.hpp"
+#include "theory/checks.hpp"
 
 namespace theta::theory::detail {
 
@@ -59,6 +60,19 @@ double reorthogonalise(const double* q, std::int64_t j, std::int64_t n, double* 
   return after;
 }
 
+// Note [Symmetry check]
+// Lanczos assumes H = H^T; on a non-symmetric operator it returns numbers that are eigenvalues of
+// nothing. The check is free: for symmetric H, <q_{j-1}, H q_j> = <H q_{j-1}, q_j> = beta_{j-1}
+// (the coupling the previous step computed), up to rounding and to the removed components of size
+// 1e-10 |H| at a restart (Note [Lanczos breakdown]). One dot product per step compares the two.
+// The tolerance 1e-6 |H| admits operators evaluated in float32 (rounding near 1e-7 |H|) and
+// catches any asymmetry of practical size; an operator that is symmetric only to 1e-5 is refused.
+void check_symmetric_step(double coupling, double beta, double scale, std::int64_t step, const char* who) {
+  THETA_CHECK(std::abs(coupling - beta) <= 1e-6 * scale, std::invalid_argument, who,
+              ": the operator is not symmetric: at step ", step, ", <q_prev, H q> = ", coupling,
+              " but <H q_prev, q> = ", beta, " (|H| ~ ", scale, ")");
+}
+
 }  // namespace
 
 void check_operator(const LinearOperator& op, const char* who) {
@@ -71,6 +85,7 @@ Tensor apply_checked(const LinearOperator& op, const Tensor& v, const char* who)
   const Tensor w = op.apply(v);
   THETA_CHECK(w.defined() && w.dim() == 1 && w.size(0) == op.size, ShapeError, who, ": operator of size ",
               op.size, " returned ", w.defined() ? shape_str(w.shape()) : std::string("an undefined tensor"));
+  require_finite(w, who, "operator result");
   return w.to(DType::f64);
 }
 
@@ -93,6 +108,7 @@ LanczosRun run_lanczos(const LinearOperator& op, const Tensor& start, std::int64
   for (std::int64_t j = 0; j < steps; ++j) {
     const double* q = q_all + j * n;
     work.copy_(apply_checked(op, run.basis.select(0, j), who));  // a copy: the operator's result stays intact
+    if (j > 0) check_symmetric_step(cblas_ddot(len, q - n, 1, w, 1), run.beta.back(), scale, j, who);
     const double a = cblas_ddot(len, q, 1, w, 1);
     cblas_daxpy(len, -a, q, 1, w, 1);
     if (j > 0 && run.beta.back() != 0.0) cblas_daxpy(len, -run.beta.back(), q - n, 1, w, 1);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "tensor/ops.hpp"
+#include "theory/checks.hpp"
 
 namespace theta::theory {
 
@@ -108,6 +109,8 @@ Tensor balancedness(const Tensor& in_weight, const Tensor& out_weight, const Ten
 }
 
 DecayStep decay_step(double rate, double h) {
+  detail::require_finite(rate, "decay_step", "rate");
+  detail::require_finite(h, "decay_step", "h");
   THETA_CHECK(rate >= 0 && h >= 0, std::invalid_argument, "decay_step: need rate >= 0 and h >= 0, got rate ",
               rate, ", h ", h);
   DecayStep s;
