@@ -49,7 +49,8 @@ struct LinearOperator {
 /// backward pass through it (autograd::HessianVectorOperator).
 LinearOperator hessian_operator(const autograd::ScalarFunction& loss, const std::vector<Tensor>& params);
 
-/// A dense symmetric matrix as an operator: a:[n, n] -> (v:[n] -> a v:[n]).
+/// A dense symmetric matrix as an operator: a:[n, n] -> (v:[n] -> a v:[n]). Throws unless a is
+/// finite and symmetric to 1e-12 relative.
 LinearOperator matrix_operator(const Tensor& a);
 
 // ---- Lanczos --------------------------------------------------------------------------------
@@ -83,9 +84,11 @@ struct EigenResult {
 };
 
 /// Extreme eigenpairs of a symmetric operator by m Lanczos steps with full reorthogonalisation
-/// (Note [Full reorthogonalisation] in hessian.cpp): the Ritz values of the tridiagonal T [m, m]
+/// (Note [Full reorthogonalisation] in lanczos.cpp): the Ritz values of the tridiagonal T [m, m]
 /// and the Ritz vectors V y. With m = P the whole spectrum is exact to rounding, multiplicities
 /// included (Note [Lanczos breakdown]). op of size P, k >= 1 -> values [r], vectors [P, r].
+/// Throws std::invalid_argument for an operator found not symmetric (checked at every step at
+/// the cost of one dot product: Note [Symmetry check]) or returning NaN or Inf.
 EigenResult lanczos_top_k(const LinearOperator& op, std::int64_t k, const LanczosOptions& options = {});
 
 // ---- stochastic estimators ------------------------------------------------------------------

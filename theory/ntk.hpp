@@ -4,7 +4,11 @@
 //
 // The empirical NTK of a model f: R^d -> R^O is Theta(x1, x2)[o1, o2] = sum over parameters p
 // of <d f_o1(x1) / dp, d f_o2(x2) / dp>. Models must treat samples independently (a row of the
-// output depends only on the same row of the input: MLPs, or BatchNorm in eval mode).
+// output depends only on the same row of the input: MLPs, or BatchNorm in eval mode); every tool
+// here checks this with one extra two-sample forward pass and throws std::invalid_argument for a
+// model that mixes samples (BatchNorm in training mode). A model without parameters has the zero
+// kernel. Inputs, parameters and results holding NaN or Inf are refused with std::invalid_argument.
+// The model's buffers (BatchNorm running statistics) are left as they were.
 
 #include <cstdint>
 #include <functional>
@@ -44,11 +48,14 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
 std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& model, const Tensor& x,
                                                                 std::int64_t max_bytes = std::int64_t{1} << 30);
 
-/// Per-sample losses as a function of the model's outputs [n, O] -> [n].
+/// Per-sample losses as a function of the model's outputs [n, O] -> [n]. The loss is always
+/// called with the whole batch's outputs (so it may close over [n, ...] targets or labels), and
+/// loss_i must depend on row i alone: a loss that mixes rows (a batch mean inside) is detected
+/// and refused with std::invalid_argument.
 using PerSampleLoss = std::function<autograd::Var(const autograd::Var& outputs)>;
 
-/// Per-sample gradients: one block per named parameter, [n, *param.shape]; their sum over
-/// samples is the gradient of sum(losses).
+/// Per-sample gradients: one block per named parameter, [n, *param.shape], block i the gradient
+/// of loss_i alone; their sum over samples is the gradient of sum(losses).
 std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& model, const Tensor& x,
                                                                  const PerSampleLoss& loss);
 /// Norms |grad_i| of the per-sample gradients over all parameters, [n], without forming them.
