@@ -107,11 +107,11 @@ OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* o
 // tolerance relative to the batch's largest output), different for batch statistics (the
 // copies' variance is 0), at the cost of one forward pass of two samples.
 void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor& batch_output, const char* op) {
+  require_finite(batch_output, op, "model output");
   const BufferGuard keep_buffers(model);
   autograd::NoGradGuard no_grad;
   const Tensor row = x.slice(0, 0, 1);
   const Tensor probe = model.forward(Var(concat({row, row}, 0))).value();
-  require_finite(batch_output, op, "model output");
   const Tensor expected = batch_output.slice(0, 0, 1);
   const double tolerance = batch_output.dtype() == DType::f32 ? 1e-4 : 1e-8;
   const double scale = max(abs(batch_output)).item() + 1e-300;

@@ -159,9 +159,8 @@ Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSa
     if (r.layer->bias().defined()) term = term + dn * std::pow(r.layer->bias_scale(), 2);
     sq = sq + term;
   }
-  if (!parts.captured.other_params.empty())
-    for (const Tensor& g : fallback_per_sample(model, x, parts.output_cotangent, parts.captured.other_params))
-      sq = sq + sum(square(g.reshape_copy({n, -1})), {1});
+  for (const Tensor& g : fallback_per_sample(model, x, parts.output_cotangent, parts.captured.other_params))
+    sq = sq + sum(square(g.reshape_copy({n, -1})), {1});
   return sqrt(sq);
 }
 
