@@ -1,6 +1,66 @@
 #include "nn/module.hpp"
 
+#include <algorithm>
+
 namespace theta::nn {
+
+// Note [Forward hooks]
+// A hook observes a module from outside: theory registers hooks on the layers whose structure it
+// exploits (the structured NTK reads a Linear layer's input and output), instead of layers
+// reporting to a side channel. The list lives behind a shared_ptr so that a handle can outlive
+// its module (weak_ptr), and operator() iterates over a copy, so a hook may remove itself or
+// register another while it runs; such changes take effect from the next call. A hook that
+// throws propagates its exception out of operator() and leaves the module as it was.
+namespace detail {
+struct HookList {
+  std::vector<std::pair<std::uint64_t, ForwardHook>> hooks;
+  std::uint64_t next_id = 1;
+};
+}  // namespace detail
+
+HookHandle::HookHandle(HookHandle&& other) noexcept : list_(std::move(other.list_)), id_(other.id_) {
+  other.list_.reset();
+}
+
+HookHandle& HookHandle::operator=(HookHandle&& other) noexcept {
+  if (this != &other) {
+    remove();
+    list_ = std::move(other.list_);
+    id_ = other.id_;
+    other.list_.reset();
+  }
+  return *this;
+}
+
+void HookHandle::remove() {
+  if (const auto list = list_.lock())
+    std::erase_if(list->hooks, [this](const auto& entry) { return entry.first == id_; });
+  list_.reset();
+}
+
+Var Module::operator()(const Var& x) {
+  Var y = forward(x);
+  if (hooks_ && !hooks_->hooks.empty()) {
+    const auto hooks = hooks_->hooks;  // a copy: hooks may add or remove hooks
+    for (const auto& [id, hook] : hooks) hook(*this, x, y);
+  }
+  return y;
+}
+
+HookHandle Module::register_forward_hook(ForwardHook hook) {
+  THETA_CHECK(static_cast<bool>(hook), std::invalid_argument, "register_forward_hook: empty hook for ", describe());
+  if (!hooks_) hooks_ = std::make_shared<detail::HookList>();
+  const std::uint64_t id = hooks_->next_id++;
+  hooks_->hooks.emplace_back(id, std::move(hook));
+  return HookHandle(hooks_, id);
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out{{"", this}};
+  for (const auto& [name, c] : children_)
+    for (auto& [sub, m] : c->named_modules()) out.emplace_back(sub.empty() ? name : name + "." + sub, m);
+  return out;
+}
 
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {
   std::vector<std::pair<std::string, Var>> out = params_;
@@ -78,6 +138,50 @@ void Module::make_deep() {
   for (auto& [name, p] : params_) p = Var(p.value().clone(), true);
   for (auto& [name, b] : buffers_) b = b.clone();
   for (auto& [name, c] : children_) c = std::shared_ptr<Module>(c->clone());
+  hooks_.reset();
+}
+
+void Module::collect_parameter_slots(std::vector<Var*>& out) {
+  for (auto& [name, p] : params_) out.push_back(&p);
+  for (auto& [name, c] : children_) c->collect_parameter_slots(out);
+}
+
+Var functional_call(Module& module, const std::vector<Var>& params, const Var& x) {
+  std::vector<Var*> slots;
+  module.collect_parameter_slots(slots);
+  THETA_CHECK(params.size() == slots.size(), std::invalid_argument, "functional_call: ", params.size(),
+              " parameters given for ", module.describe(), ", which has ", slots.size());
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const Var& given = params[i];
+    THETA_CHECK(given.defined() && given.shape() == slots[i]->shape() && given.dtype() == slots[i]->dtype(),
+                ShapeError, "functional_call: parameter ", i, " must be ", dtype_name(slots[i]->dtype()), " ",
+                shape_str(slots[i]->shape()), ", got ",
+                given.defined() ? dtype_name(given.dtype()) + std::string(" ") + shape_str(given.shape())
+                                : std::string("an undefined Var"));
+  }
+  // Swaps the given Vars in; the destructor swaps the module's own back, also on an exception.
+  struct Swap {
+    std::vector<Var*>& slots;
+    std::vector<Var> held;
+    ~Swap() {
+      for (std::size_t i = 0; i < slots.size(); ++i) std::swap(*slots[i], held[i]);
+    }
+  } swap{slots, params};
+  for (std::size_t i = 0; i < slots.size(); ++i) std::swap(*slots[i], swap.held[i]);
+  return module(x);
+}
+
+BufferSnapshot::BufferSnapshot(const Module& module) {
+  for (const auto& [name, buffer] : module.named_buffers())
+    saved_.push_back({buffer, buffer.clone(), buffer.storage()->version()});
+}
+
+// Only buffers that were written are restored: an untouched buffer may be part of a recorded
+// graph (BatchNorm in eval mode reads its running statistics), and writing it would invalidate
+// that graph.
+BufferSnapshot::~BufferSnapshot() {
+  for (const auto& s : saved_)
+    if (s.buffer.storage()->version() != s.version) s.buffer.copy_(s.values);
 }
 
 }  // namespace theta::nn
