@@ -69,7 +69,7 @@ void BM_MlpHvp_F32(benchmark::State& state) {
     direction.push_back(rng.normal(param.shape(), 0, 1, DType::f32));
   }
   // The loss as a function of the parameter values (the form hvp differentiates).
-  const auto loss_fn = theory::sequential_loss(
+  const auto loss_fn = theory::module_loss(
       p.net, p.x.value(), p.labels, [](const Var& logits, const Tensor& y) { return nn::cross_entropy(logits, y); });
   for (auto _ : state) {
     const auto hv = autograd::hvp(loss_fn, values, direction);

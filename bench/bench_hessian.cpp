@@ -26,7 +26,7 @@ theory::LinearOperator make_mlp_hessian() {
   auto net = nn::mlp({784, 512, 512, 10}, rng, {.activation = nn::ActivationKind::relu, .dtype = DType::f64});
   const Tensor x = rng.normal({128, 784});
   const Tensor labels = rng.integers({128}, 0, 10);
-  const auto loss = theory::sequential_loss(net, x, labels, [](const autograd::Var& logits, const Tensor& y) {
+  const auto loss = theory::module_loss(net, x, labels, [](const autograd::Var& logits, const Tensor& y) {
     return nn::cross_entropy(logits, y);
   });
   return theory::hessian_operator(loss, theory::parameter_values(*net));

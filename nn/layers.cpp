@@ -3,6 +3,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "tensor/ops.hpp"
+
 namespace theta::nn {
 
 // ---- Linear ---------------------------------------------------------------------------------
@@ -41,8 +43,29 @@ Var Linear::forward(const Var& x) {
     const Var b = options_.parameterization == Parameterization::ntk ? bias() * bias_scale() : bias();
     y = y + b;
   }
-  if (LinearCapture* capture = LinearCapture::active()) capture->add({this, x, y});
   return y;
+}
+
+Tensor Linear::input_kernel(const Tensor& a1, const Tensor& a2) const {
+  const bool same = a1.storage() == a2.storage() && a1.offset() == a2.offset() && a1.shape() == a2.shape() &&
+                    a1.strides() == a2.strides();
+  const double sw = weight_scale();
+  Tensor k = (same ? gram(a1) : matmul(a1, a2.t())) * (sw * sw);
+  if (options_.bias) k = k + bias_scale() * bias_scale();
+  return k;
+}
+
+Tensor Linear::input_kernel_diagonal(const Tensor& a) const {
+  const double sw = weight_scale();
+  Tensor k = sum(square(a), {1}) * (sw * sw);
+  if (options_.bias) k = k + bias_scale() * bias_scale();
+  return k;
+}
+
+std::vector<Tensor> Linear::per_sample_gradients(const Tensor& a, const Tensor& d) const {
+  std::vector<Tensor> out{matmul(d.unsqueeze(2), a.unsqueeze(1)) * weight_scale()};  // [n, out, in]
+  if (options_.bias) out.push_back(d * bias_scale());                                 // [n, out]
+  return out;
 }
 
 std::string Linear::describe() const {
@@ -51,18 +74,6 @@ std::string Linear::describe() const {
       << (options_.parameterization == Parameterization::ntk ? ", ntk" : "") << ")";
   return out.str();
 }
-
-// ---- LinearCapture --------------------------------------------------------------------------
-
-namespace {
-thread_local LinearCapture* innermost_capture = nullptr;
-}
-
-LinearCapture::LinearCapture() : previous_(innermost_capture) { innermost_capture = this; }
-
-LinearCapture::~LinearCapture() { innermost_capture = previous_; }
-
-LinearCapture* LinearCapture::active() { return innermost_capture; }
 
 // ---- Sequential -----------------------------------------------------------------------------
 
@@ -77,7 +88,7 @@ Var Sequential::forward_prefix(const Var& x, std::size_t count) {
   THETA_CHECK(count <= child_count(), std::invalid_argument, "Sequential: prefix of ", count,
               " layers requested from ", child_count());
   Var h = x;
-  for (std::size_t i = 0; i < count; ++i) h = child(i).forward(h);
+  for (std::size_t i = 0; i < count; ++i) h = child(i)(h);
   return h;
 }
 

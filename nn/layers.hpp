@@ -8,6 +8,7 @@
 
 #include "nn/functional.hpp"
 #include "nn/module.hpp"
+#include "nn/structured.hpp"
 #include "tensor/rng.hpp"
 
 namespace theta::nn {
@@ -28,11 +29,17 @@ struct LinearOptions {
 };
 
 /// Fully connected layer. weight: [out, in] (PyTorch layout), bias: [out]. x:[n, in] -> [n, out].
-class Linear : public Cloneable<Linear> {
+/// Its structured-Jacobian rule (Note [Structured Jacobians]): K_in(a, a') = s_w^2 <a, a'> + s_b^2.
+class Linear : public Cloneable<Linear>, public StructuredLayer {
  public:
   Linear(std::int64_t in_features, std::int64_t out_features, Rng& rng, LinearOptions options = {});
   Var forward(const Var& x) override;
   std::string describe() const override;
+
+  bool structured_input(const Var& input) const override { return input.dim() == 2; }
+  Tensor input_kernel(const Tensor& a1, const Tensor& a2) const override;
+  Tensor input_kernel_diagonal(const Tensor& a) const override;
+  std::vector<Tensor> per_sample_gradients(const Tensor& a, const Tensor& d) const override;
 
   const Var& weight() const { return param(0); }
   /// Undefined when the layer has no bias.
@@ -48,30 +55,6 @@ class Linear : public Cloneable<Linear> {
  private:
   std::int64_t in_, out_;
   LinearOptions options_;
-};
-
-/// While alive, records the input and output Var of every Linear forward pass on this thread
-/// (innermost capture wins). The structured NTK and per-sample gradients read the layers'
-/// inputs A and differentiate with respect to their outputs.
-class LinearCapture {
- public:
-  struct Record {
-    const Linear* layer;
-    Var input;   // x:[n, in]
-    Var output;  // y:[n, out], bias included (the pre-activation)
-  };
-  LinearCapture();
-  ~LinearCapture();
-  LinearCapture(const LinearCapture&) = delete;
-  LinearCapture& operator=(const LinearCapture&) = delete;
-  const std::vector<Record>& records() const { return records_; }
-  /// The innermost live capture of this thread, or null.
-  static LinearCapture* active();
-  void add(Record record) { records_.push_back(std::move(record)); }
-
- private:
-  std::vector<Record> records_;
-  LinearCapture* previous_;
 };
 
 /// An elementwise activation as a module.

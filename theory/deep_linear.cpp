@@ -298,7 +298,7 @@ GdTrace train_deep_linear(nn::Sequential& net, const DeepLinearProblem& problem,
     for (const Tensor& b : b_start) law_sum.push_back(zeros(b.shape()));
   }
   for (std::int64_t k = 0;; ++k) {
-    const nn::Var loss = deep_linear_loss(net.forward(x), problem.y);
+    const nn::Var loss = deep_linear_loss(net(x), problem.y);
     if (k % options.record_every == 0 || k == options.steps) {
       trace.times.push_back(options.eta * static_cast<double>(k));
       trace.losses.push_back(loss.item());

@@ -117,40 +117,13 @@ std::vector<Tensor> parameter_values(const nn::Module& module) {
   return out;
 }
 
-autograd::ScalarFunction sequential_loss(std::shared_ptr<nn::Sequential> model, const Tensor& x, const Tensor& y,
-                                         nn::LossFn loss) {
-  THETA_CHECK(model != nullptr, std::invalid_argument, "sequential_loss: null model");
-  THETA_CHECK(static_cast<bool>(loss), std::invalid_argument, "sequential_loss: empty loss function");
-  std::size_t expected = 0;
-  for (std::size_t i = 0; i < model->size(); ++i) {
-    const nn::Module& layer = model->at(i);
-    if (const auto* linear = dynamic_cast<const nn::Linear*>(&layer)) {
-      expected += linear->options().bias ? 2 : 1;
-    } else {
-      THETA_CHECK(layer.parameters().empty(), std::invalid_argument, "sequential_loss: layer ", i, " (",
-                  layer.describe(), ") has parameters but is not Linear");
-    }
-  }
-  return [model = std::move(model), x, y, loss = std::move(loss), expected](const std::vector<autograd::Var>& params) {
-    THETA_CHECK(params.size() == expected, std::invalid_argument, "sequential_loss: got ", params.size(),
-                " parameters for a model with ", expected);
-    autograd::Var h(x);
-    std::size_t k = 0;
-    for (std::size_t i = 0; i < model->size(); ++i) {
-      nn::Module& layer = model->at(i);
-      const auto* linear = dynamic_cast<const nn::Linear*>(&layer);
-      if (linear == nullptr) {
-        h = layer.forward(h);
-        continue;
-      }
-      const bool ntk = linear->options().parameterization == nn::Parameterization::ntk;
-      autograd::Var out = autograd::matmul(h, autograd::t(params[k++]));
-      if (ntk) out = out * linear->weight_scale();
-      if (linear->options().bias) out = out + (ntk ? params[k] * linear->bias_scale() : params[k]);
-      if (linear->options().bias) ++k;
-      h = out;
-    }
-    return loss(h, y);
+autograd::ScalarFunction module_loss(std::shared_ptr<nn::Module> model, const Tensor& x, const Tensor& y,
+                                     nn::LossFn loss) {
+  THETA_CHECK(model != nullptr, std::invalid_argument, "module_loss: null model");
+  THETA_CHECK(static_cast<bool>(loss), std::invalid_argument, "module_loss: empty loss function");
+  return [model = std::move(model), x, y, loss = std::move(loss)](const std::vector<autograd::Var>& params) {
+    const nn::BufferSnapshot keep_buffers(*model);
+    return loss(nn::functional_call(*model, params, autograd::Var(x)), y);
   };
 }
 

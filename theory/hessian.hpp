@@ -28,13 +28,14 @@ std::vector<Tensor> unflatten_like(const Tensor& flat, const std::vector<Tensor>
 /// The values of a module's parameters in registration order (shared with the module, no copy).
 std::vector<Tensor> parameter_values(const nn::Module& module);
 
-/// loss(model(x), y) as a function of parameter values, for the Hessian transforms: the
-/// parameters are taken from the argument (one Var per parameter of `model`, in registration
-/// order), never from the model. Supports Sequential models of Linear layers (either
-/// parameterisation) and parameter-free layers such as Activation; throws on other layers.
+/// loss(model(x), y) as a function of parameter values, for the Hessian transforms: the model's
+/// own forward runs with its parameters replaced by the argument (one Var per parameter, in
+/// named_parameters() order; nn::functional_call), so any Module works, BatchNorm in training
+/// mode included (its loss is a function of the whole batch). Buffers written by the forward pass
+/// (running statistics) are restored after each call, so evaluating the loss has no side effect.
 /// x:[n, in], y as `loss` expects -> a function returning a one-element Var.
-autograd::ScalarFunction sequential_loss(std::shared_ptr<nn::Sequential> model, const Tensor& x, const Tensor& y,
-                                         nn::LossFn loss);
+autograd::ScalarFunction module_loss(std::shared_ptr<nn::Module> model, const Tensor& x, const Tensor& y,
+                                     nn::LossFn loss);
 
 // ---- linear operators -----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
 #include "nn/layers.hpp"
 #include "tensor/parallel.hpp"
 #include "theory/checks.hpp"
-#include "theory/linear_capture.hpp"
+#include "theory/model_probe.hpp"
 
 namespace theta::theory {
 
@@ -15,16 +15,16 @@ using autograd::Var;
 using namespace detail;
 
 // Note [Structured NTK]
-// A Linear layer y = s_w x W^T + s_b b used once per sample has per-sample Jacobians
-//   d f_o(x_i) / d W = s_w D[i, o, :] (outer) A[i, :],   d f_o(x_i) / d b = s_b D[i, o, :],
-// where A[i] is the layer's input for sample i and D[i, o] = d f_o(x_i) / d y(x_i). The layer's
-// NTK contribution is therefore
-//   Theta_l(i1, o1; i2, o2) = (s_w^2 <A1[i1], A2[i2]> + s_b^2) <D1[i1, o1], D2[i2, o2]>,
-// i.e. one gemm for A1 A2^T [n1, n2] and one for D1 D2^T [n1 O, n2 O], with no Jacobian of size
-// n * P ever formed. D is obtained with O backward passes over the whole batch (cotangent e_o on
-// every row): because samples are independent, row i of the gradient with respect to y is
-// exactly D[i, o]. Parameters outside single-use Linear layers fall back to Jacobian
-// contraction, for their blocks only.
+// A layer with a structured-Jacobian rule (Note [Structured Jacobians] in nn/structured.hpp),
+// used once per sample, contributes
+//   Theta_l(i1, o1; i2, o2) = K_in(A1[i1], A2[i2]) <D1[i1, o1], D2[i2, o2]>,
+// where A[i] is the layer's input for sample i (seen by a forward hook), K_in the layer's input
+// kernel (s_w^2 <a, a'> + s_b^2 for Linear) and D[i, o] = d f_o(x_i) / d y(x_i): the rule's
+// input kernel [n1, n2] and one gemm for D1 D2^T [n1 O, n2 O], with no Jacobian of size n * P
+// ever formed. D is obtained with O backward passes over the whole batch (cotangent e_o on every
+// row): because samples are independent, row i of the gradient with respect to y is exactly
+// D[i, o]. This file holds no layer formula. Parameters outside single-use structured layers
+// fall back to Jacobian contraction, for their blocks only.
 
 namespace {
 
@@ -44,18 +44,6 @@ std::vector<Tensor> output_gradients(const Captured& c) {
       d[l].select(1, o).copy_(g[l].defined() ? g[l].value() : zeros(targets[l].shape(), c.output.dtype()));
   }
   return d;
-}
-
-// s_w^2 <A1, A2> + s_b^2 for one layer: [n1, n2].
-Tensor input_kernel(const nn::LinearCapture::Record& r1, const nn::LinearCapture::Record& r2, bool same) {
-  const double sw = r1.layer->weight_scale();
-  Tensor aa = same ? gram(r1.input.value()) : matmul(r1.input.value(), r2.input.value().t());
-  aa = aa * (sw * sw);
-  if (r1.layer->bias().defined()) {
-    const double sb = r1.layer->bias_scale();
-    aa = aa + sb * sb;
-  }
-  return aa;
 }
 
 // Contraction over `params`, accumulated into k_full [n1, O, n2, O] (layout before the final
@@ -147,7 +135,7 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
               shape_str(x1.shape()), " and ", shape_str(x2.shape()), " must be [n1, d] and [n2, d]");
   THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, op, ": empty input batch ", shape_str(x1.shape()),
               " or ", shape_str(x2.shape()));
-  const BufferGuard keep_buffers(model);
+  const nn::BufferSnapshot keep_buffers(model);
   const bool same = x1.storage() == x2.storage() && x1.offset() == x2.offset() && x1.shape() == x2.shape() &&
                     x1.strides() == x2.strides();
   const std::int64_t n1 = x1.size(0), n2 = x2.size(0);
@@ -176,7 +164,8 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
   const DType dtype = c1.output.dtype();
   Tensor k = trace ? zeros({n1, n2}, dtype) : zeros({n1, n2, outputs, outputs}, dtype);
   for (std::size_t l = 0; l < c1.layers.size(); ++l) {
-    const Tensor aa = input_kernel(c1.layers[l], cb.layers[l], same);  // [n1, n2]
+    const Tensor& a1 = c1.layers[l].input.value();
+    const Tensor aa = c1.layers[l].rule->input_kernel(a1, same ? a1 : cb.layers[l].input.value());  // [n1, n2]
     const std::int64_t width = d1[l].size(2);
     if (trace) {
       const Tensor a = d1[l].reshape({n1, outputs * width});
@@ -214,7 +203,7 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
   const char* op = "empirical_ntk_diagonal";
   THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
               shape_str(x.shape()));
-  const BufferGuard keep_buffers(model);
+  const nn::BufferSnapshot keep_buffers(model);
   const std::int64_t n = x.size(0);
   if (options.method == NtkMethod::contraction) {
     const OutputInfo info = checked_output_info(model, x, op);
@@ -231,9 +220,7 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
   const std::int64_t outputs = c.output.size(1);
   Tensor out = zeros({n, outputs, outputs}, c.output.dtype());
   for (std::size_t l = 0; l < c.layers.size(); ++l) {
-    const double sw = c.layers[l].layer->weight_scale();
-    Tensor scale = sum(square(c.layers[l].input.value()), {1}) * (sw * sw);  // [n]
-    if (c.layers[l].layer->bias().defined()) scale = scale + std::pow(c.layers[l].layer->bias_scale(), 2);
+    const Tensor scale = c.layers[l].rule->input_kernel_diagonal(c.layers[l].input.value());  // [n]
     const Tensor dd = matmul(d[l], d[l].transpose(1, 2));  // [n, O, O]
     out = out + dd * scale.reshape({n, 1, 1});
   }

@@ -1,6 +1,6 @@
 // Per-parameter Jacobians and per-sample gradients: the structured layers' terms from one
-// forward and one backward pass (d loss_i / d W = s_w D[i] (outer) A[i], Note [Structured NTK] in
-// ntk.cpp), the remaining parameters from Jacobian rows or one backward per sample.
+// forward and one backward pass through their rules (Note [Structured Jacobians] in
+// nn/structured.hpp), the remaining parameters from Jacobian rows or one backward per sample.
 
 #include "theory/ntk.hpp"
 
@@ -10,7 +10,7 @@
 #include "autograd/engine.hpp"
 #include "tensor/rng.hpp"
 #include "theory/checks.hpp"
-#include "theory/linear_capture.hpp"
+#include "theory/model_probe.hpp"
 
 namespace theta::theory {
 
@@ -18,7 +18,7 @@ using namespace detail;
 
 std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& model, const Tensor& x,
                                                                 std::int64_t max_bytes) {
-  const BufferGuard keep_buffers(model);
+  const nn::BufferSnapshot keep_buffers(model);
   const OutputInfo info = checked_output_info(model, x, "parameter_jacobians");
   const auto params = model.named_parameters();
   const std::int64_t n = x.size(0), outputs = info.outputs;
@@ -50,7 +50,7 @@ namespace {
 // The loss sees the whole batch's outputs [n, O], exactly as written (it may close over per-row
 // targets or labels), and must return [n] with loss_i depending on row i alone. Then row i of
 // d(sum loss) / d f(X) is d loss_i / d f(x_i), and because the model treats samples independently
-// (Note [Sample independence] in linear_capture.cpp), d loss_i / d p is the model's vector-Jacobian
+// (Note [Sample independence] in model_probe.cpp), d loss_i / d p is the model's vector-Jacobian
 // product at x_i with that row as the cotangent: for the structured Linear layers it is read off
 // the batch's backward pass, for every other parameter it is one backward pass of the model on
 // x_i alone. A loss that mixes rows (a batch mean inside, say) is detected by a second backward
@@ -112,7 +112,7 @@ std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, cons
   std::vector<Var> vars;
   for (const auto& [name, p] : params) vars.push_back(p);
   for (std::int64_t i = 0; i < n; ++i) {
-    const Var fi = model.forward(Var(x.slice(0, i, i + 1)));
+    const Var fi = model(Var(x.slice(0, i, i + 1)));
     const auto g = autograd::grad({fi}, vars, {Var(output_cotangent.slice(0, i, i + 1))}, {.allow_unused = true});
     for (std::size_t k = 0; k < vars.size(); ++k)
       if (g[k].defined()) out[k].select(0, i).copy_(g[k].value());
@@ -123,7 +123,7 @@ std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, cons
 
 std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& model, const Tensor& x,
                                                                  const PerSampleLoss& loss) {
-  const BufferGuard keep_buffers(model);
+  const nn::BufferSnapshot keep_buffers(model);
   const PerSampleParts parts = per_sample_parts(model, x, loss);
   const auto params = model.named_parameters();
   std::vector<std::pair<std::string, Tensor>> result;
@@ -135,11 +135,11 @@ std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& mod
     THETA_THROW(InternalError, "per_sample_gradients: parameter not found");
   };
   for (std::size_t l = 0; l < parts.captured.layers.size(); ++l) {
-    const auto& r = parts.captured.layers[l];
-    const Tensor& d = parts.d[l];                 // [n, out]
-    const Tensor& a = r.input.value();            // [n, in]
-    slot(r.layer->weight()) = matmul(d.unsqueeze(2), a.unsqueeze(1)) * r.layer->weight_scale();  // [n, out, in]
-    if (r.layer->bias().defined()) slot(r.layer->bias()) = d * r.layer->bias_scale();
+    const StructuredCall& call = parts.captured.layers[l];
+    const std::vector<Tensor> grads = call.rule->per_sample_gradients(call.input.value(), parts.d[l]);
+    const std::vector<Var> owned = call.layer->parameters();
+    THETA_ASSERT(grads.size() == owned.size());
+    for (std::size_t k = 0; k < owned.size(); ++k) slot(owned[k]) = grads[k];
   }
   const auto rest = fallback_per_sample(model, x, parts.output_cotangent, parts.captured.other_params);
   for (std::size_t k = 0; k < rest.size(); ++k) slot(parts.captured.other_params[k].second) = rest[k];
@@ -147,17 +147,14 @@ std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& mod
 }
 
 Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSampleLoss& loss) {
-  const BufferGuard keep_buffers(model);
+  const nn::BufferSnapshot keep_buffers(model);
   const PerSampleParts parts = per_sample_parts(model, x, loss);
   const std::int64_t n = x.size(0);
   Tensor sq = zeros({n}, parts.captured.output.dtype());
+  // |grad_i|^2 = K_in(a_i, a_i) |D_i|^2 for a structured layer (Note [Structured Jacobians]).
   for (std::size_t l = 0; l < parts.captured.layers.size(); ++l) {
-    const auto& r = parts.captured.layers[l];
-    const Tensor dn = sum(square(parts.d[l]), {1});  // |D_i|^2
-    const double sw = r.layer->weight_scale();
-    Tensor term = dn * sum(square(r.input.value()), {1}) * (sw * sw);
-    if (r.layer->bias().defined()) term = term + dn * std::pow(r.layer->bias_scale(), 2);
-    sq = sq + term;
+    const StructuredCall& call = parts.captured.layers[l];
+    sq = sq + sum(square(parts.d[l]), {1}) * call.rule->input_kernel_diagonal(call.input.value());
   }
   for (const Tensor& g : fallback_per_sample(model, x, parts.output_cotangent, parts.captured.other_params))
     sq = sq + sum(square(g.reshape_copy({n, -1})), {1});

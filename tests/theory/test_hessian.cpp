@@ -67,7 +67,7 @@ const MlpHessian& mlp_hessian() {
     out.x = rng.normal({32, 8});
     out.y = rng.integers({32}, 0, 4);
     out.params = parameter_values(*out.model);
-    out.loss = sequential_loss(out.model, out.x, out.y,
+    out.loss = module_loss(out.model, out.x, out.y,
                                [](const autograd::Var& logits, const Tensor& labels) {
                                  return nn::cross_entropy(logits, labels);
                                });

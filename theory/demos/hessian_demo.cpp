@@ -60,7 +60,7 @@ struct CountedOperator {
 CountedOperator counted_hessian(const std::shared_ptr<nn::Sequential>& model, const Tensor& x, const Tensor& y) {
   CountedOperator out;
   const LinearOperator inner =
-      hessian_operator(sequential_loss(model, x, y, cross_entropy_loss()), parameter_values(*model));
+      hessian_operator(module_loss(model, x, y, cross_entropy_loss()), parameter_values(*model));
   out.op = {inner.size, [inner, calls = out.calls](const Tensor& v) {
               ++*calls;
               return inner.apply(v);
@@ -98,7 +98,7 @@ struct DenseCheck {
 DenseCheck check_against_dense(const std::shared_ptr<nn::Sequential>& model, const nn::Dataset& data, std::int64_t k,
                                std::uint64_t seed, bool quick) {
   DenseCheck c;
-  const auto loss = sequential_loss(model, data.x, data.y, cross_entropy_loss());
+  const auto loss = module_loss(model, data.x, data.y, cross_entropy_loss());
   const std::vector<Tensor> params = parameter_values(*model);
   const Tensor dense = autograd::hessian(loss, params);
   const SymmetricEigen exact = eigh(dense);

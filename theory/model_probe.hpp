@@ -1,8 +1,9 @@
 #pragma once
-// Internal to theta_theory: one forward pass that records every single-use Linear layer (its
-// input, its output and which parameters it owns), and per-sample Jacobian rows for the
-// parameters outside such layers. The structured NTK (ntk.cpp) and the per-sample gradients
-// (per_sample.cpp) are built on these (Note [Structured NTK] in ntk.cpp).
+// Internal to theta_theory: the passes theory makes over a model. One forward pass that records,
+// through forward hooks, every single-use layer with a structured-Jacobian rule (its input, its
+// output, its rule; Note [Structured Jacobians] in nn/structured.hpp), per-sample Jacobian rows
+// for the parameters outside such layers, and the checks every per-sample tool runs first. The
+// structured NTK (ntk.cpp) and the per-sample gradients (per_sample.cpp) are built on these.
 
 #include <cstdint>
 #include <string>
@@ -16,13 +17,21 @@ namespace theta::theory::detail {
 
 using autograd::Var;
 
+/// One call of a layer with a structured-Jacobian rule, as its forward hook saw it.
+struct StructuredCall {
+  nn::Module* layer = nullptr;
+  const nn::StructuredLayer* rule = nullptr;
+  Var input;   // a:[n, in]
+  Var output;  // y:[n, out]
+};
+
 struct Captured {
-  Var output;                        // f(x): [n, O]
-  std::vector<nn::LinearCapture::Record> layers;  // single-use Linear layers
+  Var output;                                             // f(x): [n, O]
+  std::vector<StructuredCall> layers;                     // single-use structured layers
   std::vector<std::pair<std::string, Var>> other_params;  // everything else
 };
 
-/// Runs `model` on x [n, d] and records its single-use Linear layers; returns f(x) [n, O].
+/// Runs `model` on x [n, d] and records its single-use structured layers; returns f(x) [n, O].
 /// Checks x and the parameters for NaN/Inf and the model for sample independence first; `op`
 /// names the caller in errors.
 Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const char* op);
@@ -57,22 +66,5 @@ void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor&
 /// in checks.cpp).
 void check_finite_inputs(const nn::Module& model, const Tensor& x, const char* op);
 
-/// Saves the model's buffers (BatchNorm running statistics, ...) and restores them when it goes
-/// out of scope: the theory tools run the model's forward many times and must leave it as found.
-class BufferGuard {
- public:
-  explicit BufferGuard(const nn::Module& model);
-  ~BufferGuard();
-  BufferGuard(const BufferGuard&) = delete;
-  BufferGuard& operator=(const BufferGuard&) = delete;
-
- private:
-  struct Saved {
-    Tensor buffer;          // the module's buffer (shares its storage)
-    Tensor values;          // a copy of its values
-    std::uint64_t version;  // its storage version when saved
-  };
-  std::vector<Saved> saved_;
-};
 
 }  // namespace theta::theory::detail

@@ -1,6 +1,7 @@
-#include "theory/linear_capture.hpp"
+#include "theory/model_probe.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "autograd/engine.hpp"
@@ -13,29 +14,31 @@ Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const ch
   THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
               shape_str(x.shape()));
   check_finite_inputs(model, x, op);
-  std::vector<nn::LinearCapture::Record> records;
+  std::vector<StructuredCall> calls;
   {
-    nn::LinearCapture capture;
-    out.output = model.forward(Var(x));
-    records = capture.records();
+    std::vector<nn::HookHandle> hooks;
+    std::set<nn::Module*> hooked;
+    for (const auto& [name, m] : model.named_modules()) {
+      const auto* rule = dynamic_cast<const nn::StructuredLayer*>(m);
+      if (rule == nullptr || !hooked.insert(m).second) continue;
+      hooks.push_back(m->register_forward_hook([&calls, rule](nn::Module& layer, const Var& a, const Var& y) {
+        calls.push_back({&layer, rule, a, y});
+      }));
+    }
+    out.output = model(Var(x));
   }
   THETA_CHECK(out.output.dim() == 2 && out.output.size(0) == x.size(0), ShapeError, op,
               ": the model must map [n, d] to [n, O], got ", shape_str(x.shape()), " -> ",
               shape_str(out.output.shape()));
   check_samples_independent(model, x, out.output.value(), op);
   // A layer used more than once (shared weights) has cross terms: leave it to contraction.
-  std::vector<const nn::Linear*> seen, repeated;
-  for (const auto& r : records) {
-    if (std::find(seen.begin(), seen.end(), r.layer) != seen.end()) repeated.push_back(r.layer);
-    seen.push_back(r.layer);
-  }
+  std::map<nn::Module*, int> uses;
+  for (const auto& c : calls) ++uses[c.layer];
   std::set<autograd::VarImpl*> structured_ids;
-  for (const auto& r : records) {
-    if (std::find(repeated.begin(), repeated.end(), r.layer) != repeated.end()) continue;
-    if (r.input.dim() != 2 || !r.output.requires_grad()) continue;
-    out.layers.push_back(r);
-    structured_ids.insert(r.layer->weight().id());
-    if (r.layer->bias().defined()) structured_ids.insert(r.layer->bias().id());
+  for (const auto& c : calls) {
+    if (uses[c.layer] > 1 || !c.rule->structured_input(c.input) || !c.output.requires_grad()) continue;
+    out.layers.push_back(c);
+    for (const Var& p : c.layer->parameters()) structured_ids.insert(p.id());
   }
   for (const auto& [name, p] : model.named_parameters())
     if (!structured_ids.count(p.id())) out.other_params.emplace_back(name, p);
@@ -56,7 +59,7 @@ Tensor jacobian_rows(nn::Module& model, const Tensor& x, std::int64_t begin, std
   std::vector<Var> vars;
   for (const auto& [name, v] : params) vars.push_back(v);
   for (std::int64_t i = 0; i < count; ++i) {
-    const Var f = model.forward(Var(x.slice(0, begin + i, begin + i + 1)));
+    const Var f = model(Var(x.slice(0, begin + i, begin + i + 1)));
     THETA_CHECK(f.dim() == 2 && f.size(1) == outputs, ShapeError, "ntk: model output ",
                 shape_str(f.shape()), " for one sample, expected [1, ", outputs, "]");
     for (std::int64_t o = 0; o < outputs; ++o) {
@@ -89,7 +92,7 @@ OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* o
   Tensor f;
   {
     autograd::NoGradGuard guard;
-    f = model.forward(Var(x)).value();
+    f = model(Var(x)).value();
   }
   THETA_CHECK(f.dim() == 2 && f.size(0) == x.size(0), ShapeError, op, ": the model must map [n, d] to [n, O], got ",
               shape_str(x.shape()), " -> ", shape_str(f.shape()));
@@ -108,10 +111,10 @@ OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* o
 // copies' variance is 0), at the cost of one forward pass of two samples.
 void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor& batch_output, const char* op) {
   require_finite(batch_output, op, "model output");
-  const BufferGuard keep_buffers(model);
+  const nn::BufferSnapshot keep_buffers(model);
   autograd::NoGradGuard no_grad;
   const Tensor row = x.slice(0, 0, 1);
-  const Tensor probe = model.forward(Var(concat({row, row}, 0))).value();
+  const Tensor probe = model(Var(concat({row, row}, 0))).value();
   const Tensor expected = batch_output.slice(0, 0, 1);
   const double tolerance = batch_output.dtype() == DType::f32 ? 1e-4 : 1e-8;
   const double scale = max(abs(batch_output)).item() + 1e-300;
@@ -126,18 +129,6 @@ void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor&
 void check_finite_inputs(const nn::Module& model, const Tensor& x, const char* op) {
   require_finite(x, op, "inputs");
   for (const auto& [name, p] : model.named_parameters()) require_finite(p.value(), op, name.c_str());
-}
-
-BufferGuard::BufferGuard(const nn::Module& model) {
-  for (const auto& [name, buffer] : model.named_buffers())
-    saved_.push_back({buffer, buffer.clone(), buffer.storage()->version()});
-}
-
-// Only buffers that were written are restored: an untouched buffer may be part of a recorded graph
-// (BatchNorm in eval mode reads its running statistics), and writing it would invalidate that graph.
-BufferGuard::~BufferGuard() {
-  for (const auto& s : saved_)
-    if (s.buffer.storage()->version() != s.version) s.buffer.copy_(s.values);
 }
 
 }  // namespace theta::theory::detail
