@@ -109,21 +109,62 @@ OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* o
 // rounding for a sample-wise model (gemms of different heights round differently, hence a
 // tolerance relative to the batch's largest output), different for batch statistics (the
 // copies' variance is 0), at the cost of one forward pass of two samples.
+namespace {
+
+// The batch of two copies of x[0] that check_samples_independent compares against.
+Tensor probe_batch(const Tensor& x) {
+  const Tensor row = x.slice(0, 0, 1);
+  return concat({row, row}, 0);
+}
+
+// Whether both rows of `probe` equal row 0 of `batch` up to a tolerance relative to |batch|.
+bool rows_agree(const Tensor& batch, const Tensor& probe) {
+  if (batch.dim() == 0 || probe.dim() != batch.dim() || probe.size(0) != 2) return false;
+  for (std::int64_t d = 1; d < batch.dim(); ++d)
+    if (probe.size(d) != batch.size(d)) return false;
+  const double tolerance = batch.dtype() == DType::f32 ? 1e-4 : 1e-8;
+  const double scale = max(abs(batch)).item() + 1e-300;
+  return max(abs(probe - batch.slice(0, 0, 1))).item() <= tolerance * scale;
+}
+
+// The innermost module whose output for x[0] differs between the batch and the probe: both are
+// run again with a hook on every module (hooks fire innermost first), and the first call whose
+// outputs disagree names the culprit. Only called once the check has failed.
+std::string module_mixing_samples(nn::Module& model, const Tensor& x) {
+  struct Call {
+    std::string name;
+    Tensor output;
+  };
+  auto run = [&model](const Tensor& input) {
+    std::vector<Call> calls;
+    std::vector<nn::HookHandle> hooks;
+    std::set<nn::Module*> hooked;
+    for (const auto& [name, m] : model.named_modules()) {
+      if (!hooked.insert(m).second) continue;
+      const std::string label = name.empty() ? m->describe() : name + " (" + m->describe() + ")";
+      hooks.push_back(m->register_forward_hook(
+          [&calls, label](nn::Module&, const Var&, const Var& y) { calls.push_back({label, y.value()}); }));
+    }
+    model(Var(input));
+    return calls;
+  };
+  const std::vector<Call> batch = run(x), probe = run(probe_batch(x));
+  for (std::size_t i = 0; i < batch.size() && i < probe.size(); ++i)
+    if (!rows_agree(batch[i].output, probe[i].output)) return batch[i].name;
+  return model.describe();
+}
+
+}  // namespace
+
 void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor& batch_output, const char* op) {
   require_finite(batch_output, op, "model output");
   const nn::BufferSnapshot keep_buffers(model);
   autograd::NoGradGuard no_grad;
-  const Tensor row = x.slice(0, 0, 1);
-  const Tensor probe = model(Var(concat({row, row}, 0))).value();
-  const Tensor expected = batch_output.slice(0, 0, 1);
-  const double tolerance = batch_output.dtype() == DType::f32 ? 1e-4 : 1e-8;
-  const double scale = max(abs(batch_output)).item() + 1e-300;
-  const bool same = probe.shape() == Shape{2, expected.size(1)} &&
-                    max(abs(probe - expected)).item() <= tolerance * scale;
-  THETA_CHECK(same, std::invalid_argument, op,
-              ": the model does not treat samples independently (its output for a sample depends on the rest "
-              "of the batch, e.g. BatchNorm in training mode: call eval() first); per-sample quantities are "
-              "undefined for it");
+  if (rows_agree(batch_output, model(Var(probe_batch(x))).value())) return;
+  THETA_THROW(std::invalid_argument, op, ": the model does not treat samples independently: the output of ",
+              module_mixing_samples(model, x),
+              " for a sample depends on the rest of the batch (BatchNorm in training mode? call eval() first); "
+              "per-sample quantities are undefined for it");
 }
 
 void check_finite_inputs(const nn::Module& model, const Tensor& x, const char* op) {

@@ -104,6 +104,8 @@ TEST_CASE("every kernel method refuses a model that mixes samples", "[theory][nt
     CHECK_THROWS_WITH(empirical_ntk_diagonal(*net, x, options), Catch::Contains(mixes));
   }
   CHECK_THROWS_WITH(parameter_jacobians(*net, x), Catch::Contains(mixes));
+  // The message names the layer that mixes them.
+  CHECK_THROWS_WITH(empirical_ntk(*net, x, x), Catch::Contains("the output of layers.1 (BatchNorm1d(4"));
   // The refused calls leave the running statistics untouched.
   CHECK(max(abs(net->named_buffers()[0].second - running_before)).item() == 0.0);
   // In eval mode the same model is sample-wise, and both methods agree.
