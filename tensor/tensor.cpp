@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "tensor/block_pool.hpp"
+#include "tensor/overlap.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/strided_loop.hpp"
 
@@ -35,6 +36,7 @@ void copy_elements(const Tensor& dst, const Tensor& src, const Strides& src_stri
       Dst* dp = d + off[0];
       const Src* sp = s + off[1];
       if (step[0] == 1 && step[1] == 1 && std::is_same_v<Dst, Src>) {
+        if (static_cast<const void*>(dp) == static_cast<const void*>(sp)) return;  // copying onto itself
         std::memcpy(static_cast<void*>(dp), sp, static_cast<std::size_t>(len) * sizeof(Dst));
         return;
       }
@@ -383,13 +385,17 @@ void Tensor::copy_(const Tensor& src) const {
   const Shape b = broadcast_shapes(shape_, src.shape(), "copy_");
   THETA_CHECK(b == shape_, ShapeError, "copy_: cannot broadcast ", shape_str(src.shape()),
               " into ", shape_str(shape_));
-  copy_into(*this, src);
+  detail::check_no_internal_overlap(*this, "copy_");
+  // Note [Overlapping in-place operands]
+  copy_into(*this, detail::needs_source_copy(*this, src) ? src.clone() : src);
   storage_->bump_version();
 }
 
 void Tensor::fill_(double value) const {
   check_defined("fill_");
-  copy_(full({}, value, dtype_));
+  // An expanded destination is fine: every write stores the same value.
+  copy_into(*this, full({}, value, dtype_));
+  storage_->bump_version();
 }
 
 }  // namespace theta
