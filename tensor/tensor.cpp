@@ -57,7 +57,7 @@ void copy_into(const Tensor& dst, const Tensor& src) {
 }  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  const std::int64_t n = shape_numel(shape);
+  const std::int64_t n = shape_numel(shape, "empty");
   std::int64_t bytes = 0;
   THETA_CHECK(!__builtin_mul_overflow(n, static_cast<std::int64_t>(dtype_size(dtype)), &bytes), ShapeError,
               "empty: shape ", shape_str(shape), " of ", dtype_name(dtype), " needs more bytes than int64 can count");
@@ -191,23 +191,28 @@ bool view_strides(const Shape& shape, const Strides& strides, const Shape& new_s
 
 Shape infer_shape(const Shape& requested, std::int64_t numel, const Shape& from) {
   Shape shape = requested;
-  std::int64_t known = 1;
   int infer = -1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
       THETA_CHECK(infer < 0, ShapeError, "reshape: more than one -1 in ", shape_str(requested));
       infer = static_cast<int>(i);
+      shape[i] = 1;
     } else {
       THETA_CHECK(shape[i] >= 0, ShapeError, "reshape: negative size in ", shape_str(requested));
-      known *= shape[i];
     }
   }
+  // The product of the given sizes; a shape too large for int64 cannot hold numel elements.
+  std::int64_t known = 0;
+  const detail::ShapeProblem problem = detail::check_shape(shape, known);
+  THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, "reshape: cannot reshape ", shape_str(from),
+              " (", numel, " elements) into ", shape_str(requested), ": ", detail::describe(problem));
   if (infer >= 0) {
     THETA_CHECK(known != 0 && numel % known == 0, ShapeError, "reshape: cannot reshape ",
                 shape_str(from), " into ", shape_str(requested));
     shape[static_cast<std::size_t>(infer)] = numel / known;
+    known *= shape[static_cast<std::size_t>(infer)];
   }
-  THETA_CHECK(shape_numel(shape) == numel, ShapeError, "reshape: cannot reshape ", shape_str(from),
+  THETA_CHECK(known == numel, ShapeError, "reshape: cannot reshape ", shape_str(from),
               " (", numel, " elements) into ", shape_str(requested));
   return shape;
 }
@@ -312,9 +317,10 @@ Tensor Tensor::expand(const Shape& target) const {
     THETA_CHECK(shape_[i] == s[lead + i] || shape_[i] == 1, ShapeError, "expand: cannot expand ",
                 shape_str(shape_), " to ", shape_str(target));
   }
-  for (std::size_t i = 0; i < lead; ++i)
-    THETA_CHECK(s[i] >= 0, ShapeError, "expand: cannot expand ", shape_str(shape_), " to ",
-                shape_str(target));
+  std::int64_t n = 0;
+  const detail::ShapeProblem problem = detail::check_shape(s, n);
+  THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, "expand: cannot expand ", shape_str(shape_),
+              " to ", shape_str(target), ": ", detail::describe(problem));
   return Tensor(storage_, s, detail::broadcast_strides(shape_, strides_, s), offset_, dtype_);
 }
 
