@@ -285,11 +285,13 @@ Tensor Tensor::slice(std::int64_t axis, std::int64_t start, std::int64_t stop,
   };
   start = clamp_index(start);
   stop = clamp_index(stop);
-  const std::int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+  // Neither the count nor the stride may overflow for a step far beyond the axis: the stride is
+  // scaled only when a second element exists, so it stays inside the axis's own extent.
+  const std::int64_t len = stop > start ? (stop - start - 1) / step + 1 : 0;
   Shape s = shape_;
   Strides st = strides_;
   s[a] = len;
-  st[a] = strides_[a] * step;
+  if (len > 1) st[a] = strides_[a] * step;
   return Tensor(storage_, s, st, offset_ + (len > 0 ? start * strides_[a] : 0), dtype_);
 }
 

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,19 @@ TEST_CASE("reshape refuses shapes too large for int64", "[tensor][views][reshape
   CHECK_THROWS_AS(empty.reshape({-2, 0}), ShapeError);
   CHECK(empty.reshape({0, k2e30, 4}).shape() == Shape{0, k2e30, 4});
   CHECK(empty.reshape({-1, 5}).shape() == Shape{0, 5});
+}
+
+TEST_CASE("slice with a step far beyond the axis takes one element", "[tensor][views][slice][overflow]") {
+  const Tensor x = arange(0, 10);
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  for (std::int64_t step : {std::int64_t{10}, k2e62, kMax - 1, kMax}) {
+    INFO("step " << step);
+    CHECK(ref::read(x.slice(0, 0, 10, step)) == std::vector<double>{0});
+    CHECK(ref::read(x.slice(0, 3, kMax, step)) == std::vector<double>{3});
+    CHECK(ref::read(x.slice(0, -1, kMax, step)) == std::vector<double>{9});
+    CHECK(x.slice(0, 10, kMax, step).numel() == 0);
+  }
+  CHECK(ref::read(x.reshape({2, 5}).slice(1, 1, 5, k2e62)) == std::vector<double>{1, 6});
 }
 
 TEST_CASE("broadcasting refuses results too large for int64", "[tensor][binary][overflow]") {
