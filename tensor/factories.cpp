@@ -6,7 +6,8 @@
 namespace theta {
 
 namespace {
-Tensor filled(const Shape& shape, double value, DType dtype) {
+Tensor filled(const Shape& shape, double value, DType dtype, const char* op) {
+  shape_numel(shape, op);
   Tensor out = Tensor::empty(shape, dtype);
   visit_dtype(dtype, [&](auto v) {
     using T = decltype(v);
@@ -19,22 +20,25 @@ Tensor filled(const Shape& shape, double value, DType dtype) {
 }  // namespace
 
 Tensor zeros(const Shape& shape, DType dtype) {
+  shape_numel(shape, "zeros");
   Tensor out = Tensor::empty(shape, dtype);
   std::memset(out.raw_data(), 0, static_cast<std::size_t>(out.numel()) * dtype_size(dtype));
   return out;
 }
 
-Tensor ones(const Shape& shape, DType dtype) { return filled(shape, 1.0, dtype); }
+Tensor ones(const Shape& shape, DType dtype) { return filled(shape, 1.0, dtype, "ones"); }
 
-Tensor full(const Shape& shape, double value, DType dtype) { return filled(shape, value, dtype); }
+Tensor full(const Shape& shape, double value, DType dtype) { return filled(shape, value, dtype, "full"); }
 
-Tensor scalar_tensor(double value, DType dtype) { return filled({}, value, dtype); }
+Tensor scalar_tensor(double value, DType dtype) { return filled({}, value, dtype, "scalar_tensor"); }
 
 Tensor arange(double start, double stop, double step, DType dtype) {
   THETA_CHECK(step != 0 && std::isfinite(step) && std::isfinite(start) && std::isfinite(stop),
               std::invalid_argument, "arange: need finite start/stop and a non-zero step, got (",
               start, ", ", stop, ", ", step, ")");
   const double count = std::ceil((stop - start) / step);
+  THETA_CHECK(count < 0x1p63, ShapeError, "arange: (", start, ", ", stop, ", ", step, ") gives ", count,
+              " elements, more than int64 can count");
   const auto n = static_cast<std::int64_t>(count > 0 ? count : 0);
   Tensor out = Tensor::empty({n}, dtype);
   visit_dtype(dtype, [&](auto v) {
@@ -60,6 +64,7 @@ Tensor linspace(double start, double stop, std::int64_t count, DType dtype) {
 
 Tensor eye(std::int64_t n, DType dtype) {
   THETA_CHECK(n >= 0, std::invalid_argument, "eye: negative size ", n);
+  shape_numel({n, n}, "eye");
   Tensor out = zeros({n, n}, dtype);
   visit_dtype(dtype, [&](auto v) {
     using T = decltype(v);
@@ -70,7 +75,7 @@ Tensor eye(std::int64_t n, DType dtype) {
 }
 
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
-  THETA_CHECK(shape_numel(shape) == static_cast<std::int64_t>(values.size()), ShapeError,
+  THETA_CHECK(shape_numel(shape, "from_vector") == static_cast<std::int64_t>(values.size()), ShapeError,
               "from_vector: ", values.size(), " values do not fill shape ", shape_str(shape));
   Tensor out = Tensor::empty(shape, dtype);
   visit_dtype(dtype, [&](auto v) {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -88,25 +89,72 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     throw_errno(errno, "write_file_atomic: wrote '" + path + "' but cannot fsync its directory");
 }
 
-std::string read_file(const std::string& path) {
-  FdCloser file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (file.fd < 0)
-    THETA_THROW(FormatError, "read_file: cannot open '", path,
-                "': ", std::generic_category().message(errno));
-  std::string out;
+// Note [Regular files only]
+// Files are read until they end or up to a size their header declares, which only means
+// something for regular files: /dev/zero or /dev/urandom never end (a whole-file read grows until
+// std::bad_alloc), a FIFO or a terminal blocks, and a directory cannot be read at all. So
+// InputFile stat()s the path and refuses anything but a regular file before opening it (opening
+// some devices has effects of its own), then opens it with O_NONBLOCK (so a FIFO swapped in
+// meanwhile cannot block the open) and checks the opened file again with fstat(). On a regular
+// file O_NONBLOCK changes nothing.
+namespace {
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+}  // namespace
+
+InputFile::InputFile(const std::string& path, const char* op) : path_(path), op_(op) {
   struct stat info {};
-  if (::fstat(file.fd, &info) == 0 && info.st_size > 0)
-    out.reserve(static_cast<std::size_t>(info.st_size));
-  char buffer[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(file.fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      THETA_THROW(FormatError, "read_file: cannot read '", path,
-                  "': ", std::generic_category().message(errno));
-    if (n == 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
+  if (::stat(path.c_str(), &info) != 0)
+    THETA_THROW(FormatError, op_, ": cannot open '", path_, "': ", std::generic_category().message(errno));
+  THETA_CHECK(S_ISREG(info.st_mode), FormatError, op_, ": '", path_, "' is ", file_kind(info.st_mode),
+              ", not a regular file");
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd_ < 0)
+    THETA_THROW(FormatError, op_, ": cannot open '", path_, "': ", std::generic_category().message(errno));
+  if (::fstat(fd_, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd_);
+    THETA_THROW(FormatError, op_, ": '", path_, "' is not a regular file");
   }
+  size_ = static_cast<std::uint64_t>(info.st_size);
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::size_t InputFile::read(void* dst, std::size_t n) {
+  std::size_t done = 0;
+  while (done < n) {
+    const std::size_t chunk = std::min<std::size_t>(n - done, std::size_t{1} << 30);
+    const ssize_t got = ::read(fd_, static_cast<char*>(dst) + done, chunk);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0)
+      THETA_THROW(FormatError, op_, ": cannot read '", path_, "': ", std::generic_category().message(errno));
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
+  return done;
+}
+
+void InputFile::read_exact(void* dst, std::size_t n) {
+  const std::size_t got = read(dst, n);
+  THETA_CHECK(got == n, FormatError, op_, ": '", path_, "' ended after ", got, " of ", n,
+              " bytes (was it truncated while being read?)");
+}
+
+std::string read_file(const std::string& path) {
+  InputFile file(path, "read_file");
+  std::string out;
+  out.reserve(static_cast<std::size_t>(file.size()));
+  char buffer[1 << 16];
+  // Up to the end, not just size() bytes: some regular files (in /proc, say) report size 0.
+  for (std::size_t n; (n = file.read(buffer, sizeof(buffer))) > 0;) out.append(buffer, n);
   return out;
 }
 

@@ -26,7 +26,12 @@ namespace theta {
 // only little-endian float32/float64/int64, and a data section of exactly the size the shape
 // needs. Every size is checked before anything is allocated, and every product before it is
 // formed, so no input can make the parser read out of bounds, overflow or allocate more than
-// the input's own size.
+// the input's own size. A header longer than kMaxHeaderBytes is refused before it is read
+// (NumPy's own reader stops at 10000 bytes; theta allows what its writer can produce for any
+// sane rank), and the writer refuses to produce one. load_npy reads a regular file only (Note
+// [Regular files only] in tensor/file_io.cpp) and in steps, each bounded by what is known by
+// then: the fixed prefix, the header of the declared length, then exactly the data the header
+// declares, straight into the tensor's storage, after the file's size was checked against it.
 static_assert(std::endian::native == std::endian::little,
               "npy I/O copies elements verbatim and assumes a little-endian host");
 
@@ -36,6 +41,8 @@ constexpr std::string_view kMagic{"\x93NUMPY", 6};
 constexpr std::size_t kAlignment = 64;
 constexpr std::size_t kGrowthDigits = 21;
 constexpr std::int64_t kInt64Max = std::numeric_limits<std::int64_t>::max();
+constexpr std::size_t kMaxHeaderBytes = std::size_t{1} << 20;
+constexpr std::size_t kMaxPrefixBytes = 12;  // magic, version and a 4-byte header length
 
 [[noreturn]] void fail(const std::string& what, const std::string& problem) {
   THETA_THROW(FormatError, "npy: ", what, ": ", problem);
@@ -224,6 +231,7 @@ std::string wrap_header(const std::string& dict) {
     const std::size_t with_newline = dict.size() + 1;
     const std::size_t pad = kAlignment - (prefix + with_newline) % kAlignment;
     const std::uint64_t length = with_newline + pad;
+    if (length > kMaxHeaderBytes) break;
     if (length >= (std::uint64_t{1} << (8 * width))) continue;
     std::string out(kMagic);
     out += static_cast<char>(major);
@@ -234,67 +242,102 @@ std::string wrap_header(const std::string& dict) {
     out += '\n';
     return out;
   }
-  THETA_THROW(FormatError, "npy: header of ", dict.size(), " bytes does not fit a .npy file");
+  THETA_THROW(FormatError, "npy: header of ", dict.size(), " bytes exceeds the ", kMaxHeaderBytes,
+              " bytes a .npy header may have");
+}
+
+// Where the header sits: after the magic, the version and the header length.
+struct HeaderSpan {
+  std::size_t begin = 0;
+  std::size_t length = 0;
+};
+
+// Checks the magic, the version and the header length of a file of `file_size` bytes whose
+// first min(file_size, kMaxPrefixBytes) bytes are `head` (Note [npy layout]).
+HeaderSpan header_span(std::string_view head, std::uint64_t file_size, const std::string& what) {
+  const std::size_t fixed = kMagic.size() + 2;
+  if (head.size() < fixed)
+    fail(what, "too short for a .npy file (" + std::to_string(file_size) + " bytes)");
+  if (head.substr(0, kMagic.size()) != kMagic) fail(what, "bad magic: not a .npy file");
+  const int major = static_cast<unsigned char>(head[6]);
+  const int minor = static_cast<unsigned char>(head[7]);
+  if (minor != 0 || major < 1 || major > 3)
+    fail(what, "unsupported format version " + std::to_string(major) + "." + std::to_string(minor) +
+                   " (theta reads 1.0, 2.0, 3.0)");
+  const std::size_t width = major == 1 ? 2 : 4;
+  if (head.size() < fixed + width)
+    fail(what, "too short for a .npy file (truncated header length)");
+  const std::uint64_t header_len = read_le(head, fixed, width);
+  const std::size_t header_begin = fixed + width;
+  if (header_len > file_size - header_begin)
+    fail(what, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
+                   std::to_string(file_size) + " bytes)");
+  if (header_len > kMaxHeaderBytes)
+    fail(what, "header length " + std::to_string(header_len) + " exceeds the " +
+                   std::to_string(kMaxHeaderBytes) + " bytes a .npy header may have");
+  return {header_begin, static_cast<std::size_t>(header_len)};
+}
+
+// What the header says about the data, checked against a file of `file_size` bytes whose data
+// starts at `data_begin`.
+struct Layout {
+  Header header;
+  DType dtype = DType::f64;
+  std::int64_t nbytes = 0;
+};
+
+Layout parse_layout(std::string_view text, std::size_t data_begin, std::uint64_t file_size,
+                    const std::string& what) {
+  if (text.empty() || text.back() != '\n') fail(what, "header does not end in a newline");
+  Layout l;
+  l.header = HeaderParser(text, what).parse();
+  const Header& h = l.header;
+  l.dtype = dtype_from_descr(h.descr, what);
+  std::int64_t numel = 0;
+  switch (detail::check_shape(h.shape, numel)) {
+    case detail::ShapeProblem::none: break;
+    case detail::ShapeProblem::too_many_elements:
+      fail(what, "element count of shape " + py_tuple(h.shape) + " overflows int64");
+    default: fail(what, "shape " + py_tuple(h.shape) + " is too large for int64 strides");
+  }
+  if (!checked_mul(numel, static_cast<std::int64_t>(dtype_size(l.dtype)), l.nbytes))
+    fail(what, "byte count of shape " + py_tuple(h.shape) + " with dtype '" + h.descr + "' overflows int64");
+
+  const std::uint64_t have = file_size - data_begin;
+  const auto need = static_cast<std::uint64_t>(l.nbytes);
+  if (have < need)
+    fail(what, "truncated data: shape " + py_tuple(h.shape) + " of '" + h.descr + "' needs " +
+                   std::to_string(need) + " bytes, the file has " + std::to_string(have));
+  if (have > need)
+    fail(what, "trailing data after the elements of shape " + py_tuple(h.shape) + ": " +
+                   std::to_string(have - need) + " bytes");
+  return l;
+}
+
+// The tensor over `storage`, which holds the data in the file's order.
+Tensor make_tensor(const Layout& l, std::shared_ptr<Storage> storage) {
+  const Shape& shape = l.header.shape;
+  Strides strides = contiguous_strides(shape);
+  if (l.header.fortran_order) {
+    std::int64_t stride = 1;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      strides[i] = stride;
+      stride *= std::max<std::int64_t>(shape[i], 1);
+    }
+  }
+  Tensor t(std::move(storage), shape, std::move(strides), 0, l.dtype);
+  return l.header.fortran_order ? t.contiguous() : t;
 }
 
 }  // namespace
 
 Tensor npy_parse(std::string_view bytes, const std::string& what) {
-  const std::size_t fixed = kMagic.size() + 2;
-  if (bytes.size() < fixed)
-    fail(what, "too short for a .npy file (" + std::to_string(bytes.size()) + " bytes)");
-  if (bytes.substr(0, kMagic.size()) != kMagic) fail(what, "bad magic: not a .npy file");
-  const int major = static_cast<unsigned char>(bytes[6]);
-  const int minor = static_cast<unsigned char>(bytes[7]);
-  if (minor != 0 || major < 1 || major > 3)
-    fail(what, "unsupported format version " + std::to_string(major) + "." + std::to_string(minor) +
-                   " (theta reads 1.0, 2.0, 3.0)");
-  const std::size_t width = major == 1 ? 2 : 4;
-  if (bytes.size() < fixed + width)
-    fail(what, "too short for a .npy file (truncated header length)");
-  const std::uint64_t header_len = read_le(bytes, fixed, width);
-  const std::size_t header_begin = fixed + width;
-  if (header_len > bytes.size() - header_begin)
-    fail(what, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
-                   std::to_string(bytes.size()) + " bytes)");
-  const std::string_view text = bytes.substr(header_begin, static_cast<std::size_t>(header_len));
-  if (text.empty() || text.back() != '\n') fail(what, "header does not end in a newline");
-
-  const Header h = HeaderParser(text, what).parse();
-  const DType dtype = dtype_from_descr(h.descr, what);
-  const auto item = static_cast<std::int64_t>(dtype_size(dtype));
-  std::int64_t numel = 1, span = 1, nbytes = 0;
-  for (const std::int64_t s : h.shape) {
-    if (!checked_mul(numel, s, numel))
-      fail(what, "element count of shape " + py_tuple(h.shape) + " overflows int64");
-    if (!checked_mul(span, std::max<std::int64_t>(s, 1), span))
-      fail(what, "shape " + py_tuple(h.shape) + " is too large for int64 strides");
-  }
-  if (!checked_mul(numel, item, nbytes) || !checked_mul(span, item, span))
-    fail(what, "byte count of shape " + py_tuple(h.shape) + " with dtype '" + h.descr +
-                   "' overflows int64");
-
-  const std::string_view data = bytes.substr(header_begin + static_cast<std::size_t>(header_len));
-  const auto have = static_cast<std::uint64_t>(data.size());
-  if (have < static_cast<std::uint64_t>(nbytes))
-    fail(what, "truncated data: shape " + py_tuple(h.shape) + " of '" + h.descr + "' needs " +
-                   std::to_string(nbytes) + " bytes, the file has " + std::to_string(have));
-  if (have > static_cast<std::uint64_t>(nbytes))
-    fail(what, "trailing data after the elements of shape " + py_tuple(h.shape) + ": " +
-                   std::to_string(have - static_cast<std::uint64_t>(nbytes)) + " bytes");
-
-  Strides strides = contiguous_strides(h.shape);
-  if (h.fortran_order) {
-    std::int64_t stride = 1;
-    for (std::size_t i = 0; i < h.shape.size(); ++i) {
-      strides[i] = stride;
-      stride *= std::max<std::int64_t>(h.shape[i], 1);
-    }
-  }
-  auto storage = make_pooled<Storage>(static_cast<std::size_t>(nbytes));
-  if (nbytes > 0) std::memcpy(storage->data(), data.data(), static_cast<std::size_t>(nbytes));
-  Tensor t(std::move(storage), h.shape, std::move(strides), 0, dtype);
-  return h.fortran_order ? t.contiguous() : t;
+  const HeaderSpan span = header_span(bytes.substr(0, kMaxPrefixBytes), bytes.size(), what);
+  const std::size_t data_begin = span.begin + span.length;
+  const Layout l = parse_layout(bytes.substr(span.begin, span.length), data_begin, bytes.size(), what);
+  auto storage = make_pooled<Storage>(static_cast<std::size_t>(l.nbytes));
+  if (l.nbytes > 0) std::memcpy(storage->data(), bytes.data() + data_begin, static_cast<std::size_t>(l.nbytes));
+  return make_tensor(l, std::move(storage));
 }
 
 std::string npy_serialize(const Tensor& t) {
@@ -310,7 +353,30 @@ std::string npy_serialize(const Tensor& t) {
   return out;
 }
 
-Tensor load_npy(const std::string& path) { return npy_parse(read_file(path), path); }
+Tensor load_npy(const std::string& path) {
+  InputFile file(path, "load_npy");
+  const std::uint64_t size = file.size();
+  std::string preamble(static_cast<std::size_t>(std::min<std::uint64_t>(size, kMaxPrefixBytes)), '\0');
+  file.read_exact(preamble.data(), preamble.size());
+  const HeaderSpan span = header_span(preamble, size, path);
+  const std::size_t data_begin = span.begin + span.length;
+  // The prefix read may already hold the first data bytes (only when the header is very short).
+  std::string first_data;
+  if (data_begin < preamble.size()) {
+    first_data = preamble.substr(data_begin);
+  } else {
+    const std::size_t have = preamble.size();
+    preamble.resize(data_begin);
+    file.read_exact(preamble.data() + have, data_begin - have);
+  }
+  const std::string_view header = std::string_view(preamble).substr(span.begin, span.length);
+  const Layout l = parse_layout(header, data_begin, size, path);
+  auto storage = make_pooled<Storage>(static_cast<std::size_t>(l.nbytes));
+  auto* data = static_cast<char*>(storage->data());
+  if (!first_data.empty()) std::memcpy(data, first_data.data(), first_data.size());
+  file.read_exact(data + first_data.size(), static_cast<std::size_t>(l.nbytes) - first_data.size());
+  return make_tensor(l, std::move(storage));
+}
 
 void save_npy(const std::string& path, const Tensor& t) {
   write_file_atomic(path, npy_serialize(t));

@@ -20,7 +20,7 @@ Tensor npy_parse(std::string_view bytes, const std::string& what = "<memory>");
 /// Serialises `t` as a .npy file (C order).
 std::string npy_serialize(const Tensor& t);
 
-/// Reads a .npy file.
+/// Reads a .npy file: a regular file only, each read bounded by what its header declares.
 Tensor load_npy(const std::string& path);
 
 /// Writes a .npy file atomically (temporary file in the same directory, fsync, rename).

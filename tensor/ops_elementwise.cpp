@@ -9,6 +9,7 @@
 
 #include "tensor/kernels/kernels.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/overlap.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/strided_loop.hpp"
 
@@ -307,11 +308,14 @@ Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b) {
   return out;
 }
 
-void Tensor::add_(const Tensor& other, double alpha) const {
-  THETA_CHECK(defined() && other.defined(), std::invalid_argument, "add_: tensor is undefined");
-  check_same_dtype(*this, other, "add_");
-  THETA_CHECK(broadcast_shapes(shape(), other.shape(), "add_") == shape(), ShapeError, "add_: cannot broadcast ",
-              shape_str(other.shape()), " into ", shape_str(shape()));
+void Tensor::add_(const Tensor& source, double alpha) const {
+  THETA_CHECK(defined() && source.defined(), std::invalid_argument, "add_: tensor is undefined");
+  check_same_dtype(*this, source, "add_");
+  THETA_CHECK(broadcast_shapes(shape(), source.shape(), "add_") == shape(), ShapeError, "add_: cannot broadcast ",
+              shape_str(source.shape()), " into ", shape_str(shape()));
+  detail::check_no_internal_overlap(*this, "add_");
+  // Note [Overlapping in-place operands]
+  const Tensor other = detail::needs_source_copy(*this, source) ? source.clone() : source;
   if (is_floating(dtype()) && same_dense_layout(other, *this)) {
     // The optimizer update p += alpha * g: one fused pass (BLAS axpy) over the memory both share
     // the layout of, no scaled temporary.

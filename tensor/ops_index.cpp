@@ -33,6 +33,11 @@ Tensor index_select(const Tensor& x, std::int64_t axis_in, const Tensor& index) 
   const std::int64_t axis = normalize_axis(axis_in, x.dim(), "index_select");
   Shape out_shape = x.shape();
   out_shape[static_cast<std::size_t>(axis)] = index.numel();
+  std::int64_t out_numel = 0;
+  const detail::ShapeProblem problem = detail::check_shape(out_shape, out_numel);
+  THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, "index_select: ", index.numel(), " entries of ",
+              shape_str(x.shape()), " along axis ", axis_in, " give ", shape_str(out_shape), ": ",
+              detail::describe(problem));
   Tensor out = Tensor::empty(out_shape, x.dtype());
   const Tensor idx = index.contiguous();
   const auto* ip = idx.data<std::int64_t>();
@@ -113,23 +118,29 @@ Tensor scatter_add(const Tensor& x, std::int64_t axis_in, const Tensor& index, c
   return out;
 }
 
-Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis_in) {
-  THETA_CHECK(!xs.empty(), std::invalid_argument, "concat: no tensors given");
-  for (const auto& x : xs) THETA_CHECK(x.defined(), std::invalid_argument, "concat: tensor is undefined");
+namespace {
+// concat, and stack after inserting the new axis; `op` names the caller in errors.
+Tensor join(const std::vector<Tensor>& xs, std::int64_t axis_in, const char* op) {
   const Tensor& first = xs.front();
-  const std::int64_t axis = normalize_axis(axis_in, first.dim(), "concat");
+  const std::int64_t axis = normalize_axis(axis_in, first.dim(), op);
   Shape out_shape = first.shape();
   std::int64_t total = 0;
   for (const auto& x : xs) {
-    THETA_CHECK(x.dtype() == first.dtype(), DTypeError, "concat: dtype mismatch: ",
+    THETA_CHECK(x.dtype() == first.dtype(), DTypeError, op, ": dtype mismatch: ",
                 dtype_name(first.dtype()), " vs ", dtype_name(x.dtype()));
     bool fits = x.dim() == first.dim();
     for (std::int64_t d = 0; d < first.dim() && fits; ++d) fits = d == axis || x.size(d) == first.size(d);
-    THETA_CHECK(fits, ShapeError, "concat: shapes ", shape_str(first.shape()), " and ",
+    THETA_CHECK(fits, ShapeError, op, ": shapes ", shape_str(first.shape()), " and ",
                 shape_str(x.shape()), " differ outside axis ", axis_in);
-    total += x.size(axis);
+    THETA_CHECK(!__builtin_add_overflow(total, x.size(axis), &total), ShapeError, op, ": the sizes of ",
+                xs.size(), " tensors like ", shape_str(first.shape()), " along axis ", axis_in, " add up past int64");
   }
   out_shape[static_cast<std::size_t>(axis)] = total;
+  std::int64_t out_numel = 0;
+  const detail::ShapeProblem problem = detail::check_shape(out_shape, out_numel);
+  THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, op, ": joining ", xs.size(), " tensors like ",
+              shape_str(first.shape()), " along axis ", axis_in, " gives ", shape_str(out_shape), ": ",
+              detail::describe(problem));
   Tensor out = Tensor::empty(out_shape, first.dtype());
   std::int64_t start = 0;
   for (const auto& x : xs) {
@@ -138,6 +149,13 @@ Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis_in) {
     start += len;
   }
   return out;
+}
+}  // namespace
+
+Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis) {
+  THETA_CHECK(!xs.empty(), std::invalid_argument, "concat: no tensors given");
+  for (const auto& x : xs) THETA_CHECK(x.defined(), std::invalid_argument, "concat: tensor is undefined");
+  return join(xs, axis, "concat");
 }
 
 Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {
@@ -150,7 +168,7 @@ Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {
                 shape_str(xs.front().shape()), " vs ", shape_str(x.shape()));
     expanded.push_back(x.unsqueeze(axis));
   }
-  return concat(expanded, axis);
+  return join(expanded, axis, "stack");
 }
 
 }  // namespace theta

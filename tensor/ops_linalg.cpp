@@ -119,6 +119,10 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     Shape out_shape = batch;
     out_shape.push_back(m);
     out_shape.push_back(n);
+    std::int64_t out_numel = 0;
+    const detail::ShapeProblem problem = detail::check_shape(out_shape, out_numel);
+    THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, "matmul: ", shape_str(a_in.shape()), " @ ",
+                shape_str(b_in.shape()), " gives ", shape_str(out_shape), ": ", detail::describe(problem));
     Shape a_shape = batch, b_shape = batch;
     a_shape.insert(a_shape.end(), {m, k});
     b_shape.insert(b_shape.end(), {k, n});

@@ -16,7 +16,8 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 
 std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-template <class Fill> Tensor generate(const Shape& shape, DType dtype, Fill&& fill) {
+template <class Fill> Tensor generate(const Shape& shape, DType dtype, const char* op, Fill&& fill) {
+  shape_numel(shape, op);
   Tensor out = Tensor::empty(shape, dtype);
   visit_dtype(dtype, [&](auto v) {
     using T = decltype(v);
@@ -77,13 +78,13 @@ Rng Rng::split() { return Rng(next_u64()); }
 Tensor Rng::normal(const Shape& shape, double mean, double std, DType dtype) {
   THETA_CHECK(is_floating(dtype), DTypeError, "Rng::normal: dtype must be floating, got ", dtype_name(dtype));
   THETA_CHECK(std >= 0, std::invalid_argument, "Rng::normal: negative std ", std);
-  return generate(shape, dtype, [&] { return mean + std * normal01(); });
+  return generate(shape, dtype, "Rng::normal", [&] { return mean + std * normal01(); });
 }
 
 Tensor Rng::uniform(const Shape& shape, double lo, double hi, DType dtype) {
   THETA_CHECK(is_floating(dtype), DTypeError, "Rng::uniform: dtype must be floating, got ", dtype_name(dtype));
   THETA_CHECK(lo <= hi, std::invalid_argument, "Rng::uniform: lo ", lo, " > hi ", hi);
-  Tensor out = generate(shape, dtype, [&] { return lo + (hi - lo) * uniform01(); });
+  Tensor out = generate(shape, dtype, "Rng::uniform", [&] { return lo + (hi - lo) * uniform01(); });
   if (!(lo < hi)) return out;
   // Rounding lo + (hi - lo) * u to the dtype can reach hi; such draws become the largest value
   // of the dtype below hi, so every sample stays in [lo, hi).
@@ -101,7 +102,7 @@ Tensor Rng::uniform(const Shape& shape, double lo, double hi, DType dtype) {
 Tensor Rng::integers(const Shape& shape, std::int64_t lo, std::int64_t hi) {
   THETA_CHECK(lo < hi, std::invalid_argument, "Rng::integers: empty range [", lo, ", ", hi, ")");
   const auto range = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
-  return generate(shape, DType::i64, [&] {
+  return generate(shape, DType::i64, "Rng::integers", [&] {
     return static_cast<std::int64_t>(static_cast<std::uint64_t>(lo) + below(range));
   });
 }
@@ -117,7 +118,7 @@ Tensor Rng::permutation(std::int64_t n) {
 
 Tensor Rng::rademacher(const Shape& shape, DType dtype) {
   THETA_CHECK(is_floating(dtype), DTypeError, "Rng::rademacher: dtype must be floating");
-  return generate(shape, dtype, [&] { return (next_u64() >> 63) ? 1.0 : -1.0; });
+  return generate(shape, dtype, "Rng::rademacher", [&] { return (next_u64() >> 63) ? 1.0 : -1.0; });
 }
 
 }  // namespace theta

@@ -8,13 +8,44 @@
 
 namespace theta {
 
-std::int64_t shape_numel(const Shape& shape) {
-  std::int64_t n = 1;
+// Note [Shape limits]
+// Every shape a tensor gets must have sizes >= 0 whose product fits int64, with the zero sizes
+// counted as ones: the last condition keeps the contiguous strides of an empty shape such as
+// [0, 2^40, 2^40] representable too (and makes the test independent of the order of the sizes).
+// Ops that build a shape from user numbers or from other tensors' sizes (factories, expand,
+// reshape, broadcasting, concat, matmul, index_select) check it, naming the op in the error;
+// views that only drop, reorder, shrink or add size-1 axes cannot break it. Expanded views make
+// the element count of a tensor independent of its memory, so "the inputs exist" proves nothing.
+namespace detail {
+ShapeProblem check_shape(const Shape& shape, std::int64_t& numel) noexcept {
+  std::int64_t span = 1;
+  bool zero = false, overflow = false;
   for (std::int64_t s : shape) {
-    THETA_CHECK(s >= 0, ShapeError, "negative size in shape ", shape_str(shape));
-    if (__builtin_mul_overflow(n, s, &n))
-      THETA_THROW(ShapeError, "shape ", shape_str(shape), " has more elements than int64 can count");
+    if (s < 0) return ShapeProblem::negative_size;
+    zero |= s == 0;
+    overflow |= __builtin_mul_overflow(span, std::max<std::int64_t>(s, 1), &span);
   }
+  if (overflow) return zero ? ShapeProblem::strides_overflow : ShapeProblem::too_many_elements;
+  numel = zero ? 0 : span;
+  return ShapeProblem::none;
+}
+
+const char* describe(ShapeProblem problem) noexcept {
+  switch (problem) {
+    case ShapeProblem::none: return "no problem";
+    case ShapeProblem::negative_size: return "a size is negative";
+    case ShapeProblem::too_many_elements: return "more elements than int64 can count";
+    case ShapeProblem::strides_overflow: return "too large for int64 strides";
+  }
+  return "unknown problem";
+}
+}  // namespace detail
+
+std::int64_t shape_numel(const Shape& shape, const char* op) {
+  std::int64_t n = 0;
+  const detail::ShapeProblem problem = detail::check_shape(shape, n);
+  THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, op, ": shape ", shape_str(shape), ": ",
+              detail::describe(problem));
   return n;
 }
 
@@ -46,6 +77,10 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
       THETA_THROW(ShapeError, op, ": cannot broadcast ", shape_str(a), " with ", shape_str(b));
     out[i] = sa == 1 ? sb : sa;
   }
+  std::int64_t numel = 0;
+  const detail::ShapeProblem problem = detail::check_shape(out, numel);
+  THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, op, ": broadcasting ", shape_str(a), " with ",
+              shape_str(b), " gives ", shape_str(out), ": ", detail::describe(problem));
   return out;
 }
 

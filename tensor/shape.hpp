@@ -15,8 +15,18 @@ namespace theta {
 using Shape = Dims;
 using Strides = Dims;
 
-/// Product of the sizes (1 for a 0-d shape); throws ShapeError if it overflows int64.
-std::int64_t shape_numel(const Shape& shape);
+namespace detail {
+/// What keeps a shape from being a tensor's shape (Note [Shape limits]).
+enum class ShapeProblem { none, negative_size, too_many_elements, strides_overflow };
+/// Checks `shape` against Note [Shape limits]; when it passes, `numel` is its element count.
+ShapeProblem check_shape(const Shape& shape, std::int64_t& numel) noexcept;
+/// The problem in words, for error messages: "a size is negative", ...
+const char* describe(ShapeProblem problem) noexcept;
+}  // namespace detail
+
+/// Product of the sizes (1 for a 0-d shape). Throws ShapeError naming `op` and the shape when a
+/// size is negative or the shape is too large for int64 (Note [Shape limits]).
+std::int64_t shape_numel(const Shape& shape, const char* op = "shape_numel");
 
 /// Row-major strides of a contiguous tensor of `shape`.
 Strides contiguous_strides(const Shape& shape);

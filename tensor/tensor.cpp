@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "tensor/block_pool.hpp"
+#include "tensor/overlap.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/strided_loop.hpp"
 
@@ -35,6 +36,7 @@ void copy_elements(const Tensor& dst, const Tensor& src, const Strides& src_stri
       Dst* dp = d + off[0];
       const Src* sp = s + off[1];
       if (step[0] == 1 && step[1] == 1 && std::is_same_v<Dst, Src>) {
+        if (static_cast<const void*>(dp) == static_cast<const void*>(sp)) return;  // copying onto itself
         std::memcpy(static_cast<void*>(dp), sp, static_cast<std::size_t>(len) * sizeof(Dst));
         return;
       }
@@ -55,7 +57,7 @@ void copy_into(const Tensor& dst, const Tensor& src) {
 }  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  const std::int64_t n = shape_numel(shape);
+  const std::int64_t n = shape_numel(shape, "empty");
   std::int64_t bytes = 0;
   THETA_CHECK(!__builtin_mul_overflow(n, static_cast<std::int64_t>(dtype_size(dtype)), &bytes), ShapeError,
               "empty: shape ", shape_str(shape), " of ", dtype_name(dtype), " needs more bytes than int64 can count");
@@ -189,23 +191,28 @@ bool view_strides(const Shape& shape, const Strides& strides, const Shape& new_s
 
 Shape infer_shape(const Shape& requested, std::int64_t numel, const Shape& from) {
   Shape shape = requested;
-  std::int64_t known = 1;
   int infer = -1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
       THETA_CHECK(infer < 0, ShapeError, "reshape: more than one -1 in ", shape_str(requested));
       infer = static_cast<int>(i);
+      shape[i] = 1;
     } else {
       THETA_CHECK(shape[i] >= 0, ShapeError, "reshape: negative size in ", shape_str(requested));
-      known *= shape[i];
     }
   }
+  // The product of the given sizes; a shape too large for int64 cannot hold numel elements.
+  std::int64_t known = 0;
+  const detail::ShapeProblem problem = detail::check_shape(shape, known);
+  THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, "reshape: cannot reshape ", shape_str(from),
+              " (", numel, " elements) into ", shape_str(requested), ": ", detail::describe(problem));
   if (infer >= 0) {
     THETA_CHECK(known != 0 && numel % known == 0, ShapeError, "reshape: cannot reshape ",
                 shape_str(from), " into ", shape_str(requested));
     shape[static_cast<std::size_t>(infer)] = numel / known;
+    known *= shape[static_cast<std::size_t>(infer)];
   }
-  THETA_CHECK(shape_numel(shape) == numel, ShapeError, "reshape: cannot reshape ", shape_str(from),
+  THETA_CHECK(known == numel, ShapeError, "reshape: cannot reshape ", shape_str(from),
               " (", numel, " elements) into ", shape_str(requested));
   return shape;
 }
@@ -278,11 +285,13 @@ Tensor Tensor::slice(std::int64_t axis, std::int64_t start, std::int64_t stop,
   };
   start = clamp_index(start);
   stop = clamp_index(stop);
-  const std::int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+  // Neither the count nor the stride may overflow for a step far beyond the axis: the stride is
+  // scaled only when a second element exists, so it stays inside the axis's own extent.
+  const std::int64_t len = stop > start ? (stop - start - 1) / step + 1 : 0;
   Shape s = shape_;
   Strides st = strides_;
   s[a] = len;
-  st[a] = strides_[a] * step;
+  if (len > 1) st[a] = strides_[a] * step;
   return Tensor(storage_, s, st, offset_ + (len > 0 ? start * strides_[a] : 0), dtype_);
 }
 
@@ -310,9 +319,10 @@ Tensor Tensor::expand(const Shape& target) const {
     THETA_CHECK(shape_[i] == s[lead + i] || shape_[i] == 1, ShapeError, "expand: cannot expand ",
                 shape_str(shape_), " to ", shape_str(target));
   }
-  for (std::size_t i = 0; i < lead; ++i)
-    THETA_CHECK(s[i] >= 0, ShapeError, "expand: cannot expand ", shape_str(shape_), " to ",
-                shape_str(target));
+  std::int64_t n = 0;
+  const detail::ShapeProblem problem = detail::check_shape(s, n);
+  THETA_CHECK(problem == detail::ShapeProblem::none, ShapeError, "expand: cannot expand ", shape_str(shape_),
+              " to ", shape_str(target), ": ", detail::describe(problem));
   return Tensor(storage_, s, detail::broadcast_strides(shape_, strides_, s), offset_, dtype_);
 }
 
@@ -383,13 +393,17 @@ void Tensor::copy_(const Tensor& src) const {
   const Shape b = broadcast_shapes(shape_, src.shape(), "copy_");
   THETA_CHECK(b == shape_, ShapeError, "copy_: cannot broadcast ", shape_str(src.shape()),
               " into ", shape_str(shape_));
-  copy_into(*this, src);
+  detail::check_no_internal_overlap(*this, "copy_");
+  // Note [Overlapping in-place operands]
+  copy_into(*this, detail::needs_source_copy(*this, src) ? src.clone() : src);
   storage_->bump_version();
 }
 
 void Tensor::fill_(double value) const {
   check_defined("fill_");
-  copy_(full({}, value, dtype_));
+  // An expanded destination is fine: every write stores the same value.
+  copy_into(*this, full({}, value, dtype_));
+  storage_->bump_version();
 }
 
 }  // namespace theta

@@ -102,9 +102,11 @@ class Tensor {
   Tensor to(DType dtype) const;
 
   // ---- in-place (bump the storage version; const: a Tensor is a handle, like shared_ptr) --
+  // The source may share memory with this tensor: it is read as it was before the write. A
+  // destination whose elements share memory (an expanded view) is refused with a ShapeError.
   /// Copies `src` (broadcast to this shape, same dtype) into this tensor's elements.
   void copy_(const Tensor& src) const;
-  /// Sets every element to `value`.
+  /// Sets every element to `value` (an expanded view too: every write stores the same value).
   void fill_(double value) const;
   /// this += alpha * other (other broadcast to this shape, same dtype).
   void add_(const Tensor& other, double alpha = 1.0) const;
