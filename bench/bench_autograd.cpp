@@ -4,7 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include "autograd/engine.hpp"
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 #include "nn/functional.hpp"
 #include "nn/layers.hpp"
 #include "nn/optim.hpp"

@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 #include "nn/layers.hpp"
 #include "nn/train.hpp"
 

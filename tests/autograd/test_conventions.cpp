@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 
 using namespace theta;
 using namespace theta::autograd;

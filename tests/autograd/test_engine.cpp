@@ -8,7 +8,7 @@
 #include <limits>
 #include <vector>
 
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 #include "tensor/rng.hpp"
 
 using namespace theta;

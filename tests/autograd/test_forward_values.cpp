@@ -3,7 +3,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 #include "autograd/ops.hpp"
 #include "tests/support/reference.hpp"
 

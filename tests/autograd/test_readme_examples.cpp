@@ -1,7 +1,7 @@
 // The README's autograd example, compiled and checked (the documentation cannot drift).
 #include <catch2/catch.hpp>
 
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 
 using namespace theta;
 using namespace theta::autograd;

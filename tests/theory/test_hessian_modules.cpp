@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "autograd/engine.hpp"
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 #include "nn/functional.hpp"
 #include "nn/layers.hpp"
 #include "tensor/ops.hpp"

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 #include "tensor/rng.hpp"
 
 using namespace theta;

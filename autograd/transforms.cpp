@@ -1,4 +1,4 @@
-#include "autograd/functional.hpp"
+#include "autograd/transforms.hpp"
 
 namespace theta::autograd {
 
