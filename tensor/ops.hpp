@@ -1,5 +1,7 @@
 #pragma once
-// Eager tensor ops. Every op returns a new contiguous tensor (views live in tensor.hpp).
+// Eager tensor ops. Every op returns a new dense tensor that shares nothing with its operands
+// (views live in tensor.hpp); elementwise results keep their operands' shared dense layout, so
+// they are not always contiguous (Note [Output layout] in ops_elementwise.cpp).
 // Binary ops broadcast with NumPy rules and require both operands to have the same dtype
 // (convert explicitly with Tensor::to); a double operand takes the tensor's dtype.
 // Math ops need a floating dtype; add, sub, mul, maximum, minimum, comparisons, where and the

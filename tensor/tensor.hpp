@@ -3,7 +3,10 @@
 //
 // A tensor is (storage, shape, strides in elements, offset in elements, dtype). View operations
 // (reshape, permute, transpose, slice, select, expand, squeeze, unsqueeze) are O(1) and share the
-// storage; every other op returns a freshly allocated, contiguous tensor.
+// storage; every other op returns a freshly allocated tensor that shares nothing with its
+// operands. That result is dense but not always contiguous: an elementwise op on operands that
+// share one dense layout (all transposed, say) writes that layout (Note [Output layout] in
+// ops_elementwise.cpp). Read results through their strides, or call contiguous().
 
 #include <cstdint>
 #include <initializer_list>
