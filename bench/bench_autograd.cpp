@@ -68,7 +68,8 @@ void BM_MlpHvp_F32(benchmark::State& state) {
     values.push_back(param.value());
     direction.push_back(rng.normal(param.shape(), 0, 1, DType::f32));
   }
-  // The loss as a function of the parameter values (the form hvp differentiates).
+  // The loss as a function of the parameter values (the form hvp differentiates): the network's
+  // own forward through functional_call, the same graph BM_MlpGrad_F32 differentiates.
   const auto loss_fn = theory::module_loss(
       p.net, p.x.value(), p.labels, [](const Var& logits, const Tensor& y) { return nn::cross_entropy(logits, y); });
   for (auto _ : state) {
