@@ -1,5 +1,5 @@
-// Hessians of networks beyond Linear stacks (BatchNorm in training mode, LayerNorm, residual
-// blocks) through module_loss, i.e. the module's own forward: the dense Hessian against central
+// Hessians of networks beyond Linear stacks (BatchNorm in training mode, LayerNorm, a residual
+// MLP) through module_loss, i.e. the module's own forward: the dense Hessian against central
 // differences of the gradient, Lanczos against the dense spectrum, and hvp against H v.
 
 #include <catch2/catch.hpp>
@@ -13,6 +13,7 @@
 #include "autograd/transforms.hpp"
 #include "nn/functional.hpp"
 #include "nn/layers.hpp"
+#include "nn/residual.hpp"
 #include "tensor/ops.hpp"
 #include "theory/hessian.hpp"
 #include "theory/linalg.hpp"
@@ -43,7 +44,10 @@ std::vector<Case> cases() {
   Rng rng(41);
   return {{"BatchNorm eps 0 (training)", norm_net(std::make_shared<nn::BatchNorm1d>(6, nn::NormOptions{.eps = 0.0}), rng)},
           {"BatchNorm eps 1e-5 (training)", norm_net(std::make_shared<nn::BatchNorm1d>(6), rng)},
-          {"LayerNorm", norm_net(std::make_shared<nn::LayerNorm>(6), rng)}};
+          {"LayerNorm", norm_net(std::make_shared<nn::LayerNorm>(6), rng)},
+          {"residual MLP", nn::residual_mlp({.in_features = 4, .width = 5, .out_features = 3, .blocks = 2,
+                                             .activation = nn::ActivationKind::tanh},
+                                            rng)}};
 }
 
 // The gradient of `loss` at `params`, flattened: [P].
@@ -76,7 +80,8 @@ double max_abs(const Tensor& t) { return max(abs(t)).item(); }
 
 }  // namespace
 
-TEST_CASE("Hessians of BatchNorm and LayerNorm nets through the module's own forward", "[theory][hessian]") {
+TEST_CASE("Hessians of BatchNorm, LayerNorm and residual nets through the module's own forward",
+          "[theory][hessian]") {
   for (const Case& c : cases()) {
     INFO(c.name);
     Rng rng(42);

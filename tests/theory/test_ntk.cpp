@@ -4,9 +4,13 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "autograd/engine.hpp"
 #include "nn/layers.hpp"
+#include "nn/residual.hpp"
 #include "theory/ntk.hpp"
 
 using namespace theta;
@@ -160,4 +164,37 @@ TEST_CASE("NTK regression equals gradient descent on the linearised model", "[th
   CHECK(max_rel_diff(ntk_regression(k, k, y, f0, f0, eta, 1e7), y) < 1e-8);
   // t = 0 returns f0.
   CHECK(max_rel_diff(ntk_regression(k, k, y, f0, f0, eta, 0.0), f0) < 1e-15);
+}
+
+TEST_CASE("structured NTK equals contraction on residual, LayerNorm and NTK-parameterised nets",
+          "[theory][ntk]") {
+  Rng rng(13);
+  std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>> nets;
+  nets.emplace_back("residual MLP", nn::residual_mlp({.in_features = 5, .width = 7, .out_features = 3, .blocks = 2,
+                                                      .activation = nn::ActivationKind::tanh},
+                                                     rng));
+  nets.emplace_back("residual MLP, NTK parameterisation",
+                    nn::residual_mlp({.in_features = 5, .width = 6, .out_features = 2, .blocks = 3,
+                                      .activation = nn::ActivationKind::relu,
+                                      .parameterization = nn::Parameterization::ntk, .sigma_w = 1.3, .sigma_b = 0.2},
+                                     rng));
+  auto projected = std::make_shared<nn::Sequential>();
+  projected->add(std::make_shared<nn::Residual>(std::make_shared<nn::Linear>(5, 4, rng),
+                                                std::make_shared<nn::Linear>(5, 4, rng)));
+  projected->add(std::make_shared<nn::LayerNorm>(4));
+  projected->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
+  projected->add(std::make_shared<nn::Linear>(4, 3, rng));
+  for (const auto& [name, p] : projected->named_parameters())
+    if (name.find("layers.1.") == 0) p.value().copy_(rng.normal(p.shape()));
+  nets.emplace_back("projected residual block + LayerNorm", projected);
+  nets.emplace_back("NTK-parameterised MLP", small_mlp(nn::Parameterization::ntk, nn::ActivationKind::tanh, true, 3, 14));
+  const Tensor x1 = rng.normal({6, 5}), x2 = rng.normal({4, 5});
+  for (const auto& [name, net] : nets) {
+    INFO(name);
+    const NtkOptions contraction{.method = NtkMethod::contraction};
+    CHECK(max_rel_diff(empirical_ntk(*net, x1, x2), empirical_ntk(*net, x1, x2, contraction)) < 1e-12);
+    CHECK(max_rel_diff(empirical_ntk(*net, x1, x1), empirical_ntk(*net, x1, x1, contraction)) < 1e-12);
+    CHECK(max_rel_diff(empirical_ntk_trace(*net, x1, x2), empirical_ntk_trace(*net, x1, x2, contraction)) < 1e-12);
+    CHECK(max_rel_diff(empirical_ntk_diagonal(*net, x2), empirical_ntk_diagonal(*net, x2, contraction)) < 1e-12);
+  }
 }
