@@ -24,6 +24,19 @@ constexpr NamedKind kActivations[] = {
     {"leaky_relu", ActivationKind::leaky_relu}, {"tanh", ActivationKind::tanh},
     {"sigmoid", ActivationKind::sigmoid}, {"softplus", ActivationKind::softplus},
     {"gelu", ActivationKind::gelu}, {"erf", ActivationKind::erf}};
+
+// Note [Labels are class indices]
+// A label picks a class out of [0, C). The gather that cross_entropy uses to pick the labelled
+// log-probability counts negative indices from the end (NumPy style), so label -1 would silently
+// train class C - 1, and accuracy's comparison with the argmax would silently count it as a miss.
+// Every op that takes labels therefore checks them first, by value, as PyTorch does.
+void check_labels(const char* op, const Tensor& labels, std::int64_t classes) {
+  const Tensor l = labels.contiguous();
+  const std::int64_t* p = l.data<std::int64_t>();
+  for (std::int64_t i = 0; i < l.numel(); ++i)
+    THETA_CHECK(p[i] >= 0 && p[i] < classes, IndexError, op, ": label ", p[i], " (row ", i,
+                ") is out of range for ", classes, " classes: labels must be in [0, ", classes, ")");
+}
 }  // namespace
 
 ActivationKind activation_from_name(const std::string& name) {
@@ -81,6 +94,7 @@ Var cross_entropy(const Var& logits, const Tensor& labels, Reduction reduction) 
               dtype_name(labels.dtype()));
   THETA_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0), ShapeError, "cross_entropy: labels ",
               shape_str(labels.shape()), " do not match logits ", shape_str(logits.shape()));
+  check_labels("cross_entropy", labels, logits.size(1));
   const Var logp = autograd::log_softmax(logits, 1);
   const Var picked = autograd::gather(logp, 1, labels.reshape_copy({-1, 1}));
   return reduce(-autograd::reshape(picked, {labels.size(0)}), reduction);
@@ -96,6 +110,9 @@ double accuracy(const Tensor& logits, const Tensor& labels) {
   THETA_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), ShapeError,
               "accuracy: logits ", shape_str(logits.shape()), " and labels ", shape_str(labels.shape()),
               " do not match");
+  THETA_CHECK(labels.dtype() == DType::i64, DTypeError, "accuracy: labels must be int64, got ",
+              dtype_name(labels.dtype()));
+  check_labels("accuracy", labels, logits.size(1));
   if (labels.size(0) == 0) return 0.0;
   const Tensor hits = theta::eq(theta::argmax(logits, 1), labels);
   return static_cast<double>(theta::sum(hits).item<std::int64_t>()) / static_cast<double>(labels.size(0));

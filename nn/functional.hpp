@@ -31,11 +31,12 @@ enum class Reduction { mean, sum, none };
 
 /// Squared error: pred and target of the same shape; mean is over all elements.
 Var mse_loss(const Var& pred, const Var& target, Reduction reduction = Reduction::mean);
-/// Softmax cross-entropy from logits [n, C] and int64 labels [n] (stable for any logit size).
+/// Softmax cross-entropy from logits [n, C] and int64 labels [n] in [0, C) (stable for any logit
+/// size); a label outside [0, C) throws IndexError naming it.
 Var cross_entropy(const Var& logits, const Tensor& labels, Reduction reduction = Reduction::mean);
 /// Binary logistic loss from logits [n] and targets in {0, 1} [n] (stable).
 Var binary_logistic_loss(const Var& logits, const Var& targets, Reduction reduction = Reduction::mean);
-/// Fraction of rows whose argmax equals the label: logits [n, C], labels [n] int64.
+/// Fraction of rows whose argmax equals the label: logits [n, C], labels [n] int64 in [0, C).
 double accuracy(const Tensor& logits, const Tensor& labels);
 
 }  // namespace theta::nn

@@ -7,15 +7,47 @@
 namespace theta::nn {
 
 namespace {
-// Looks up `key` in a state list; throws naming it when missing or of the wrong shape.
-const Tensor& find_state(const std::vector<NamedTensor>& state, const std::string& key, const Shape& shape) {
+
+// Note [Loaded optimizer state]
+// load_state() reads what may come from a damaged or foreign checkpoint, so it checks every value
+// an optimizer could not have written before changing anything (load_checkpoint turns the error
+// into a FormatError naming the file):
+// - "step" and Adam's per-parameter "step.<name>" are int64 scalars, checked for dtype before
+//   being read (converting a NaN double to int64 is undefined behaviour). "step" lies in
+//   [0, kMaxSteps]: 2^53 is where counts stop being exact as the doubles Adam's bias correction
+//   uses, and it keeps ++steps_ far from overflowing. A parameter with moments was updated at
+//   least once and at most once per step, so "step.<name>" lies in [1, step].
+// - "has_state" flags are 0 or 1, and none is set while "step" is 0 (buffers appear at a step).
+// - Buffers have their parameter's shape and dtype; Adam's second moments are averages of squares,
+//   so a negative or NaN element (which sqrt would turn into NaN updates) is refused.
+constexpr std::int64_t kMaxSteps = std::int64_t{1} << 53;
+
+// Looks up `key` in a state list; throws naming it when missing or of the wrong shape or dtype.
+const Tensor& find_state(const std::vector<NamedTensor>& state, const std::string& key, const Shape& shape,
+                         DType dtype) {
   for (const auto& [name, t] : state)
     if (name == key) {
       THETA_CHECK(t.shape() == shape, ShapeError, "load_state: '", key, "' has shape ",
                   shape_str(t.shape()), ", expected ", shape_str(shape));
+      THETA_CHECK(t.dtype() == dtype, DTypeError, "load_state: '", key, "' has dtype ", dtype_name(t.dtype()),
+                  ", expected ", dtype_name(dtype));
       return t;
     }
   THETA_THROW(std::invalid_argument, "load_state: missing optimizer state '", key, "'");
+}
+
+// The int64 scalar `key`, which must lie in [lo, hi].
+std::int64_t find_count(const std::vector<NamedTensor>& state, const std::string& key, std::int64_t lo,
+                        std::int64_t hi) {
+  const auto value = find_state(state, key, {}, DType::i64).item<std::int64_t>();
+  THETA_CHECK(value >= lo && value <= hi, FormatError, "load_state: '", key, "' is ", value, ", must be in [", lo,
+              ", ", hi, "]");
+  return value;
+}
+
+// A copy of the buffer `key` of parameter `param` (its shape and dtype).
+Tensor find_buffer(const std::vector<NamedTensor>& state, const std::string& key, const Var& param) {
+  return find_state(state, key, param.shape(), param.dtype()).clone();
 }
 
 Tensor step_tensor(std::int64_t steps) { return full({}, static_cast<double>(steps), DType::i64); }
@@ -36,14 +68,23 @@ Tensor presence_tensor(const std::vector<bool>& present) {
   return from_indices(flags);
 }
 
-// The flags of a state list, or nullopt when it has none (checkpoints written before the flags).
-std::optional<std::vector<bool>> read_presence(const std::vector<NamedTensor>& state, std::size_t count) {
-  if (!contains(state, "has_state")) return std::nullopt;
-  const Tensor& flags = find_state(state, "has_state", {static_cast<std::int64_t>(count)});
-  THETA_CHECK(flags.dtype() == DType::i64, DTypeError, "load_state: 'has_state' must be int64, got ",
-              dtype_name(flags.dtype()));
+// Which parameters have buffers: the "has_state" flags when the list has them, else (checkpoints
+// written before the flags) `fallback` for every parameter. `step` is the loaded step count.
+std::vector<bool> read_presence(const std::vector<NamedTensor>& state,
+                                const std::vector<std::pair<std::string, Var>>& params, std::int64_t step,
+                                bool fallback) {
+  if (!contains(state, "has_state")) return std::vector<bool>(params.size(), fallback);
+  const Tensor flags = find_state(state, "has_state", {static_cast<std::int64_t>(params.size())}, DType::i64)
+                           .contiguous();
+  const std::int64_t* f = flags.data<std::int64_t>();
   std::vector<bool> out;
-  for (std::int64_t i = 0; i < flags.size(0); ++i) out.push_back(flags.select(0, i).item<std::int64_t>() != 0);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    THETA_CHECK(f[i] == 0 || f[i] == 1, FormatError, "load_state: 'has_state' element ", i, " is ", f[i],
+                ", must be 0 or 1");
+    THETA_CHECK(f[i] == 0 || step > 0, FormatError, "load_state: 'has_state' flags parameter '",
+                params[i].first, "', but 'step' is 0 (buffers appear at the first step)");
+    out.push_back(f[i] == 1);
+  }
   return out;
 }
 }  // namespace
@@ -120,16 +161,15 @@ std::vector<NamedTensor> Sgd::state() const {
 }
 
 void Sgd::load_state(const std::vector<NamedTensor>& state) {
-  const Tensor& step = find_state(state, "step", {});
-  const auto present = read_presence(state, params_.size());
+  const std::int64_t step = find_count(state, "step", 0, kMaxSteps);
+  // Without flags: with momentum, every parameter has a buffer once a step was taken.
+  const auto present = read_presence(state, params_, step, options_.momentum != 0 && step > 0);
   std::vector<Tensor> loaded(params_.size());
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const std::string key = "momentum." + params_[i].first;
-    // Without flags: with momentum, every parameter has a buffer once a step was taken.
-    const bool expected = present ? (*present)[i] : options_.momentum != 0 && step.item<std::int64_t>() > 0;
-    if (expected || contains(state, key)) loaded[i] = find_state(state, key, params_[i].second.shape()).clone();
+    if (present[i] || contains(state, key)) loaded[i] = find_buffer(state, key, params_[i].second);
   }
-  steps_ = step.item<std::int64_t>();
+  steps_ = step;
   buffers_ = std::move(loaded);
 }
 
@@ -186,22 +226,23 @@ std::vector<NamedTensor> Adam::state() const {
 }
 
 void Adam::load_state(const std::vector<NamedTensor>& state) {
-  const Tensor& step = find_state(state, "step", {});
-  const auto present = read_presence(state, params_.size());
+  const std::int64_t step = find_count(state, "step", 0, kMaxSteps);
+  // Without flags: every parameter has moments once a step was taken.
+  const auto present = read_presence(state, params_, step, step > 0);
   std::vector<Tensor> m(params_.size()), v(params_.size());
   std::vector<std::int64_t> steps(params_.size(), 0);
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    // Without flags: every parameter has moments once a step was taken.
-    const bool expected = present ? (*present)[i] : step.item<std::int64_t>() > 0;
-    if (!expected) continue;
-    const std::string& name = params_[i].first;
-    m[i] = find_state(state, "exp_avg." + name, params_[i].second.shape()).clone();
-    v[i] = find_state(state, "exp_avg_sq." + name, params_[i].second.shape()).clone();
+    if (!present[i]) continue;
+    const auto& [name, param] = params_[i];
+    m[i] = find_buffer(state, "exp_avg." + name, param);
+    v[i] = find_buffer(state, "exp_avg_sq." + name, param);
+    for (const double x : to_vector(v[i]))
+      THETA_CHECK(x >= 0, FormatError, "load_state: 'exp_avg_sq.", name, "' has a negative or NaN element (", x,
+                  "): second moments are averages of squares");
     // Without a per-parameter count, every parameter took every step.
-    steps[i] = contains(state, "step." + name) ? find_state(state, "step." + name, {}).item<std::int64_t>()
-                                                : step.item<std::int64_t>();
+    steps[i] = contains(state, "step." + name) ? find_count(state, "step." + name, 1, step) : step;
   }
-  steps_ = step.item<std::int64_t>();
+  steps_ = step;
   m_ = std::move(m);
   v_ = std::move(v);
   param_steps_ = std::move(steps);

@@ -44,8 +44,9 @@ class Optimizer {
   /// Named state tensors (momentum buffers, moments, step counts, and "has_state": which
   /// parameters have buffers) for checkpoints (Note [Optimizer state presence] in optim.cpp).
   virtual std::vector<NamedTensor> state() const = 0;
-  /// Restores state() output; throws naming the tensor on a missing entry or shape mismatch,
-  /// before changing anything.
+  /// Restores state() output; throws naming the tensor on a missing entry, a shape or dtype
+  /// mismatch, or a count, flag or moment no optimizer could have written (Note [Loaded optimizer
+  /// state] in optim.cpp), before changing anything.
   virtual void load_state(const std::vector<NamedTensor>& state) = 0;
 
   const std::vector<std::pair<std::string, Var>>& named_params() const { return params_; }

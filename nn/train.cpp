@@ -3,8 +3,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
+#include <sstream>
 #include <string>
 
 #include "autograd/engine.hpp"
@@ -83,6 +86,38 @@ class Progress {
   Clock::time_point last_{};
 };
 
+// Note [Non-finite losses]
+// Without anomaly mode nothing else notices a NaN or Inf: it flows through backward into the
+// gradients, the optimizer writes it into every parameter it touches, and later losses, logs and
+// checkpoints are all NaN. fit() therefore reads each batch loss before backward and the step; a
+// non-finite one throws NonFiniteLossError naming the epoch and batch. The forward pass may
+// already have updated buffers (BatchNorm's running statistics), so they are copied before each
+// forward and restored: the model is left exactly as the previous batches made it, ready to be
+// saved or trained on with other settings. The copies cost one pass over the buffers per batch
+// (small next to a forward pass). With FitOptions::stop_on_non_finite_loss = false fit() trains
+// on instead, and takes no copies.
+class BufferSnapshot {
+ public:
+  explicit BufferSnapshot(const Module& model) {
+    for (const auto& [name, b] : model.named_buffers()) copies_.push_back(b.clone());
+  }
+  void restore(const Module& model) const {
+    const auto buffers = model.named_buffers();
+    for (std::size_t i = 0; i < buffers.size() && i < copies_.size(); ++i) buffers[i].second.copy_(copies_[i]);
+  }
+
+ private:
+  std::vector<Tensor> copies_;
+};
+
+[[noreturn]] void throw_non_finite(std::int64_t epoch, std::int64_t batch, std::int64_t batches, double loss) {
+  std::ostringstream message;
+  message << "fit: non-finite loss " << loss << " at epoch " << epoch << ", batch " << batch << " of " << batches
+          << " (counted from 0): stopped before its backward and optimizer step, so the model is as the previous "
+             "batches left it";
+  throw NonFiniteLossError(message.str(), epoch, batch, loss);
+}
+
 }  // namespace
 
 std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader& loader, const LossFn& loss,
@@ -104,13 +139,20 @@ std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader&
       // The model's parameters that the optimizer does not train must not accumulate either.
       optimizer.zero_grad();
       model.zero_grad();
+      const std::optional<BufferSnapshot> buffers =
+          options.stop_on_non_finite_loss ? std::optional<BufferSnapshot>(model) : std::nullopt;
       const Var value = loss(model(Var(x)), y);
       THETA_CHECK(value.defined() && value.numel() == 1, ShapeError, "fit: the loss must have one element, got ",
                   value.defined() ? shape_str(value.shape()) : std::string("an undefined Var"));
+      const double batch_loss = value.item();
+      if (!std::isfinite(batch_loss) && buffers) {
+        buffers->restore(model);
+        throw_non_finite(epoch, done, static_cast<std::int64_t>(batches.size()), batch_loss);
+      }
       autograd::backward(value);
       optimizer.step();
       const std::int64_t n = x.size(0);
-      weighted_loss += value.item() * static_cast<double>(n);
+      weighted_loss += batch_loss * static_cast<double>(n);
       samples += n;
       progress.batch(epoch, ++done, static_cast<std::int64_t>(batches.size()),
                      weighted_loss / static_cast<double>(samples));

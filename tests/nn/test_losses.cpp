@@ -216,3 +216,30 @@ TEST_CASE("accuracy is the fraction of rows whose argmax equals the label", "[nn
   CHECK(accuracy(zeros({0, 3}), zeros({0}, DType::i64)) == 0.0);
   CHECK_THROWS_WITH(accuracy(logits, zeros({49}, DType::i64)), Contains("[50, 7]") && Contains("[49]"));
 }
+
+TEST_CASE("cross_entropy and accuracy reject labels outside [0, C), naming the op, the label and C", "[nn][layers]") {
+  // Negative labels must not count from the end (as a NumPy-style gather index would): label -1
+  // would silently train class C - 1.
+  Var logits(from_vector({0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, {2, 3}), true);
+  CHECK_THROWS_AS(cross_entropy(logits, from_indices({0, -1})), IndexError);
+  CHECK_THROWS_WITH(cross_entropy(logits, from_indices({0, -1})),
+                    "cross_entropy: label -1 (row 1) is out of range for 3 classes: labels must be in [0, 3)");
+  CHECK_THROWS_WITH(cross_entropy(logits, from_indices({3, 0}), Reduction::none),
+                    "cross_entropy: label 3 (row 0) is out of range for 3 classes: labels must be in [0, 3)");
+  for (const std::int64_t bad : {std::int64_t{-4}, std::int64_t{1000}, std::numeric_limits<std::int64_t>::min()}) {
+    INFO("label " << bad);
+    CHECK_THROWS_WITH(cross_entropy(logits, from_indices({1, bad}), Reduction::sum),
+                      Contains("cross_entropy: label " + std::to_string(bad) + " (row 1)"));
+  }
+  // Labels read through a strided view are checked element by element too.
+  const Tensor strided = from_indices({2, -1, 0, 7}).slice(0, 0, 4, 2);
+  CHECK_NOTHROW(cross_entropy(logits, strided));
+  CHECK_THROWS_WITH(cross_entropy(logits, from_indices({2, -1, 0, 7}).slice(0, 1, 4, 2)), Contains("label -1 (row 0)"));
+
+  const Tensor z = from_vector({0.1, 0.9, 3.0, -1.0}, {2, 2});
+  CHECK_THROWS_AS(accuracy(z, from_indices({1, -1})), IndexError);
+  CHECK_THROWS_WITH(accuracy(z, from_indices({2, 0})),
+                    "accuracy: label 2 (row 0) is out of range for 2 classes: labels must be in [0, 2)");
+  CHECK_THROWS_AS(accuracy(z, from_vector({1, 0})), DTypeError);
+  CHECK_THROWS_WITH(accuracy(zeros({1, 0}), from_indices({0})), Contains("out of range for 0 classes"));
+}

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -97,6 +99,37 @@ std::vector<std::string> lines_of(const std::string& text) {
     lines.push_back(text.substr(start, nl - start));
   if (start < text.size()) lines.push_back(text.substr(start));
   return lines;
+}
+
+// TinyNet with a buffer that its training-mode forward updates, as BatchNorm's running statistics
+// are: "calls" counts the forward passes.
+class CountingNet : public Cloneable<CountingNet> {
+ public:
+  CountingNet() {
+    register_module("net", std::make_shared<TinyNet>(4, 3, 2, 1));
+    register_buffer("calls", zeros({}));
+  }
+  Var forward(const Var& x) override {
+    if (training()) buffer(0).add_(ones({}));
+    return child(0)(x);
+  }
+  std::string describe() const override { return "CountingNet"; }
+};
+
+double calls(const Module& m) {
+  for (const auto& [name, b] : m.named_buffers())
+    if (name == "calls") return b.item();
+  FAIL("no buffer 'calls'");
+  return 0.0;
+}
+
+// mse, except that the loss of call number `at` (counted from 0) is multiplied by `factor`.
+LossFn mse_spoiled_at(int at, double factor) {
+  auto calls = std::make_shared<int>(0);
+  return [=](const Var& out, const Tensor& y) {
+    const Var l = mse(out, y);
+    return (*calls)++ == at ? l * factor : l;
+  };
 }
 
 }  // namespace
@@ -240,4 +273,64 @@ TEST_CASE("fit rejects bad arguments", "[nn][train]") {
   };
   CHECK_THROWS_AS(fit(model, opt, loader, per_sample, {.epochs = 1, .quiet = true}), ShapeError);
   CHECK(fit(model, opt, loader, mse, {.epochs = 2, .quiet = true}, 2).empty());
+}
+
+TEST_CASE("fit stops at the first non-finite loss, before that batch changes the model", "[nn][train]") {
+  const Dataset data = teacher_data(40);
+  const DataLoader loader(data, {.batch_size = 8, .seed = 5});  // 5 batches per epoch
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const double factor : {std::numeric_limits<double>::quiet_NaN(), inf, -inf}) {
+    INFO("loss factor " << factor);
+    CountingNet model;
+    const auto reference = model.clone();
+    Sgd opt(model.named_parameters(), {.lr = 0.2, .momentum = 0.9});
+    Sgd ref_opt(reference->named_parameters(), {.lr = 0.2, .momentum = 0.9});
+    std::vector<std::int64_t> epochs_done;
+    // Loss call 7 is batch 2 of epoch 1.
+    try {
+      fit(model, opt, loader, mse_spoiled_at(7, factor),
+          {.epochs = 3, .quiet = true, .on_epoch = [&](const EpochLog& l) { epochs_done.push_back(l.epoch); }});
+      FAIL("fit trained through a non-finite loss");
+    } catch (const NonFiniteLossError& e) {
+      CHECK(e.epoch() == 1);
+      CHECK(e.batch() == 2);
+      CHECK_FALSE(std::isfinite(e.loss()));
+      CHECK_THAT(std::string(e.what()), Catch::StartsWith("fit: non-finite loss ") &&
+                                            Catch::Contains(" at epoch 1, batch 2 of 5 (counted from 0)"));
+    }
+    CHECK(epochs_done == std::vector<std::int64_t>{0});
+    CHECK(opt.steps_taken() == 7);
+
+    // The same 7 steps written out by hand; the counting buffer, advanced by the failed batch's
+    // forward, is back at 7.
+    int steps = 0;
+    for (std::int64_t e = 0; e < 2; ++e)
+      for (const auto& [x, y] : loader.epoch(e)) {
+        if (steps++ == 7) break;
+        ref_opt.zero_grad();
+        autograd::backward(mse((*reference)(Var(x)), y));
+        ref_opt.step();
+      }
+    check_same_parameters(model, *reference);
+    CHECK(calls(model) == 7.0);
+    CHECK(calls(*reference) == 7.0);
+  }
+}
+
+TEST_CASE("fit trains on through a non-finite loss when asked to", "[nn][train]") {
+  const Dataset data = teacher_data(40);
+  const DataLoader loader(data, {.batch_size = 8, .seed = 5});
+  CountingNet model;
+  Sgd opt(model.named_parameters(), {.lr = 0.2});
+  const auto logs = fit(model, opt, loader, mse_spoiled_at(1, std::numeric_limits<double>::quiet_NaN()),
+                        {.epochs = 2, .quiet = true, .stop_on_non_finite_loss = false});
+  REQUIRE(logs.size() == 2);
+  CHECK(std::isnan(logs[0].train_loss));
+  CHECK(opt.steps_taken() == 10);
+  CHECK(calls(model) == 10.0);
+  // The NaN gradient of batch 1 reached the parameters.
+  bool nan_parameter = false;
+  for (const auto& [name, p] : model.named_parameters())
+    for (const double v : to_vector(p.value())) nan_parameter = nan_parameter || std::isnan(v);
+  CHECK(nan_parameter);
 }

@@ -92,11 +92,7 @@ void report(bool& ok, bool passed, const std::string& line) {
   std::cout << (passed ? "  ok   " : "  FAIL ") << line << std::endl;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const auto args = demos::parse_demo_args(argc, argv, kName,
-                                           "deep linear network mode dynamics against Saxe et al. (2014)");
+int demo_main(const demos::DemoArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   Rng rng(args.seed + 2014);
   // n = 16, d_in = 8, d_out = 6; --quick drops the slow s = 0.5 mode.
@@ -252,4 +248,11 @@ int main(int argc, char** argv) {
           << fmt(deep_error) << ", random-init t_half rel. error " << fmt(worst_half) << ", eta^2 law error "
           << fmt(law_error) << " (" << fmt(seconds, 2) << " s)";
   return demos::finish_demo(args, kName, ok, summary.str(), figures);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return demos::run_demo(argc, argv, kName, "deep linear network mode dynamics against Saxe et al. (2014)",
+                         demo_main);
 }

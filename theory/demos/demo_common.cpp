@@ -1,6 +1,7 @@
 #include "theory/demos/demo_common.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <iostream>
 #include <sstream>
+#include <system_error>
 
 #include "tensor/blas_runtime.hpp"
 #include "tensor/npy.hpp"
@@ -25,6 +27,21 @@ namespace {
                                  << "  --stop-after N  stop after N epochs as if interrupted (training demos)\n"
                                  << "  --seed N    base random seed (default 0)\n";
   std::exit(code);
+}
+
+// Creates the folder given to `flag` and checks that a file can be created in it, so that an
+// unusable folder is reported before the run rather than when its results are written.
+void prepare_output_dir(const std::string& flag, const std::string& dir) {
+  try {
+    make_dirs(dir);
+    std::string probe = dir + "/.theta-probe-XXXXXX";
+    const int fd = ::mkstemp(probe.data());
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot create a file in '" + dir + "'");
+    ::close(fd);
+    ::unlink(probe.c_str());
+  } catch (const std::system_error& e) {
+    throw UsageError(flag + ": " + e.what());
+  }
 }
 }  // namespace
 
@@ -67,9 +84,33 @@ DemoArgs parse_demo_args(int argc, char** argv, const std::string& name, const s
       usage(name, description, 2);
     }
   }
-  make_dirs(args.out);
-  if (!args.dump.empty()) make_dirs(args.dump);
+  prepare_output_dir("--out", args.out);
+  if (!args.dump.empty()) prepare_output_dir("--dump", args.dump);
   return args;
+}
+
+// Note [Demo exit statuses]
+// Whatever a demo throws ends here, never in std::terminate (an abort and a core dump for what is
+// usually a wrong path or a damaged file). theta's user errors all derive from
+// std::invalid_argument; the rest (std::system_error from a failed write, AnomalyError,
+// NonFiniteLossError, InternalError, std::bad_alloc) are failures of the run itself.
+int run_demo(int argc, char** argv, const std::string& name, const std::string& description,
+             const std::function<int(const DemoArgs&)>& body) {
+  try {
+    return body(parse_demo_args(argc, argv, name, description));
+  } catch (const std::invalid_argument& e) {
+    std::cout.flush();
+    std::cerr << name << ": error: " << e.what() << std::endl;
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::cerr << name << ": error: " << e.what() << std::endl;
+    return kExitError;
+  } catch (...) {
+    std::cout.flush();
+    std::cerr << name << ": error: an exception that is not a std::exception" << std::endl;
+    return kExitError;
+  }
 }
 
 void make_dirs(const std::string& path) {
@@ -81,8 +122,13 @@ void make_dirs(const std::string& path) {
     if (piece.empty()) continue;
     partial += piece + "/";
     if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
-      throw std::runtime_error("cannot create directory " + partial + ": " + std::strerror(errno));
+      throw std::system_error(errno, std::generic_category(), "cannot create directory '" + partial + "'");
   }
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw std::system_error(errno, std::generic_category(), "cannot create directory '" + path + "'");
+  if (!S_ISDIR(st.st_mode))
+    throw std::system_error(ENOTDIR, std::generic_category(), "'" + path + "' exists");
 }
 
 void progress(const std::string& message) { std::cerr << "  .. " << message << std::endl; }
@@ -94,7 +140,7 @@ int finish_demo(const DemoArgs& args, const std::string& name, bool ok, const st
   for (const auto& f : figures) verdict << f << '\n';
   write_file_atomic(args.out + "/verdict.txt", verdict.str());
   std::cout << name << ": " << (ok ? "PASS" : "FAIL") << " " << summary << std::endl;
-  return ok ? 0 : 1;
+  return ok ? kExitPass : kExitFail;
 }
 
 }  // namespace theta::demos

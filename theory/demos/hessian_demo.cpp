@@ -174,13 +174,7 @@ std::vector<double> floor_at(const Tensor& t, double floor) {
   return v;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const demos::DemoArgs args = demos::parse_demo_args(
-      argc, argv, kName,
-      "top eigenvalues and SLQ spectral density of an MLP's loss Hessian on digits, before and after training, "
-      "checked against the dense Hessian");
+int demo_main(const demos::DemoArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   const bool quick = args.quick;
 
@@ -306,4 +300,13 @@ int main(int argc, char** argv) {
           << fmt(accuracy) << " (" << fmt(seconds_since(start), 2) << " s)";
   return demos::finish_demo(args, kName, ok, summary.str(),
                             {"hessian_density.svg", "hessian_top_eigenvalues.svg", "hessian_check.svg"});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return demos::run_demo(argc, argv, kName,
+                         "top eigenvalues and SLQ spectral density of an MLP's loss Hessian on digits, before "
+                         "and after training, checked against the dense Hessian",
+                         demo_main);
 }

@@ -71,11 +71,7 @@ void dump_model(const std::string& dir, nn::Sequential& net, const std::vector<s
   write_file_atomic(dir + "/model.json", json.str());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const auto args = demos::parse_demo_args(argc, argv, "ntk_demo",
-                                           "empirical vs analytic NTK of ReLU MLPs, kernel movement, algorithm agreement");
+int demo_main(const demos::DemoArgs& args) {
   const std::int64_t d = 6, n = 10;
   const Tensor x = sphere_inputs(n, d, args.seed + 1);
   const std::vector<std::int64_t> widths =
@@ -181,4 +177,12 @@ int main(int argc, char** argv) {
           << ", structured vs contraction " << agreement << " (<= 1e-10)";
   return demos::finish_demo(args, "ntk_demo", slope_ok && err_ok && agree_ok && shrinking, summary.str(),
                             {"convergence.svg", "kernel_change.svg"});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return demos::run_demo(argc, argv, "ntk_demo",
+                         "empirical vs analytic NTK of ReLU MLPs, kernel movement, algorithm agreement",
+                         demo_main);
 }

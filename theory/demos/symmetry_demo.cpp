@@ -220,13 +220,7 @@ RunResult run(const demos::DemoArgs& args, const nn::Dataset& data, const NetSpe
   return r;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const demos::DemoArgs args = demos::parse_demo_args(
-      argc, argv, kName,
-      "translation, scale and rescale conserved quantities of SGD (with weight decay and momentum) on digits, "
-      "against the exact discrete laws and Kunin's continuous predictions");
+int demo_main(const demos::DemoArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t steps = args.quick ? 200 : 2000;
 
@@ -311,4 +305,13 @@ int main(int argc, char** argv) {
                               ", momentum " + fmt(worst_flow_momentum, 3) + " (O(lr), reported); " +
                               fmt(seconds, 3) + " s";
   return demos::finish_demo(args, kName, ok, summary, figures);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return demos::run_demo(argc, argv, kName,
+                         "translation, scale and rescale conserved quantities of SGD (with weight decay and "
+                         "momentum) on digits, against the exact discrete laws and Kunin's continuous predictions",
+                         demo_main);
 }

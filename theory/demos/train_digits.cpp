@@ -51,10 +51,7 @@ Curve read_curve(const std::string& path, std::int64_t first_epoch) {
   return c;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const auto args = demos::parse_demo_args(argc, argv, "train_digits", "an MLP on the handwritten digits");
+int demo_main(const demos::DemoArgs& args) {
   const nn::Dataset digits = nn::load_digits();
   const nn::Split split = nn::train_test_split(digits, 0.2, 42 + args.seed);
   const nn::Standardizer standardizer = nn::Standardizer::fit(split.train.x);
@@ -71,12 +68,14 @@ int main(int argc, char** argv) {
   std::int64_t first_epoch = 0;
   Curve curve;
   if (args.resume) {
-    if (!file_exists(checkpoint)) {
-      std::cerr << "train_digits: --resume: no checkpoint at " << checkpoint << "\n";
-      return 2;
-    }
+    if (!file_exists(checkpoint)) throw demos::UsageError("--resume: no checkpoint at " + checkpoint);
     nn::load_checkpoint(checkpoint, *net, &sgd);
-    first_epoch = sgd.steps_taken() / loader.batches_per_epoch();
+    // Checkpoints are written at the end of an epoch of this run's loader.
+    const std::int64_t steps = sgd.steps_taken(), per_epoch = loader.batches_per_epoch();
+    THETA_CHECK(steps % per_epoch == 0 && steps / per_epoch <= kEpochs, FormatError, "load_checkpoint: ",
+                checkpoint, ": optimizer step ", steps, " is not the end of one of ", kEpochs, " epochs of ",
+                per_epoch, " batches (a checkpoint of another run?)");
+    first_epoch = steps / per_epoch;
     curve = read_curve(curve_path, first_epoch);
     demos::progress("resuming after epoch " + std::to_string(first_epoch));
   }
@@ -118,4 +117,10 @@ int main(int argc, char** argv) {
                                       {"learning_curve.svg"});
   std::printf("test_accuracy: %.4f\n", accuracy);
   return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return demos::run_demo(argc, argv, "train_digits", "an MLP on the handwritten digits", demo_main);
 }
