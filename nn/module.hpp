@@ -138,6 +138,8 @@ class BufferSnapshot {
  public:
   explicit BufferSnapshot(const Module& module);
   ~BufferSnapshot();
+  /// Keeps the buffers as they are now: nothing is restored.
+  void discard() { saved_.clear(); }
   BufferSnapshot(const BufferSnapshot&) = delete;
   BufferSnapshot& operator=(const BufferSnapshot&) = delete;
 

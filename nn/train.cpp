@@ -96,20 +96,6 @@ class Progress {
 // saved or trained on with other settings. The copies cost one pass over the buffers per batch
 // (small next to a forward pass). With FitOptions::stop_on_non_finite_loss = false fit() trains
 // on instead, and takes no copies.
-class BufferSnapshot {
- public:
-  explicit BufferSnapshot(const Module& model) {
-    for (const auto& [name, b] : model.named_buffers()) copies_.push_back(b.clone());
-  }
-  void restore(const Module& model) const {
-    const auto buffers = model.named_buffers();
-    for (std::size_t i = 0; i < buffers.size() && i < copies_.size(); ++i) buffers[i].second.copy_(copies_[i]);
-  }
-
- private:
-  std::vector<Tensor> copies_;
-};
-
 [[noreturn]] void throw_non_finite(std::int64_t epoch, std::int64_t batch, std::int64_t batches, double loss) {
   std::ostringstream message;
   message << "fit: non-finite loss " << loss << " at epoch " << epoch << ", batch " << batch << " of " << batches
@@ -139,16 +125,15 @@ std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader&
       // The model's parameters that the optimizer does not train must not accumulate either.
       optimizer.zero_grad();
       model.zero_grad();
-      const std::optional<BufferSnapshot> buffers =
-          options.stop_on_non_finite_loss ? std::optional<BufferSnapshot>(model) : std::nullopt;
+      std::optional<BufferSnapshot> buffers;  // restores the buffers if this batch throws
+      if (options.stop_on_non_finite_loss) buffers.emplace(model);
       const Var value = loss(model(Var(x)), y);
       THETA_CHECK(value.defined() && value.numel() == 1, ShapeError, "fit: the loss must have one element, got ",
                   value.defined() ? shape_str(value.shape()) : std::string("an undefined Var"));
       const double batch_loss = value.item();
-      if (!std::isfinite(batch_loss) && buffers) {
-        buffers->restore(model);
+      if (!std::isfinite(batch_loss) && buffers)
         throw_non_finite(epoch, done, static_cast<std::int64_t>(batches.size()), batch_loss);
-      }
+      if (buffers) buffers->discard();
       autograd::backward(value);
       optimizer.step();
       const std::int64_t n = x.size(0);
