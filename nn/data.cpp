@@ -10,6 +10,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "tensor/file_io.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 
@@ -144,8 +145,14 @@ std::string default_data_dir() {
 
 namespace {
 
-// Reads a whole gzip file (or a plain file: zlib passes those through unchanged).
+// Data files decompress to at most this much text (the bundled ones to under 1 MB): a bound on
+// what a corrupt or hostile .gz file can make us allocate.
+constexpr std::size_t kMaxTextBytes = std::size_t{1} << 30;
+
+// Reads a whole gzip file (or a plain file: zlib passes those through unchanged). Only regular
+// files are opened (a FIFO would block, /dev/zero never end: Note [Regular files only]).
 std::string read_text(const std::string& path, const char* op) {
+  { const InputFile check(path, op); }
   errno = 0;
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr)
@@ -163,6 +170,10 @@ std::string read_text(const std::string& path, const char* op) {
     }
     if (n == 0) break;
     text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > kMaxTextBytes) {
+      gzclose(file);
+      THETA_THROW(FormatError, op, ": '", path, "' decompresses to more than ", kMaxTextBytes, " bytes");
+    }
   }
   // gzclose reports a gzip stream that ended early (a truncated .gz file) as Z_BUF_ERROR.
   const int status = gzclose(file);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -187,6 +188,14 @@ TEST_CASE("load_digits rejects malformed files naming the file and line", "[nn][
     const std::string cut = dir.write("cut.csv.gz", gz.substr(0, gz.size() / 2));
     check_format_error([&] { load_digits(cut); }, {"load_digits: ", cut});
   }
+}
+
+TEST_CASE("data loaders read regular files only", "[nn][data]") {
+  // A directory, and (where present) a device that never ends: refused before any read.
+  const std::string directory = std::filesystem::temp_directory_path().string();
+  check_format_error([&] { load_digits(directory); }, {"load_digits: ", "not a regular file"});
+  if (std::filesystem::exists("/dev/zero"))
+    check_format_error([&] { load_iris("/dev/zero"); }, {"load_iris: ", "/dev/zero", "not a regular file"});
 }
 
 TEST_CASE("load_iris rejects malformed files naming the file and line", "[nn][data]") {
