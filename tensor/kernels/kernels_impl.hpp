@@ -22,6 +22,14 @@ template <class V> auto ieee_ne(const V& a, const V& b) { return !(a == b); }
 template <class V> V nan_max(const V& a, const V& b) { return xsimd::select((a > b) | xsimd::isnan(a), a, b); }
 template <class V> V nan_min(const V& a, const V& b) { return xsimd::select((a < b) | xsimd::isnan(a), a, b); }
 
+// Note [Exponent range]
+// xsimd 8.1's exp (and tanh, expm1, erf built on it) converts x / ln 2 to an integer lane; for
+// |x| beyond ~6e18 that conversion is undefined behaviour (seen as an UBSan report on AVX-512).
+// Clamping the argument to [-750, 750] first changes no result: exp saturates to 0 and inf well
+// inside that range in both float32 and float64 (|x| > 745), tanh and erf to -1 and 1, and NaN
+// passes through the NaN-propagating clamp.
+template <class V> V exp_range(const V& x) { return nan_min(nan_max(x, V(-750)), V(750)); }
+
 // x^p for an integer p by repeated squaring (exact sign for negative bases).
 template <class V> V pow_int(V x, std::int64_t p) {
   const bool invert = p < 0;
@@ -55,15 +63,15 @@ void unary(UnaryOp op, const T* x, T* y, std::int64_t n, UnaryParams params) {
   switch (op) {
     case UnaryOp::neg: return map_unary([](V v) { return -v; }, x, y, n);
     case UnaryOp::abs: return map_unary([](V v) { return xsimd::abs(v); }, x, y, n);
-    case UnaryOp::exp: return map_unary([](V v) { return xsimd::exp(v); }, x, y, n);
+    case UnaryOp::exp: return map_unary([](V v) { return xsimd::exp(exp_range(v)); }, x, y, n);
     case UnaryOp::log: return map_unary([](V v) { return xsimd::log(v); }, x, y, n);
     case UnaryOp::log1p: return map_unary([](V v) { return xsimd::log1p(v); }, x, y, n);
-    case UnaryOp::expm1: return map_unary([](V v) { return xsimd::expm1(v); }, x, y, n);
+    case UnaryOp::expm1: return map_unary([](V v) { return xsimd::expm1(exp_range(v)); }, x, y, n);
     case UnaryOp::sqrt: return map_unary([](V v) { return xsimd::sqrt(v); }, x, y, n);
     case UnaryOp::rsqrt: return map_unary([](V v) { return V(1) / xsimd::sqrt(v); }, x, y, n);
-    case UnaryOp::tanh: return map_unary([](V v) { return xsimd::tanh(v); }, x, y, n);
+    case UnaryOp::tanh: return map_unary([](V v) { return xsimd::tanh(exp_range(v)); }, x, y, n);
     case UnaryOp::sigmoid:
-      return map_unary([](V v) { return V(1) / (V(1) + xsimd::exp(-v)); }, x, y, n);
+      return map_unary([](V v) { return V(1) / (V(1) + xsimd::exp(-exp_range(v))); }, x, y, n);
     case UnaryOp::relu: return map_unary([](V v) { return xsimd::select(v < V(0), V(0), v); }, x, y, n);
     case UnaryOp::sin: return map_unary([](V v) { return xsimd::sin(v); }, x, y, n);
     case UnaryOp::cos: return map_unary([](V v) { return xsimd::cos(v); }, x, y, n);
@@ -71,7 +79,7 @@ void unary(UnaryOp op, const T* x, T* y, std::int64_t n, UnaryParams params) {
     case UnaryOp::sign:
       return map_unary(
           [](V v) { return xsimd::select(v > V(0), V(1), xsimd::select(v < V(0), V(-1), v)); }, x, y, n);
-    case UnaryOp::erf: return map_unary([](V v) { return xsimd::erf(v); }, x, y, n);
+    case UnaryOp::erf: return map_unary([](V v) { return xsimd::erf(exp_range(v)); }, x, y, n);
     case UnaryOp::reciprocal: return map_unary([](V v) { return V(1) / v; }, x, y, n);
     case UnaryOp::pow_scalar: {
       const bool integral = params.a == static_cast<double>(static_cast<std::int64_t>(params.a)) &&

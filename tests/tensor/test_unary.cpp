@@ -96,6 +96,35 @@ TEST_CASE("relu, clamp and sign propagate NaN", "[tensor][unary][nan]") {
     }
 }
 
+TEST_CASE("exp, expm1, tanh, sigmoid and erf saturate at huge and infinite arguments", "[tensor][unary]") {
+  // The exp-based kernels see arguments far past their saturation points (Note [Exponent range]);
+  // the expected values are the functions' limits, NaN stays NaN.
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> args = {4.9e262, -4.9e262, 1e19, -1e19, 800.0, -800.0, inf, -inf, nan};
+  for (DType dtype : {DType::f32, DType::f64})
+    for (std::size_t repeat : {std::size_t{1}, std::size_t{7}}) {  // scalar tails and full SIMD lanes
+      INFO(ref::dtype_label(dtype) << " x" << repeat);
+      std::vector<double> v;
+      for (std::size_t r = 0; r < repeat; ++r) v.insert(v.end(), args.begin(), args.end());
+      const Tensor x = from_vector(v, dtype);
+      const auto e = ref::read(exp(x)), m = ref::read(expm1(x)), t = ref::read(tanh(x)),
+                 s = ref::read(sigmoid(x)), f = ref::read(erf(x));
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const double a = v[i];
+        if (std::isnan(a)) {
+          CHECK((std::isnan(e[i]) && std::isnan(m[i]) && std::isnan(t[i]) && std::isnan(s[i]) && std::isnan(f[i])));
+          continue;
+        }
+        const bool up = a > 0;
+        CHECK(e[i] == (up ? inf : 0.0));
+        CHECK(m[i] == (up ? inf : -1.0));
+        CHECK(t[i] == (up ? 1.0 : -1.0));
+        CHECK(s[i] == (up ? 1.0 : 0.0));
+        CHECK(f[i] == (up ? 1.0 : -1.0));
+      }
+    }
+}
+
 TEST_CASE("clamp bounds: lo == hi pins every value, lo > hi throws", "[tensor][unary][clamp]") {
   const Tensor x = tensor({-5.0, 0.25, 9.0});
   CHECK(ref::read(clamp(x, 1.5, 1.5)) == std::vector<double>{1.5, 1.5, 1.5});
