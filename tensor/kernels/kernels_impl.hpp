@@ -23,12 +23,18 @@ template <class V> V nan_max(const V& a, const V& b) { return xsimd::select((a >
 template <class V> V nan_min(const V& a, const V& b) { return xsimd::select((a < b) | xsimd::isnan(a), a, b); }
 
 // Note [Exponent range]
-// xsimd 8.1's exp (and tanh, expm1, erf built on it) converts x / ln 2 to an integer lane; for
-// |x| beyond ~6e18 that conversion is undefined behaviour (seen as an UBSan report on AVX-512).
-// Clamping the argument to [-750, 750] first changes no result: exp saturates to 0 and inf well
-// inside that range in both float32 and float64 (|x| > 745), tanh and erf to -1 and 1, and NaN
-// passes through the NaN-propagating clamp.
-template <class V> V exp_range(const V& x) { return nan_min(nan_max(x, V(-750)), V(750)); }
+// xsimd 8.1's exp (and tanh, expm1, erf built on it) converts round(x / ln 2) to an integer in
+// every lane; for NaN or |x| beyond ~6e18 that conversion is undefined behaviour (Clang's UBSan
+// reports it). The exp family therefore sees its argument clamped to [-750, 750], with NaN lanes
+// replaced by 0 and put back afterwards. No result changes: exp saturates to 0 and inf well inside
+// that range in float32 and float64 (|x| > 745), tanh and erf to -1 and 1. (xsimd's float32
+// sin/cos and its pow convert likewise; GCC's UBSan, used by the sanitizer build, does not check
+// float-to-int conversions, so those are not guarded here.)
+template <class V, class F> V exp_family(const V& x, const F& f) {
+  const auto nan = xsimd::isnan(x);
+  const V bounded = xsimd::select(nan, V(0), xsimd::min(xsimd::max(x, V(-750)), V(750)));
+  return xsimd::select(nan, x, f(bounded));
+}
 
 // x^p for an integer p by repeated squaring (exact sign for negative bases).
 template <class V> V pow_int(V x, std::int64_t p) {
@@ -63,15 +69,19 @@ void unary(UnaryOp op, const T* x, T* y, std::int64_t n, UnaryParams params) {
   switch (op) {
     case UnaryOp::neg: return map_unary([](V v) { return -v; }, x, y, n);
     case UnaryOp::abs: return map_unary([](V v) { return xsimd::abs(v); }, x, y, n);
-    case UnaryOp::exp: return map_unary([](V v) { return xsimd::exp(exp_range(v)); }, x, y, n);
+    case UnaryOp::exp:
+      return map_unary([](V v) { return exp_family(v, [](V u) { return xsimd::exp(u); }); }, x, y, n);
     case UnaryOp::log: return map_unary([](V v) { return xsimd::log(v); }, x, y, n);
     case UnaryOp::log1p: return map_unary([](V v) { return xsimd::log1p(v); }, x, y, n);
-    case UnaryOp::expm1: return map_unary([](V v) { return xsimd::expm1(exp_range(v)); }, x, y, n);
+    case UnaryOp::expm1:
+      return map_unary([](V v) { return exp_family(v, [](V u) { return xsimd::expm1(u); }); }, x, y, n);
     case UnaryOp::sqrt: return map_unary([](V v) { return xsimd::sqrt(v); }, x, y, n);
     case UnaryOp::rsqrt: return map_unary([](V v) { return V(1) / xsimd::sqrt(v); }, x, y, n);
-    case UnaryOp::tanh: return map_unary([](V v) { return xsimd::tanh(exp_range(v)); }, x, y, n);
+    case UnaryOp::tanh:
+      return map_unary([](V v) { return exp_family(v, [](V u) { return xsimd::tanh(u); }); }, x, y, n);
     case UnaryOp::sigmoid:
-      return map_unary([](V v) { return V(1) / (V(1) + xsimd::exp(-exp_range(v))); }, x, y, n);
+      return map_unary([](V v) { return exp_family(v, [](V u) { return V(1) / (V(1) + xsimd::exp(-u)); }); }, x,
+                       y, n);
     case UnaryOp::relu: return map_unary([](V v) { return xsimd::select(v < V(0), V(0), v); }, x, y, n);
     case UnaryOp::sin: return map_unary([](V v) { return xsimd::sin(v); }, x, y, n);
     case UnaryOp::cos: return map_unary([](V v) { return xsimd::cos(v); }, x, y, n);
@@ -79,7 +89,8 @@ void unary(UnaryOp op, const T* x, T* y, std::int64_t n, UnaryParams params) {
     case UnaryOp::sign:
       return map_unary(
           [](V v) { return xsimd::select(v > V(0), V(1), xsimd::select(v < V(0), V(-1), v)); }, x, y, n);
-    case UnaryOp::erf: return map_unary([](V v) { return xsimd::erf(exp_range(v)); }, x, y, n);
+    case UnaryOp::erf:
+      return map_unary([](V v) { return exp_family(v, [](V u) { return xsimd::erf(u); }); }, x, y, n);
     case UnaryOp::reciprocal: return map_unary([](V v) { return V(1) / v; }, x, y, n);
     case UnaryOp::pow_scalar: {
       const bool integral = params.a == static_cast<double>(static_cast<std::int64_t>(params.a)) &&

@@ -5,7 +5,9 @@
 //  2. the check: on a 64-8-10 net and 200 training samples (610 parameters) the dense Hessian
 //     (one HVP per column, then LAPACK) gives the exact spectrum, against which Lanczos' top and
 //     bottom eigenvalues must agree to 1e-8 relative, and Hutchinson's trace and the SLQ mean
-//     must fall within 4 standard errors of tr(H) and tr(H) / P. Checked before and after training.
+//     must fall within 4 standard errors of tr(H) and tr(H) / P. Checked before and after training;
+//  3. the same check on a 64-8-BatchNorm-10 net in training mode, whose loss couples the samples
+//     of the batch (module_loss runs the net's own forward, batch statistics included).
 
 #include <algorithm>
 #include <chrono>
@@ -212,7 +214,20 @@ int demo_main(const demos::DemoArgs& args) {
   train(small, small_data, lr, epochs, args.seed + 60);
   demos::progress("check: dense Hessian of 64-8-10 after training");
   const DenseCheck check_after = check_against_dense(small, small_data, check_k, args.seed + 70, quick);
-  for (const DenseCheck* c : {&check_before, &check_after})
+
+  // 3. The check on a BatchNorm net in training mode, before and after training.
+  Rng bn_rng(args.seed + 80);
+  auto bn_net = std::make_shared<nn::Sequential>();
+  bn_net->add(std::make_shared<nn::Linear>(64, 8, bn_rng));
+  bn_net->add(std::make_shared<nn::BatchNorm1d>(8));
+  bn_net->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
+  bn_net->add(std::make_shared<nn::Linear>(8, 10, bn_rng));
+  demos::progress("check: dense Hessian of 64-8-BatchNorm-10 (training mode) at init");
+  const DenseCheck bn_before = check_against_dense(bn_net, small_data, check_k, args.seed + 90, quick);
+  train(bn_net, small_data, lr, epochs, args.seed + 100);
+  demos::progress("check: dense Hessian of 64-8-BatchNorm-10 after training");
+  const DenseCheck bn_after = check_against_dense(bn_net, small_data, check_k, args.seed + 110, quick);
+  for (const DenseCheck* c : {&check_before, &check_after, &bn_before, &bn_after})
     demos::progress("check (P = " + std::to_string(c->size) + "): max rel. error " + fmt(c->max_relative_error, 2) +
                     ", Hutchinson |err|/se " + fmt(c->trace_z, 2) + ", SLQ mean |err|/se " + fmt(c->slq_z, 2));
 
@@ -282,19 +297,35 @@ int demo_main(const demos::DemoArgs& args) {
   }
   write_csv(args.out + "/hessian_check.csv", {"trained", "rank_from_top", "lambda_dense", "lambda_lanczos"},
             {check_state, check_rank, dense_col, lanczos_col});
+  std::vector<double> bn_state, bn_rank, bn_dense, bn_lanczos;
+  for (const auto& [c, trained] : {std::pair{&bn_before, 0.0}, std::pair{&bn_after, 1.0}})
+    for (std::int64_t i = 0; i < check_k; ++i) {
+      const auto u = static_cast<std::size_t>(i);
+      bn_state.insert(bn_state.end(), {trained, trained});
+      bn_rank.insert(bn_rank.end(), {static_cast<double>(i + 1), static_cast<double>(c->size - i)});
+      bn_dense.insert(bn_dense.end(), {c->dense_top[u], c->dense_bottom[u]});
+      bn_lanczos.insert(bn_lanczos.end(), {c->lanczos_top[u], c->lanczos_bottom[u]});
+    }
+  write_csv(args.out + "/hessian_check_batchnorm.csv",
+            {"trained", "rank_from_top", "lambda_dense", "lambda_lanczos"}, {bn_state, bn_rank, bn_dense, bn_lanczos});
   write_svg_plot(args.out + "/hessian_check.svg", check_series,
                  {.title = "Whole dense spectrum (64-8-10, 200 samples) and Lanczos' top and bottom " +
                            std::to_string(check_k),
                   .x_label = "rank from the top",
                   .y_label = "eigenvalue"});
 
-  const bool ok = check_before.ok && check_after.ok;
+  const bool ok = check_before.ok && check_after.ok && bn_before.ok && bn_after.ok;
   const double worst = std::max(check_before.max_relative_error, check_after.max_relative_error);
+  const double bn_worst = std::max(bn_before.max_relative_error, bn_after.max_relative_error);
   std::ostringstream summary;
   summary << "Lanczos vs dense Hessian (P = " << check_before.size << ") max rel. error " << fmt(worst, 2)
           << " (tol " << fmt(kLanczosTolerance) << "), Hutchinson |err|/se " << fmt(check_before.trace_z, 2) << ", "
           << fmt(check_after.trace_z, 2) << ", SLQ mean |err|/se " << fmt(check_before.slq_z, 2) << ", "
-          << fmt(check_after.slq_z, 2) << "; 64-32-10 (P = " << before.top.vectors.size(0) << ") lambda_max "
+ << fmt(check_after.slq_z, 2) << "; BatchNorm net (P = " << bn_before.size
+          << ", training mode) lambda_max " << fmt(bn_before.dense_top[0]) << " -> " << fmt(bn_after.dense_top[0])
+          << ", Lanczos max rel. error " << fmt(bn_worst, 2) << ", worst |err|/se "
+          << fmt(std::max({bn_before.trace_z, bn_after.trace_z, bn_before.slq_z, bn_after.slq_z}), 2)
+          << "; 64-32-10 (P = " << before.top.vectors.size(0) << ") lambda_max "
           << fmt(before.top.values.at({0})) << " -> " << fmt(after.top.values.at({0})) << ", tr/P "
           << fmt(before.trace_per_parameter) << " -> " << fmt(after.trace_per_parameter) << ", test acc "
           << fmt(accuracy) << " (" << fmt(seconds_since(start), 2) << " s)";
