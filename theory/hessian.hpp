@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "autograd/transforms.hpp"
-#include "nn/layers.hpp"
+#include "nn/module.hpp"
 #include "nn/train.hpp"
 
 namespace theta::theory {

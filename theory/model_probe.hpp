@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "autograd/var.hpp"
-#include "nn/layers.hpp"
+#include "nn/module.hpp"
+#include "nn/structured.hpp"
 
 namespace theta::theory::detail {
 

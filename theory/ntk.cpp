@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "autograd/engine.hpp"
-#include "nn/layers.hpp"
 #include "tensor/parallel.hpp"
 #include "theory/checks.hpp"
 #include "theory/model_probe.hpp"
