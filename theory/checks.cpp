@@ -10,9 +10,11 @@ namespace theta::theory::detail {
 // Note [Non-finite values]
 // theta's policy: NaN and Inf never pass silently through a theory tool. Scalar arguments (times,
 // step sizes, scales) are checked on entry; data and parameters are checked where a kernel or an
-// operator reads them (the empirical NTK checks its inputs, the model's parameters and its result;
-// the Hessian tools check every operator application). The checks are O(size) passes, negligible
-// next to the gemms and backward passes they guard. Training (nn::fit) has its own policy: it stops
+// operator reads them: the empirical NTK checks its inputs, the model's parameters and outputs,
+// and the factors every kernel is built from (output gradients, Jacobian rows: a finite output can
+// have infinite derivatives, as sqrt at 0), a width-th of the kernel's size; the Hessian tools
+// check every operator application. The checks are O(size) passes (SIMD max/min reductions),
+// small next to the gemms and backward passes they guard. Training (nn::fit) has its own policy: it stops
 // at the first non-finite loss.
 
 void require_finite(double value, const char* op, const char* name) {

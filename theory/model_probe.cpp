@@ -77,6 +77,8 @@ Tensor jacobian_rows(nn::Module& model, const Tensor& x, std::int64_t begin, std
       }
     }
   }
+  // A finite output can still have infinite derivatives (Note [Non-finite values]).
+  require_finite(rows, "empirical_ntk", "Jacobian rows");
   return rows;
 }
 

@@ -125,6 +125,33 @@ TEST_CASE("exp, expm1, tanh, sigmoid and erf saturate at huge and infinite argum
     }
 }
 
+TEST_CASE("all_finite finds a single NaN or infinity anywhere, in any layout", "[tensor][unary]") {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const double tiny = std::numeric_limits<double>::denorm_min(), huge = std::numeric_limits<double>::max();
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(ref::dtype_label(dtype));
+    CHECK(all_finite(zeros({0}, dtype)));
+    const Tensor clean = from_vector({1.0, -2.0, tiny, -tiny, 0.0, -0.0, 3e38, -3e38}, dtype);
+    CHECK(all_finite(clean));
+    for (std::int64_t n : {1, 7, 64, 1001})
+      for (double bad : {nan, inf, -inf})
+        for (std::int64_t at : {std::int64_t{0}, n / 2, n - 1}) {
+          Tensor t = ones({n}, dtype);
+          t.select(0, at).fill_(bad);
+          CHECK_FALSE(all_finite(t));
+        }
+    // A transposed view with one bad element, and a slice that excludes it.
+    Tensor m = ones({5, 6}, dtype);
+    m.select(0, 4).select(0, 5).fill_(nan);
+    CHECK_FALSE(all_finite(m.t()));
+    CHECK(all_finite(m.slice(0, 0, 4)));
+  }
+  CHECK_FALSE(all_finite(from_vector({huge, huge * 2})));  // overflow to inf in float64
+  CHECK(all_finite(from_vector({1e300}, DType::f64)));
+  CHECK_FALSE(all_finite(from_vector({1e300}, DType::f32)));  // 1e300 rounds to inf in float32
+  CHECK(all_finite(arange(0, 5, 1, DType::i64)));
+}
+
 TEST_CASE("clamp bounds: lo == hi pins every value, lo > hi throws", "[tensor][unary][clamp]") {
   const Tensor x = tensor({-5.0, 0.25, 9.0});
   CHECK(ref::read(clamp(x, 1.5, 1.5)) == std::vector<double>{1.5, 1.5, 1.5});

@@ -8,8 +8,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <string>
 
+#include "autograd/ops.hpp"
 #include "nn/layers.hpp"
+#include "tensor/ops.hpp"
 #include "theory/ntk.hpp"
 
 using namespace theta;
@@ -132,6 +135,26 @@ TEST_CASE("kernels refuse NaN and Inf in inputs and parameters", "[theory][ntk]"
   const PerSampleLoss loss = [](const Var& o) { return autograd::sum(autograd::square(o), {1}); };
   CHECK_THROWS_WITH(per_sample_gradients(*net, clean, loss), Catch::Contains("layers.2.weight"));
   CHECK_THROWS_AS(analytic_ntk(x, clean, 2, nn::ActivationKind::relu, 1.0, 0.0), std::invalid_argument);
+}
+
+// sqrt of its input: finite at 0, with an infinite derivative there.
+class SqrtLayer : public nn::Cloneable<SqrtLayer> {
+ public:
+  Var forward(const Var& x) override { return autograd::sqrt(x); }
+  std::string describe() const override { return "Sqrt"; }
+};
+
+TEST_CASE("kernels refuse infinite derivatives behind a finite output", "[theory][ntk]") {
+  Rng rng(36);
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Linear>(3, 2, rng));
+  net->add(std::make_shared<SqrtLayer>());
+  for (const auto& [name, p] : net->named_parameters()) p.value().fill_(0.0);  // sqrt(0) = 0, sqrt'(0) = inf
+  const Tensor x = rng.normal({4, 3});
+  CHECK(all_finite(net->forward(Var(x)).value()));
+  CHECK_THROWS_WITH(empirical_ntk(*net, x, x), Catch::Contains("output gradient"));
+  CHECK_THROWS_WITH(empirical_ntk(*net, x, x, kContraction), Catch::Contains("Jacobian rows"));
+  CHECK_THROWS_WITH(empirical_ntk_diagonal(*net, x), Catch::Contains("NaN or Inf"));
 }
 
 TEST_CASE("analytic ReLU kernel: a zero input without bias has the exact kernel 0", "[theory][ntk]") {
