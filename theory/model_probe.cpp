@@ -40,9 +40,17 @@ Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const ch
     out.layers.push_back(c);
     for (const Var& p : c.layer->parameters()) structured_ids.insert(p.id());
   }
-  for (const auto& [name, p] : model.named_parameters())
+  for (const auto& [name, p] : unique_parameters(model))
     if (!structured_ids.count(p.id())) out.other_params.emplace_back(name, p);
   return out.output;
+}
+
+std::vector<std::pair<std::string, Var>> unique_parameters(const nn::Module& model) {
+  std::vector<std::pair<std::string, Var>> out;
+  std::set<autograd::VarImpl*> seen;
+  for (auto& [name, p] : model.named_parameters())
+    if (seen.insert(p.id()).second) out.emplace_back(std::move(name), p);
+  return out;
 }
 
 std::int64_t numel_of(const std::vector<std::pair<std::string, Var>>& params) {

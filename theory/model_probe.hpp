@@ -37,6 +37,10 @@ struct Captured {
 /// names the caller in errors.
 Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const char* op);
 
+/// The model's named parameters with each parameter once: a module registered twice in the tree
+/// (shared weights) lists its parameters under both names, and a kernel must count them once.
+std::vector<std::pair<std::string, Var>> unique_parameters(const nn::Module& model);
+
 /// Total element count of `params`.
 std::int64_t numel_of(const std::vector<std::pair<std::string, Var>>& params);
 

@@ -144,7 +144,7 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
   if (options.method == NtkMethod::contraction) {
     const OutputInfo info = checked_output_info(model, x1, op);
     if (!same) checked_output_info(model, x2, op);
-    const auto params = model.named_parameters();
+    const auto params = unique_parameters(model);
     const std::int64_t outputs = info.outputs;
     Tensor k = trace ? zeros({n1, n2}, info.dtype) : zeros({n1, outputs, n2, outputs}, info.dtype);
     contract_into(model, x1, x2, same, params, outputs, options.max_bytes, trace, k);
@@ -207,7 +207,7 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
   const std::int64_t n = x.size(0);
   if (options.method == NtkMethod::contraction) {
     const OutputInfo info = checked_output_info(model, x, op);
-    const auto params = model.named_parameters();
+    const auto params = unique_parameters(model);
     Tensor out = zeros({n, info.outputs, info.outputs}, info.dtype);
     for (std::int64_t i = 0; i < n && !params.empty(); ++i)
       out.select(0, i).copy_(gram(jacobian_rows(model, x, i, 1, params, info.outputs)));

@@ -129,20 +129,20 @@ std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& mod
   std::vector<std::pair<std::string, Tensor>> result;
   for (const auto& [name, p] : params) result.emplace_back(name, Tensor());
   if (params.empty()) return result;
-  auto slot = [&](const Var& p) -> Tensor& {
+  // Every name of the parameter gets its block (a module registered twice names it twice).
+  auto assign = [&](const Var& p, const Tensor& block) {
     for (std::size_t k = 0; k < params.size(); ++k)
-      if (params[k].second.id() == p.id()) return result[k].second;
-    THETA_THROW(InternalError, "per_sample_gradients: parameter not found");
+      if (params[k].second.id() == p.id()) result[k].second = block;
   };
   for (std::size_t l = 0; l < parts.captured.layers.size(); ++l) {
     const StructuredCall& call = parts.captured.layers[l];
     const std::vector<Tensor> grads = call.rule->per_sample_gradients(call.input.value(), parts.d[l]);
     const std::vector<Var> owned = call.layer->parameters();
     THETA_ASSERT(grads.size() == owned.size());
-    for (std::size_t k = 0; k < owned.size(); ++k) slot(owned[k]) = grads[k];
+    for (std::size_t k = 0; k < owned.size(); ++k) assign(owned[k], grads[k]);
   }
   const auto rest = fallback_per_sample(model, x, parts.output_cotangent, parts.captured.other_params);
-  for (std::size_t k = 0; k < rest.size(); ++k) slot(parts.captured.other_params[k].second) = rest[k];
+  for (std::size_t k = 0; k < rest.size(); ++k) assign(parts.captured.other_params[k].second, rest[k]);
   return result;
 }
 

@@ -137,6 +137,45 @@ TEST_CASE("kernels refuse NaN and Inf in inputs and parameters", "[theory][ntk]"
   CHECK_THROWS_AS(analytic_ntk(x, clean, 2, nn::ActivationKind::relu, 1.0, 0.0), std::invalid_argument);
 }
 
+// out(shared(tanh(shared(x)))) with each layer registered once.
+class SharedOnce : public nn::Cloneable<SharedOnce> {
+ public:
+  SharedOnce(std::shared_ptr<nn::Module> shared, std::shared_ptr<nn::Module> out) {
+    register_module("shared", std::move(shared));
+    register_module("out", std::move(out));
+  }
+  Var forward(const Var& x) override { return child(1)(child(0)(autograd::tanh(child(0)(x)))); }
+  std::string describe() const override { return "SharedOnce"; }
+};
+
+TEST_CASE("a layer registered twice (shared weights) counts its parameters once", "[theory][ntk]") {
+  Rng rng(37);
+  auto shared = std::make_shared<nn::Linear>(3, 3, rng);
+  auto out = std::make_shared<nn::Linear>(3, 2, rng);
+  auto twice = std::make_shared<nn::Sequential>();  // the same Linear at layers.0 and layers.2
+  twice->add(shared).add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh)).add(shared).add(out);
+  REQUIRE(twice->named_parameters().size() == 6);
+  SharedOnce once(shared, out);
+  const Tensor x1 = rng.normal({5, 3}), x2 = rng.normal({4, 3});
+  const Tensor reference = empirical_ntk(once, x1, x2, kContraction);
+  const double scale = max(abs(reference)).item();
+  for (const NtkOptions& options : {kContraction, kStructured}) {
+    CHECK(max(abs(empirical_ntk(*twice, x1, x2, options) - reference)).item() <= 1e-12 * scale);
+    CHECK(max(abs(empirical_ntk_diagonal(*twice, x1, options) - empirical_ntk_diagonal(once, x1, kContraction)))
+              .item() <= 1e-12 * scale);
+  }
+  // Per-sample gradients: both names of the shared weight carry its (one) gradient.
+  const Tensor target = rng.normal({5, 2});
+  const PerSampleLoss loss = [&](const Var& o) { return autograd::sum(autograd::square(o - Var(target)), {1}); };
+  const auto g_twice = per_sample_gradients(*twice, x1, loss);
+  const auto g_once = per_sample_gradients(once, x1, loss);
+  REQUIRE(g_twice.size() == 6);
+  REQUIRE(g_once.size() == 4);
+  CHECK(max(abs(g_twice[0].second - g_once[0].second)).item() <= 1e-12);  // layers.0.weight
+  CHECK(max(abs(g_twice[2].second - g_once[0].second)).item() <= 1e-12);  // layers.2.weight
+  CHECK(max(abs(g_twice[5].second - g_once[3].second)).item() <= 1e-12);  // layers.3.bias
+}
+
 // sqrt of its input: finite at 0, with an infinite derivative there.
 class SqrtLayer : public nn::Cloneable<SqrtLayer> {
  public:
