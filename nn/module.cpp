@@ -158,13 +158,19 @@ Var functional_call(Module& module, const std::vector<Var>& params, const Var& x
                 shape_str(slots[i]->shape()), ", got ",
                 given.defined() ? dtype_name(given.dtype()) + std::string(" ") + shape_str(given.shape())
                                 : std::string("an undefined Var"));
+    // A module registered twice has one parameter under two names: both must get the same Var.
+    for (std::size_t j = 0; j < i; ++j)
+      THETA_CHECK(slots[j] != slots[i] || params[j].id() == given.id(), std::invalid_argument,
+                  "functional_call: parameters ", j, " and ", i, " are one parameter (a module registered twice); "
+                  "pass the same Var for both");
   }
-  // Swaps the given Vars in; the destructor swaps the module's own back, also on an exception.
+  // Swaps the given Vars in; the destructor swaps the module's own back (in reverse order, so a
+  // slot listed twice ends with its own Var), also on an exception.
   struct Swap {
     std::vector<Var*>& slots;
     std::vector<Var> held;
     ~Swap() {
-      for (std::size_t i = 0; i < slots.size(); ++i) std::swap(*slots[i], held[i]);
+      for (std::size_t i = slots.size(); i-- > 0;) std::swap(*slots[i], held[i]);
     }
   } swap{slots, params};
   for (std::size_t i = 0; i < slots.size(); ++i) std::swap(*slots[i], swap.held[i]);

@@ -180,6 +180,25 @@ TEST_CASE("functional_call checks its parameters and restores the module when fo
   for (std::size_t k = 0; k < named.size(); ++k) CHECK(after[k].second.id() == named[k].second.id());
 }
 
+TEST_CASE("functional_call on a module registered twice: one Var for both names, restored", "[nn][functional_call]") {
+  Rng rng(8);
+  auto shared = std::make_shared<Linear>(3, 3, rng);
+  Sequential net;
+  net.add(shared).add(std::make_shared<Activation>(ActivationKind::tanh)).add(shared);
+  const Var own_weight = shared->weight(), own_bias = shared->bias();
+  const Var w(rng.normal({3, 3}), true), b(rng.normal({3}), true);
+  const Tensor x = rng.normal({4, 3});
+  CHECK_THROWS_WITH(functional_call(net, {w, b, Var(rng.normal({3, 3}), true), b}, Var(x)),
+                    Contains("parameters 0 and 2 are one parameter"));
+  const Var y = functional_call(net, {w, b, w, b}, Var(x));
+  // Against the same function written out: W tanh(W x + b) + b, from the given values.
+  const Tensor h = tanh(matmul(x, w.value().t()) + b.value());
+  CHECK(max_abs_diff(y.value(), matmul(h, w.value().t()) + b.value()) <= 1e-15);
+  // The layer's own parameters are back in both places.
+  CHECK(shared->weight().id() == own_weight.id());
+  CHECK(shared->bias().id() == own_bias.id());
+}
+
 TEST_CASE("BufferSnapshot restores written buffers and leaves untouched ones alone", "[nn][functional_call]") {
   Rng rng(7);
   BatchNorm1d bn(3);
