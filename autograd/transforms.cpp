@@ -56,6 +56,24 @@ Var list_dot(const std::vector<Var>& a, const std::vector<Var>& b) {
   return total;
 }
 
+// Note [Second derivatives as one VJP]
+// The derivative of <v, g(p)> with respect to p, for g recorded with create_graph, is the VJP of
+// g with cotangent v. Asking the engine for that VJP directly (v enters as the grad_outputs of
+// the recorded g) gives the same numbers as differentiating the scalar <v, g>, without the
+// elementwise products and sums that form the scalar and their backward, each a pass over
+// every parameter. Entries of g that are undefined or constant contribute nothing.
+std::vector<Var> vjp_of(const std::vector<Var>& g, const std::vector<Tensor>& v, const std::vector<Var>& wrt,
+                        bool retain_graph) {
+  std::vector<Var> outs, cots;
+  for (std::size_t i = 0; i < g.size(); ++i)
+    if (g[i].defined() && g[i].requires_grad()) {
+      outs.push_back(g[i]);
+      cots.emplace_back(v[i]);
+    }
+  if (outs.empty()) return std::vector<Var>(wrt.size());
+  return grad(outs, wrt, cots, {.retain_graph = retain_graph, .allow_unused = true});
+}
+
 }  // namespace
 
 std::vector<Var> make_leaves(const std::vector<Tensor>& values) {
@@ -100,12 +118,9 @@ JvpResult jvp(const Function& f, const std::vector<Tensor>& primals, const std::
   for (const auto& yi : y) tangent_out.push_back(zeros(yi.shape(), yi.dtype()));
   if (!outs.empty()) {
     const std::vector<Var> g = grad(outs, x, dummies, {.create_graph = true, .allow_unused = true});
-    const Var inner = list_dot(g, constants(tangents));
-    if (inner.defined() && inner.requires_grad()) {
-      const std::vector<Var> jt = grad({inner}, dummies, {}, {.allow_unused = true});
-      for (std::size_t k = 0; k < which.size(); ++k)
-        if (jt[k].defined()) tangent_out[which[k]] = jt[k].value();
-    }
+    const std::vector<Var> jt = vjp_of(g, tangents, dummies, false);
+    for (std::size_t k = 0; k < which.size(); ++k)
+      if (jt[k].defined()) tangent_out[which[k]] = jt[k].value();
   }
   return {values_of(y), tangent_out};
 }
@@ -137,9 +152,7 @@ HessianVectorOperator::HessianVectorOperator(const ScalarFunction& f, const std:
 
 std::vector<Tensor> HessianVectorOperator::apply(const std::vector<Tensor>& v) const {
   check_matching(v, params_, "hvp", "vector");
-  const Var inner = list_dot(grads_, constants(v));
-  if (!inner.defined() || !inner.requires_grad()) return densify(std::vector<Var>(params_.size()), params_);
-  return densify(grad({inner}, params_, {}, {.retain_graph = true, .allow_unused = true}), params_);
+  return densify(vjp_of(grads_, v, params_, true), params_);
 }
 
 std::vector<Tensor> HessianVectorOperator::gradient() const {

@@ -37,7 +37,9 @@ JvpResult jvp(const Function& f, const std::vector<Tensor>& primals, const std::
 std::vector<Tensor> hvp(const ScalarFunction& f, const std::vector<Tensor>& params, const std::vector<Tensor>& v);
 
 /// v^T H. Equal to hvp for the symmetric Hessian of a twice continuously differentiable f; it is
-/// computed independently (differentiating <v, grad f> in the other order) for cross-checks.
+/// computed through a different graph for cross-checks: it differentiates the scalar
+/// <v, grad f>, where hvp takes the VJP of grad f with cotangent v (Note [Second derivatives as
+/// one VJP] in transforms.cpp).
 std::vector<Tensor> vhp(const ScalarFunction& f, const std::vector<Tensor>& params, const std::vector<Tensor>& v);
 
 /// Repeated Hessian-vector products at fixed params: the gradient graph is built once and each
