@@ -130,6 +130,36 @@ Pass topological_order(const std::vector<Var>& outputs) {
 
 void accumulate(Var& acc, const Var& g) { acc = acc.defined() ? add(acc, g) : g; }
 
+// Note [Accumulating backward]
+// A gradient slot that already holds a contribution gets the next one added. For a product
+// (matmul, linear) the addition can be the gemm's own: the rule's backward_into form writes into
+// the slot's tensor with beta 1 (Note [Accumulating gemm]) instead of forming the product and
+// adding it. The engine offers a slot's tensor only when nothing else can see it: the pass
+// records no graph, the Var is a constant held by this slot alone, its storage is referenced by
+// that Var alone (not a caller's grad_output, not a view shared with another slot). Anomaly mode
+// checks each contribution, so it takes the plain form.
+bool offer_buffer(const Var& slot_grad) {
+  return slot_grad.defined() && slot_grad.use_count() == 1 && slot_grad.is_leaf() &&
+         slot_grad.value().storage().use_count() == 1;
+}
+
+// The input gradients of `fn` for this pass: the accumulating form when it exists and some slot
+// can take its contribution in place, the plain backward otherwise.
+VarList node_backward(const Var& g, const Node& fn, const InputMask& needs, std::vector<Var>& grads,
+                      const InlineList<std::size_t, 4>& input_slots, bool accumulate_in_place) {
+  if (accumulate_in_place && fn.backward_into) {
+    GradBuffers into(fn.inputs.size());
+    bool offered = false;
+    for (std::size_t i = 0; i < into.size(); ++i)
+      if (needs[i] && offer_buffer(grads[input_slots[i]])) {
+        into[i] = grads[input_slots[i]].value();
+        offered = true;
+      }
+    if (offered) return fn.backward_into(g, fn, needs, into);
+  }
+  return fn.backward(g, fn, needs);
+}
+
 // The shared core of grad() and backward(): the gradient of every impl in `targets` (or of every
 // leaf when `all_leaves`), as (impl, gradient) pairs.
 std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outputs,
@@ -173,11 +203,14 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
                 "retain_graph (or create_graph) to the first call");
     check_versions(*fn);
     InputMask needs(fn->inputs.size());
-    for (std::size_t i = 0; i < needs.size(); ++i)
+    InlineList<std::size_t, 4> input_slots(fn->inputs.size());
+    for (std::size_t i = 0; i < needs.size(); ++i) {
       needs[i] = fn->inputs[i].requires_grad() && needed[slot_of(fn->inputs[i])];
+      if (needs[i]) input_slots[i] = slot_of(fn->inputs[i]);
+    }
     VarList in_grads;
     try {
-      in_grads = fn->backward(g, *fn, needs);
+      in_grads = node_backward(g, *fn, needs, grads, input_slots, !create_graph && !anomaly);
     } catch (const AnomalyError& e) {  // name the node whose backward failed, not the inner op
       throw AnomalyError(std::string("anomaly: in the backward of ") + fn->name + ": " + e.what());
     }
@@ -193,6 +226,7 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
     }
     if (!retain_graph) {
       fn->backward = nullptr;
+      fn->backward_into = nullptr;
       fn->released = true;
     }
   }

@@ -31,22 +31,81 @@ Var grad_in_layout(const Var& operand, Direct direct, Swapped swapped) {
 
 Var matmul_nd(const Var& a, const Var& b);
 
+// d/dx and d/dy of x @ y with output gradient g. Transposed views go to gemm as CblasTrans: no
+// copies. An operand that is itself a transposed view (x W^T) gets its gradient computed in its
+// own layout, so a parameter's gradient comes out contiguous after the transpose's backward
+// (Note [Gradient layout]).
+Var matmul_grad_x(const Var& g, const Var& x, const Var& y) {
+  return grad_in_layout(x, [&] { return matmul_nd(g, transpose(y, -1, -2)); },
+                        [&] { return matmul_nd(y, transpose(g, -1, -2)); });
+}
+Var matmul_grad_y(const Var& g, const Var& x, const Var& y) {
+  return grad_in_layout(y, [&] { return matmul_nd(transpose(x, -1, -2), g); },
+                        [&] { return matmul_nd(transpose(g, -1, -2), x); });
+}
+
+VarList matmul_backward(const Var& g, const Node& n, const InputMask& needs) {
+  const Var& x = n.inputs[0];
+  const Var& y = n.inputs[1];
+  return VarList{needs[0] ? matmul_grad_x(g, x, y) : Var(), needs[1] ? matmul_grad_y(g, x, y) : Var()};
+}
+
+// Plain matrices add their products into the buffers the engine offers (Note [Accumulating
+// backward]); batched operands, whose gradients are summed over broadcast axes, take the plain
+// rule.
+VarList matmul_backward_into(const Var& g, const Node& n, const InputMask& needs, const GradBuffers& into) {
+  const Var& x = n.inputs[0];
+  const Var& y = n.inputs[1];
+  if (g.dim() != 2 || x.dim() != 2 || y.dim() != 2) return matmul_backward(g, n, needs);
+  VarList out(2);
+  if (needs[0]) {
+    if (into[0].defined())
+      into[0].add_matmul_(g.value(), y.value().t());
+    else
+      out[0] = matmul_grad_x(g, x, y);
+  }
+  if (needs[1]) {
+    if (into[1].defined())
+      into[1].add_matmul_(x.value().t(), g.value());
+    else
+      out[1] = matmul_grad_y(g, x, y);
+  }
+  return out;
+}
+
 Var matmul_nd(const Var& a, const Var& b) {
-  return make_result(theta::matmul(a.value(), b.value()), "matmul", {a, b},
-                     [](const Var& g, const Node& n, const InputMask& needs) {
-                       const Var& x = n.inputs[0];
-                       const Var& y = n.inputs[1];
-                       // Transposed views go to gemm as CblasTrans: no copies. An operand that
-                       // is itself a transposed view (x W^T in Linear) gets its gradient computed
-                       // in its own layout, so the parameter's gradient comes out contiguous
-                       // after the transpose's backward (Note [Gradient layout]).
-                       return VarList{needs[0] ? grad_in_layout(x, [&] { return matmul_nd(g, transpose(y, -1, -2)); },
-                                                                         [&] { return matmul_nd(y, transpose(g, -1, -2)); })
-                                                        : Var(),
-                                               needs[1] ? grad_in_layout(y, [&] { return matmul_nd(transpose(x, -1, -2), g); },
-                                                                         [&] { return matmul_nd(transpose(g, -1, -2), x); })
-                                                        : Var()};
-                     });
+  Var out = make_result(theta::matmul(a.value(), b.value()), "matmul", {a, b}, matmul_backward);
+  if (const auto& node = out.grad_fn()) node->backward_into = matmul_backward_into;
+  return out;
+}
+
+// linear(x, W) = x W^T. Leading axes of x are a batch: dW sums over them, as one gemm over rows.
+Var rows(const Var& v) { return v.dim() == 2 ? v : reshape(v, {-1, v.size(-1)}); }
+Tensor rows(const Tensor& t) { return t.dim() == 2 ? t : t.reshape({-1, t.size(-1)}); }
+
+VarList linear_backward(const Var& g, const Node& n, const InputMask& needs) {
+  const Var& in = n.inputs[0];
+  const Var& w = n.inputs[1];
+  return VarList{needs[0] ? matmul(g, w) : Var(), needs[1] ? matmul(transpose(rows(g), 0, 1), rows(in)) : Var()};
+}
+
+VarList linear_backward_into(const Var& g, const Node& n, const InputMask& needs, const GradBuffers& into) {
+  const Var& in = n.inputs[0];
+  const Var& w = n.inputs[1];
+  VarList out(2);
+  if (needs[0]) {
+    if (into[0].defined() && g.dim() == 2)
+      into[0].add_matmul_(g.value(), w.value());
+    else
+      out[0] = matmul(g, w);
+  }
+  if (needs[1]) {
+    if (into[1].defined())
+      into[1].add_matmul_(rows(g.value()).t(), rows(in.value()));
+    else
+      out[1] = matmul(transpose(rows(g), 0, 1), rows(in));
+  }
+  return out;
 }
 }  // namespace
 
@@ -71,15 +130,9 @@ Var linear(const Var& x, const Var& weight) {
               weight.size(1), " = the weight's input width ", shape_str(weight.shape()));
   // One node for x W^T: the weight's transpose is a BLAS flag here, not a recorded view, and the
   // weight's gradient g^T x comes out in the weight's own [out, in] layout.
-  return make_result(theta::matmul(x.value(), weight.value().t()), "linear", {x, weight},
-                     [](const Var& g, const Node& n, const InputMask& needs) {
-                       const Var& in = n.inputs[0];
-                       const Var& w = n.inputs[1];
-                       // Leading axes of x are a batch: dW sums over them, as one gemm over rows.
-                       const auto rows = [](const Var& v) { return v.dim() == 2 ? v : reshape(v, {-1, v.size(-1)}); };
-                       const Var grad_w = needs[1] ? matmul(transpose(rows(g), 0, 1), rows(in)) : Var();
-                       return VarList{needs[0] ? matmul(g, w) : Var(), grad_w};
-                     });
+  Var out = make_result(theta::matmul(x.value(), weight.value().t()), "linear", {x, weight}, linear_backward);
+  if (const auto& node = out.grad_fn()) node->backward_into = linear_backward_into;
+  return out;
 }
 
 }  // namespace theta::autograd

@@ -89,6 +89,7 @@ Node::~Node() {
   if (outermost) graveyard = &local;
   for (auto& in : inputs) graveyard->push_back(std::move(in));
   backward = nullptr;
+  backward_into = nullptr;
   if (!outermost) return;
   while (!local.empty()) {
     Var v = std::move(local.back());

@@ -38,6 +38,15 @@ using InputMask = InlineList<bool, 4>;
 /// grads_in = backward(grad_out, node, mask); an entry may be an undefined Var (no gradient).
 using BackwardFn = std::function<VarList(const Var& grad_out, const Node& node, const InputMask& needs)>;
 
+/// Gradient buffers a backward pass owns, one per input of a Node (undefined: none offered).
+using GradBuffers = InlineList<Tensor, 2>;
+
+/// The optional accumulating form of a backward rule (Note [Accumulating backward]): adds the
+/// gradient of each needed input i with a defined into[i] to into[i] in place, and returns the
+/// gradients of the other needed inputs as BackwardFn does (undefined where it accumulated).
+using BackwardIntoFn =
+    std::function<VarList(const Var& grad_out, const Node& node, const InputMask& needs, const GradBuffers& into)>;
+
 class Var {
  public:
   /// An undefined Var (e.g. the gradient of an unused input).
@@ -95,6 +104,8 @@ struct Node {
   /// Storage versions of the inputs when the op ran (Note [Saved tensor versions]).
   InlineList<std::uint64_t, 2> input_versions;
   BackwardFn backward;
+  /// Optional; used only by passes that record nothing (no create_graph).
+  BackwardIntoFn backward_into;
   /// Set once backward ran without retain_graph: the buffers are gone.
   bool released = false;
 };

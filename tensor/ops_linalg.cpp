@@ -8,6 +8,7 @@
 
 #include "tensor/blas_runtime.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/overlap.hpp"
 #include "tensor/strided_loop.hpp"
 
 namespace theta {
@@ -30,25 +31,28 @@ GemmLayout gemm_layout(std::int64_t rows, std::int64_t cols, std::int64_t rs, st
   return {};
 }
 
+// c = a b (beta 0) or c += a b (beta 1), c row-major with leading dimension ldc.
 template <class T>
 void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n, std::int64_t k,
-          const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
+          const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc, T beta = T(0)) {
   const auto i = [](std::int64_t v) { return static_cast<blasint>(v); };
   if (n == 1) {  // matrix-vector: gemv streams the matrix once (gemm packs it first)
     const blasint incb = tb == CblasNoTrans ? i(ldb) : 1;
     if constexpr (std::is_same_v<T, float>)
       cblas_sgemv(CblasRowMajor, ta, ta == CblasNoTrans ? i(m) : i(k), ta == CblasNoTrans ? i(k) : i(m), 1.0f, a,
-                  i(lda), b, incb, 0.0f, c, i(ldc));
+                  i(lda), b, incb, beta, c, i(ldc));
     else
       cblas_dgemv(CblasRowMajor, ta, ta == CblasNoTrans ? i(m) : i(k), ta == CblasNoTrans ? i(k) : i(m), 1.0, a,
-                  i(lda), b, incb, 0.0, c, i(ldc));
+                  i(lda), b, incb, beta, c, i(ldc));
     return;
   }
   if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), 0.0f, c, i(ldc));
+    cblas_sgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta, c, i(ldc));
   else
-    cblas_dgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), 0.0, c, i(ldc));
+    cblas_dgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c, i(ldc));
 }
+
+CBLAS_TRANSPOSE flipped(CBLAS_TRANSPOSE t) { return t == CblasNoTrans ? CblasTrans : CblasNoTrans; }
 
 template <class T> void batched_gemm(Tensor a, Tensor b, const Tensor& out) {
   const std::int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
@@ -137,6 +141,47 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (a_in.dim() == 1) out = out.squeeze(-2);
   if (b_in.dim() == 1) out = out.squeeze(-1);
   return out;
+}
+
+// Note [Accumulating gemm]
+// Autograd adds gradient contributions: a slot that already holds one receives the next, often
+// a product (the gradient of a weight used twice, of a hidden layer read by two nodes of a
+// recorded backward). Forming the product and then adding costs a zero-fill of the new buffer
+// by gemm (beta 0), the buffer itself and a pass that adds it; gemm with beta 1 writes into the
+// existing gradient once. A destination stored transposed (strides (1, m)) is handled as
+// out^T += b^T a^T, the same gemm with the operands swapped.
+void Tensor::add_matmul_(const Tensor& a, const Tensor& b) const {
+  check_defined("add_matmul_");
+  THETA_CHECK(a.defined() && b.defined(), std::invalid_argument, "add_matmul_: operand is undefined");
+  THETA_CHECK(dim() == 2 && a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0) && size(0) == a.size(0) &&
+                  size(1) == b.size(1),
+              ShapeError, "add_matmul_: ", shape_str(shape()), " += ", shape_str(a.shape()), " @ ",
+              shape_str(b.shape()), " does not fit ([m, n] += [m, k] @ [k, n])");
+  THETA_CHECK(a.dtype() == dtype() && b.dtype() == dtype(), DTypeError, "add_matmul_: dtype mismatch: ",
+              dtype_name(dtype()), " += ", dtype_name(a.dtype()), " @ ", dtype_name(b.dtype()));
+  const std::int64_t m = size(0), k = a.size(1), n = size(1);
+  THETA_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX, ShapeError, "add_matmul_: dimensions exceed ",
+              "the BLAS integer range: ", shape_str(a.shape()), " @ ", shape_str(b.shape()));
+  detail::check_no_internal_overlap(*this, "add_matmul_");
+  if (m == 0 || n == 0 || k == 0) return;
+  const GemmLayout la = gemm_layout(m, k, a.strides()[0], a.strides()[1]);
+  const GemmLayout lb = gemm_layout(k, n, b.strides()[0], b.strides()[1]);
+  const GemmLayout lc = gemm_layout(m, n, strides()[0], strides()[1]);
+  const bool shares = a.storage() == storage() || b.storage() == storage();
+  if (!is_floating(dtype()) || !la.ok || !lb.ok || !lc.ok || shares) {
+    add_(matmul(a, b));
+    return;
+  }
+  warn_if_blas_fallback();
+  visit_float_dtype(dtype(), [&](auto v) {
+    using T = decltype(v);
+    if (lc.trans == CblasNoTrans)
+      gemm<T>(la.trans, lb.trans, m, n, k, a.data<T>(), la.ld, b.data<T>(), lb.ld, data<T>(), lc.ld, T(1));
+    else  // out^T [n, m] row-major: out^T += b^T a^T
+      gemm<T>(flipped(lb.trans), flipped(la.trans), n, m, k, b.data<T>(), lb.ld, a.data<T>(), la.ld, data<T>(),
+              lc.ld, T(1));
+  });
+  storage()->bump_version();
 }
 
 Tensor outer(const Tensor& a, const Tensor& b) {

@@ -113,6 +113,11 @@ class Tensor {
   void fill_(double value) const;
   /// this += alpha * other (other broadcast to this shape, same dtype).
   void add_(const Tensor& other, double alpha = 1.0) const;
+  /// this += a @ b for a:[m, k], b:[k, n] and this [m, n], all of one floating dtype. One gemm
+  /// that accumulates into this tensor's memory when its layout allows (row-major or a
+  /// transposed view); otherwise, or when an operand shares this tensor's storage, the product
+  /// is formed first and added.
+  void add_matmul_(const Tensor& a, const Tensor& b) const;
 
  private:
   void check_defined(const char* op) const {

@@ -220,3 +220,62 @@ TEST_CASE("gram is a a^T, exactly symmetric", "[tensor][matmul][gram]") {
   CHECK_THROWS_AS(gram(zeros({2, 3, 4})), ShapeError);
   CHECK_THROWS_AS(gram(zeros({2, 3}, DType::i64)), DTypeError);
 }
+
+TEST_CASE("add_matmul_ adds the naive product for every operand and destination layout", "[tensor][matmul]") {
+  Rng rng(57);
+  const ref::Domain ints{-3.0, 4.0, false, true};
+  const std::vector<MatmulShapes> shapes = {{{3, 5}, {5, 4}}, {{1, 5}, {5, 1}}, {{4, 1}, {1, 3}},
+                                            {{1, 6}, {6, 3}}, {{5, 2}, {2, 1}}, {{17, 9}, {9, 33}}};
+  // Destinations: row-major and row-major at an offset (gemm with beta 1), a transposed view (the
+  // swapped gemm) and strided picks (the form-then-add fallback).
+  const ref::Layout out_layouts[] = {ref::Layout::contiguous, ref::Layout::transposed, ref::Layout::sliced,
+                                     ref::Layout::offset};
+  for (DType dtype : {DType::f32, DType::f64})
+    for (const auto& [sa, sb] : shapes)
+      for (MatLayout la : {MatLayout::contiguous, MatLayout::last_two_swapped, MatLayout::sliced})
+        for (MatLayout lb : {MatLayout::contiguous, MatLayout::transposed, MatLayout::offset})
+          for (ref::Layout lo : out_layouts) {
+            INFO(ref::dtype_label(dtype) << " " << ref::str(sa) << " " << mat_layout_name(la) << " @ "
+                                         << ref::str(sb) << " " << mat_layout_name(lb) << " into "
+                                         << ref::layout_name(lo));
+            const Tensor a = make_operand(sa, la, dtype, rng, ints);
+            const Tensor b = make_operand(sb, lb, dtype, rng, ints);
+            const Tensor out = ref::make_input({sa[0], sb[1]}, lo, dtype, rng, ints);
+            const ref::Dense product = ref::matmul(ref::dense(a), ref::dense(b));
+            std::vector<double> want = ref::read(out);
+            for (std::size_t i = 0; i < want.size(); ++i) want[i] += product.values[i];
+            const std::uint64_t version = out.storage()->version();
+            out.add_matmul_(a, b);
+            ref::check_equal(ref::read(out), want);
+            CHECK(out.storage()->version() > version);
+          }
+}
+
+TEST_CASE("add_matmul_ reads operands that share the destination's memory as they were", "[tensor][matmul]") {
+  Rng rng(59);
+  const ref::Domain ints{-3.0, 4.0, false, true};
+  const Tensor c = ref::random_contiguous({4, 4}, DType::f64, rng, ints);
+  const ref::Dense before = ref::dense(c);
+  std::vector<double> want = before.values;
+  const ref::Dense square = ref::matmul(before, before);
+  for (std::size_t i = 0; i < want.size(); ++i) want[i] += square.values[i];
+  c.add_matmul_(c, c.t().t());  // c += c @ c, both operands the destination itself
+  ref::check_equal(ref::read(c), want);
+}
+
+TEST_CASE("add_matmul_ with k = 0 leaves the destination as it is", "[tensor][matmul]") {
+  const Tensor out = full({3, 2}, 1.5);
+  out.add_matmul_(zeros({3, 0}), zeros({0, 2}));
+  ref::check_equal(ref::read(out), std::vector<double>(6, 1.5));
+}
+
+TEST_CASE("add_matmul_ refuses mismatched shapes, dtypes and expanded destinations", "[tensor][matmul]") {
+  using Catch::Contains;
+  const Tensor out = zeros({3, 4});
+  CHECK_THROWS_MATCHES(out.add_matmul_(zeros({3, 5}), zeros({6, 4})), ShapeError,
+                       Catch::Message("add_matmul_: [3, 4] += [3, 5] @ [6, 4] does not fit ([m, n] += [m, k] @ [k, n])"));
+  CHECK_THROWS_AS(out.add_matmul_(zeros({2, 5}), zeros({5, 4})), ShapeError);
+  CHECK_THROWS_AS(out.add_matmul_(zeros({3}), zeros({3, 4})), ShapeError);
+  CHECK_THROWS_WITH(out.add_matmul_(zeros({3, 5}, DType::f32), zeros({5, 4})), Contains("dtype mismatch"));
+  CHECK_THROWS_AS(zeros({1, 4}).expand({3, 4}).add_matmul_(zeros({3, 5}), zeros({5, 4})), ShapeError);
+}
