@@ -1,6 +1,6 @@
 #pragma once
 // Empirical and analytic neural tangent kernels, per-parameter Jacobians and per-sample
-// gradients (Note [Structured NTK] in ntk.cpp).
+// gradients (Note [Structured NTK] in ntk_blocks.cpp).
 //
 // The empirical NTK of a model f: R^d -> R^O is Theta(x1, x2)[o1, o2] = sum over parameters p
 // of <d f_o1(x1) / dp, d f_o2(x2) / dp>. Models must treat samples independently (a row of the
