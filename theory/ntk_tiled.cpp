@@ -3,8 +3,13 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
 #include <optional>
 
+#include "tensor/blas_runtime.hpp"
+#include "tensor/parallel.hpp"
 #include "theory/ntk_blocks.hpp"
 #include "theory/tile_file.hpp"
 
@@ -19,7 +24,10 @@ using namespace detail;
 // by row and forms row block I's factors once for the row; a column block's factors are formed
 // for its tile (holding every column block's factors would cost n times the model's widths,
 // which is what the tiling avoids). For x with itself, tile (I, I) uses the symmetric product
-// (syrk) and tile (I, J > I) also fills (J, I) with its transpose.
+// (syrk) and tile (I, J > I) also fills (J, I) with its transpose. With several threads, each
+// worker runs its own copy of the model (the forward hooks that capture a block live on the
+// modules) and OpenBLAS runs one thread per worker; the tiles are the same calls, so the same
+// bits, as on one thread.
 
 namespace {
 
@@ -79,39 +87,82 @@ Tensor transposed_tile(const Tensor& tile, KernelForm form) {
   return (form == KernelForm::trace ? tile.t() : tile.permute({1, 0, 3, 2})).contiguous();
 }
 
-// Runs the plan's unfinished tiles into `sink`; returns (computed, stopped early).
-std::pair<std::int64_t, bool> run_tiles(nn::Module& model, const Tensor& x1, const Tensor& x2, const Problem& p,
-                                        const TiledNtkOptions& options, TileSink& sink) {
-  const auto plan = tile_plan(p.n1, p.n2, p.tile, p.symmetric);
-  std::vector<std::pair<std::int64_t, std::int64_t>> todo;
-  for (const auto& ij : plan)
-    if (!sink.finished(ij.first, ij.second)) todo.push_back(ij);
-  const auto total = static_cast<std::int64_t>(todo.size());
+// One tile: the structured kernel between row block i (whose factors `row` the caller keeps
+// for the row) and column block j.
+Tensor compute_tile(nn::Module& model, const Tensor& x1, const Tensor& x2, const Problem& p, std::int64_t i,
+                    std::int64_t j, std::optional<BlockFactors>& row, std::int64_t& row_block, std::int64_t max_bytes) {
   const auto rows_of = [&](const Tensor& x, std::int64_t block, std::int64_t n) {
     return x.slice(0, block * p.tile, std::min(n, (block + 1) * p.tile));
   };
-  std::optional<BlockFactors> row;
-  std::int64_t row_block = -1, done = 0;
-  for (const auto& [i, j] : todo) {
-    if (i != row_block) {
-      row.emplace(block_factors(model, rows_of(x1, i, p.n1), p.op));
-      row_block = i;
-    }
-    const bool diagonal = p.symmetric && i == j;
-    Tensor tile;
-    if (diagonal) {
-      tile = structured_block_kernel(model, *row, *row, true, p.form, options.max_bytes);
-    } else {
-      const BlockFactors column = block_factors(model, rows_of(x2, j, p.n2), p.op);
-      tile = structured_block_kernel(model, *row, column, false, p.form, options.max_bytes);
-    }
-    sink.write(i * p.tile, j * p.tile, tile);
-    if (p.symmetric && !diagonal) sink.write(j * p.tile, i * p.tile, transposed_tile(tile, p.form));
-    sink.tile_done(i, j);
-    ++done;
-    if (options.on_tile && !options.on_tile(done, total) && done < total) return {done, true};
+  if (i != row_block) {
+    row.emplace(block_factors(model, rows_of(x1, i, p.n1), p.op));
+    row_block = i;
   }
-  return {done, false};
+  if (p.symmetric && i == j) return structured_block_kernel(model, *row, *row, true, p.form, max_bytes);
+  const BlockFactors column = block_factors(model, rows_of(x2, j, p.n2), p.op);
+  return structured_block_kernel(model, *row, column, false, p.form, max_bytes);
+}
+
+// OpenBLAS single-threaded while tiles run on theta's threads (its own pool would compete for
+// the same cores), restored afterwards.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() { theta::detail::set_blas_threads(1); }
+  ~SingleThreadedBlas() { theta::detail::set_blas_threads(get_num_threads()); }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+};
+
+// Runs the plan's unfinished tiles into `sink` on up to get_num_threads() workers, each with its
+// own copy of the model (forward hooks are per module), taking tiles in plan order from a shared
+// counter. Results are recorded in the order tiles finish; after on_tile asks to stop, tiles
+// still in flight are dropped. Returns (tiles recorded, stopped early).
+std::pair<std::int64_t, bool> run_tiles(nn::Module& model, const Tensor& x1, const Tensor& x2, const Problem& p,
+                                        const TiledNtkOptions& options, TileSink& sink) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> todo;
+  for (const auto& ij : tile_plan(p.n1, p.n2, p.tile, p.symmetric))
+    if (!sink.finished(ij.first, ij.second)) todo.push_back(ij);
+  const auto total = static_cast<std::int64_t>(todo.size());
+  const auto workers = static_cast<std::int64_t>(std::min<std::int64_t>(get_num_threads(), total));
+  std::vector<std::unique_ptr<nn::Module>> copies;
+  for (std::int64_t w = 1; w < workers; ++w) copies.push_back(model.clone());
+
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex record;
+  std::int64_t done = 0;
+  std::exception_ptr failure;
+  const auto work = [&](nn::Module& m) {
+    std::optional<BlockFactors> row;
+    std::int64_t row_block = -1;
+    for (std::size_t t; !stop && (t = next++) < todo.size();) {
+      const auto [i, j] = todo[t];
+      try {
+        const Tensor tile = compute_tile(m, x1, x2, p, i, j, row, row_block, options.max_bytes);
+        const std::lock_guard<std::mutex> lock(record);
+        if (stop) return;
+        sink.write(i * p.tile, j * p.tile, tile);
+        if (p.symmetric && i != j) sink.write(j * p.tile, i * p.tile, transposed_tile(tile, p.form));
+        sink.tile_done(i, j);
+        ++done;
+        if (options.on_tile && !options.on_tile(done, total) && done < total) stop = true;
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(record);
+        if (!failure) failure = std::current_exception();
+        stop = true;
+      }
+    }
+  };
+  if (workers <= 1) {
+    work(model);
+  } else {
+    const SingleThreadedBlas blas;
+    parallel_for(workers, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t w = begin; w < end; ++w) work(w == 0 ? model : *copies[static_cast<std::size_t>(w - 1)]);
+    });
+  }
+  if (failure) std::rethrow_exception(failure);
+  return {done, done < total};
 }
 
 // CRC-32 of what the kernel depends on: the inputs and every parameter, with names and shapes.

@@ -14,6 +14,7 @@
 #include "tensor/npy.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/file_io.hpp"
+#include "tensor/parallel.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "theory/ntk.hpp"
 #include "theory/ntk_tiled.hpp"
@@ -209,4 +210,47 @@ TEST_CASE("tiled runs refuse foreign, mismatched and damaged files and keep them
     CHECK(run.tiles_reused == 2);
     CHECK(bitwise_equal(load_npy(path), tiled_ntk(*net, x, x, options)));
   }
+}
+
+namespace {
+
+// Sets theta's thread count in a scope and restores the previous one however the scope ends.
+struct ThreadCount {
+  explicit ThreadCount(int n) : previous(get_num_threads()) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(previous); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+  int previous;
+};
+
+}  // namespace
+
+TEST_CASE("tiles on several threads give the bits of one thread", "[theory][ntk][tiled]") {
+  test::TempDir dir;
+  auto net = mixed_net(2);
+  Rng rng(9);
+  const Tensor x = rng.normal({14, 4}), x2 = rng.normal({6, 4});
+  Tensor one_thread, one_thread_cross;
+  {
+    const ThreadCount threads(1);
+    one_thread = tiled_ntk(*net, x, x, {.tile = 3, .form = NtkForm::full});
+    one_thread_cross = tiled_ntk(*net, x, x2, {.tile = 4});
+    tiled_ntk_to_npy(*net, x, x, dir.file("one.npy"), {.tile = 3});
+  }
+  const ThreadCount threads(3);
+  CHECK(bitwise_equal(tiled_ntk(*net, x, x, {.tile = 3, .form = NtkForm::full}), one_thread));
+  CHECK(bitwise_equal(tiled_ntk(*net, x, x2, {.tile = 4}), one_thread_cross));
+  tiled_ntk_to_npy(*net, x, x, dir.file("three.npy"), {.tile = 3});
+  CHECK(read_bytes(dir.file("three.npy")) == read_bytes(dir.file("one.npy")));
+  // The model's own hooks are gone afterwards: a plain forward records nothing extra.
+  CHECK(max_rel_diff(tiled_ntk(*net, x, x, {.tile = 5}), empirical_ntk_trace(*net, x, x)) < 1e-12);
+}
+
+TEST_CASE("an error in any tile stops a threaded run and reaches the caller", "[theory][ntk][tiled]") {
+  auto net = mixed_net(1);
+  Rng rng(10);
+  Tensor x = rng.normal({12, 4});
+  x.select(0, 10).select(0, 2).fill_(std::nan(""));  // only the last row block is bad
+  const ThreadCount threads(2);
+  CHECK_THROWS_WITH(tiled_ntk(*net, x, x, {.tile = 2}), Contains("NaN"));
 }
