@@ -238,6 +238,7 @@ TiledNtkRun tiled_ntk_to_npy(nn::Module& model, const Tensor& x1, const Tensor& 
   FileSink sink(file);
   const auto [done, stopped] = run_tiles(model, x1, x2, p, options, sink);
   run.tiles_computed = done;
+  file.flush();
   if (!stopped) {
     file.finish();
     run.complete = true;

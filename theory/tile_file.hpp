@@ -2,6 +2,7 @@
 // Internal to theta_theory: a kernel .npy on disk filled tile by tile, with the log of finished
 // tiles that makes a run restartable (Note [Tile log] in tile_file.cpp).
 
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -43,8 +44,12 @@ class TileFile {
   /// Writes `block` (contiguous float64 [rows, cols, ...] matching the kernel's trailing axes) at
   /// kernel rows [row0, row0 + rows) and columns [col0, col0 + cols).
   void write_block(std::int64_t row0, std::int64_t col0, const Tensor& block);
-  /// Records a tile as finished once its bytes are on disk (data fsync, then the log line, fsync).
+  /// Records a tile as finished. Its log line is written with the next flush, which happens at
+  /// most a second later (or at flush(), finish()): then the data is fsync'ed first, the pending
+  /// lines appended in one write, the log fsync'ed.
   void mark_finished(std::int64_t row_tile, std::int64_t col_tile);
+  /// Writes the pending log lines now (data fsync, log append, log fsync).
+  void flush();
   /// Reads the data back and marks the log complete; throws InternalError naming the first NaN
   /// element when a region was never written.
   void finish();
@@ -58,6 +63,8 @@ class TileFile {
   int data_fd_ = -1, log_fd_ = -1;
   std::uint64_t data_offset_ = 0;
   std::set<std::pair<std::int64_t, std::int64_t>> finished_;
+  std::string pending_;  // log lines of finished tiles not yet on disk
+  std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
   bool complete_ = false;
 };
 
