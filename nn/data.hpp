@@ -14,8 +14,8 @@ namespace theta::nn {
 /// Features and targets of n samples: x:[n, ...] (float64), y:[n] int64 labels or y:[n, ...]
 /// float targets.
 struct Dataset {
-  Tensor x;
-  Tensor y;
+  Tensor x{};
+  Tensor y{};
   /// Number of samples n (the first axis of x).
   std::int64_t size() const;
 };
@@ -24,8 +24,8 @@ struct Dataset {
 Dataset subset(const Dataset& data, const Tensor& indices);
 
 struct Split {
-  Dataset train;
-  Dataset test;
+  Dataset train{};
+  Dataset test{};
 };
 
 /// Shuffles the samples with Rng(seed) and puts round(test_fraction * n) of them in the test set
@@ -34,8 +34,8 @@ Split train_test_split(const Dataset& data, double test_fraction, std::uint64_t 
 
 /// Per-feature affine standardisation fitted on training data: (x - mean) / std.
 struct Standardizer {
-  Tensor mean;  // x.shape[1:]
-  Tensor std;   // x.shape[1:], 1 where the feature is constant (Note [Constant features])
+  Tensor mean{};  // x.shape[1:]
+  Tensor std{};   // x.shape[1:], 1 where the feature is constant (Note [Constant features])
   /// Fits mean and population standard deviation over the first axis. x:[n, ...] -> feature shape.
   static Standardizer fit(const Tensor& x);
   /// (x - mean) / std, x:[m, ...] with the fitted feature shape -> [m, ...].
