@@ -20,6 +20,9 @@ foreach(dir tensor autograd nn theory)
           FILES_MATCHING PATTERN "*.hpp"
           PATTERN "demos" EXCLUDE)
 endforeach()
+# The umbrella header theta/theta.hpp, at the same path below include/theta as below the
+# source root.
+install(FILES ${PROJECT_SOURCE_DIR}/theta/theta.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/theta/theta)
 
 install(EXPORT thetaTargets NAMESPACE theta:: DESTINATION ${THETA_INSTALL_CMAKEDIR})
 
