@@ -73,18 +73,31 @@ class DataLoader {
   LoaderOptions options_;
 };
 
-/// The data/ folder: $THETA_DATA_DIR when set and non-empty, else the repository's data/ folder
-/// as compiled in.
+/// The folder holding the shipped data sets (digits.csv.gz, iris.csv and their README), in this
+/// order (Note [Data directory] in nn/data_dir.cpp):
+///   1. $THETA_DATA_DIR when set and non-empty (used as given, no fallback);
+///   2. the installed library: <prefix>/share/theta (CMAKE_INSTALL_DATADIR/theta under the
+///      CMAKE_INSTALL_PREFIX theta was configured with), where `cmake --install` puts them;
+///      the build tree (tests, demos, add_subdirectory): the source tree's data/.
+/// The loaders below also take an explicit path, which bypasses the lookup.
 std::string default_data_dir();
+
+/// The path of `name` in default_data_dir() when that file exists; otherwise throws FormatError
+/// naming the path it looked for, where that folder came from, and how to override it.
+std::string data_file(const std::string& name);
 
 /// The UCI optical digits (8x8 images, pixels 0..16): gzip or plain CSV, 64 pixels then the label
 /// 0..9 per line, no header. Returns x:[n, 64] float64, y:[n] int64 (n = 1797 for the shipped
 /// file). Throws FormatError naming the file and line on a malformed file.
-Dataset load_digits(const std::string& path = default_data_dir() + "/digits.csv.gz");
+Dataset load_digits(const std::string& path);
+/// The shipped digits.csv.gz, found as data_file() finds it: x:[1797, 64], y:[1797].
+Dataset load_digits();
 
 /// Fisher's iris in scikit-learn's CSV layout: a header "n,d,name0,name1,..." then n lines of d
 /// features and a label in [0, number of names). Returns x:[n, d] float64, y:[n] int64.
 /// Throws FormatError naming the file and line on a malformed file.
-Dataset load_iris(const std::string& path = default_data_dir() + "/iris.csv");
+Dataset load_iris(const std::string& path);
+/// The shipped iris.csv, found as data_file() finds it: x:[150, 4], y:[150].
+Dataset load_iris();
 
 }  // namespace theta::nn
