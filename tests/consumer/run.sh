@@ -73,10 +73,12 @@ rm -rf "$run_dir" && mkdir -p "$run_dir"
   fail "package build: theta_consumer failed"
 data_path=$(sed -n 's/^theta consumer: data //p' "$WORK/package-run.log")
 [[ $data_path == "$PREFIX/share/theta/"* ]] || fail "theta_consumer loaded its data from '$data_path', not from $PREFIX"
-for snippet in "$WORK"/package/readme_snippet_*; do
-  say "running $(basename "$snippet")"
-  (cd "$run_dir" && env -u THETA_DATA_DIR "$snippet" >"$run_dir/$(basename "$snippet").log" 2>&1) ||
-    { cat "$run_dir/$(basename "$snippet").log"; fail "README example $(basename "$snippet") failed"; }
+# (Named after the README's current examples: a build folder may hold stale ones.)
+for source in "$SNIPPETS"/readme_snippet_*.cpp; do
+  name=$(basename "$source" .cpp)
+  say "running $name"
+  (cd "$run_dir" && env -u THETA_DATA_DIR "$WORK/package/$name" >"$run_dir/$name.log" 2>&1) ||
+    { cat "$run_dir/$name.log"; fail "README example $name (README.md line ${name#readme_snippet_}) failed"; }
 done
 # The default thread count follows the affinity mask (Note [Default thread count]).
 cpu=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*\([0-9]*\).*/\1/p' /proc/self/status)
