@@ -70,8 +70,8 @@ Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, c
                       const Tensor& f0_train, const Tensor& f0_test, double eta, double t);
 
 struct AnalyticKernels {
-  Tensor nngp;  // [n1, n2]
-  Tensor ntk;   // [n1, n2]
+  Tensor nngp{};  // [n1, n2]
+  Tensor ntk{};   // [n1, n2]
 };
 
 /// Infinite-width NNGP and NTK of an MLP with `linear_layers` Linear layers in NTK
