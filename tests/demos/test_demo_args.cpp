@@ -95,7 +95,7 @@ TEST_CASE("prepare_output_dirs creates folders and refuses ones that cannot hold
   CHECK_THROWS_WITH(prepare_output_dirs(args), "--out: '" + dir.file("file") + "' exists: Not a directory");
   args.out = dir.file("file/sub");
   CHECK_THROWS_WITH(prepare_output_dirs(args),
-                    "--out: cannot create directory '" + dir.file("file") + "/': Not a directory");
+                    "--out: cannot create directory '" + dir.file("file/sub") + "/': Not a directory");
   args.out = dir.file("ok");
   args.dump = dir.file("file/sub");
   CHECK_THROWS_AS(prepare_output_dirs(args), UsageError);
