@@ -178,7 +178,11 @@ def section(run, reasons, figures, errors):
                      "running); no figures are drawn from its folder.</p>")
     for reason in reasons:
         parts.append(f'<p class="warn">STALE: {esc(reason)}.</p>')
-    rows = "".join(f"<tr><td>{esc(label)}</td><td>{esc(run.verdict.get(key))}</td></tr>"
+    def value(key):
+        v = run.verdict.get(key)
+        return f"{v:.3g}" if isinstance(v, float) else v
+
+    rows = "".join(f"<tr><td>{esc(label)}</td><td>{esc(value(key))}</td></tr>"
                    for key, label in METADATA if run.verdict.get(key) not in (None, ""))
     parts.append(f'<table class="meta">{rows}</table>')
     for message in errors:

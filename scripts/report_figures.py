@@ -16,8 +16,8 @@ def _mode_panels(run, file, prediction, limit_id, title, log_panel=False):
     data, modes = run.csv(file), run.csv("modes.csv")
     strengths = modes["s"]
     rows = 3 if log_panel else 2
-    fig, axes = st.figure(rows, 1, height_ratios=[3, 2, 2][:rows] if log_panel else [3, 2], height=7.4 if
-                          log_panel else 5.6, sharex=True)
+    fig, axes = st.figure(rows, 1, height_ratios=[3, 2, 2] if log_panel else [3, 2],
+                          height=7.4 if log_panel else 5.6, sharex=True)
     top, residual = axes[0, 0], axes[-1, 0]
     t = data["t"]
     keep = st.thin(len(t))
@@ -36,9 +36,10 @@ def _mode_panels(run, file, prediction, limit_id, title, log_panel=False):
     mode_entries = [(f"mode s = {s:g}", dict(color=st.color(a), marker=st.marker(a), linestyle="-",
                                              markerfacecolor="none")) for a, s in enumerate(strengths)]
     style_entries = [("measured (GD)", st.MEASURED), (prediction, dict(color="0.3", linestyle="-"))]
-    leg = st.style_legend(top, mode_entries, loc="lower right", title="colour: mode")
+    # Beside the axes, where no curve runs (the modes' plateaus fill the right of the panel).
+    leg = st.style_legend(top, mode_entries, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="colour: mode")
     top.add_artist(leg)
-    st.style_legend(top, style_entries, loc="upper left")
+    st.style_legend(top, style_entries, loc="lower left", bbox_to_anchor=(1.01, 0.0))
     if log_panel:
         mid = axes[1, 0]
         everything = np.concatenate([data[c] for c in data if c != "t"])
@@ -49,7 +50,7 @@ def _mode_panels(run, file, prediction, limit_id, title, log_panel=False):
     st.log_axis(residual, "y", np.concatenate(errors + [[limit]]))
     residual.set_ylabel(r"$|u_a - u_a^{\rm theory}| / s_a$")
     residual.set_xlabel(r"$t = \eta k$")
-    residual.legend(loc="lower right", ncol=len(strengths) + 1)
+    residual.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -185,6 +186,8 @@ def hessian(run):
         ax.plot(i, data[f"lambda_{state}"], color=st.color(j), marker=st.marker(j), linestyle="-", label=label)
         res.plot(i, st.positive(data[f"residual_{state}"]), color=st.color(j), marker=st.marker(j), linestyle="-",
                  label=label)
+    for a in (ax, res):
+        a.set_xticks(i)
     ax.set_xlabel("index")
     ax.set_ylabel("eigenvalue")
     ax.set_title("Top 10 eigenvalues (Lanczos)")
@@ -235,7 +238,9 @@ def hessian(run):
     err.set_xlabel("rank from the top")
     err.set_ylabel(r"$|\lambda_{\rm Lanczos} - \lambda_{\rm dense}| / |\lambda_{\rm dense}|$")
     err.set_title("Lanczos against the dense spectrum")
-    err.legend(loc="upper left", fontsize=7)
+    if limit is not None:
+        err.set_ylim(top=limit * 1e5)  # room for the legend above the tolerance line
+    err.legend(loc="upper center", ncol=2, fontsize=7)
     out.append((run.save(fig, "hessian_check"),
                 "Left: the exact spectrum of a 610-parameter net's Hessian (dense, one HVP per column, then "
                 "LAPACK) with Lanczos' top and bottom 5 eigenvalues on it. Right: their relative error for this "
@@ -282,7 +287,8 @@ def _groups(columns):
 def _symmetry_run(run, key, net, optimizer, momentum):
     data = run.csv(f"{key}.csv")
     groups = _groups(data)
-    fig, axes = st.figure(2, len(groups), height_ratios=[3, 2], width=3.6 * len(groups) + 0.6, height=5.6)
+    fig, axes = st.figure(2, len(groups), height_ratios=[3, 2], width=max(3.6 * len(groups) + 0.6, 6.0),
+                          height=5.8)
     step = data["step"]
     keep = st.thin(len(step), 30)
     limit = run.limit(net)
@@ -314,7 +320,7 @@ def _symmetry_run(run, key, net, optimizer, momentum):
             st.style_legend(top, [("measured", st.MEASURED), ("exact law", dict(color="0.3", linestyle="-")),
                                   ("Kunin's continuous flow", dict(color="0.3", linestyle=":", linewidth=1.8))],
                             loc="best", fontsize=7)
-    fig.suptitle(f"{NETS[net]}, {optimizer}: measured Q of the 4 most moving units (colours)", fontsize=10)
+    fig.suptitle(f"{NETS[net]}\n{optimizer}: the 4 units whose Q moves most (colours)", fontsize=10)
     return fig
 
 
@@ -367,8 +373,7 @@ def train_digits(run):
     loss.set_title("Training loss")
     acc.plot(data["epoch"], data["test_accuracy"], color=st.color(1), marker="s", label="test accuracy")
     target = run.limit("accuracy")
-    if target is not None:
-        acc.axhline(target, color="black", linestyle="-.", linewidth=1.0, label=f"target {target:g}")
+    st.tolerance_line(acc, target, label=f"target {target:g}" if target is not None else None, log_headroom=False)
     acc.set_xlabel("epoch")
     acc.set_ylabel("accuracy (held-out 20%)")
     acc.set_title("Test accuracy")

@@ -107,12 +107,15 @@ def positive(values, floor=None):
     return v
 
 
-def tolerance_line(ax, limit, label=None):
-    """The tolerance of a check as a black dash-dotted line across the axes."""
+def tolerance_line(ax, limit, label=None, log_headroom=True):
+    """The tolerance of a check as a black dash-dotted line across the axes; on a log axis
+    (log_headroom) the axes reach half a decade above it, so the line never sits on the edge."""
     if limit is None or not np.isfinite(limit):
         return
     ax.axhline(limit, color="black", linestyle="-.", linewidth=1.0,
                label=label or f"tolerance {_plain(limit)}")
+    if log_headroom:
+        ax.axhline(limit * 3.0, alpha=0.0)  # invisible; widens the data limits only
 
 
 def style_legend(ax, entries, **kwargs):

@@ -55,8 +55,8 @@ std::string cpu_model() {
   return "";
 }
 
-// The commit of the source tree the demos were built from (`git describe --always --dirty`), or
-// "" when git or the tree is not there (an installed copy, a tarball).
+// The commit of the source tree the demo was built in, as it is when the demo runs (`git describe
+// --always --dirty`), or "" when git or the tree is not there (an installed copy, a tarball).
 std::string git_commit() {
 #ifdef THETA_SOURCE_DIR
   const std::string command =

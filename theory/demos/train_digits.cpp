@@ -5,8 +5,8 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -25,6 +25,7 @@ namespace {
 constexpr std::int64_t kEpochs = 30;
 constexpr std::int64_t kBatch = 64;
 constexpr double kTarget = 0.95;
+constexpr const char* kCurveFile = "learning_curve.csv";
 
 struct Curve {
   std::vector<double> epoch, train_loss, test_accuracy;
@@ -64,7 +65,7 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   nn::Sgd sgd(net->named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-4});
   const nn::DataLoader loader(train, {.batch_size = kBatch, .shuffle = true, .seed = 3 + args.seed});
   const std::string checkpoint = args.out + "/checkpoint.npz";
-  const std::string curve_path = args.out + "/learning_curve.csv";
+  const std::string curve_path = args.out + "/" + kCurveFile;
 
   std::int64_t first_epoch = 0;
   Curve curve;
@@ -103,7 +104,7 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
                }},
           first_epoch);
 
-  results.write_csv("learning_curve.csv", {"epoch", "train_loss", "test_accuracy"},
+  results.write_csv(kCurveFile, {"epoch", "train_loss", "test_accuracy"},
                     {curve.epoch, curve.train_loss, curve.test_accuracy});
   const double accuracy = test_accuracy();
   std::printf("test_accuracy: %.4f\n", accuracy);
