@@ -10,8 +10,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <iostream>
 #include <limits>
 #include <sstream>
 #include <string>

@@ -13,7 +13,6 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <numeric>
@@ -42,11 +41,11 @@ constexpr std::size_t kUnitsPlotted = 4;  // per layer: the units whose quantity
 constexpr std::size_t kMaxCsvRows = 500;  // per run (errors: the maximum since the previous row)
 
 struct NetSpec {
-  std::string key, title, short_title;
+  std::string key, title;
 };
 
 struct OptimizerSpec {
-  std::string key, title, short_title;
+  std::string key, title;
   nn::SgdOptions options;
 };
 
@@ -71,7 +70,7 @@ struct GroupResult {
 };
 
 struct RunResult {
-  std::string net, optimizer, short_name;
+  std::string net, optimizer;
   bool momentum = false;
   std::vector<GroupResult> groups;
   double final_loss = 0.0;
@@ -137,8 +136,7 @@ RunResult run(demos::Results& results, const nn::Dataset& data, const NetSpec& n
   tracker.track_sequential(*net, true).attach(opt);
 
   const nn::DataLoader loader(data, {.batch_size = 64, .shuffle = true, .drop_last = true, .seed = seed + 1});
-  RunResult r{net_spec.title, opt_spec.title, net_spec.short_title + ", " + opt_spec.short_title,
-              opt_spec.options.momentum != 0.0, {}, 0.0};
+  RunResult r{net_spec.title, opt_spec.title, opt_spec.options.momentum != 0.0, {}, 0.0};
   std::int64_t step = 0;
   for (std::int64_t epoch = 0; step < steps; ++epoch)
     for (const auto& [x, y] : loader.epoch(epoch)) {
@@ -198,15 +196,14 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   }
   data.x = nn::Standardizer::fit(data.x).apply(data.x);
 
-  const std::vector<NetSpec> nets = {{"softmax", "softmax classifier 64-10", "softmax"},
-                                     {"batchnorm", "64-16 Linear + BatchNorm(eps 0) + ReLU + 16-10", "BN net"},
-                                     {"mlp", "ReLU MLP 64-16-16-10", "ReLU MLP"}};
+  const std::vector<NetSpec> nets = {{"softmax", "softmax classifier 64-10"},
+                                     {"batchnorm", "64-16 Linear + BatchNorm(eps 0) + ReLU + 16-10"},
+                                     {"mlp", "ReLU MLP 64-16-16-10"}};
   const std::vector<OptimizerSpec> optimizers = {
-      {"sgd", "SGD lr 0.05", "SGD", {.lr = 0.05}},
-      {"sgd_wd", "SGD lr 0.05, wd 0.01", "SGD+wd", {.lr = 0.05, .weight_decay = 0.01}},
-      {"momentum", "SGD lr 0.01, momentum 0.9", "mom", {.lr = 0.01, .momentum = 0.9}},
-      {"momentum_wd", "SGD lr 0.01, momentum 0.9, wd 0.01", "mom+wd",
-       {.lr = 0.01, .momentum = 0.9, .weight_decay = 0.01}},
+      {"sgd", "SGD lr 0.05", {.lr = 0.05}},
+      {"sgd_wd", "SGD lr 0.05, wd 0.01", {.lr = 0.05, .weight_decay = 0.01}},
+      {"momentum", "SGD lr 0.01, momentum 0.9", {.lr = 0.01, .momentum = 0.9}},
+      {"momentum_wd", "SGD lr 0.01, momentum 0.9, wd 0.01", {.lr = 0.01, .momentum = 0.9, .weight_decay = 0.01}},
   };
 
   std::vector<RunResult> runs;
