@@ -11,7 +11,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${1:-$root/build}
+# Absolute: some cases run a demo from another directory.
+build=$(cd "${1:-$root/build}" && pwd)
 demos=$build/theory/demos
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
