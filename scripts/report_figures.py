@@ -269,6 +269,8 @@ LAWS = {
 MOMENTUM_TERMS = (" With momentum beta, weight decay lambda and buffers b: W_k = beta Z_k + lambda Q_k and "
                   "Z_{k+1} = W_k - eta |b_k|^2-terms, with Z the symmetrised product of parameters and buffer "
                   "(Note [Exact discrete laws] in theory/symmetry.cpp).")
+PLAIN_SGD = (" Without weight decay or momentum, Kunin's flow integrated with the measured gradients is the "
+             "exact law itself, so the two error curves coincide.")
 QUANTITIES = {"translation": r"$Q_j = \sum_c W_{cj}$", "scale": r"$Q_c = |W_{c,:}|^2 + b_c^2$",
               "rescale": r"$Q_i = |W_{\rm out}[:, i]|^2 - |W_{\rm in}[i, :]|^2 - b_i^2$"}
 
@@ -287,8 +289,8 @@ def _groups(columns):
 def _symmetry_run(run, key, net, optimizer, momentum):
     data = run.csv(f"{key}.csv")
     groups = _groups(data)
-    fig, axes = st.figure(2, len(groups), height_ratios=[3, 2], width=max(3.6 * len(groups) + 0.6, 6.0),
-                          height=5.8)
+    fig, axes = st.figure(2, len(groups), height_ratios=[3, 2], width=max(4.2 * len(groups) + 0.6, 6.0),
+                          height=6.0)
     step = data["step"]
     keep = st.thin(len(step), 30)
     limit = run.limit(net)
@@ -303,14 +305,15 @@ def _symmetry_run(run, key, net, optimizer, momentum):
             top.plot(step, data[prefix + "continuous"], color=st.color(u), linestyle=":", linewidth=1.8, zorder=2)
             top.plot(step[keep], data[prefix + "measured"][keep], color=st.color(u), marker=st.marker(u),
                      linestyle="none", markerfacecolor="none", zorder=3)
-        top.set_title(f"{_group_label(group)}: {QUANTITIES[symmetry]}\nexact law {LAWS[(symmetry, momentum)]}",
-                      fontsize=9)
+        top.set_title(f"{_group_label(group)}\n{QUANTITIES[symmetry]}\nexact law {LAWS[(symmetry, momentum)]}",
+                      fontsize=8.5)
         top.set_ylabel(f"{symmetry} quantity Q per unit", fontsize=8)
         exact, flow = data[f"{group}_exact_err"][1:], data[f"{group}_continuous_err"][1:]
-        bottom.plot(step[1:], st.positive(flow, 1e-17), color=st.color(4), linestyle=":", linewidth=1.8,
-                    label="Kunin's flow (reported)")
+        # Kunin's flow on top: without weight decay or momentum it is the exact law itself.
         bottom.plot(step[1:], st.positive(exact, 1e-17), color=st.color(0), linestyle="-",
                     label="exact law (checked)")
+        bottom.plot(step[1:], st.positive(flow, 1e-17), color=st.color(4), linestyle=":", linewidth=1.8,
+                    label="Kunin's flow (reported)")
         st.tolerance_line(bottom, limit)
         st.log_axis(bottom, "y", np.concatenate([exact, flow, [limit, 1e-17]]))
         bottom.set_ylabel("max |Q - prediction| / magnitude", fontsize=8)
@@ -356,7 +359,7 @@ def symmetry(run):
                         f"{NETS[net]} trained by {title}: the conserved (or exactly drifting) quantity of the 4 "
                         "units that move most, measured (markers) on the exact law (solid) and Kunin's continuous "
                         "prediction (dotted); below, both predictions' relative errors and the tolerance."
-                        + (MOMENTUM_TERMS if momentum else "")))
+                        + (MOMENTUM_TERMS if momentum else "") + (PLAIN_SGD if opt == "sgd" else "")))
     return out
 
 
