@@ -80,7 +80,7 @@ class Run:
             reasons.append(f"from an earlier run (started {started}, before this run)")
         recorded = self.verdict.get("git_commit", "")
         if commit and recorded and recorded != commit:
-            reasons.append(f"built from commit {recorded}, the source tree is at {commit}")
+            reasons.append(f"run at commit {recorded}, the source tree is now at {commit}")
         return reasons
 
     def csv(self, file):
@@ -185,6 +185,8 @@ def section(run, reasons, figures, errors):
     rows = "".join(f"<tr><td>{esc(label)}</td><td>{esc(value(key))}</td></tr>"
                    for key, label in METADATA if run.verdict.get(key) not in (None, ""))
     parts.append(f'<table class="meta">{rows}</table>')
+    if run.name not in report_figures.FIGURES:
+        parts.append("<p>No figures are defined for this demo (scripts/report_figures.py).</p>")
     for message in errors:
         parts.append(f'<p class="error">A figure could not be drawn: {esc(message)}</p>')
     for png, caption in figures:
