@@ -40,5 +40,4 @@
 #include "theory/model_spec.hpp"
 #include "theory/ntk.hpp"
 #include "theory/ntk_tiled.hpp"
-#include "theory/plot.hpp"
 #include "theory/symmetry.hpp"
