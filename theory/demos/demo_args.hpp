@@ -34,20 +34,20 @@ enum DemoFlag : unsigned {
 
 /// What a demo is and which optional flags it takes.
 struct DemoInfo {
-  std::string name;
-  std::string description;
+  std::string name = {};
+  std::string description = {};
   unsigned flags = 0;
 };
 
 struct DemoArgs {
-  std::string out;               // output folder (created if missing; default out/<name>)
-  std::string dump;              // folder for raw arrays (--dump), empty when not given
+  std::string out = {};               // output folder (created if missing; default out/<name>)
+  std::string dump = {};              // folder for raw arrays (--dump), empty when not given
   bool quick = false;            // smaller problem sizes (tests, smoke runs)
   bool resume = false;           // continue from a checkpoint in `out`
   std::int64_t stop_after = -1;  // stop after this many epochs, as if interrupted (-1: never)
   std::uint64_t seed = 0;        // base seed
   bool help = false;             // --help: print usage_text and exit 0
-  std::string command_line;      // the whole command line, shell-quoted (for the verdict)
+  std::string command_line = {};      // the whole command line, shell-quoted (for the verdict)
 };
 
 /// Parses argv[1..] against the flags `info` takes: --out DIR, --seed N, --help, and the optional

@@ -18,11 +18,11 @@ namespace theta::demos {
 
 /// One claim a demo checks: a measurement against what theory predicts, within a tolerance.
 struct Check {
-  std::string id;         // short key the report uses to find the check (e.g. "depth2_saxe")
-  std::string claim;      // the statement checked, e.g. "depth-2 modes follow Saxe's closed form"
-  std::string measured;   // e.g. "max |u - u_saxe| / s = 1.2e-3"
-  std::string predicted;  // e.g. "0 (Euler's O(eta) lag aside)"
-  std::string tolerance;  // e.g. "<= 2e-3"
+  std::string id = {};         // short key the report uses to find the check (e.g. "depth2_saxe")
+  std::string claim = {};      // the statement checked, e.g. "depth-2 modes follow Saxe's closed form"
+  std::string measured = {};   // e.g. "max |u - u_saxe| / s = 1.2e-3"
+  std::string predicted = {};  // e.g. "0 (Euler's O(eta) lag aside)"
+  std::string tolerance = {};  // e.g. "<= 2e-3"
   bool pass = false;
   double limit = std::numeric_limits<double>::quiet_NaN();  // the tolerance as a number, for figures
 };
@@ -68,9 +68,9 @@ class Results {
 
   DemoInfo info_;
   DemoArgs args_;
-  std::string started_;  // UTC, ISO 8601
+  std::string started_ = {};  // UTC, ISO 8601
   std::chrono::steady_clock::time_point start_;
-  std::string metadata_;  // the JSON members describing machine and build, comma-terminated
+  std::string metadata_ = {};  // the JSON members describing machine and build, comma-terminated
   std::vector<std::string> files_;
   std::vector<Check> checks_;
 };
