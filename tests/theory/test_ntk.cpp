@@ -11,24 +11,15 @@
 #include "autograd/engine.hpp"
 #include "nn/layers.hpp"
 #include "nn/residual.hpp"
+#include "tests/support/kernel_compare.hpp"
 #include "theory/ntk.hpp"
 
 using namespace theta;
+using theta::test::max_rel_diff;
 using namespace theta::theory;
 using theta::autograd::Var;
 
 namespace {
-
-double max_rel_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const auto va = to_vector(a), vb = to_vector(b);
-  double scale = 0, diff = 0;
-  for (std::size_t i = 0; i < va.size(); ++i) {
-    scale = std::max(scale, std::abs(vb[i]));
-    diff = std::max(diff, std::abs(va[i] - vb[i]));
-  }
-  return diff / scale;
-}
 
 std::shared_ptr<nn::Sequential> small_mlp(nn::Parameterization param, nn::ActivationKind act, bool bias, int outputs,
                                           std::uint64_t seed) {

@@ -16,25 +16,16 @@
 #include "tensor/file_io.hpp"
 #include "tensor/parallel.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/kernel_compare.hpp"
 #include "theory/ntk.hpp"
 #include "theory/ntk_tiled.hpp"
 
 using namespace theta;
+using theta::test::max_rel_diff;
 using namespace theta::theory;
 using Catch::Contains;
 
 namespace {
-
-double max_rel_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const auto va = to_vector(a), vb = to_vector(b);
-  double scale = 0, diff = 0;
-  for (std::size_t i = 0; i < va.size(); ++i) {
-    scale = std::max(scale, std::abs(vb[i]));
-    diff = std::max(diff, std::abs(va[i] - vb[i]));
-  }
-  return diff / scale;
-}
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;

@@ -19,9 +19,11 @@
 #include "tensor/npy.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "theory/model_spec.hpp"
+#include "tests/support/kernel_compare.hpp"
 #include "theory/ntk.hpp"
 
 using namespace theta;
+using theta::test::max_rel_diff;
 using Catch::Contains;
 
 namespace {
@@ -39,17 +41,6 @@ ToolRun run_tool(const test::TempDir& dir, const std::string& args) {
   r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   r.err = read_file(err_file);
   return r;
-}
-
-double max_rel_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const auto va = to_vector(a), vb = to_vector(b);
-  double scale = 0, diff = 0;
-  for (std::size_t i = 0; i < va.size(); ++i) {
-    scale = std::max(scale, std::abs(vb[i]));
-    diff = std::max(diff, std::abs(va[i] - vb[i]));
-  }
-  return diff / scale;
 }
 
 // A relu MLP 3-8-8-2 in NTK parameterisation, its weights under PyTorch's names, and inputs.
