@@ -118,4 +118,6 @@ double accuracy(const Tensor& logits, const Tensor& labels) {
   return static_cast<double>(theta::sum(hits).item<std::int64_t>()) / static_cast<double>(labels.size(0));
 }
 
+double accuracy(const Var& logits, const Tensor& labels) { return accuracy(logits.value(), labels); }
+
 }  // namespace theta::nn
