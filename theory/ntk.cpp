@@ -131,8 +131,27 @@ void mirror_blocks(const Tensor& k) {
   });
 }
 
-Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, bool trace) {
-  const char* op = trace ? "empirical_ntk_trace" : "empirical_ntk";
+// Which form of the kernel a caller asked for.
+enum class Form {
+  full,    // [n1, n2, O, O]
+  trace,   // [n1, n2]: sum over o of the diagonal output blocks
+  matrix,  // [n1, n2] of a one-output model (its trace), refused for O != 1
+};
+
+// Refuses a model with more than one output when the [n1, n2] matrix form was asked for, before
+// any kernel work is done.
+void check_form(Form form, std::int64_t outputs) {
+  THETA_CHECK(form != Form::matrix || outputs == 1, ShapeError,
+              "empirical_ntk_matrix: the model has ", outputs, " outputs; the [n1, n2] matrix form is for "
+              "one-output models. Use empirical_ntk (-> [n1, n2, ", outputs, ", ", outputs,
+              "]) or empirical_ntk_trace (-> [n1, n2], summed over outputs)");
+}
+
+Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, Form form) {
+  const bool trace = form != Form::full;
+  const char* op = form == Form::full    ? "empirical_ntk"
+                   : form == Form::trace ? "empirical_ntk_trace"
+                                         : "empirical_ntk_matrix";
   THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError, op, ": inputs ",
               shape_str(x1.shape()), " and ", shape_str(x2.shape()), " must be [n1, d] and [n2, d]");
   THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, op, ": empty input batch ", shape_str(x1.shape()),
@@ -146,6 +165,7 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
     if (!same) checked_output_info(model, x2, op);
     const auto params = unique_parameters(model);
     const std::int64_t outputs = info.outputs;
+    check_form(form, outputs);
     Tensor k = trace ? zeros({n1, n2}, info.dtype) : zeros({n1, outputs, n2, outputs}, info.dtype);
     contract_into(model, x1, x2, same, params, outputs, options.max_bytes, trace, k);
     if (!trace) k = k.permute({0, 2, 1, 3}).contiguous();
@@ -153,6 +173,7 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
   }
   Captured c1, c2;
   forward_captured(model, x1, c1, op);
+  check_form(form, c1.output.size(1));
   const std::vector<Tensor> d1 = output_gradients(c1);
   std::vector<Tensor> d2;
   if (!same) {
@@ -192,11 +213,15 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
 }  // namespace
 
 Tensor empirical_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options) {
-  return kernel(model, x1, x2, options, false);
+  return kernel(model, x1, x2, options, Form::full);
 }
 
 Tensor empirical_ntk_trace(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options) {
-  return kernel(model, x1, x2, options, true);
+  return kernel(model, x1, x2, options, Form::trace);
+}
+
+Tensor empirical_ntk_matrix(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options) {
+  return kernel(model, x1, x2, options, Form::matrix);
 }
 
 Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions options) {
