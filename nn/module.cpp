@@ -149,7 +149,7 @@ void Module::collect_parameter_slots(std::vector<Var*>& out) {
 Var functional_call(Module& module, const std::vector<Var>& params, const Var& x) {
   std::vector<Var*> slots;
   module.collect_parameter_slots(slots);
-  THETA_CHECK(params.size() == slots.size(), std::invalid_argument, "functional_call: ", params.size(),
+  THETA_CHECK(params.size() == slots.size(), ShapeError, "functional_call: ", params.size(),
               " parameters given for ", module.describe(), ", which has ", slots.size());
   for (std::size_t i = 0; i < slots.size(); ++i) {
     const Var& given = params[i];

@@ -341,7 +341,7 @@ Tensor npy_parse(std::string_view bytes, const std::string& what) {
 }
 
 std::string npy_serialize(const Tensor& t) {
-  THETA_CHECK(t.defined(), std::logic_error, "npy_serialize: tensor is undefined");
+  THETA_CHECK(t.defined(), std::invalid_argument, "npy_serialize: tensor is undefined");
   const Shape& shape = t.shape();
   std::string dict = std::string("{'descr': '") + descr_of(t.dtype()) +
                      "', 'fortran_order': False, 'shape': " + py_tuple(shape) + ", }";
@@ -379,7 +379,7 @@ Tensor load_npy(const std::string& path) {
 }
 
 void save_npy(const std::string& path, const Tensor& t) {
-  write_file_atomic(path, npy_serialize(t));
+  write_file_atomic(path, npy_serialize(t), "save_npy");
 }
 
 }  // namespace theta

@@ -1,0 +1,88 @@
+// Errors name what the user called and passed: the layer (not the matmul inside it) and both
+// dtypes, the file the user gave (not a temporary next to it), and typed exceptions for counts,
+// indices and dtypes.
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <system_error>
+
+#include "autograd/transforms.hpp"
+#include "nn/checkpoint.hpp"
+#include "nn/data.hpp"
+#include "nn/layers.hpp"
+#include "nn/npz.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tensor/npy.hpp"
+
+using namespace theta;
+using Catch::Contains;
+using theta::autograd::Var;
+
+static_assert(std::is_base_of_v<std::system_error, IoError>);
+
+TEST_CASE("a layer given an input of another dtype names itself and both dtypes", "[nn][errors]") {
+  Rng rng(1);
+  nn::Linear linear(4, 3, rng);
+  const Var x32(rng.normal({2, 4}, 0.0, 1.0, DType::f32));
+  CHECK_THROWS_AS(linear(x32), DTypeError);
+  CHECK_THROWS_WITH(linear(x32), Contains("Linear(4 -> 3, bias): input is float32 [2, 4] but the layer's "
+                                          "parameters are float64") &&
+                                     Contains("x.to(DType::f64)") && !Contains("matmul"));
+  auto net = nn::mlp({4, 5, 2}, rng);
+  CHECK_THROWS_WITH((*net)(x32), Contains("Linear(4 -> 5, bias): input is float32"));
+  nn::Linear linear32(4, 3, rng, {.dtype = DType::f32});
+  CHECK_THROWS_WITH(linear32(Var(rng.normal({2, 4}))), Contains("input is float64 [2, 4] but the layer's parameters "
+                                                                "are float32") &&
+                                                           Contains("x.to(DType::f32)"));
+  nn::BatchNorm1d bn(4);
+  CHECK_THROWS_AS(bn(x32), DTypeError);
+  CHECK_THROWS_WITH(bn(x32), Contains("BatchNorm1d(4, eps=1e-05): input is float32"));
+  nn::LayerNorm ln(4);
+  CHECK_THROWS_WITH(ln(x32), Contains("LayerNorm(4, eps=1e-05): input is float32"));
+}
+
+TEST_CASE("a file that cannot be written is an IoError naming the caller and the user's path", "[nn][errors]") {
+  test::TempDir dir;
+  const std::string missing = dir.file("no_such_dir") + "/out";
+  Rng rng(2);
+  auto net = nn::mlp({2, 2}, rng);
+  const auto check = [&](const std::function<void(const std::string&)>& save, const std::string& op) {
+    INFO(op);
+    const std::string path = missing + ".file";
+    CHECK_THROWS_AS(save(path), IoError);
+    CHECK_THROWS_WITH(save(path), Contains(op + ": cannot write '" + path + "'") &&
+                                      Contains("directory '" + dir.file("no_such_dir") + "' does not exist") &&
+                                      !Contains(".tmp."));
+    try {
+      save(path);
+    } catch (const IoError& e) {
+      CHECK(e.code() == std::errc::no_such_file_or_directory);
+    }
+    // A directory where the file should go: the error names it, and nothing is left behind.
+    CHECK_THROWS_WITH(save(dir.file("")), Contains(op + ": cannot write '" + dir.file("") + "'") && !Contains(".tmp."));
+    CHECK(dir.entries().empty());
+  };
+  check([&](const std::string& p) { nn::save_checkpoint(p, *net); }, "save_checkpoint");
+  check([&](const std::string& p) { save_npy(p, zeros({2})); }, "save_npy");
+  check([&](const std::string& p) { nn::save_npz(p, {{"a", zeros({2})}}); }, "save_npz");
+  // An undefined tensor is a bad argument, like everywhere else.
+  CHECK_THROWS_AS(save_npy(dir.file("a.npy"), Tensor()), std::invalid_argument);
+}
+
+TEST_CASE("counts, indices and dtypes of arguments throw the typed exceptions", "[nn][autograd][errors]") {
+  Rng rng(3);
+  auto net = nn::mlp({2, 3, 1}, rng);
+  const auto f = [](const std::vector<Var>& p) { return autograd::sum(p[0] * p[0]); };
+  CHECK_THROWS_AS(autograd::hvp(f, {ones({3})}, {}), ShapeError);
+  CHECK_THROWS_WITH(autograd::hvp(f, {ones({3})}, {}), Contains("hvp: 0 vectors given for 1 tensor"));
+  CHECK_THROWS_AS(nn::functional_call(*net, {}, Var(ones({1, 2}))), ShapeError);
+  const Var x(ones({3}), true);
+  CHECK_THROWS_AS(autograd::grad({autograd::sum(x)}, {x}, {Var(ones({})), Var(ones({}))}), ShapeError);
+  CHECK_THROWS_AS(net->forward_prefix(Var(ones({1, 2})), 4), IndexError);
+  const nn::Dataset data{rng.normal({4, 2}), from_indices({0, 1, 0, 1})};
+  CHECK_THROWS_AS(nn::subset(data, tensor({0.0, 1.0})), DTypeError);
+  CHECK_THROWS_WITH(nn::subset(data, tensor({0.0, 1.0})), Contains("subset: indices must be int64, got float64"));
+  CHECK_THROWS_AS(nn::subset(data, from_indices({0, 1}).reshape({1, 2})), ShapeError);
+}
