@@ -13,10 +13,14 @@ namespace {
 // inside an op, under that op's name ("matmul: dtype mismatch"), which the user never called;
 // each layer checks it first and names itself, both dtypes and the two ways out.
 void check_input_dtype(const Module& layer, const Var& x, DType dtype) {
-  THETA_CHECK(x.dtype() == dtype, DTypeError, layer.describe(), ": input is ", dtype_name(x.dtype()), " ",
+  if (x.dtype() == dtype) return;
+  const char* convert = dtype == DType::f32 ? "x.to(DType::f32)" : "x.to(DType::f64)";
+  THETA_CHECK(is_floating(x.dtype()), DTypeError, layer.describe(), ": input is ", dtype_name(x.dtype()), " ",
               shape_str(x.shape()), " but the layer's parameters are ", dtype_name(dtype), ": convert the input (",
-              "x.to(DType::", dtype == DType::f32 ? "f32" : "f64", ")) or build the layer with dtype ",
-              dtype_name(x.dtype()));
+              convert, ")");
+  THETA_THROW(DTypeError, layer.describe(), ": input is ", dtype_name(x.dtype()), " ", shape_str(x.shape()),
+              " but the layer's parameters are ", dtype_name(dtype), ": convert the input (", convert,
+              ") or build the layer with dtype ", dtype_name(x.dtype()));
 }
 }  // namespace
 

@@ -261,6 +261,8 @@ double LrSchedule::at(std::int64_t epoch) const {
 }
 
 double clip_grad_norm(const std::vector<Var>& params, double max_norm) {
+  // A negative bound would multiply the gradients by a negative factor: ascent instead of descent.
+  THETA_CHECK(max_norm >= 0, std::invalid_argument, "clip_grad_norm: max_norm must be >= 0, got ", max_norm);
   double total_sq = 0.0;
   for (const auto& p : params)
     if (p.grad().defined()) total_sq += theta::sum(theta::square(p.grad().to(DType::f64))).item();

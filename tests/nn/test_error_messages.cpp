@@ -13,6 +13,7 @@
 #include "nn/data.hpp"
 #include "nn/layers.hpp"
 #include "nn/npz.hpp"
+#include "nn/optim.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tensor/npy.hpp"
 
@@ -36,11 +37,39 @@ TEST_CASE("a layer given an input of another dtype names itself and both dtypes"
   CHECK_THROWS_WITH(linear32(Var(rng.normal({2, 4}))), Contains("input is float64 [2, 4] but the layer's parameters "
                                                                 "are float32") &&
                                                            Contains("x.to(DType::f32)"));
+  // An integer input can only be converted: no layer computes in int64.
+  const Var xi(from_indices({1, 2, 3, 4}).reshape({1, 4}));
+  CHECK_THROWS_WITH(linear(xi), Contains("Linear(4 -> 3, bias): input is int64 [1, 4] but the layer's parameters "
+                                         "are float64: convert the input (x.to(DType::f64))") &&
+                                    !Contains("build the layer"));
   nn::BatchNorm1d bn(4);
   CHECK_THROWS_AS(bn(x32), DTypeError);
   CHECK_THROWS_WITH(bn(x32), Contains("BatchNorm1d(4, eps=1e-05): input is float32"));
   nn::LayerNorm ln(4);
   CHECK_THROWS_WITH(ln(x32), Contains("LayerNorm(4, eps=1e-05): input is float32"));
+}
+
+TEST_CASE("losses and softmax name themselves for operands of the wrong dtype", "[nn][errors]") {
+  const Var pred(zeros({3, 2})), target32(zeros({3, 2}, DType::f32));
+  CHECK_THROWS_AS(nn::mse_loss(pred, target32), DTypeError);
+  CHECK_THROWS_WITH(nn::mse_loss(pred, target32),
+                    Contains("mse_loss: prediction is float64 and target float32") && !Contains("sub"));
+  CHECK_THROWS_WITH(nn::binary_logistic_loss(Var(zeros({3})), Var(zeros({3}, DType::f32))),
+                    Contains("binary_logistic_loss: logits is float64 and targets float32"));
+  const Var labels(from_indices({0, 1, 1, 0}).reshape({2, 2}));
+  CHECK_THROWS_AS(autograd::softmax(labels, 1), DTypeError);
+  CHECK_THROWS_WITH(autograd::softmax(labels, 1), Contains("softmax: expected a floating tensor, got int64 [2, 2]"));
+  CHECK_THROWS_WITH(autograd::log_softmax(labels, 1), Contains("log_softmax: expected a floating tensor, got int64"));
+}
+
+TEST_CASE("clip_grad_norm refuses a negative bound instead of flipping the gradients", "[nn][errors]") {
+  const Var p(ones({2}), true);
+  p.set_grad(tensor({3.0, 4.0}));
+  CHECK_THROWS_AS(nn::clip_grad_norm({p}, -1.0), std::invalid_argument);
+  CHECK_THROWS_WITH(nn::clip_grad_norm({p}, -1.0), Contains("clip_grad_norm: max_norm must be >= 0, got -1"));
+  CHECK(to_vector(p.grad()) == std::vector<double>{3.0, 4.0});
+  CHECK(nn::clip_grad_norm({p}, 1.0) == Approx(5.0));
+  CHECK(to_vector(p.grad())[0] == Approx(0.6).epsilon(1e-5));
 }
 
 TEST_CASE("a file that cannot be written is an IoError naming the caller and the user's path", "[nn][errors]") {
