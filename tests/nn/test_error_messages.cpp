@@ -75,7 +75,8 @@ TEST_CASE("clip_grad_norm refuses a negative bound instead of flipping the gradi
 TEST_CASE("optimizer options out of range are shown with their values", "[nn][errors]") {
   Rng rng(5);
   auto net = nn::mlp({2, 1}, rng);
-  CHECK_THROWS_WITH(nn::Sgd(net->named_parameters(), {.lr = -0.5}), Contains("got lr -0.5, momentum 0, weight_decay 0"));
+  CHECK_THROWS_WITH(nn::Sgd(net->named_parameters(), {.lr = -0.5}),
+                    Contains("got lr -0.5, momentum 0, weight_decay 0"));
   CHECK_THROWS_WITH(nn::Sgd(net->named_parameters(), {.lr = 0.1, .nesterov = true}),
                     Contains("nesterov needs momentum > 0 and dampening 0, got momentum 0, dampening 0"));
   CHECK_THROWS_WITH(nn::Adam(net->named_parameters(), {.lr = 0.1, .beta1 = 1.5}), Contains("betas (1.5, 0.999)"));

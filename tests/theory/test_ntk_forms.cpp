@@ -87,8 +87,13 @@ TEST_CASE("ntk_regression's named form against the closed form of a diagonal ker
   // K^{-1} (1 - e^{-eta K t}) is diagonal: (1 - e^{-eta a t}) / a row by row.
   const Tensor filter = (1.0 - exp(a * (-eta * t))) / a;
   const Tensor expected = f0_test + matmul(k_test, (y - f0) * filter.unsqueeze(1));
-  const Tensor got = ntk_regression(
-      {.k_test_train = k_test, .k_train_train = k_train, .y_train = y, .f0_train = f0, .f0_test = f0_test, .eta = eta, .t = t});
+  const Tensor got = ntk_regression({.k_test_train = k_test,
+                                     .k_train_train = k_train,
+                                     .y_train = y,
+                                     .f0_train = f0,
+                                     .f0_test = f0_test,
+                                     .eta = eta,
+                                     .t = t});
   CHECK(allclose(got, expected, 1e-13, 1e-14));
   CHECK(allclose(ntk_regression(k_test, k_train, y, f0, f0_test, eta, t), expected, 1e-13, 1e-14));
 }
@@ -97,11 +102,12 @@ TEST_CASE("ntk_regression at t = infinity is kernel regression", "[theory][ntk]"
   Rng rng(24);
   const Tensor b = rng.normal({5, 5});
   const Tensor k_train = matmul(b, b.t()) + eye(5) * 0.5;
-  const Tensor k_test = rng.normal({2, 5}), y = rng.normal({5, 1}), f0 = rng.normal({5, 1}), f0_test = rng.normal({2, 1});
+  const Tensor k_test = rng.normal({2, 5}), y = rng.normal({5, 1}), f0 = rng.normal({5, 1}),
+               f0_test = rng.normal({2, 1});
   // Default t: the converged prediction f0(x) + K(x, X) K(X, X)^{-1} (Y - f0(X)), by LAPACK's solve.
   const Tensor expected = f0_test + matmul(k_test, solve(k_train, y - f0));
-  const Tensor got =
-      ntk_regression({.k_test_train = k_test, .k_train_train = k_train, .y_train = y, .f0_train = f0, .f0_test = f0_test});
+  const Tensor got = ntk_regression(
+      {.k_test_train = k_test, .k_train_train = k_train, .y_train = y, .f0_train = f0, .f0_test = f0_test});
   CHECK(allclose(got, expected, 1e-10, 1e-12));
   // A singular kernel has no t = infinity limit.
   CHECK_THROWS_WITH(ntk_regression({.k_test_train = k_test, .k_train_train = ones({5, 5}), .y_train = y,

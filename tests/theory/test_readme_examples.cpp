@@ -55,7 +55,7 @@ TEST_CASE("README theory example: the NTK regression prediction of a one-output 
   CHECK(max(abs(at_train - y_train)).item() <= 1e-8);
   // And it is the kernel regression f0(x) + K(x, X) K(X, X)^{-1} (Y - f0(X)), by LAPACK's solve.
   const Tensor f0 = nn::predict(*f, x_train);
-  const Tensor expected =
-      nn::predict(*f, x_test) + matmul(theory::empirical_ntk_matrix(*f, x_test, x_train), theory::solve(k_train, y_train - f0));
+  const Tensor k_test = theory::empirical_ntk_matrix(*f, x_test, x_train);
+  const Tensor expected = nn::predict(*f, x_test) + matmul(k_test, theory::solve(k_train, y_train - f0));
   CHECK(max(abs(prediction - expected)).item() <= 1e-8 * max(abs(expected)).item());
 }
