@@ -13,7 +13,7 @@ struct GradOptions {
   /// Record the backward pass so the returned gradients can be differentiated again.
   bool create_graph = false;
   /// Keep the graph's buffers after the pass (defaults to create_graph).
-  std::optional<bool> retain_graph;
+  std::optional<bool> retain_graph = std::nullopt;
   /// Return an undefined Var for an input the outputs do not depend on, instead of throwing.
   bool allow_unused = false;
 };

@@ -17,16 +17,16 @@ using Function = std::function<std::vector<Var>(const std::vector<Var>&)>;
 using ScalarFunction = std::function<Var(const std::vector<Var>&)>;
 
 struct VjpResult {
-  std::vector<Tensor> outputs;  // f(primals)
-  std::vector<Tensor> grads;    // J^T cotangents, one per primal
+  std::vector<Tensor> outputs{};  // f(primals)
+  std::vector<Tensor> grads{};    // J^T cotangents, one per primal
 };
 
 /// Vector-Jacobian product: cotangents has one tensor per output of f, of its shape.
 VjpResult vjp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& cotangents);
 
 struct JvpResult {
-  std::vector<Tensor> outputs;   // f(primals)
-  std::vector<Tensor> tangents;  // J tangents, one per output
+  std::vector<Tensor> outputs{};   // f(primals)
+  std::vector<Tensor> tangents{};  // J tangents, one per output
 };
 
 /// Jacobian-vector product (forward-mode result), computed by differentiating a VJP with

@@ -5,18 +5,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <string_view>
 #include <system_error>
 
+#include "nn/data_location.hpp"
 #include "tensor/file_io.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
-
-#ifndef THETA_DATA_DIR
-#error "THETA_DATA_DIR must be defined (the absolute path of the repository's data/ folder)"
-#endif
 
 namespace theta::nn {
 
@@ -137,12 +133,6 @@ std::vector<std::pair<Tensor, Tensor>> DataLoader::epoch(std::int64_t epoch_inde
     batches.emplace_back(index_select(data_.x, 0, idx), index_select(data_.y, 0, idx));
   }
   return batches;
-}
-
-std::string default_data_dir() {
-  const char* env = std::getenv("THETA_DATA_DIR");
-  if (env != nullptr && *env != '\0') return env;
-  return THETA_DATA_DIR;
 }
 
 namespace {
@@ -289,6 +279,8 @@ Dataset load_digits(const std::string& path) {
   return make_dataset(x, y, kPixels);
 }
 
+Dataset load_digits() { return load_digits(detail::find_data_file("digits.csv.gz", "load_digits")); }
+
 Dataset load_iris(const std::string& path) {
   CsvReader csv(read_text(path, "load_iris"), "load_iris", path);
   if (!csv.next_line()) THETA_THROW(FormatError, "load_iris: ", path, ": empty file (no header line)");
@@ -309,5 +301,7 @@ Dataset load_iris(const std::string& path) {
                 y.size(), " data rows, the header announces ", rows);
   return make_dataset(x, y, features);
 }
+
+Dataset load_iris() { return load_iris(detail::find_data_file("iris.csv", "load_iris")); }
 
 }  // namespace theta::nn

@@ -14,8 +14,8 @@ namespace theta::nn {
 /// Features and targets of n samples: x:[n, ...] (float64), y:[n] int64 labels or y:[n, ...]
 /// float targets.
 struct Dataset {
-  Tensor x;
-  Tensor y;
+  Tensor x{};
+  Tensor y{};
   /// Number of samples n (the first axis of x).
   std::int64_t size() const;
 };
@@ -24,8 +24,8 @@ struct Dataset {
 Dataset subset(const Dataset& data, const Tensor& indices);
 
 struct Split {
-  Dataset train;
-  Dataset test;
+  Dataset train{};
+  Dataset test{};
 };
 
 /// Shuffles the samples with Rng(seed) and puts round(test_fraction * n) of them in the test set
@@ -34,8 +34,8 @@ Split train_test_split(const Dataset& data, double test_fraction, std::uint64_t 
 
 /// Per-feature affine standardisation fitted on training data: (x - mean) / std.
 struct Standardizer {
-  Tensor mean;  // x.shape[1:]
-  Tensor std;   // x.shape[1:], 1 where the feature is constant (Note [Constant features])
+  Tensor mean{};  // x.shape[1:]
+  Tensor std{};   // x.shape[1:], 1 where the feature is constant (Note [Constant features])
   /// Fits mean and population standard deviation over the first axis. x:[n, ...] -> feature shape.
   static Standardizer fit(const Tensor& x);
   /// (x - mean) / std, x:[m, ...] with the fitted feature shape -> [m, ...].
@@ -73,18 +73,31 @@ class DataLoader {
   LoaderOptions options_;
 };
 
-/// The data/ folder: $THETA_DATA_DIR when set and non-empty, else the repository's data/ folder
-/// as compiled in.
+/// The folder holding the shipped data sets (digits.csv.gz, iris.csv and their README), in this
+/// order (Note [Data directory] in nn/data_dir.cpp):
+///   1. $THETA_DATA_DIR when set and non-empty (used as given, no fallback);
+///   2. the installed library: <prefix>/share/theta (CMAKE_INSTALL_DATADIR/theta under the
+///      CMAKE_INSTALL_PREFIX theta was configured with), where `cmake --install` puts them;
+///      the build tree (tests, demos, add_subdirectory): the source tree's data/.
+/// The loaders below also take an explicit path, which bypasses the lookup.
 std::string default_data_dir();
+
+/// The path of `name` in default_data_dir() when that file exists; otherwise throws FormatError
+/// naming the path it looked for, where that folder came from, and how to override it.
+std::string data_file(const std::string& name);
 
 /// The UCI optical digits (8x8 images, pixels 0..16): gzip or plain CSV, 64 pixels then the label
 /// 0..9 per line, no header. Returns x:[n, 64] float64, y:[n] int64 (n = 1797 for the shipped
 /// file). Throws FormatError naming the file and line on a malformed file.
-Dataset load_digits(const std::string& path = default_data_dir() + "/digits.csv.gz");
+Dataset load_digits(const std::string& path);
+/// The shipped digits.csv.gz, found as data_file() finds it: x:[1797, 64], y:[1797].
+Dataset load_digits();
 
 /// Fisher's iris in scikit-learn's CSV layout: a header "n,d,name0,name1,..." then n lines of d
 /// features and a label in [0, number of names). Returns x:[n, d] float64, y:[n] int64.
 /// Throws FormatError naming the file and line on a malformed file.
-Dataset load_iris(const std::string& path = default_data_dir() + "/iris.csv");
+Dataset load_iris(const std::string& path);
+/// The shipped iris.csv, found as data_file() finds it: x:[150, 4], y:[150].
+Dataset load_iris();
 
 }  // namespace theta::nn

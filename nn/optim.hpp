@@ -16,12 +16,12 @@ struct StepRecord {
   std::int64_t step = 0;                // 1 for the first step
   double lr = 0.0;                      // learning rate used
   // One entry per parameter that had a gradient (the others were skipped), in optimizer order:
-  std::vector<std::size_t> params;      // the parameter's index in the optimizer
-  std::vector<Tensor> params_before;    // its value before the step
-  std::vector<Tensor> grads;            // its loss gradient g (without weight decay)
-  std::vector<Tensor> updates;          // params_after - params_before
+  std::vector<std::size_t> params{};    // the parameter's index in the optimizer
+  std::vector<Tensor> params_before{};  // its value before the step
+  std::vector<Tensor> grads{};          // its loss gradient g (without weight decay)
+  std::vector<Tensor> updates{};        // params_after - params_before
   // One entry per optimizer parameter (undefined where there is none):
-  std::vector<Tensor> momentum;         // SGD momentum buffers after the step (empty without momentum)
+  std::vector<Tensor> momentum{};       // SGD momentum buffers after the step (empty without momentum)
 };
 
 class Optimizer {

@@ -29,7 +29,7 @@ struct FitOptions {
   /// Keep a progress line every log_every epochs (and after the last one).
   std::int64_t log_every = 1;
   /// Called after every epoch (for evaluation, checkpoints, learning-rate schedules).
-  std::function<void(const EpochLog&)> on_epoch;
+  std::function<void(const EpochLog&)> on_epoch{};
   /// At a NaN or infinite batch loss: throw NonFiniteLossError before that batch's backward and
   /// step (true), or train on through it (false: the step is taken, and NaN/Inf reach the
   /// parameters unless the gradients happen to stay finite).

@@ -340,37 +340,63 @@ Tensor npy_parse(std::string_view bytes, const std::string& what) {
   return make_tensor(l, std::move(storage));
 }
 
+std::string npy_header(const Shape& shape, DType dtype) {
+  std::string dict = std::string("{'descr': '") + descr_of(dtype) + "', 'fortran_order': False, 'shape': " +
+                     py_tuple(shape) + ", }";
+  if (!shape.empty()) dict.append(kGrowthDigits - std::to_string(shape[0]).size(), ' ');
+  return wrap_header(dict);
+}
+
 std::string npy_serialize(const Tensor& t) {
   THETA_CHECK(t.defined(), std::invalid_argument, "npy_serialize: tensor is undefined");
-  const Shape& shape = t.shape();
-  std::string dict = std::string("{'descr': '") + descr_of(t.dtype()) +
-                     "', 'fortran_order': False, 'shape': " + py_tuple(shape) + ", }";
-  if (!shape.empty()) dict.append(kGrowthDigits - std::to_string(shape[0]).size(), ' ');
-  std::string out = wrap_header(dict);
+  std::string out = npy_header(t.shape(), t.dtype());
   const Tensor c = t.contiguous();
   const std::size_t nbytes = static_cast<std::size_t>(c.numel()) * dtype_size(c.dtype());
   if (nbytes > 0) out.append(static_cast<const char*>(c.raw_data()), nbytes);
   return out;
 }
 
+namespace {
+
+// The start of a .npy file: its checked layout, where the data begins, and the data bytes the
+// read of the header already took (only when the header is very short).
+struct Preamble {
+  Layout layout;
+  std::size_t data_begin = 0;
+  std::string first_data;
+};
+
+Preamble read_preamble(InputFile& file, const std::string& path) {
+  const std::uint64_t size = file.size();
+  std::string head(static_cast<std::size_t>(std::min<std::uint64_t>(size, kMaxPrefixBytes)), '\0');
+  file.read_exact(head.data(), head.size());
+  const HeaderSpan span = header_span(head, size, path);
+  Preamble p;
+  p.data_begin = span.begin + span.length;
+  if (p.data_begin < head.size()) {
+    p.first_data = head.substr(p.data_begin);
+  } else {
+    const std::size_t have = head.size();
+    head.resize(p.data_begin);
+    file.read_exact(head.data() + have, p.data_begin - have);
+  }
+  p.layout = parse_layout(std::string_view(head).substr(span.begin, span.length), p.data_begin, size, path);
+  return p;
+}
+
+}  // namespace
+
+NpyInfo read_npy_info(const std::string& path) {
+  InputFile file(path, "read_npy_info");
+  const Preamble p = read_preamble(file, path);
+  return {p.layout.header.shape, p.layout.dtype, p.layout.header.fortran_order, p.data_begin};
+}
+
 Tensor load_npy(const std::string& path) {
   InputFile file(path, "load_npy");
-  const std::uint64_t size = file.size();
-  std::string preamble(static_cast<std::size_t>(std::min<std::uint64_t>(size, kMaxPrefixBytes)), '\0');
-  file.read_exact(preamble.data(), preamble.size());
-  const HeaderSpan span = header_span(preamble, size, path);
-  const std::size_t data_begin = span.begin + span.length;
-  // The prefix read may already hold the first data bytes (only when the header is very short).
-  std::string first_data;
-  if (data_begin < preamble.size()) {
-    first_data = preamble.substr(data_begin);
-  } else {
-    const std::size_t have = preamble.size();
-    preamble.resize(data_begin);
-    file.read_exact(preamble.data() + have, data_begin - have);
-  }
-  const std::string_view header = std::string_view(preamble).substr(span.begin, span.length);
-  const Layout l = parse_layout(header, data_begin, size, path);
+  const Preamble p = read_preamble(file, path);
+  const Layout& l = p.layout;
+  const std::string& first_data = p.first_data;
   auto storage = make_pooled<Storage>(static_cast<std::size_t>(l.nbytes));
   auto* data = static_cast<char*>(storage->data());
   if (!first_data.empty()) std::memcpy(data, first_data.data(), first_data.size());

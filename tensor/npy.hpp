@@ -17,6 +17,23 @@ namespace theta {
 /// Parses a whole .npy file held in memory. `what` names the source in error messages.
 Tensor npy_parse(std::string_view bytes, const std::string& what = "<memory>");
 
+/// The header of a C-order .npy file holding `shape` elements of `dtype` (magic, version, the
+/// header dict, padding to 64 bytes); the elements follow it. For writers that fill the data in
+/// place (pwrite at computed offsets).
+std::string npy_header(const Shape& shape, DType dtype);
+
+/// What a .npy file's header declares.
+struct NpyInfo {
+  Shape shape;
+  DType dtype = DType::f64;
+  bool fortran_order = false;
+  std::uint64_t data_offset = 0;  // byte offset of the first element
+};
+
+/// Reads and checks a .npy file's header without reading its data (the file size must match the
+/// declared shape exactly); throws FormatError as load_npy does.
+NpyInfo read_npy_info(const std::string& path);
+
 /// Serialises `t` as a .npy file (C order).
 std::string npy_serialize(const Tensor& t);
 

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "tensor/blas_runtime.hpp"
+#include "tensor/cpu_limit.hpp"
 #include "tensor/error.hpp"
 
 namespace theta {
@@ -19,17 +19,6 @@ thread_local bool inside_parallel_region = false;
 }  // namespace
 
 namespace {
-
-int default_threads() {
-  for (const char* var : {"THETA_NUM_THREADS", "OMP_NUM_THREADS"}) {
-    if (const char* v = std::getenv(var)) {
-      const int n = std::atoi(v);
-      if (n > 0) return n;
-    }
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 
 // A fixed set of workers that run the ranges of one parallel_for at a time.
 class ThreadPool {
@@ -152,7 +141,7 @@ int get_num_threads() {
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     if (s.threads == 0) {
-      s.threads = default_threads();
+      s.threads = detail::default_num_threads();
       first = true;
     }
     threads = s.threads;

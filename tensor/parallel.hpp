@@ -9,8 +9,9 @@ namespace theta {
 /// Sets the number of threads used by OpenBLAS and by theta's parallel loops (>= 1).
 void set_num_threads(int threads);
 
-/// The current thread count. Defaults to THETA_NUM_THREADS, else OMP_NUM_THREADS, else the
-/// number of cores.
+/// The current thread count. Defaults to THETA_NUM_THREADS, else OMP_NUM_THREADS, else the number
+/// of CPUs this process may use: its affinity mask (taskset, cpusets), capped by a cgroup CPU
+/// quota (cgroup v2 cpu.max, v1 cpu.cfs_quota_us), as detail::available_cpus() counts them.
 int get_num_threads();
 
 /// Elementwise loops smaller than this run on one thread.

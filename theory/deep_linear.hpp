@@ -24,11 +24,11 @@ namespace theta::theory {
 
 /// A regression task with whitened inputs and a known mode structure.
 struct DeepLinearProblem {
-  Tensor x;  // [n, d_in], x^T x / n = I
-  Tensor y;  // [n, d_out], y = x Sigma_yx^T
-  Tensor u;  // [d_out, m], output singular vectors of Sigma_yx (columns)
-  Tensor s;  // [m], singular values (mode strengths at convergence)
-  Tensor v;  // [d_in, m], input singular vectors of Sigma_yx (columns)
+  Tensor x{};  // [n, d_in], x^T x / n = I
+  Tensor y{};  // [n, d_out], y = x Sigma_yx^T
+  Tensor u{};  // [d_out, m], output singular vectors of Sigma_yx (columns)
+  Tensor s{};  // [m], singular values (mode strengths at convergence)
+  Tensor v{};  // [d_in, m], input singular vectors of Sigma_yx (columns)
 };
 
 struct SaxeProblemOptions {
@@ -109,15 +109,15 @@ struct GdOptions {
 };
 
 struct GdTrace {
-  std::vector<double> times;    // t = eta k of each record
-  Tensor strengths;             // [records, m]: mode strengths u_a at each record
-  std::vector<double> losses;   // L at each record
+  std::vector<double> times{};   // t = eta k of each record
+  Tensor strengths{};            // [records, m]: mode strengths u_a at each record
+  std::vector<double> losses{};  // L at each record
   // With check_balancedness, max-abs over the pairs l and the matrix entries:
   double max_step_law_error = 0.0;   // max_k |B(k+1) - B(k) - eta^2 (G_{l+1}^T G_{l+1} - G_l G_l^T)|
   double max_total_law_error = 0.0;  // |B(K) - B(0) - sum_k eta^2 (...)|
-  std::vector<double> drift;            // per record: max |B(k) - B(0)|
-  std::vector<double> predicted_drift;  // per record: max |sum_{j<k} eta^2 (...)|
-  std::vector<double> law_residual;     // per record: max |B(k) - B(0) - sum_{j<k} eta^2 (...)|
+  std::vector<double> drift{};            // per record: max |B(k) - B(0)|
+  std::vector<double> predicted_drift{};  // per record: max |sum_{j<k} eta^2 (...)|
+  std::vector<double> law_residual{};     // per record: max |B(k) - B(0) - sum_{j<k} eta^2 (...)|
 };
 
 /// Full-batch GD (nn::Sgd with lr = eta) on deep_linear_loss of `net` (built by

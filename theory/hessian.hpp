@@ -42,7 +42,7 @@ autograd::ScalarFunction module_loss(std::shared_ptr<nn::Module> model, const Te
 /// A symmetric linear map on float64 vectors: apply(v:[size]) -> [size].
 struct LinearOperator {
   std::int64_t size = 0;
-  std::function<Tensor(const Tensor&)> apply;
+  std::function<Tensor(const Tensor&)> apply{};
 };
 
 /// The Hessian of `loss` at `params` as an operator on flat vectors, v:[P] -> H v:[P] (float64
@@ -77,10 +77,10 @@ struct LanczosOptions {
 };
 
 struct EigenResult {
-  Tensor values;                // [r] Ritz values in the order of LanczosOptions::which
-  Tensor vectors;               // [P, r], column i the unit Ritz vector of values[i]
-  Tensor residuals;             // [r], |H x_i - values[i] x_i|
-  Tensor ritz_values;           // [m], every Ritz value of the run, ascending
+  Tensor values{};              // [r] Ritz values in the order of LanczosOptions::which
+  Tensor vectors{};             // [P, r], column i the unit Ritz vector of values[i]
+  Tensor residuals{};           // [r], |H x_i - values[i] x_i|
+  Tensor ritz_values{};         // [m], every Ritz value of the run, ascending
   std::int64_t iterations = 0;  // Lanczos steps m taken (not counting residual checks)
 };
 
@@ -113,16 +113,16 @@ struct SlqOptions {
   double sigma = 0.0;
   /// Evaluation points of the density [G]; undefined picks grid_points points spanning the nodes
   /// with a margin of 5 sigma on either side.
-  Tensor grid;
+  Tensor grid{};
   std::int64_t grid_points = 1000;
 };
 
 struct SpectralDensity {
-  Tensor grid;                  // [G]
-  Tensor density;               // [G], integrates to ~1 over a grid that covers the nodes
-  double sigma = 0.0;           // the Gaussian width used
-  std::vector<Tensor> nodes;    // per probe: [m_l] eigenvalues of its tridiagonal T
-  std::vector<Tensor> weights;  // per probe: [m_l] squared first components of T's eigenvectors
+  Tensor grid{};                  // [G]
+  Tensor density{};               // [G], integrates to ~1 over a grid that covers the nodes
+  double sigma = 0.0;             // the Gaussian width used
+  std::vector<Tensor> nodes{};    // per probe: [m_l] eigenvalues of its tridiagonal T
+  std::vector<Tensor> weights{};  // per probe: [m_l] squared first components of T's eigenvectors
 };
 
 /// Stochastic Lanczos quadrature: per probe, Lanczos from a normalised Rademacher vector gives

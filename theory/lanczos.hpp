@@ -18,9 +18,9 @@ void check_operator(const LinearOperator& op, const char* who);
 Tensor apply_checked(const LinearOperator& op, const Tensor& v, const char* who);
 
 struct LanczosRun {
-  std::vector<double> alpha;  // [m] diagonal of T
-  std::vector<double> beta;   // [m]: beta[j] couples q_j and q_{j+1}; beta[m-1] is the final residual
-  Tensor basis;               // [capacity, P], rows 0..m-1 are the Lanczos vectors
+  std::vector<double> alpha{};  // [m] diagonal of T
+  std::vector<double> beta{};   // [m]: beta[j] couples q_j and q_{j+1}; beta[m-1] is the final residual
+  Tensor basis{};               // [capacity, P], rows 0..m-1 are the Lanczos vectors
   std::int64_t steps() const { return static_cast<std::int64_t>(alpha.size()); }
 };
 

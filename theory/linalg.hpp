@@ -6,8 +6,8 @@
 namespace theta::theory {
 
 struct SymmetricEigen {
-  Tensor values;   // [n], ascending
-  Tensor vectors;  // [n, n], column i is the unit eigenvector of values[i]
+  Tensor values{};   // [n], ascending
+  Tensor vectors{};  // [n, n], column i is the unit eigenvector of values[i]
 };
 
 /// Eigendecomposition of a symmetric matrix a:[n,n] (float64; only the lower triangle is read).
@@ -20,9 +20,9 @@ Tensor solve(const Tensor& a, const Tensor& b);
 Tensor apply_spectral(const SymmetricEigen& eig, const Tensor& f_of_values);
 
 struct Svd {
-  Tensor u;  // [m, k], orthonormal columns (k = min(m, n))
-  Tensor s;  // [k], descending, non-negative
-  Tensor v;  // [n, k], orthonormal columns: a = u diag(s) v^T
+  Tensor u{};  // [m, k], orthonormal columns (k = min(m, n))
+  Tensor s{};  // [k], descending, non-negative
+  Tensor v{};  // [n, k], orthonormal columns: a = u diag(s) v^T
 };
 
 /// Thin singular value decomposition of a:[m,n] (float64, LAPACK dgesvd) -> u:[m,k], s:[k], v:[n,k].

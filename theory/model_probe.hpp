@@ -22,14 +22,14 @@ using autograd::Var;
 struct StructuredCall {
   nn::Module* layer = nullptr;
   const nn::StructuredLayer* rule = nullptr;
-  Var input;   // a:[n, in]
-  Var output;  // y:[n, out]
+  Var input{};   // a:[n, in]
+  Var output{};  // y:[n, out]
 };
 
 struct Captured {
-  Var output;                                             // f(x): [n, O]
-  std::vector<StructuredCall> layers;                     // single-use structured layers
-  std::vector<std::pair<std::string, Var>> other_params;  // everything else
+  Var output{};                                             // f(x): [n, O]
+  std::vector<StructuredCall> layers{};                     // single-use structured layers
+  std::vector<std::pair<std::string, Var>> other_params{};  // everything else
 };
 
 /// Runs `model` on x [n, d] and records its single-use structured layers; returns f(x) [n, O].

@@ -1,135 +1,14 @@
 #include "theory/ntk.hpp"
 
-#include <algorithm>
-#include <cmath>
-
-#include "autograd/engine.hpp"
-#include "tensor/parallel.hpp"
-#include "theory/checks.hpp"
 #include "theory/model_probe.hpp"
+#include "theory/ntk_blocks.hpp"
 
 namespace theta::theory {
 
 using autograd::Var;
 using namespace detail;
 
-// Note [Structured NTK]
-// A layer with a structured-Jacobian rule (Note [Structured Jacobians] in nn/structured.hpp),
-// used once per sample, contributes
-//   Theta_l(i1, o1; i2, o2) = K_in(A1[i1], A2[i2]) <D1[i1, o1], D2[i2, o2]>,
-// where A[i] is the layer's input for sample i (seen by a forward hook), K_in the layer's input
-// kernel (s_w^2 <a, a'> + s_b^2 for Linear) and D[i, o] = d f_o(x_i) / d y(x_i): the rule's
-// input kernel [n1, n2] and one gemm for D1 D2^T [n1 O, n2 O], with no Jacobian of size n * P
-// ever formed. D is obtained with O backward passes over the whole batch (cotangent e_o on every
-// row): because samples are independent, row i of the gradient with respect to y is exactly
-// D[i, o]. This file holds no layer formula. Parameters outside single-use structured layers
-// fall back to Jacobian contraction, for their blocks only.
-
 namespace {
-
-// D[l] = [n, O, out_l]: gradients of every output with respect to each captured layer output.
-std::vector<Tensor> output_gradients(const Captured& c) {
-  const std::int64_t n = c.output.size(0), outputs = c.output.size(1);
-  std::vector<Var> targets;
-  for (const auto& r : c.layers) targets.push_back(r.output);
-  std::vector<Tensor> d;
-  if (targets.empty()) return d;
-  for (const auto& r : c.layers) d.push_back(Tensor::empty({n, outputs, r.output.size(1)}, c.output.dtype()));
-  for (std::int64_t o = 0; o < outputs; ++o) {
-    Tensor cot = zeros({n, outputs}, c.output.dtype());
-    cot.select(1, o).fill_(1.0);
-    const auto g = autograd::grad({c.output}, targets, {Var(cot)}, {.retain_graph = true, .allow_unused = true});
-    for (std::size_t l = 0; l < targets.size(); ++l)
-      d[l].select(1, o).copy_(g[l].defined() ? g[l].value() : zeros(targets[l].shape(), c.output.dtype()));
-  }
-  // A finite output can still have infinite derivatives (sqrt at 0). The factors are checked
-  // rather than the kernel they make: a width-th of its size (Note [Non-finite values]).
-  for (const Tensor& g : d) require_finite(g, "empirical_ntk", "output gradient");
-  return d;
-}
-
-// Contraction over `params`, accumulated into k_full [n1, O, n2, O] (layout before the final
-// permute), or k_trace [n1, n2] when trace is set.
-void contract_into(nn::Module& model, const Tensor& x1, const Tensor& x2, bool same,
-                   const std::vector<std::pair<std::string, Var>>& params, std::int64_t outputs,
-                   std::int64_t max_bytes, bool trace, const Tensor& k) {
-  if (params.empty()) return;
-  const std::int64_t n1 = x1.size(0), n2 = x2.size(0);
-  const std::int64_t p_total = numel_of(params);
-  const std::int64_t chunk = samples_per_chunk(max_bytes, outputs, p_total, std::max(n1, n2));
-  // Adds a [na, O, nb, O] block at samples (a0, b0) of the kernel (or its output trace).
-  auto accumulate = [&](std::int64_t a0, std::int64_t b0, const Tensor& b4) {
-    const std::int64_t na = b4.size(0), nb = b4.size(2);
-    if (trace) {
-      Tensor tr = zeros({na, nb}, b4.dtype());
-      for (std::int64_t o = 0; o < outputs; ++o) tr = tr + b4.select(3, o).select(1, o);
-      k.slice(0, a0, a0 + na).slice(1, b0, b0 + nb).add_(tr);
-    } else {
-      k.slice(0, a0, a0 + na).slice(2, b0, b0 + nb).add_(b4);
-    }
-  };
-  for (std::int64_t a0 = 0; a0 < n1; a0 += chunk) {
-    const std::int64_t na = std::min(chunk, n1 - a0);
-    const Tensor ja = jacobian_rows(model, x1, a0, na, params, outputs);
-    // The kernel of x with itself is symmetric: blocks below the diagonal are mirrored.
-    for (std::int64_t b0 = same ? a0 : 0; b0 < n2; b0 += chunk) {
-      const std::int64_t nb = std::min(chunk, n2 - b0);
-      const bool diagonal = same && b0 == a0;
-      const Tensor jb = diagonal ? ja : jacobian_rows(model, x2, b0, nb, params, outputs);
-      const Tensor block = diagonal ? gram(ja) : matmul(ja, jb.t());  // [na O, nb O]
-      const Tensor b4 = block.reshape({na, outputs, nb, outputs});
-      accumulate(a0, b0, b4);
-      if (same && !diagonal) accumulate(b0, a0, b4.permute({2, 3, 0, 1}));
-    }
-  }
-}
-
-// k[i1, i2, o1, o2] += dd[i1 O + o1, i2 O + o2] * aa[i1, i2]: the layer's term written straight
-// into the output layout (one pass, no [n1, O, n2, O] temporaries or final transpose). With
-// `lower`, dd holds only its lower triangle (from syrk) and only blocks i2 <= i1 are updated;
-// mirror_blocks() completes the kernel once all layers are in.
-void accumulate_layer(const Tensor& k, const Tensor& dd, const Tensor& aa, std::int64_t outputs, bool lower) {
-  THETA_ASSERT(k.is_contiguous() && dd.is_contiguous() && aa.is_contiguous());
-  const std::int64_t n1 = k.size(0), n2 = k.size(1), o = outputs, cols = n2 * o;
-  visit_float_dtype(k.dtype(), [&](auto v) {
-    using T = decltype(v);
-    T* kp = k.data<T>();
-    const T* dp = dd.data<T>();
-    const T* ap = aa.data<T>();
-    parallel_for(n1, 1, [&](std::int64_t i0, std::int64_t i1_end) {
-      for (std::int64_t i1 = i0; i1 < i1_end; ++i1)
-        for (std::int64_t o1 = 0; o1 < o; ++o1) {
-          const std::int64_t r = i1 * o + o1;
-          const T* drow = dp + r * cols;
-          const std::int64_t i2_end = lower ? i1 + 1 : n2;
-          for (std::int64_t i2 = 0; i2 < i2_end; ++i2) {
-            const T scale = ap[i1 * n2 + i2];
-            T* kout = kp + ((i1 * n2 + i2) * o + o1) * o;
-            for (std::int64_t o2 = 0; o2 < o; ++o2) {
-              const std::int64_t c = i2 * o + o2;
-              kout[o2] += (!lower || c <= r ? drow[c] : dp[c * cols + r]) * scale;
-            }
-          }
-        }
-    });
-  });
-}
-
-// k[i2, i1, o2, o1] = k[i1, i2, o1, o2] for i2 < i1 (the NTK of x with itself is symmetric).
-void mirror_blocks(const Tensor& k) {
-  const std::int64_t n = k.size(0), o = k.size(2);
-  visit_float_dtype(k.dtype(), [&](auto v) {
-    using T = decltype(v);
-    T* kp = k.data<T>();
-    parallel_for(n, 1, [&](std::int64_t i0, std::int64_t i_end) {
-      for (std::int64_t i1 = i0; i1 < i_end; ++i1)
-        for (std::int64_t i2 = 0; i2 < i1; ++i2)
-          for (std::int64_t o1 = 0; o1 < o; ++o1)
-            for (std::int64_t o2 = 0; o2 < o; ++o2)
-              kp[((i2 * n + i1) * o + o2) * o + o1] = kp[((i1 * n + i2) * o + o1) * o + o2];
-    });
-  });
-}
 
 // Which form of the kernel a caller asked for.
 enum class Form {
@@ -138,8 +17,7 @@ enum class Form {
   matrix,  // [n1, n2] of a one-output model (its trace), refused for O != 1
 };
 
-// Refuses a model with more than one output when the [n1, n2] matrix form was asked for, before
-// any kernel work is done.
+// Refuses a model with more than one output when the [n1, n2] matrix form was asked for.
 void check_form(Form form, std::int64_t outputs) {
   THETA_CHECK(form != Form::matrix || outputs == 1, ShapeError,
               "empirical_ntk_matrix: the model has ", outputs, " outputs; the [n1, n2] matrix form is for "
@@ -147,67 +25,26 @@ void check_form(Form form, std::int64_t outputs) {
               "]) or empirical_ntk_trace (-> [n1, n2], summed over outputs)");
 }
 
-Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, Form form) {
-  const bool trace = form != Form::full;
-  const char* op = form == Form::full    ? "empirical_ntk"
-                   : form == Form::trace ? "empirical_ntk_trace"
+Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, Form kind) {
+  const char* op = kind == Form::full    ? "empirical_ntk"
+                   : kind == Form::trace ? "empirical_ntk_trace"
                                          : "empirical_ntk_matrix";
   THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError, op, ": inputs ",
               shape_str(x1.shape()), " and ", shape_str(x2.shape()), " must be [n1, d] and [n2, d]");
   THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, op, ": empty input batch ", shape_str(x1.shape()),
               " or ", shape_str(x2.shape()));
   const nn::BufferSnapshot keep_buffers(model);
-  const bool same = x1.storage() == x2.storage() && x1.offset() == x2.offset() && x1.shape() == x2.shape() &&
-                    x1.strides() == x2.strides();
-  const std::int64_t n1 = x1.size(0), n2 = x2.size(0);
+  const bool same = same_view(x1, x2);
+  // For one output the trace is the kernel itself.
+  const KernelForm form = kind == Form::full ? KernelForm::full : KernelForm::trace;
   if (options.method == NtkMethod::contraction) {
-    const OutputInfo info = checked_output_info(model, x1, op);
-    if (!same) checked_output_info(model, x2, op);
-    const auto params = unique_parameters(model);
-    const std::int64_t outputs = info.outputs;
-    check_form(form, outputs);
-    Tensor k = trace ? zeros({n1, n2}, info.dtype) : zeros({n1, outputs, n2, outputs}, info.dtype);
-    contract_into(model, x1, x2, same, params, outputs, options.max_bytes, trace, k);
-    if (!trace) k = k.permute({0, 2, 1, 3}).contiguous();
-    return k;
+    if (kind == Form::matrix) check_form(kind, checked_output_info(model, x1, op).outputs);
+    return contraction_kernel(model, x1, x2, same, form, options.max_bytes, op);
   }
-  Captured c1, c2;
-  forward_captured(model, x1, c1, op);
-  check_form(form, c1.output.size(1));
-  const std::vector<Tensor> d1 = output_gradients(c1);
-  std::vector<Tensor> d2;
-  if (!same) {
-    forward_captured(model, x2, c2, op);
-    d2 = output_gradients(c2);
-  }
-  const Captured& cb = same ? c1 : c2;
-  const std::vector<Tensor>& db = same ? d1 : d2;
-  const std::int64_t outputs = c1.output.size(1);
-  const DType dtype = c1.output.dtype();
-  Tensor k = trace ? zeros({n1, n2}, dtype) : zeros({n1, n2, outputs, outputs}, dtype);
-  for (std::size_t l = 0; l < c1.layers.size(); ++l) {
-    const Tensor& a1 = c1.layers[l].input.value();
-    const Tensor aa = c1.layers[l].rule->input_kernel(a1, same ? a1 : cb.layers[l].input.value());  // [n1, n2]
-    const std::int64_t width = d1[l].size(2);
-    if (trace) {
-      const Tensor a = d1[l].reshape({n1, outputs * width});
-      const Tensor dd = same ? gram(a) : matmul(a, db[l].reshape({n2, outputs * width}).t());
-      k = k + dd * aa;
-    } else {
-      const Tensor a = d1[l].reshape({n1 * outputs, width});
-      const Tensor dd = same ? gram(a, false) : matmul(a, db[l].reshape({n2 * outputs, width}).t());
-      accumulate_layer(k, dd, aa, outputs, same);
-    }
-  }
-  if (!trace && same) mirror_blocks(k);
-  if (trace) {
-    contract_into(model, x1, x2, same, c1.other_params, outputs, options.max_bytes, true, k);
-  } else if (!c1.other_params.empty()) {
-    Tensor rest = zeros({n1, outputs, n2, outputs}, dtype);
-    contract_into(model, x1, x2, same, c1.other_params, outputs, options.max_bytes, false, rest);
-    k = k + rest.permute({0, 2, 1, 3});
-  }
-  return k;
+  const BlockFactors f1 = block_factors(model, x1, op);
+  check_form(kind, f1.outputs());
+  if (same) return structured_block_kernel(model, f1, f1, true, form, options.max_bytes);
+  return structured_block_kernel(model, f1, block_factors(model, x2, op), false, form, options.max_bytes);
 }
 
 }  // namespace
@@ -238,11 +75,11 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
       out.select(0, i).copy_(gram(jacobian_rows(model, x, i, 1, params, info.outputs)));
     return out;
   }
-  Captured c;
-  forward_captured(model, x, c, op);
-  const std::vector<Tensor> d = output_gradients(c);
-  const std::int64_t outputs = c.output.size(1);
-  Tensor out = zeros({n, outputs, outputs}, c.output.dtype());
+  const BlockFactors f = block_factors(model, x, op);
+  const Captured& c = f.captured;
+  const std::vector<Tensor>& d = f.output_grads;
+  const std::int64_t outputs = f.outputs();
+  Tensor out = zeros({n, outputs, outputs}, f.dtype());
   for (std::size_t l = 0; l < c.layers.size(); ++l) {
     const Tensor scale = c.layers[l].rule->input_kernel_diagonal(c.layers[l].input.value());  // [n]
     const Tensor dd = matmul(d[l], d[l].transpose(1, 2));  // [n, O, O]

@@ -1,6 +1,6 @@
 #pragma once
 // Empirical and analytic neural tangent kernels, per-parameter Jacobians and per-sample
-// gradients (Note [Structured NTK] in ntk.cpp).
+// gradients (Note [Structured NTK] in ntk_blocks.cpp).
 //
 // The empirical NTK of a model f: R^d -> R^O is Theta(x1, x2)[o1, o2] = sum over parameters p
 // of <d f_o1(x1) / dp, d f_o2(x2) / dp>. Models must treat samples independently (a row of the
@@ -43,7 +43,7 @@ Tensor empirical_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkO
 Tensor empirical_ntk_trace(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options = {});
 /// The kernel of a one-output model as a plain matrix: x1:[n1, d], x2:[n2, d] -> [n1, n2], equal
 /// to empirical_ntk(...) reshaped from [n1, n2, 1, 1] (computed as its output trace). A model
-/// with O != 1 outputs is refused with ShapeError before any kernel work.
+/// with O != 1 outputs is refused with ShapeError before the kernel is formed.
 Tensor empirical_ntk_matrix(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options = {});
 /// Diagonal blocks: x:[n, d] -> [n, O, O] = Theta(x_i, x_i).
 Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions options = {});
@@ -70,12 +70,12 @@ Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSa
 ///   theory::ntk_regression({.k_test_train = k_xX, .k_train_train = k_XX, .y_train = y,
 ///                           .f0_train = f0_X, .f0_test = f0_x, .eta = 0.1, .t = 1000});
 struct NtkRegressionInputs {
-  Tensor k_test_train;   // K(x, X): [m, n], e.g. empirical_ntk_matrix(model, x_test, x_train)
-  Tensor k_train_train;  // K(X, X): [n, n]
-  Tensor y_train;        // Y: [n, k] targets
-  Tensor f0_train;       // f_0(X): [n, k], the model at initialisation on the training inputs
-  Tensor f0_test;        // f_0(x): [m, k], and on the test inputs
-  double eta = 1.0;      // learning rate
+  Tensor k_test_train{};   // K(x, X): [m, n], e.g. empirical_ntk_matrix(model, x_test, x_train)
+  Tensor k_train_train{};  // K(X, X): [n, n]
+  Tensor y_train{};        // Y: [n, k] targets
+  Tensor f0_train{};       // f_0(X): [n, k], the model at initialisation on the training inputs
+  Tensor f0_test{};        // f_0(x): [m, k], and on the test inputs
+  double eta = 1.0;        // learning rate
   /// Training time in steps; +infinity (the default) gives the converged prediction
   /// f_0(x) + K(x, X) K(X, X)^{-1} (Y - f_0(X)), which needs K(X, X) positive definite.
   double t = std::numeric_limits<double>::infinity();
@@ -93,8 +93,8 @@ Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, c
                       const Tensor& f0_train, const Tensor& f0_test, double eta, double t);
 
 struct AnalyticKernels {
-  Tensor nngp;  // [n1, n2]
-  Tensor ntk;   // [n1, n2]
+  Tensor nngp{};  // [n1, n2]
+  Tensor ntk{};   // [n1, n2]
 };
 
 /// Infinite-width NNGP and NTK of an MLP with `linear_layers` Linear layers in NTK

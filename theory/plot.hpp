@@ -7,17 +7,17 @@
 namespace theta::theory {
 
 struct Series {
-  std::string label;
-  std::vector<double> x, y;
+  std::string label{};
+  std::vector<double> x{}, y{};
   bool dashed = false;   // predictions are dashed, measurements solid
   bool markers = false;  // draw points instead of a line
-  std::string color;     // CSS color; empty picks from a palette by index
+  std::string color{};   // CSS color; empty picks from a palette by index
 };
 
 struct PlotOptions {
-  std::string title;
-  std::string x_label;
-  std::string y_label;
+  std::string title{};
+  std::string x_label{};
+  std::string y_label{};
   bool log_x = false;
   bool log_y = false;
   int width = 720;

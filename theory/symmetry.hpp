@@ -80,13 +80,13 @@ const char* symmetry_name(Symmetry symmetry);
 /// Quantity tensors are [K + 1, units...]: units = [J] or [J + 1] (translation; the last entry is
 /// the bias sum), [C] (scale), [H] (rescale), [H, H] (balancedness). Row k is after k steps.
 struct ConservedHistory {
-  std::string name;          // e.g. "rescale layers.0 -> layers.2"
+  std::string name{};          // e.g. "rescale layers.0 -> layers.2"
   Symmetry symmetry = Symmetry::translation;
-  std::vector<double> time;  // [K + 1], t_k = sum of the first k learning rates
-  Tensor measured;           // Q computed from the parameters
-  Tensor exact;              // the exact discrete law's prediction (Note [Exact discrete laws])
-  Tensor continuous;         // Kunin's continuous-time prediction (Note [Continuous predictions])
-  Tensor magnitude;          // the size of the terms that make up Q (Note [Relative error])
+  std::vector<double> time{};  // [K + 1], t_k = sum of the first k learning rates
+  Tensor measured{};           // Q computed from the parameters
+  Tensor exact{};              // the exact discrete law's prediction (Note [Exact discrete laws])
+  Tensor continuous{};         // Kunin's continuous-time prediction (Note [Continuous predictions])
+  Tensor magnitude{};          // the size of the terms that make up Q (Note [Relative error])
 };
 
 /// max |measured - predicted| / magnitude over all entries; all three of the same shape.

@@ -13,10 +13,12 @@
 #include "nn/data.hpp"
 #include "tensor/npy.hpp"
 #include "tensor/ops.hpp"
+#include "tests/support/scoped_env.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace theta;
 using namespace theta::nn;
+using theta::test::ScopedEnv;
 using theta::test::TempDir;
 
 namespace {
@@ -127,6 +129,26 @@ TEST_CASE("default_data_dir honours THETA_DATA_DIR", "[nn][data]") {
   CHECK(to_vector(d.y) == std::vector<double>{3, 9});
   CHECK(d.x.at({1, 16}) == 0.0);  // (1 + 16) % 17
   CHECK(default_data_dir() != dir.file(""));
+}
+
+TEST_CASE("the build tree finds the data sets in the source tree's data folder", "[nn][data]") {
+  const ScopedEnv unset("THETA_DATA_DIR", nullptr);
+  namespace fs = std::filesystem;
+  CHECK(fs::equivalent(default_data_dir(), fs::path(THETA_SOURCE_DIR) / "data"));
+  CHECK(fs::equivalent(data_file("iris.csv"), fs::path(THETA_SOURCE_DIR) / "data" / "iris.csv"));
+  CHECK(load_iris().size() == 150);
+}
+
+TEST_CASE("a missing data file names the path it looked for and the override", "[nn][data]") {
+  TempDir dir;
+  const ScopedEnv data_dir("THETA_DATA_DIR", dir.file("").c_str());
+  check_format_error([] { load_digits(); },
+                     {"load_digits: digits.csv.gz not found: looked for " + dir.file("digits.csv.gz"),
+                      "($THETA_DATA_DIR)", "set THETA_DATA_DIR", "pass the file's path"});
+  check_format_error([] { load_iris(); }, {"load_iris: iris.csv not found: looked for " + dir.file("iris.csv")});
+  check_format_error([] { data_file("digits.csv.gz"); }, {"data_file: digits.csv.gz not found"});
+  // An explicit path bypasses the lookup.
+  CHECK(to_vector(load_digits(dir.write("mine.csv", digits_line(4, "5"))).y) == std::vector<double>{5});
 }
 
 TEST_CASE("load_digits accepts plain CSV, CRLF line ends and trailing blank lines", "[nn][data]") {

@@ -1,0 +1,48 @@
+#pragma once
+// Internal to theta_theory: the empirical NTK between two blocks of inputs. The structured
+// kernel is built from per-block factors (Note [Structured NTK] in ntk_blocks.cpp) that can be
+// computed once and reused against many other blocks: the whole-batch kernels (ntk.cpp) are one
+// pair of blocks, the tiled kernels (ntk_tiled.cpp) many.
+
+#include <cstdint>
+#include <vector>
+
+#include "nn/module.hpp"
+#include "theory/model_probe.hpp"
+
+namespace theta::theory::detail {
+
+/// Which kernel a block pair produces: [b1, b2, O, O], or its trace over outputs [b1, b2].
+enum class KernelForm { full, trace };
+
+/// What the structured kernel needs of one block of inputs x:[b, d]: the model's forward with
+/// its structured layers recorded, and per such layer the gradients of every output with respect
+/// to the layer's output, [b, O, width].
+struct BlockFactors {
+  Tensor x;
+  Captured captured;
+  std::vector<Tensor> output_grads;
+
+  std::int64_t rows() const { return x.size(0); }
+  std::int64_t outputs() const { return captured.output.size(1); }
+  DType dtype() const { return captured.output.dtype(); }
+};
+
+/// Runs the model on x (with every check of forward_captured) and forms its factors; `op` names
+/// the caller in errors.
+BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op);
+
+/// The structured kernel between two blocks. With `same`, f2 is f1 (a block with itself) and the
+/// symmetric half is computed once. Parameters outside structured layers are added by Jacobian
+/// contraction with chunks under max_bytes.
+Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const BlockFactors& f2, bool same,
+                               KernelForm form, std::int64_t max_bytes);
+
+/// The kernel by Jacobian contraction alone (NtkMethod::contraction); checks inputs and model.
+Tensor contraction_kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, bool same, KernelForm form,
+                          std::int64_t max_bytes, const char* op);
+
+/// Whether two tensors are the same view of the same memory (the kernel of x with itself).
+bool same_view(const Tensor& a, const Tensor& b);
+
+}  // namespace theta::theory::detail

@@ -1,0 +1,70 @@
+#pragma once
+// The empirical NTK computed tile by tile: in memory, or straight into a .npy file on disk that
+// never has to fit in RAM and survives a killed run (Note [Tiled kernels] in ntk_tiled.cpp).
+//
+// An n1 x n2 kernel is cut into square tiles of `tile` rows and columns (the last row and column
+// of tiles may be smaller). Each row of tiles forms its block's factors (the inputs of every
+// structured layer and the output gradients, Note [Structured NTK]) once and reuses them across
+// the row; for the kernel of x with itself only tiles I <= J are computed and the others are
+// their transposes. A tile's values depend only on the inputs, the model and (I, J, tile), so
+// every schedule gives the same bits. Models, inputs and errors are as for empirical_ntk.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/module.hpp"
+
+namespace theta::theory {
+
+/// Which kernel a tiled run produces.
+enum class NtkForm {
+  full,   ///< [n1, n2, O, O], as empirical_ntk
+  trace,  ///< [n1, n2], the trace over outputs, as empirical_ntk_trace
+};
+
+struct TiledNtkOptions {
+  /// Rows and columns per tile (>= 1). Peak memory grows as tile^2 O^2 plus tile times the
+  /// model's widths; multiples of 64 suit the BLAS kernels.
+  std::int64_t tile = 256;
+  NtkForm form = NtkForm::trace;
+  /// Bound on the bytes of Jacobian chunks for parameters outside structured layers.
+  std::int64_t max_bytes = std::int64_t{1} << 30;
+  /// Called after each tile this call computes with (tiles computed so far by this call, tiles
+  /// this call has to compute); returning false stops the run after that tile (a file run stays
+  /// restartable). Empty: no calls.
+  std::function<bool(std::int64_t done, std::int64_t total)> on_tile = {};
+};
+
+/// The tiles of an n1 x n2 kernel in the order they are computed: row-major over tile rows I and
+/// columns J, with only J >= I when `symmetric` (n1 == n2, the kernel of x with itself).
+std::vector<std::pair<std::int64_t, std::int64_t>> tile_plan(std::int64_t n1, std::int64_t n2, std::int64_t tile,
+                                                             bool symmetric);
+
+/// The kernel of x1:[n1, d] and x2:[n2, d] computed tile by tile in memory: equal to
+/// empirical_ntk (form full) or empirical_ntk_trace (form trace) up to rounding. A run stopped by
+/// on_tile is refused with std::runtime_error (an in-memory kernel has no partial form).
+Tensor tiled_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, TiledNtkOptions options = {});
+
+/// What a run into a file did.
+struct TiledNtkRun {
+  std::int64_t tiles_total = 0;     ///< tiles in the plan
+  std::int64_t tiles_computed = 0;  ///< computed and written by this call
+  std::int64_t tiles_reused = 0;    ///< found finished by an earlier run and kept
+  bool complete = false;            ///< every tile written, the file checked free of NaN
+};
+
+/// The kernel written tile by tile into `path`, a C-order float64 .npy of shape [n1, n2] (trace)
+/// or [n1, n2, O, O] (full) that numpy.load(path, mmap_mode="r") reads. Peak memory is one row of
+/// tiles' factors plus a few tiles, not the kernel. A log next to it, `path + ".tiles"`, records
+/// each finished tile once its bytes are on disk (fsync), so a killed or stopped run called
+/// again with the same arguments computes only the missing tiles; unfinished regions hold NaN.
+/// When every tile is in, the file is read back, checked free of NaN and the log marked
+/// complete. A log or file that belongs to another problem (other inputs, model, form, tile
+/// size), is truncated or is not theta's is refused with FormatError and left as it is.
+TiledNtkRun tiled_ntk_to_npy(nn::Module& model, const Tensor& x1, const Tensor& x2, const std::string& path,
+                             TiledNtkOptions options = {});
+
+}  // namespace theta::theory

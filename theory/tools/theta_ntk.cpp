@@ -1,0 +1,192 @@
+// theta_ntk: the NTK of an MLP trained elsewhere, written to a .npy file.
+//
+//   theta_ntk --model model.json --weights W --x x.npy [--x2 x2.npy] --out K.npy
+//             [--kernel empirical|ntk|nngp] [--form trace|full] [--tile N] [--threads N] [--quiet]
+//
+// model.json describes the MLP (theory/model_spec.hpp), W holds its weights as a PyTorch
+// state_dict (.npz, or a directory of .npy files as ntk_demo --dump writes), x.npy the inputs
+// [n, d]. The empirical kernel is computed tile by tile straight into the output file and a
+// stopped run resumes where it stopped (theory/ntk_tiled.hpp); the analytic infinite-width NTK or
+// NNGP (relu and erf MLPs) is computed in memory. Everything is checked before anything is
+// written; bad arguments or inputs end in one line on stderr and exit status 2.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "tensor/blas_runtime.hpp"
+#include "tensor/npy.hpp"
+#include "tensor/parallel.hpp"
+#include "theory/model_spec.hpp"
+#include "theory/ntk.hpp"
+#include "theory/ntk_tiled.hpp"
+
+using namespace theta;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: theta_ntk --model model.json --weights W --x x.npy [--x2 x2.npy] --out K.npy\n"
+    "                 [--kernel empirical|ntk|nngp] [--form trace|full] [--tile N] [--threads N] [--quiet]\n"
+    "  --model     the MLP: {\"widths\": [...], \"activation\": ..., \"parameterisation\": ..., \"sigma_w\": ...,\n"
+    "              \"sigma_b\": ..., \"bias\": ...}\n"
+    "  --weights   its PyTorch state_dict: an .npz, or a directory of <name>.npy files\n"
+    "  --x, --x2   inputs [n1, d] and [n2, d] (.npy); without --x2 the kernel of x with itself\n"
+    "  --out       the kernel (.npy, float64): [n1, n2] for --form trace (default), [n1, n2, O, O] for full\n"
+    "  --kernel    empirical (default, tiled, restartable), or the analytic infinite-width ntk or nngp\n"
+    "  --tile      rows per tile of the empirical kernel (default 256)\n"
+    "  --threads   threads (default: the CPUs this process may use)\n"
+    "  --quiet     no progress on stderr\n";
+
+// Thrown for bad arguments: exit status 2 with the message.
+struct UsageError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+struct Args {
+  std::map<std::string, std::string> values;
+  bool quiet = false;
+
+  const std::string& required(const std::string& flag) const {
+    const auto it = values.find(flag);
+    if (it == values.end()) throw UsageError("missing " + flag);
+    return it->second;
+  }
+  std::string optional(const std::string& flag, const std::string& fallback) const {
+    const auto it = values.find(flag);
+    return it == values.end() ? fallback : it->second;
+  }
+};
+
+Args parse_args(int argc, char** argv) {
+  static const char* const kValued[] = {"--model", "--weights", "--x", "--x2", "--out",
+                                        "--kernel", "--form", "--tile", "--threads"};
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--quiet") {
+      args.quiet = true;
+      continue;
+    }
+    bool valued = false;
+    for (const char* v : kValued) valued |= flag == v;
+    if (!valued) throw UsageError("unknown argument '" + flag + "'");
+    if (i + 1 >= argc || std::string(argv[i + 1]).rfind("--", 0) == 0) throw UsageError(flag + " needs a value");
+    if (!args.values.emplace(flag, argv[++i]).second) throw UsageError(flag + " given twice");
+  }
+  return args;
+}
+
+std::int64_t positive_integer(const std::string& flag, const std::string& text) {
+  std::size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || v < 1) throw UsageError(flag + " must be a positive integer, got '" + text + "'");
+  return v;
+}
+
+// Tiles done, rate and time left: one line rewritten in place on a terminal, otherwise a plain
+// line every 10% of the tiles.
+class Progress {
+ public:
+  explicit Progress(bool quiet) : quiet_(quiet), live_(::isatty(2) == 1), start_(Clock::now()) {}
+
+  bool operator()(std::int64_t done, std::int64_t total) {
+    if (quiet_) return true;
+    const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double rate = done / std::max(seconds, 1e-9);
+    const bool milestone = done == total || done * 10 / total != (done - 1) * 10 / total;
+    if (!live_ && !milestone) return true;
+    std::fprintf(stderr, "%stiles %lld/%lld  %.2f tiles/s  %.0f s left%s", live_ ? "\r" : "",
+                 static_cast<long long>(done), static_cast<long long>(total), rate, (total - done) / rate,
+                 live_ && done < total ? "   " : "\n");
+    return true;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool quiet_, live_;
+  Clock::time_point start_;
+};
+
+int run(int argc, char** argv) {
+  const Args args = parse_args(argc, argv);
+  const std::string kernel = args.optional("--kernel", "empirical");
+  const std::string form = args.optional("--form", "trace");
+  if (kernel != "empirical" && kernel != "ntk" && kernel != "nngp")
+    throw UsageError("--kernel must be empirical, ntk or nngp, got '" + kernel + "'");
+  if (form != "trace" && form != "full") throw UsageError("--form must be trace or full, got '" + form + "'");
+  if (kernel != "empirical" && form != "trace")
+    throw UsageError("--kernel " + kernel + " is one kernel for all outputs: use --form trace");
+  const std::int64_t tile = positive_integer("--tile", args.optional("--tile", "256"));
+  if (args.values.count("--threads")) set_num_threads(static_cast<int>(positive_integer("--threads", args.values.at("--threads"))));
+
+  // Everything is read and checked before the output is touched.
+  const theory::MlpSpec spec = theory::load_mlp_spec(args.required("--model"));
+  const std::string weights_path = args.required("--weights");
+  auto net = theory::mlp_from_state_dict(spec, theory::load_named_tensors(weights_path), weights_path);
+  const auto load_inputs = [&](const std::string& flag) {
+    const std::string& path = args.required(flag);
+    const Tensor x = load_npy(path);
+    THETA_CHECK(x.dim() == 2 && x.size(0) > 0 && x.size(1) == spec.widths.front(), ShapeError, path, " is ",
+                shape_str(x.shape()), " but the model takes [n, ", spec.widths.front(), "] (widths[0] = ",
+                spec.widths.front(), ")");
+    return x.to(DType::f64);
+  };
+  const Tensor x1 = load_inputs("--x");
+  const Tensor x2 = args.values.count("--x2") ? load_inputs("--x2") : x1;
+  const std::string out = args.required("--out");
+
+  if (kernel != "empirical") {
+    const auto k = theory::analytic_ntk(x1, x2, static_cast<std::int64_t>(spec.widths.size()) - 1, spec.activation,
+                                        spec.sigma_w, spec.sigma_b);
+    save_npy(out, kernel == "ntk" ? k.ntk : k.nngp);
+    if (!args.quiet) std::fprintf(stderr, "theta_ntk: wrote %s\n", out.c_str());
+    return 0;
+  }
+  Progress progress(args.quiet);
+  const theory::TiledNtkRun r = theory::tiled_ntk_to_npy(
+      *net, x1, x2, out,
+      {.tile = tile, .form = form == "trace" ? theory::NtkForm::trace : theory::NtkForm::full,
+       .on_tile = [&](std::int64_t done, std::int64_t total) { return progress(done, total); }});
+  if (!args.quiet)
+    std::fprintf(stderr, "theta_ntk: wrote %s (%lld tiles computed, %lld reused from an earlier run)\n", out.c_str(),
+                 static_cast<long long>(r.tiles_computed), static_cast<long long>(r.tiles_reused));
+  return r.complete ? 0 : 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ensure_blas_core(argc, argv);
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  try {
+    return run(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "theta_ntk: %s\n%s", e.what(), kUsage);
+    return 2;
+  } catch (const std::invalid_argument& e) {  // ShapeError, FormatError, DTypeError, bad values
+    std::fprintf(stderr, "theta_ntk: %s\n", e.what());
+    return 2;
+  } catch (const std::system_error& e) {  // files that cannot be read or written
+    std::fprintf(stderr, "theta_ntk: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "theta_ntk: error: %s\n", e.what());
+    return 3;
+  }
+}
