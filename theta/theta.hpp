@@ -38,6 +38,7 @@
 #include "theory/deep_linear.hpp"
 #include "theory/hessian.hpp"
 #include "theory/linalg.hpp"
+#include "theory/model_spec.hpp"
 #include "theory/ntk.hpp"
-#include "theory/plot.hpp"
+#include "theory/ntk_tiled.hpp"
 #include "theory/symmetry.hpp"

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "autograd/engine.hpp"
 #include "autograd/ops.hpp"
 #include "tensor/rng.hpp"
 #include "tests/support/gradcheck.hpp"
@@ -35,4 +36,10 @@ TEST_CASE("README primitive: softsign has the closed-form value and passes gradc
   const auto second = theta::testing::gradgradcheck(f, {x});
   INFO(second.message);
   CHECK(second.ok);
+}
+
+TEST_CASE("README primitive: the gradient the example computes", "[autograd][readme]") {
+  Var x(tensor({-2.0, 0.5, 3.0}), /*requires_grad=*/true);
+  Var g = grad(sum(softsign(x)), x);
+  CHECK(to_vector(g.value()) == std::vector<double>{1.0 / 9.0, 4.0 / 9.0, 1.0 / 16.0});
 }

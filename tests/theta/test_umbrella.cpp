@@ -17,6 +17,7 @@ const std::set<std::string> kInternalHeaders = {
     "tensor/file_io.hpp",       "tensor/overlap.hpp",     "tensor/strided_loop.hpp",
     "autograd/inline_list.hpp", "autograd/primitive.hpp", "nn/data_location.hpp",
     "theory/checks.hpp",        "theory/lanczos.hpp",     "theory/model_probe.hpp",
+    "theory/ntk_blocks.hpp",    "theory/tile_file.hpp",
 };
 
 }  // namespace

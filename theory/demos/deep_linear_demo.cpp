@@ -10,8 +10,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <iostream>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -20,51 +18,33 @@
 #include "tensor/ops.hpp"
 #include "theory/deep_linear.hpp"
 #include "theory/demos/demo_common.hpp"
-#include "theory/plot.hpp"
 
 using namespace theta;
 using namespace theta::theory;
+using theta::demos::fmt;
 
 namespace {
 
 constexpr const char* kName = "deep_linear_demo";
-constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
-
-std::string fmt(double v, int precision = 3) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*g", precision, v);
-  return buffer;
-}
 
 double value(const Tensor& strengths, std::size_t record, std::int64_t mode) {
   return strengths.at({static_cast<std::int64_t>(record), mode});
 }
 
-// One figure + CSV of measured mode strengths (solid) against predicted curves (dashed).
-struct ModeFigure {
-  std::vector<Series> series;
+// CSV columns t, u0_gd, u0_theory, u1_gd, ...: measured mode strengths and their prediction.
+void write_modes(demos::Results& results, const std::string& file, const GdTrace& trace,
+                 const std::vector<std::vector<double>>& predicted, const Tensor& s) {
   std::vector<std::string> header{"t"};
-  std::vector<std::vector<double>> columns;
-};
-
-ModeFigure mode_figure(const GdTrace& trace, const std::vector<std::vector<double>>& predicted, const Tensor& s,
-                       const std::string& prediction_label) {
-  ModeFigure fig;
-  fig.columns.push_back(trace.times);
+  std::vector<std::vector<double>> columns{trace.times};
   for (std::int64_t a = 0; a < s.size(0); ++a) {
-    const std::string mode = "s=" + fmt(s.at({a}));
     std::vector<double> measured;
     for (std::size_t r = 0; r < trace.times.size(); ++r) measured.push_back(value(trace.strengths, r, a));
-    const std::string color = kColors[a % 6];
-    fig.series.push_back({mode + " GD", trace.times, measured, false, false, color});
-    fig.series.push_back({mode + " " + prediction_label, trace.times, predicted[static_cast<std::size_t>(a)], true,
-                          false, color});
-    fig.header.push_back("u" + std::to_string(a) + "_gd");
-    fig.header.push_back("u" + std::to_string(a) + "_theory");
-    fig.columns.push_back(measured);
-    fig.columns.push_back(predicted[static_cast<std::size_t>(a)]);
+    header.push_back("u" + std::to_string(a) + "_gd");
+    header.push_back("u" + std::to_string(a) + "_theory");
+    columns.push_back(measured);
+    columns.push_back(predicted[static_cast<std::size_t>(a)]);
   }
-  return fig;
+  results.write_csv(file, header, columns);
 }
 
 // max over records and modes of |measured - predicted| / s.
@@ -87,12 +67,7 @@ std::vector<std::vector<double>> saxe_curves(const std::vector<double>& times, c
   return out;
 }
 
-void report(bool& ok, bool passed, const std::string& line) {
-  ok = ok && passed;
-  std::cout << (passed ? "  ok   " : "  FAIL ") << line << std::endl;
-}
-
-int demo_main(const demos::DemoArgs& args) {
+int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   const auto start = std::chrono::steady_clock::now();
   Rng rng(args.seed + 2014);
   // n = 16, d_in = 8, d_out = 6; --quick drops the slow s = 0.5 mode.
@@ -101,8 +76,6 @@ int demo_main(const demos::DemoArgs& args) {
   const DeepLinearProblem problem = make_saxe_problem(problem_options, rng);
   const std::int64_t modes = problem.s.size(0);
   const double eta = 1e-3;
-  bool ok = true;
-  std::vector<std::string> figures;
 
   // ---- 1. depth 2, balanced aligned init, against Saxe's closed form ---------------------------
   const double u0 = 1e-3;
@@ -116,28 +89,33 @@ int demo_main(const demos::DemoArgs& args) {
                       .check_balancedness = true});
   const auto saxe = saxe_curves(balanced.times, problem.s, u0_all);
   const double balanced_error = max_relative_error(balanced, saxe, problem.s);
-  report(ok, balanced_error <= 2e-3,
-         "depth 2 balanced: max |u - u_saxe| / s = " + fmt(balanced_error) + " (<= 2e-3 at eta = 1e-3)");
+  results.check({.id = "depth2_saxe",
+                 .claim = "depth 2, balanced aligned init: every mode follows Saxe's closed form",
+                 .measured = "max |u - u_saxe| / s = " + fmt(balanced_error),
+                 .predicted = "0 (up to GD's O(eta) lag behind the flow, eta = 1e-3)",
+                 .tolerance = "<= 2e-3",
+                 .pass = balanced_error <= 2e-3,
+                 .limit = 2e-3});
   // The residual is Euler's O(eta) lag (Note [Deep linear time convention]): doubling eta doubles it.
   auto net_coarse = make_deep_linear_net(balanced_weights);
   const GdTrace coarse = train_deep_linear(
       *net_coarse, problem, {.eta = 2 * eta, .steps = std::llround(t_balanced / (2 * eta)), .record_every = 10});
   const double coarse_error = max_relative_error(coarse, saxe_curves(coarse.times, problem.s, u0_all), problem.s);
   const double order_ratio = coarse_error / balanced_error;
-  report(ok, order_ratio > 1.8 && order_ratio < 2.2,
-         "first-order residual: error(2 eta) / error(eta) = " + fmt(order_ratio) + " (expected ~2)");
-  report(ok, balanced.max_total_law_error <= 1e-12 && balanced.drift.back() <= 1e-12,
-         "balanced init stays balanced: max |B(K) - B(0)| = " + fmt(balanced.drift.back()));
-  {
-    ModeFigure fig = mode_figure(balanced, saxe, problem.s, "Saxe");
-    write_csv(args.out + "/balanced_depth2.csv", fig.header, fig.columns);
-    write_svg_plot(args.out + "/balanced_depth2.svg", fig.series,
-                   {.title = "Depth 2, balanced aligned init (u0 = 1e-3, eta = 1e-3): max error " +
-                             fmt(balanced_error) + " s",
-                    .x_label = "t = eta k",
-                    .y_label = "mode strength u_a = u_a^T W2 W1 v_a"});
-    figures.push_back("balanced_depth2.svg");
-  }
+  results.check({.id = "first_order",
+                 .claim = "the depth-2 residual is GD's first-order lag",
+                 .measured = "error(2 eta) / error(eta) = " + fmt(order_ratio),
+                 .predicted = "2",
+                 .tolerance = "in (1.8, 2.2)",
+                 .pass = order_ratio > 1.8 && order_ratio < 2.2});
+  results.check({.id = "stays_balanced",
+                 .claim = "a balanced init stays balanced",
+                 .measured = "max |B(K) - B(0)| = " + fmt(balanced.drift.back()),
+                 .predicted = "0",
+                 .tolerance = "<= 1e-12",
+                 .pass = balanced.max_total_law_error <= 1e-12 && balanced.drift.back() <= 1e-12,
+                 .limit = 1e-12});
+  write_modes(results, "balanced_depth2.csv", balanced, saxe, problem.s);
 
   // ---- 2. depth 2, small random init: stage-like learning --------------------------------------
   const std::int64_t hidden = 64;
@@ -163,29 +141,29 @@ int demo_main(const demos::DemoArgs& args) {
     if (a > 0) ordered = ordered && measured > t_half[static_cast<std::size_t>(a - 1)];
     halves << " s=" << fmt(problem.s.at({a})) << ": " << fmt(measured, 4) << " vs " << fmt(predicted, 4) << ";";
   }
-  report(ok, ordered, "random init learns the strongest mode first: t_half ordered by s");
-  report(ok, worst_half <= 0.03,
-         "t_half measured vs (1/(2s)) ln(s/u0_eff - 1):" + halves.str() +  " max rel. error " + fmt(worst_half) +
-             " (<= 0.03)");
+  results.check({.id = "strongest_first",
+                 .claim = "a small random init learns the strongest mode first",
+                 .measured = "t_half ordered by s: " + std::string(ordered ? "yes" : "no"),
+                 .predicted = "t_half increasing as s decreases",
+                 .tolerance = "exact order",
+                 .pass = ordered});
+  results.check({.id = "half_time",
+                 .claim = "mode a reaches s/2 at t_half = (1/(2s)) ln(s/u0_eff - 1)",
+                 .measured = "max relative error " + fmt(worst_half) + " (measured vs predicted:" + halves.str() + ")",
+                 .predicted = "0",
+                 .tolerance = "<= 0.03",
+                 .pass = worst_half <= 0.03,
+                 .limit = 0.03});
   const auto random_theory = saxe_curves(random.times, problem.s, u0_effective);
   const double random_error = max_relative_error(random, random_theory, problem.s);
-  report(ok, random_error <= 0.05,
-         "random init vs Saxe's curve with u0_eff: max |u - u_saxe| / s = " + fmt(random_error) + " (<= 0.05)");
-  {
-    ModeFigure fig = mode_figure(random, random_theory, problem.s, "Saxe, u0_eff");
-    write_csv(args.out + "/random_depth2.csv", fig.header, fig.columns);
-    write_svg_plot(args.out + "/random_depth2.svg", fig.series,
-                   {.title = "Depth 2, small random init (h = 64): stage-like learning",
-                    .x_label = "t = eta k",
-                    .y_label = "mode strength u_a"});
-    write_svg_plot(args.out + "/random_depth2_log.svg", fig.series,
-                   {.title = "Depth 2, small random init: growth from u0_eff (log scale)",
-                    .x_label = "t = eta k",
-                    .y_label = "mode strength u_a (log scale)",
-                    .log_y = true});
-    figures.push_back("random_depth2.svg");
-    figures.push_back("random_depth2_log.svg");
-  }
+  results.check({.id = "random_saxe",
+                 .claim = "depth 2, small random init: modes follow Saxe's curve from u0_eff",
+                 .measured = "max |u - u_saxe| / s = " + fmt(random_error),
+                 .predicted = "0",
+                 .tolerance = "<= 0.05",
+                 .pass = random_error <= 0.05,
+                 .limit = 0.05});
+  write_modes(results, "random_depth2.csv", random, random_theory, problem.s);
 
   // ---- 3. depth 3, balanced aligned init, against the integrated mode ODE ----------------------
   const double u0_deep = 1e-2;
@@ -200,8 +178,13 @@ int demo_main(const demos::DemoArgs& args) {
   for (std::int64_t a = 0; a < modes; ++a) ode.push_back(integrate_depth_d(3, problem.s.at({a}), u0_deep, deep.times, 1e-4));
   const double deep_error = max_relative_error(deep, ode, problem.s);
   // The same Euler O(eta) residual as at depth 2 (1.8e-3 here, independent of the seed).
-  report(ok, deep_error <= 2.5e-3,
-         "depth 3 balanced: max |u - u_rk4| / s = " + fmt(deep_error) + " (<= 2.5e-3 at eta = 1e-3)");
+  results.check({.id = "depth3_ode",
+                 .claim = "depth 3, balanced aligned init: modes follow du/dt = 3 u^(4/3) (s - u)",
+                 .measured = "max |u - u_rk4| / s = " + fmt(deep_error),
+                 .predicted = "0 (up to GD's O(eta) lag, eta = 1e-3)",
+                 .tolerance = "<= 2.5e-3",
+                 .pass = deep_error <= 2.5e-3,
+                 .limit = 2.5e-3});
   // RK4 itself against the closed form at depth 2.
   double rk4_error = 0.0;
   for (std::int64_t a = 0; a < modes; ++a) {
@@ -209,50 +192,53 @@ int demo_main(const demos::DemoArgs& args) {
     for (std::size_t r = 0; r < rk4.size(); ++r)
       rk4_error = std::max(rk4_error, std::abs(rk4[r] - saxe[static_cast<std::size_t>(a)][r]) / problem.s.at({a}));
   }
-  report(ok, rk4_error <= 1e-10, "RK4 (dt = 1e-4) vs the depth-2 closed form: " + fmt(rk4_error) + " (<= 1e-10)");
+  results.check({.id = "rk4",
+                 .claim = "the RK4 integrator (dt = 1e-4) reproduces the depth-2 closed form",
+                 .measured = "max |u_rk4 - u_saxe| / s = " + fmt(rk4_error),
+                 .predicted = "0",
+                 .tolerance = "<= 1e-10",
+                 .pass = rk4_error <= 1e-10,
+                 .limit = 1e-10});
+  write_modes(results, "balanced_depth3.csv", deep, ode, problem.s);
   {
-    ModeFigure fig = mode_figure(deep, ode, problem.s, "RK4");
-    write_csv(args.out + "/balanced_depth3.csv", fig.header, fig.columns);
-    write_svg_plot(args.out + "/balanced_depth3.svg", fig.series,
-                   {.title = "Depth 3, balanced aligned init (u0 = 1e-2): max error " + fmt(deep_error) + " s",
-                    .x_label = "t = eta k",
-                    .y_label = "mode strength u_a = u_a^T W3 W2 W1 v_a"});
-    figures.push_back("balanced_depth3.svg");
+    std::vector<double> index, s, u0_eff;
+    for (std::int64_t a = 0; a < modes; ++a) {
+      index.push_back(static_cast<double>(a));
+      s.push_back(problem.s.at({a}));
+      u0_eff.push_back(u0_effective.at({a}));
+    }
+    results.write_csv("modes.csv", {"mode", "s", "u0_eff_random"}, {index, s, u0_eff});
   }
 
   // ---- 4. balancedness: the exact eta^2 law ----------------------------------------------------
   const double law_error = std::max({random.max_step_law_error, random.max_total_law_error,
                                      deep.max_step_law_error, deep.max_total_law_error,
                                      balanced.max_step_law_error});
-  report(ok, law_error <= 1e-12,
-         "B(k+1) - B(k) = eta^2 (G2^T G2 - G1 G1^T) per step (random init, depth 3): max error " + fmt(law_error) +
-             "; random-init drift max |B(K) - B(0)| = " + fmt(random.drift.back()) + " explained to " +
-             fmt(random.max_total_law_error));
-  {
-    write_csv(args.out + "/balancedness.csv", {"t", "drift_gd", "drift_eta2_law", "residual"},
-              {random.times, random.drift, random.predicted_drift, random.law_residual});
-    write_svg_plot(args.out + "/balancedness.svg",
-                   {{"GD: B(k) - B(0)", random.times, random.drift, false, false, kColors[0]},
-                    {"eta^2 law", random.times, random.predicted_drift, true, false, kColors[1]},
-                    {"difference", random.times, random.law_residual, false, false, kColors[2]}},
-                   {.title = "Balancedness W2^T W2 - W1 W1^T, random init: drift vs the eta^2 law",
-                    .x_label = "t = eta k",
-                    .y_label = "max-abs entry",
-                    .log_y = true});
-    figures.push_back("balancedness.svg");
-  }
+  results.check({.id = "eta2_law",
+                 .claim = "GD changes B = W2^T W2 - W1 W1^T by exactly eta^2 (G2^T G2 - G1 G1^T) per step",
+                 .measured = "max error " + fmt(law_error) + " (random-init drift max |B(K) - B(0)| = " +
+                             fmt(random.drift.back()) + ")",
+                 .predicted = "0",
+                 .tolerance = "<= 1e-12 (absolute)",
+                 .pass = law_error <= 1e-12,
+                 .limit = 1e-12});
+  results.write_csv("balancedness.csv", {"t", "drift_gd", "drift_eta2_law", "residual"},
+                    {random.times, random.drift, random.predicted_drift, random.law_residual});
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::ostringstream summary;
   summary << "max |u - u_saxe|/s = " << fmt(balanced_error) << " (depth 2, eta 1e-3), depth 3 vs RK4 "
           << fmt(deep_error) << ", random-init t_half rel. error " << fmt(worst_half) << ", eta^2 law error "
           << fmt(law_error) << " (" << fmt(seconds, 2) << " s)";
-  return demos::finish_demo(args, kName, ok, summary.str(), figures);
+  return results.finish(summary.str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return demos::run_demo(argc, argv, kName, "deep linear network mode dynamics against Saxe et al. (2014)",
+  return demos::run_demo(argc, argv,
+                         {.name = kName,
+                          .description = "deep linear network mode dynamics against Saxe et al. (2014)",
+                          .flags = demos::kFlagQuick},
                          demo_main);
 }

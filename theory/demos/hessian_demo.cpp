@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -28,22 +27,16 @@
 #include "theory/demos/demo_common.hpp"
 #include "theory/hessian.hpp"
 #include "theory/linalg.hpp"
-#include "theory/plot.hpp"
 
 using namespace theta;
 using namespace theta::theory;
+using theta::demos::fmt;
 
 namespace {
 
 constexpr const char* kName = "hessian_demo";
 constexpr double kLanczosTolerance = 1e-8;  // relative, against the dense spectrum
 constexpr double kSigmas = 4.0;             // stochastic estimates must lie within 4 standard errors
-
-std::string fmt(double v, int precision = 3) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*g", precision, v);
-  return buffer;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -94,7 +87,6 @@ struct DenseCheck {
   double trace_z = 0.0;  // |Hutchinson - tr H| / its standard error
   double slq_z = 0.0;    // |SLQ mean - tr H / P| / (standard error / P)
   std::int64_t size = 0;
-  bool ok = false;
 };
 
 DenseCheck check_against_dense(const std::shared_ptr<nn::Sequential>& model, const nn::Dataset& data, std::int64_t k,
@@ -137,8 +129,23 @@ DenseCheck check_against_dense(const std::shared_ptr<nn::Sequential>& model, con
   for (double m : means) squares += (m - mean) * (m - mean);
   const double se = std::sqrt(squares / static_cast<double>(means.size() - 1) / static_cast<double>(means.size()));
   c.slq_z = std::abs(mean - c.trace / static_cast<double>(c.size)) / se;
-  c.ok = c.max_relative_error <= kLanczosTolerance && c.trace_z <= kSigmas && c.slq_z <= kSigmas;
   return c;
+}
+
+// CSV rows (trained, rank from the top, dense eigenvalue, Lanczos eigenvalue) for the top and
+// bottom eigenvalues of both states of one check.
+void write_extremes(demos::Results& results, const std::string& file, const DenseCheck& init,
+                    const DenseCheck& trained) {
+  std::vector<double> state, rank, dense, lanczos;
+  for (const auto& [c, flag] : {std::pair{&init, 0.0}, std::pair{&trained, 1.0}})
+    for (std::size_t i = 0; i < c->dense_top.size(); ++i) {
+      state.insert(state.end(), {flag, flag});
+      rank.insert(rank.end(), {static_cast<double>(i + 1), static_cast<double>(c->size) - static_cast<double>(i)});
+      dense.insert(dense.end(), {c->dense_top[i], c->dense_bottom[i]});
+      lanczos.insert(lanczos.end(), {c->lanczos_top[i], c->lanczos_bottom[i]});
+    }
+  results.write_csv(file, {"trained", "rank_from_top", "lambda_dense", "lambda_lanczos"},
+                    {state, rank, dense, lanczos});
 }
 
 // ---- the spectrum of the larger net --------------------------------------------------------
@@ -170,13 +177,7 @@ SpectrumReport measure_spectrum(const std::shared_ptr<nn::Sequential>& model, co
   return out;
 }
 
-std::vector<double> floor_at(const Tensor& t, double floor) {
-  std::vector<double> v = to_vector(t);
-  for (double& x : v) x = std::max(x, floor);
-  return v;
-}
-
-int demo_main(const demos::DemoArgs& args) {
+int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   const auto start = std::chrono::steady_clock::now();
   const bool quick = args.quick;
 
@@ -241,17 +242,8 @@ int demo_main(const demos::DemoArgs& args) {
   const Tensor grid = linspace(lo, hi, 1500);
   const Tensor density_before = smoothed_density(before.density.nodes, before.density.weights, grid, sigma);
   const Tensor density_after = smoothed_density(after.density.nodes, after.density.weights, grid, sigma);
-  const std::vector<double> grid_v = to_vector(grid);
-  write_csv(args.out + "/hessian_density.csv", {"lambda", "density_init", "density_trained"},
-            {grid_v, to_vector(density_before), to_vector(density_after)});
-  const double floor = 1e-6;
-  write_svg_plot(args.out + "/hessian_density.svg",
-                 {{"at init", grid_v, floor_at(density_before, floor)},
-                  {"after SGD", grid_v, floor_at(density_after, floor)}},
-                 {.title = "SLQ spectral density of the loss Hessian (64-32-10 tanh, digits), sigma " + fmt(sigma, 2),
-                  .x_label = "eigenvalue",
-                  .y_label = "density (floored at 1e-6)",
-                  .log_y = true});
+  results.write_csv("hessian_density.csv", {"lambda", "density_init", "density_trained"},
+                    {to_vector(grid), to_vector(density_before), to_vector(density_after)});
 
   std::vector<double> index, top_before, top_after, res_before, res_after;
   for (std::int64_t i = 0; i < k; ++i) {
@@ -261,83 +253,66 @@ int demo_main(const demos::DemoArgs& args) {
     res_before.push_back(before.top.residuals.at({i}));
     res_after.push_back(after.top.residuals.at({i}));
   }
-  write_csv(args.out + "/hessian_top_eigenvalues.csv",
-            {"index", "lambda_init", "lambda_trained", "residual_init", "residual_trained"},
-            {index, top_before, top_after, res_before, res_after});
-  write_svg_plot(args.out + "/hessian_top_eigenvalues.svg",
-                 {{"at init", index, top_before, false, true}, {"after SGD", index, top_after, false, true}},
-                 {.title = "Top Hessian eigenvalues by Lanczos (64-32-10 tanh, digits)",
-                  .x_label = "index",
-                  .y_label = "eigenvalue"});
+  results.write_csv("hessian_top_eigenvalues.csv",
+                    {"index", "lambda_init", "lambda_trained", "residual_init", "residual_trained"},
+                    {index, top_before, top_after, res_before, res_after});
 
-  std::vector<double> check_state, check_rank, dense_col, lanczos_col;
-  std::vector<Series> check_series;
-  for (const auto& [c, label] : {std::pair{&check_before, std::string("init")},
-                                 std::pair{&check_after, std::string("trained")}}) {
-    std::vector<double> ranks, positions, lanczos;
-    for (std::int64_t i = 0; i < c->size; ++i) ranks.push_back(static_cast<double>(i + 1));
-    for (std::int64_t i = 0; i < check_k; ++i) {
-      const auto u = static_cast<std::size_t>(i);
-      positions.push_back(static_cast<double>(i + 1));
-      lanczos.push_back(c->lanczos_top[u]);
-    }
-    for (std::int64_t i = check_k - 1; i >= 0; --i) {
-      positions.push_back(static_cast<double>(c->size - i));
-      lanczos.push_back(c->lanczos_bottom[static_cast<std::size_t>(i)]);
-    }
-    for (std::size_t j = 0; j < positions.size(); ++j) {
-      check_state.push_back(label == "init" ? 0.0 : 1.0);
-      check_rank.push_back(positions[j]);
-      dense_col.push_back(c->descending[static_cast<std::size_t>(positions[j]) - 1]);
-      lanczos_col.push_back(lanczos[j]);
-    }
-    const std::string color = label == "init" ? "#1f77b4" : "#d62728";
-    check_series.push_back({"dense eigh, " + label, ranks, c->descending, true, false, color});
-    check_series.push_back({"Lanczos, " + label, positions, lanczos, false, true, color});
-  }
-  write_csv(args.out + "/hessian_check.csv", {"trained", "rank_from_top", "lambda_dense", "lambda_lanczos"},
-            {check_state, check_rank, dense_col, lanczos_col});
-  std::vector<double> bn_state, bn_rank, bn_dense, bn_lanczos;
-  for (const auto& [c, trained] : {std::pair{&bn_before, 0.0}, std::pair{&bn_after, 1.0}})
-    for (std::int64_t i = 0; i < check_k; ++i) {
-      const auto u = static_cast<std::size_t>(i);
-      bn_state.insert(bn_state.end(), {trained, trained});
-      bn_rank.insert(bn_rank.end(), {static_cast<double>(i + 1), static_cast<double>(c->size - i)});
-      bn_dense.insert(bn_dense.end(), {c->dense_top[u], c->dense_bottom[u]});
-      bn_lanczos.insert(bn_lanczos.end(), {c->lanczos_top[u], c->lanczos_bottom[u]});
-    }
-  write_csv(args.out + "/hessian_check_batchnorm.csv",
-            {"trained", "rank_from_top", "lambda_dense", "lambda_lanczos"}, {bn_state, bn_rank, bn_dense, bn_lanczos});
-  write_svg_plot(args.out + "/hessian_check.svg", check_series,
-                 {.title = "Whole dense spectrum (64-8-10, 200 samples) and Lanczos' top and bottom " +
-                           std::to_string(check_k),
-                  .x_label = "rank from the top",
-                  .y_label = "eigenvalue"});
+  // The whole dense spectra, and Lanczos' extreme eigenvalues at their ranks, for both checks.
+  std::vector<double> ranks;
+  for (std::int64_t i = 0; i < check_before.size; ++i) ranks.push_back(static_cast<double>(i + 1));
+  results.write_csv("hessian_check_spectrum.csv", {"rank_from_top", "lambda_dense_init", "lambda_dense_trained"},
+                    {ranks, check_before.descending, check_after.descending});
+  write_extremes(results, "hessian_check.csv", check_before, check_after);
+  write_extremes(results, "hessian_check_batchnorm.csv", bn_before, bn_after);
 
-  const bool ok = check_before.ok && check_after.ok && bn_before.ok && bn_after.ok;
-  const double worst = std::max(check_before.max_relative_error, check_after.max_relative_error);
-  const double bn_worst = std::max(bn_before.max_relative_error, bn_after.max_relative_error);
+  auto lanczos_check = [&](const std::string& id, const std::string& net, const DenseCheck& a, const DenseCheck& b) {
+    const double worst = std::max(a.max_relative_error, b.max_relative_error);
+    results.check({.id = id,
+                   .claim = "Lanczos' top and bottom " + std::to_string(check_k) + " eigenvalues equal the dense "
+                            "Hessian's (" + net + ", P = " + std::to_string(a.size) + ", at init and trained)",
+                   .measured = "max relative error " + fmt(worst, 2),
+                   .predicted = "0",
+                   .tolerance = "<= " + fmt(kLanczosTolerance),
+                   .pass = worst <= kLanczosTolerance,
+                   .limit = kLanczosTolerance});
+  };
+  auto stochastic_check = [&](const std::string& id, const std::string& net, const DenseCheck& a,
+                              const DenseCheck& b) {
+    const double worst = std::max({a.trace_z, b.trace_z, a.slq_z, b.slq_z});
+    results.check({.id = id,
+                   .claim = "Hutchinson's trace and the SLQ mean eigenvalue are unbiased (" + net + ")",
+                   .measured = "worst |estimate - exact| / standard error " + fmt(worst, 2) + " (Hutchinson " +
+                               fmt(a.trace_z, 2) + ", " + fmt(b.trace_z, 2) + "; SLQ " + fmt(a.slq_z, 2) + ", " +
+                               fmt(b.slq_z, 2) + ")",
+                   .predicted = "tr(H) = " + fmt(a.trace, 4) + " at init, " + fmt(b.trace, 4) + " trained",
+                   .tolerance = "<= " + fmt(kSigmas) + " standard errors",
+                   .pass = worst <= kSigmas,
+                   .limit = kSigmas});
+  };
+  lanczos_check("lanczos_mlp", "64-8-10 tanh MLP", check_before, check_after);
+  stochastic_check("stochastic_mlp", "64-8-10 tanh MLP", check_before, check_after);
+  lanczos_check("lanczos_batchnorm", "64-8-BatchNorm-10, training mode", bn_before, bn_after);
+  stochastic_check("stochastic_batchnorm", "64-8-BatchNorm-10, training mode", bn_before, bn_after);
+
   std::ostringstream summary;
-  summary << "Lanczos vs dense Hessian (P = " << check_before.size << ") max rel. error " << fmt(worst, 2)
-          << " (tol " << fmt(kLanczosTolerance) << "), Hutchinson |err|/se " << fmt(check_before.trace_z, 2) << ", "
-          << fmt(check_after.trace_z, 2) << ", SLQ mean |err|/se " << fmt(check_before.slq_z, 2) << ", "
- << fmt(check_after.slq_z, 2) << "; BatchNorm net (P = " << bn_before.size
-          << ", training mode) lambda_max " << fmt(bn_before.dense_top[0]) << " -> " << fmt(bn_after.dense_top[0])
-          << ", Lanczos max rel. error " << fmt(bn_worst, 2) << ", worst |err|/se "
-          << fmt(std::max({bn_before.trace_z, bn_after.trace_z, bn_before.slq_z, bn_after.slq_z}), 2)
-          << "; 64-32-10 (P = " << before.top.vectors.size(0) << ") lambda_max "
-          << fmt(before.top.values.at({0})) << " -> " << fmt(after.top.values.at({0})) << ", tr/P "
-          << fmt(before.trace_per_parameter) << " -> " << fmt(after.trace_per_parameter) << ", test acc "
-          << fmt(accuracy) << " (" << fmt(seconds_since(start), 2) << " s)";
-  return demos::finish_demo(args, kName, ok, summary.str(),
-                            {"hessian_density.svg", "hessian_top_eigenvalues.svg", "hessian_check.svg"});
+  summary << "Lanczos vs dense Hessian (P = " << check_before.size << ") max rel. error "
+          << fmt(std::max(check_before.max_relative_error, check_after.max_relative_error), 2) << " (tol "
+          << fmt(kLanczosTolerance) << "), BatchNorm net (P = " << bn_before.size << ", training mode) "
+          << fmt(std::max(bn_before.max_relative_error, bn_after.max_relative_error), 2)
+          << "; 64-32-10 (P = " << before.top.vectors.size(0) << ") lambda_max " << fmt(before.top.values.at({0}))
+          << " -> " << fmt(after.top.values.at({0})) << ", tr/P " << fmt(before.trace_per_parameter) << " -> "
+          << fmt(after.trace_per_parameter) << ", test acc " << fmt(accuracy) << " (" << fmt(seconds_since(start), 2)
+          << " s)";
+  return results.finish(summary.str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return demos::run_demo(argc, argv, kName,
-                         "top eigenvalues and SLQ spectral density of an MLP's loss Hessian on digits, before "
-                         "and after training, checked against the dense Hessian",
+  return demos::run_demo(argc, argv,
+                         {.name = kName,
+                          .description = "top eigenvalues and SLQ spectral density of an MLP's loss Hessian on "
+                                         "digits, before and after training, checked against the dense Hessian",
+                          .flags = demos::kFlagQuick},
                          demo_main);
 }

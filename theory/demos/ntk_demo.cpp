@@ -13,7 +13,6 @@
 #include "tensor/npy.hpp"
 #include "theory/demos/demo_common.hpp"
 #include "theory/ntk.hpp"
-#include "theory/plot.hpp"
 
 using namespace theta;
 using theta::autograd::Var;
@@ -71,7 +70,7 @@ void dump_model(const std::string& dir, nn::Sequential& net, const std::vector<s
   write_file_atomic(dir + "/model.json", json.str());
 }
 
-int demo_main(const demos::DemoArgs& args) {
+int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   const std::int64_t d = 6, n = 10;
   const Tensor x = sphere_inputs(n, d, args.seed + 1);
   const std::vector<std::int64_t> widths =
@@ -139,7 +138,7 @@ int demo_main(const demos::DemoArgs& args) {
     demos::progress("trained width " + std::to_string(width) + ": final loss " + std::to_string(loss) +
                     ", relative NTK change " + std::to_string(change));
   }
-  bool shrinking = true;
+  bool shrinking = changes.size() > 1;
   for (std::size_t i = 1; i < changes.size(); ++i) shrinking = shrinking && changes[i] < changes[i - 1];
 
   // (iii) The two algorithms on a multi-output net, and (iv) the optional dump.
@@ -151,38 +150,51 @@ int demo_main(const demos::DemoArgs& args) {
   const double agreement = frobenius(k_fast - k_slow) / frobenius(k_slow);
   if (!args.dump.empty()) dump_model(args.dump, *net, dump_widths, x, k_fast);
 
-  std::vector<double> reference;
-  for (double w : w_axis) reference.push_back(errors.front() * std::sqrt(w_axis.front() / w));
-  theory::write_csv(args.out + "/convergence.csv", {"width", "relative_error_per_init", "relative_error_of_mean"},
+  results.write_csv("convergence.csv", {"width", "relative_error_per_init", "relative_error_of_mean"},
                     {w_axis, errors, averaged_errors});
-  theory::write_svg_plot(args.out + "/convergence.svg",
-                         {{.label = "per init", .x = w_axis, .y = errors, .markers = true},
-                          {.label = "mean of inits", .x = w_axis, .y = averaged_errors, .markers = true},
-                          {.label = "width^-1/2", .x = w_axis, .y = reference, .dashed = true}},
-                         {.title = "Empirical vs analytic NTK (ReLU, one hidden layer)", .x_label = "width",
-                          .y_label = "relative Frobenius error", .log_x = true, .log_y = true});
-  theory::write_csv(args.out + "/kernel_change.csv", {"width", "relative_change"}, {tw_axis, changes});
-  theory::write_svg_plot(args.out + "/kernel_change.svg",
-                         {{.label = "|K_T - K_0| / |K_0|", .x = tw_axis, .y = changes, .markers = true}},
-                         {.title = "NTK movement during training", .x_label = "width", .y_label = "relative change",
-                          .log_x = true, .log_y = true});
+  results.write_csv("kernel_change.csv", {"width", "relative_change"}, {tw_axis, changes});
 
-  const bool slope_ok = slope > -0.75 && slope < -0.3;
-  const bool err_ok = avg_err_1024 <= 0.04;
-  const bool agree_ok = agreement <= 1e-10;
+  results.check({.id = "slope",
+                 .claim = "per-init NTK error shrinks like width^-1/2",
+                 .measured = "log-log slope " + demos::fmt(slope),
+                 .predicted = "-0.5",
+                 .tolerance = "in (-0.75, -0.3)",
+                 .pass = slope > -0.75 && slope < -0.3});
+  results.check({.id = "mean_error",
+                 .claim = "the mean of " + std::to_string(inits) + " empirical NTKs at width 1024 is the analytic NTK",
+                 .measured = "relative error " + demos::fmt(avg_err_1024) + " (" + demos::fmt(err_1024) + " per init)",
+                 .predicted = "0",
+                 .tolerance = "<= 0.04",
+                 .pass = avg_err_1024 <= 0.04,
+                 .limit = 0.04});
+  std::string change_text;
+  for (std::size_t i = 0; i < changes.size(); ++i) change_text += (i ? " -> " : "") + demos::fmt(changes[i]);
+  results.check({.id = "kernel_change",
+                 .claim = "the NTK moves less during training the wider the net (lazy training)",
+                 .measured = "|K_T - K_0| / |K_0| = " + change_text,
+                 .predicted = "decreasing in width",
+                 .tolerance = "strictly decreasing",
+                 .pass = shrinking});
+  results.check({.id = "algorithms",
+                 .claim = "structured NTK == Jacobian contraction (3 outputs, two hidden layers)",
+                 .measured = "relative difference " + demos::fmt(agreement, 2),
+                 .predicted = "0",
+                 .tolerance = "<= 1e-10",
+                 .pass = agreement <= 1e-10,
+                 .limit = 1e-10});
   std::ostringstream summary;
-  summary << "slope " << slope << " (expect ~-0.5), error at width 1024 " << avg_err_1024 << " for the mean of "
-          << inits << " inits (<= 0.04; " << err_1024 << " per init), kernel change "
-          << changes.front() << " -> " << changes.back() << (shrinking ? " (shrinking)" : " (NOT shrinking)")
-          << ", structured vs contraction " << agreement << " (<= 1e-10)";
-  return demos::finish_demo(args, "ntk_demo", slope_ok && err_ok && agree_ok && shrinking, summary.str(),
-                            {"convergence.svg", "kernel_change.svg"});
+  summary << "slope " << demos::fmt(slope) << " (expect ~-0.5), error at width 1024 " << demos::fmt(avg_err_1024)
+          << " for the mean of " << inits << " inits (<= 0.04), kernel change " << change_text
+          << ", structured vs contraction " << demos::fmt(agreement, 2) << " (<= 1e-10)";
+  return results.finish(summary.str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return demos::run_demo(argc, argv, "ntk_demo",
-                         "empirical vs analytic NTK of ReLU MLPs, kernel movement, algorithm agreement",
+  return demos::run_demo(argc, argv,
+                         {.name = "ntk_demo",
+                          .description = "empirical vs analytic NTK of ReLU MLPs, kernel movement, algorithm agreement",
+                          .flags = demos::kFlagQuick | demos::kFlagDump},
                          demo_main);
 }

@@ -5,15 +5,14 @@
 // Every step, theory::SymmetryTracker measures each unit's quantity and predicts it by
 //  - the exact discrete law (driven by the measured |g|^2 or |b|^2; must hold to 1e-12 relative),
 //  - Kunin's continuous-time modified flow (an O(lr) approximation; its error is reported).
-// Outputs: one CSV per run, one SVG per run and layer (measured solid, continuous prediction
-// dashed), exact_law_error.svg, and a summary whose error is the worst exact-law error. The demo
-// exits non-zero when that error exceeds 1e-12.
+// Outputs: one CSV per run (each group's worst errors per step, and the measured quantity with
+// both predictions for the units that move most), one check per net (the worst exact-law error
+// over its optimizers must stay below 1e-12), and a summary that also reports Kunin's error.
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <numeric>
@@ -28,32 +27,25 @@
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 #include "theory/demos/demo_common.hpp"
-#include "theory/plot.hpp"
 #include "theory/symmetry.hpp"
 
 using namespace theta;
 using namespace theta::theory;
+using theta::demos::fmt;
 
 namespace {
 
 constexpr const char* kName = "symmetry_demo";
 constexpr double kTolerance = 1e-12;    // exact laws, relative (Note [Relative error] in symmetry.cpp)
 constexpr std::size_t kUnitsPlotted = 4;  // per layer: the units whose quantity moves most
-constexpr std::size_t kMaxPoints = 400;   // per plotted series
 constexpr std::size_t kMaxCsvRows = 500;  // per run (errors: the maximum since the previous row)
 
-std::string fmt(double v, int precision = 3) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*g", precision, v);
-  return buffer;
-}
-
 struct NetSpec {
-  std::string key, title, short_title;
+  std::string key, title;
 };
 
 struct OptimizerSpec {
-  std::string key, title, short_title;
+  std::string key, title;
   nn::SgdOptions options;
 };
 
@@ -78,12 +70,10 @@ struct GroupResult {
 };
 
 struct RunResult {
-  std::string net, optimizer, short_name;
+  std::string net, optimizer;
   bool momentum = false;
   std::vector<GroupResult> groups;
-  std::vector<double> exact_error_per_step;  // [K + 1], worst over groups and units
   double final_loss = 0.0;
-  std::vector<std::string> figures;
 };
 
 std::string file_key(const std::string& group) {
@@ -136,15 +126,7 @@ std::vector<double> at_rows(const std::vector<double>& v, const std::vector<std:
   return out;
 }
 
-template <class T> std::vector<T> thin(const std::vector<T>& v) {
-  if (v.size() <= kMaxPoints) return v;
-  std::vector<T> out;
-  const double stride = static_cast<double>(v.size() - 1) / static_cast<double>(kMaxPoints - 1);
-  for (std::size_t i = 0; i < kMaxPoints; ++i) out.push_back(v[static_cast<std::size_t>(std::lround(i * stride))]);
-  return out;
-}
-
-RunResult run(const demos::DemoArgs& args, const nn::Dataset& data, const NetSpec& net_spec,
+RunResult run(demos::Results& results, const nn::Dataset& data, const NetSpec& net_spec,
               const OptimizerSpec& opt_spec, std::int64_t steps, std::uint64_t seed) {
   Rng rng(seed);
   const std::int64_t classes = 10;
@@ -154,8 +136,7 @@ RunResult run(const demos::DemoArgs& args, const nn::Dataset& data, const NetSpe
   tracker.track_sequential(*net, true).attach(opt);
 
   const nn::DataLoader loader(data, {.batch_size = 64, .shuffle = true, .drop_last = true, .seed = seed + 1});
-  RunResult r{net_spec.title, opt_spec.title, net_spec.short_title + ", " + opt_spec.short_title,
-              opt_spec.options.momentum != 0.0, {}, {}, 0.0, {}};
+  RunResult r{net_spec.title, opt_spec.title, opt_spec.options.momentum != 0.0, {}, 0.0};
   std::int64_t step = 0;
   for (std::int64_t epoch = 0; step < steps; ++epoch)
     for (const auto& [x, y] : loader.epoch(epoch)) {
@@ -182,45 +163,24 @@ RunResult run(const demos::DemoArgs& args, const nn::Dataset& data, const NetSpe
     GroupResult g{h.name, max_relative_error(h.measured, h.exact, h.magnitude),
                   max_relative_error(h.measured, h.continuous, h.magnitude)};
     r.groups.push_back(g);
-    const std::vector<double> e = to_vector(exact_err);
-    if (r.exact_error_per_step.empty()) r.exact_error_per_step = e;
-    else
-      for (std::size_t k = 0; k < e.size(); ++k)
-        r.exact_error_per_step[k] = std::max(r.exact_error_per_step[k], e[k]);
     const std::string gk = file_key(h.name);
     header.push_back(gk + "_exact_err");
-    columns.push_back(at_rows(e, rows, true));
+    columns.push_back(at_rows(to_vector(exact_err), rows, true));
     header.push_back(gk + "_continuous_err");
     columns.push_back(at_rows(to_vector(flow_err), rows, true));
 
-    std::vector<Series> series;
-    int colour = 0;
-    const char* palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
-    for (std::int64_t u : lively_units(h.measured)) {
-      const std::string unit = "unit " + std::to_string(u);
+    for (std::int64_t u : lively_units(h.measured))
       for (const auto& [what, t] : {std::pair<std::string, Tensor>{"measured", h.measured}, {"exact", h.exact},
                                     {"continuous", h.continuous}}) {
         header.push_back(gk + "_u" + std::to_string(u) + "_" + what);
         columns.push_back(at_rows(column(t, u), rows, false));
       }
-      const std::string color = palette[colour++ % 4];
-      series.push_back({unit, thin(h.time), thin(column(h.measured, u)), false, false, color});
-      series.push_back({unit + " Kunin", thin(h.time), thin(column(h.continuous, u)), true, false, "#000000"});
-    }
-    const std::string figure = run_key + "_" + gk + ".svg";
-    write_svg_plot(args.out + "/" + figure, series,
-                   {.title = net_spec.short_title + ", " + opt_spec.short_title + ": " + h.name + "  (exact-law err " +
-                             fmt(g.exact_error, 2) + ", Kunin err " + fmt(g.continuous_error, 2) + ")",
-                    .x_label = "t = lr x steps   (solid: measured, dashed: Kunin's continuous prediction)",
-                    .y_label = symmetry_name(h.symmetry) + std::string(" quantity Q per unit"),
-                    .width = 900});
-    r.figures.push_back(figure);
   }
-  write_csv(args.out + "/" + run_key + ".csv", header, columns);
+  results.write_csv(run_key + ".csv", header, columns);
   return r;
 }
 
-int demo_main(const demos::DemoArgs& args) {
+int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t steps = args.quick ? 200 : 2000;
 
@@ -236,82 +196,77 @@ int demo_main(const demos::DemoArgs& args) {
   }
   data.x = nn::Standardizer::fit(data.x).apply(data.x);
 
-  const std::vector<NetSpec> nets = {{"softmax", "softmax classifier 64-10", "softmax"},
-                                     {"batchnorm", "64-16 Linear + BatchNorm(eps 0) + ReLU + 16-10", "BN net"},
-                                     {"mlp", "ReLU MLP 64-16-16-10", "ReLU MLP"}};
+  const std::vector<NetSpec> nets = {{"softmax", "softmax classifier 64-10"},
+                                     {"batchnorm", "64-16 Linear + BatchNorm(eps 0) + ReLU + 16-10"},
+                                     {"mlp", "ReLU MLP 64-16-16-10"}};
   const std::vector<OptimizerSpec> optimizers = {
-      {"sgd", "SGD lr 0.05", "SGD", {.lr = 0.05}},
-      {"sgd_wd", "SGD lr 0.05, wd 0.01", "SGD+wd", {.lr = 0.05, .weight_decay = 0.01}},
-      {"momentum", "SGD lr 0.01, momentum 0.9", "mom", {.lr = 0.01, .momentum = 0.9}},
-      {"momentum_wd", "SGD lr 0.01, momentum 0.9, wd 0.01", "mom+wd",
-       {.lr = 0.01, .momentum = 0.9, .weight_decay = 0.01}},
+      {"sgd", "SGD lr 0.05", {.lr = 0.05}},
+      {"sgd_wd", "SGD lr 0.05, wd 0.01", {.lr = 0.05, .weight_decay = 0.01}},
+      {"momentum", "SGD lr 0.01, momentum 0.9", {.lr = 0.01, .momentum = 0.9}},
+      {"momentum_wd", "SGD lr 0.01, momentum 0.9, wd 0.01", {.lr = 0.01, .momentum = 0.9, .weight_decay = 0.01}},
   };
 
-  std::vector<RunResult> results;
+  std::vector<RunResult> runs;
   std::uint64_t seed = args.seed * 1000 + 1;
   for (const auto& n : nets)
     for (const auto& o : optimizers) {
       demos::progress(n.title + ", " + o.title + ": " + std::to_string(steps) + " steps on " + data_name);
-      results.push_back(run(args, data, n, o, steps, seed++));
+      runs.push_back(run(results, data, n, o, steps, seed++));
     }
 
   double worst_exact = 0.0, worst_flow_sgd = 0.0, worst_flow_momentum = 0.0;
-  bool finite = true;
   std::cout << "run | group | exact-law max rel err | continuous max rel err | final batch loss\n";
-  for (const auto& r : results)
+  for (const auto& r : runs)
     for (const auto& g : r.groups) {
       std::cout << r.net << ", " << r.optimizer << " | " << g.name << " | " << fmt(g.exact_error, 3) << " | "
                 << fmt(g.continuous_error, 3) << " | " << fmt(r.final_loss, 3) << "\n";
-      finite = finite && std::isfinite(g.exact_error);
       worst_exact = std::max(worst_exact, g.exact_error);
       double& flow = r.momentum ? worst_flow_momentum : worst_flow_sgd;
       flow = std::max(flow, g.continuous_error);
     }
 
-  // The exact-law error of every run over time.
-  // Colour: net and weight decay; dashes: momentum. Each point is the worst error since the
-  // previous one; step 0 (error 0 by construction) is left out.
-  std::vector<Series> error_series;
-  const char* colours[] = {"#1f77b4", "#7fb2dc", "#d62728", "#f08a8b", "#2ca02c", "#8fd18f"};
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    const RunResult& r = results[i];
-    std::vector<std::size_t> rows = csv_rows(r.exact_error_per_step.size());
-    rows.erase(rows.begin());
-    std::vector<double> k, e = at_rows(r.exact_error_per_step, rows, true);
-    for (std::size_t row : rows) k.push_back(static_cast<double>(row));
-    for (double& v : e) v = std::max(v, 1e-18);
-    const std::size_t net = i / optimizers.size(), opt = i % optimizers.size();
-    const bool wd = optimizers[opt].options.weight_decay != 0.0, momentum = optimizers[opt].options.momentum != 0.0;
-    error_series.push_back({r.short_name, k, e, momentum, false, colours[2 * net + (wd ? 1 : 0)]});
+  // One check per net: its symmetry's exact law under every optimizer (NaN fails: `!(x <= tol)`).
+  for (const auto& n : nets) {
+    double worst = 0.0, worst_flow = 0.0;
+    std::string groups;
+    bool finite = true;
+    for (const auto& r : runs) {
+      if (r.net != n.title) continue;
+      for (const auto& g : r.groups) {
+        finite = finite && std::isfinite(g.exact_error);
+        worst = std::max(worst, g.exact_error);
+        worst_flow = std::max(worst_flow, g.continuous_error);
+        if (groups.find(g.name) == std::string::npos) groups += (groups.empty() ? "" : ", ") + g.name;
+      }
+    }
+    results.check({.id = n.key,
+                   .claim = n.title + ": " + groups + " follow the exact discrete laws of SGD, weight decay and "
+                                                      "momentum",
+                   .measured = "max |Q - Q_law| / magnitude = " + fmt(worst) + " (Kunin's flow: " +
+                               fmt(worst_flow) + ", reported)",
+                   .predicted = "0 (rounding)",
+                   .tolerance = "<= " + fmt(kTolerance, 2) + " relative",
+                   .pass = finite && worst <= kTolerance,
+                   .limit = kTolerance});
   }
-  error_series.push_back({"tolerance", {0.0, static_cast<double>(steps)}, {kTolerance, kTolerance}, true, false,
-                          "#000000"});
-  write_svg_plot(args.out + "/exact_law_error.svg", error_series,
-                 {.title = "Exact discrete laws: worst relative error over layers and units",
-                  .x_label = "step (dashed: momentum; light: weight decay)",
-                  .y_label = "|measured - exact law| / magnitude",
-                  .log_y = true,
-                  .width = 900,
-                  .height = 480});
-
-  std::vector<std::string> figures{"exact_law_error.svg"};
-  for (const auto& r : results) figures.insert(figures.end(), r.figures.begin(), r.figures.end());
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const bool ok = finite && worst_exact <= kTolerance;
   const std::string summary = "worst exact-law error " + fmt(worst_exact, 3) + " (tolerance " + fmt(kTolerance, 2) +
-                              ") over " + std::to_string(results.size()) + " runs x " + std::to_string(steps) +
+                              ") over " + std::to_string(runs.size()) + " runs x " + std::to_string(steps) +
                               " steps; Kunin continuous prediction error: SGD " + fmt(worst_flow_sgd, 3) +
                               ", momentum " + fmt(worst_flow_momentum, 3) + " (O(lr), reported); " +
                               fmt(seconds, 3) + " s";
-  return demos::finish_demo(args, kName, ok, summary, figures);
+  return results.finish(summary);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return demos::run_demo(argc, argv, kName,
-                         "translation, scale and rescale conserved quantities of SGD (with weight decay and "
-                         "momentum) on digits, against the exact discrete laws and Kunin's continuous predictions",
+  return demos::run_demo(argc, argv,
+                         {.name = kName,
+                          .description = "translation, scale and rescale conserved quantities of SGD (with weight "
+                                         "decay and momentum) on digits, against the exact discrete laws and "
+                                         "Kunin's continuous predictions",
+                          .flags = demos::kFlagQuick},
                          demo_main);
 }

@@ -1,9 +1,11 @@
 // train_digits: an MLP on the handwritten digits (fixed seeded 80/20 split), with a learning
 // curve, a checkpoint after every epoch, and --resume that continues an interrupted run to the
-// same final weights as an uninterrupted one.
+// same final weights as an uninterrupted one. A run stopped by --stop-after checks nothing: it
+// ends INCOMPLETE with exit status 4.
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -14,7 +16,6 @@
 #include "nn/layers.hpp"
 #include "nn/train.hpp"
 #include "theory/demos/demo_common.hpp"
-#include "theory/plot.hpp"
 
 using namespace theta;
 using theta::autograd::Var;
@@ -24,6 +25,7 @@ namespace {
 constexpr std::int64_t kEpochs = 30;
 constexpr std::int64_t kBatch = 64;
 constexpr double kTarget = 0.95;
+constexpr const char* kCurveFile = "learning_curve.csv";
 
 struct Curve {
   std::vector<double> epoch, train_loss, test_accuracy;
@@ -51,7 +53,7 @@ Curve read_curve(const std::string& path, std::int64_t first_epoch) {
   return c;
 }
 
-int demo_main(const demos::DemoArgs& args) {
+int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   const nn::Dataset digits = nn::load_digits();
   const nn::Split split = nn::train_test_split(digits, 0.2, 42 + args.seed);
   const nn::Standardizer standardizer = nn::Standardizer::fit(split.train.x);
@@ -63,7 +65,7 @@ int demo_main(const demos::DemoArgs& args) {
   nn::Sgd sgd(net->named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-4});
   const nn::DataLoader loader(train, {.batch_size = kBatch, .shuffle = true, .seed = 3 + args.seed});
   const std::string checkpoint = args.out + "/checkpoint.npz";
-  const std::string curve_path = args.out + "/learning_curve.csv";
+  const std::string curve_path = args.out + "/" + kCurveFile;
 
   std::int64_t first_epoch = 0;
   Curve curve;
@@ -102,25 +104,31 @@ int demo_main(const demos::DemoArgs& args) {
                }},
           first_epoch);
 
-  theory::write_csv(curve_path, {"epoch", "train_loss", "test_accuracy"},
+  results.write_csv(kCurveFile, {"epoch", "train_loss", "test_accuracy"},
                     {curve.epoch, curve.train_loss, curve.test_accuracy});
-  theory::write_svg_plot(args.out + "/learning_curve.svg",
-                         {{.label = "train loss", .x = curve.epoch, .y = curve.train_loss},
-                          {.label = "test accuracy", .x = curve.epoch, .y = curve.test_accuracy}},
-                         {.title = "MLP 64-128-10 on digits", .x_label = "epoch", .y_label = "value"});
   const double accuracy = test_accuracy();
-  const bool finished = last_epoch == kEpochs;
-  std::ostringstream summary;
-  summary << "after " << last_epoch << "/" << kEpochs << " epochs, test accuracy " << accuracy
-          << (finished ? " (target >= 0.95)" : " (interrupted; continue with --resume)");
-  const int code = demos::finish_demo(args, "train_digits", !finished || accuracy >= kTarget, summary.str(),
-                                      {"learning_curve.svg"});
   std::printf("test_accuracy: %.4f\n", accuracy);
-  return code;
+  const std::string epochs = "after " + std::to_string(last_epoch) + "/" + std::to_string(kEpochs) + " epochs";
+  if (last_epoch < kEpochs)
+    return results.finish_incomplete(epochs + ", test accuracy " + demos::fmt(accuracy, 4) +
+                                     ": stopped early, nothing checked; continue with --resume");
+  results.check({.id = "accuracy",
+                 .claim = "an MLP 64-128-10 trained for " + std::to_string(kEpochs) + " epochs reaches the target",
+                 .measured = "test accuracy " + demos::fmt(accuracy, 4),
+                 .predicted = ">= " + demos::fmt(kTarget),
+                 .tolerance = "none (a threshold)",
+                 .pass = accuracy >= kTarget,
+                 .limit = kTarget});
+  return results.finish(epochs + ", test accuracy " + demos::fmt(accuracy, 4) + " (target >= " +
+                        demos::fmt(kTarget) + ")");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return demos::run_demo(argc, argv, "train_digits", "an MLP on the handwritten digits", demo_main);
+  return demos::run_demo(argc, argv,
+                         {.name = "train_digits",
+                          .description = "an MLP on the handwritten digits, checkpointed after every epoch",
+                          .flags = demos::kFlagResume | demos::kFlagStopAfter},
+                         demo_main);
 }

@@ -1,0 +1,390 @@
+"""The figures of each theory demo, drawn from the CSV files its verdict.json lists
+(scripts/report.py). One function per demo: figures(run) -> [(png file name, caption)], where
+run.csv(name) reads one listed CSV file as {column: numpy array}, run.limit(check id) is a
+check's numeric tolerance and run.save(fig, name) writes the figure. A demo whose CSV files do not
+hold what a function needs raises KeyError, which the page reports in place of the figure.
+"""
+
+import numpy as np
+
+import report_style as st
+
+
+# ---- deep_linear_demo ----------------------------------------------------------------------------
+
+def _mode_panels(run, file, prediction, limit_id, title, log_panel=False):
+    data, modes = run.csv(file), run.csv("modes.csv")
+    strengths = modes["s"]
+    rows = 3 if log_panel else 2
+    fig, axes = st.figure(rows, 1, height_ratios=[3, 2, 2] if log_panel else [3, 2],
+                          height=7.4 if log_panel else 5.6, sharex=True)
+    top, residual = axes[0, 0], axes[-1, 0]
+    t = data["t"]
+    keep = st.thin(len(t))
+    errors = []
+    for a, s in enumerate(strengths):
+        measured, predicted = data[f"u{a}_gd"], data[f"u{a}_theory"]
+        for ax in axes[:-1, 0]:
+            ax.plot(t, predicted, color=st.color(a), linestyle="-", zorder=2)
+            ax.plot(t[keep], measured[keep], color=st.color(a), marker=st.marker(a), linestyle="none",
+                    markerfacecolor="none", zorder=3)
+        error = np.abs(measured - predicted) / s
+        errors.append(error)
+        residual.plot(t, st.positive(error), color=st.color(a), label=f"s = {s:g}")
+    top.set_ylabel(r"mode strength $u_a(t)$")
+    top.set_title(title)
+    mode_entries = [(f"mode s = {s:g}", dict(color=st.color(a), marker=st.marker(a), linestyle="-",
+                                             markerfacecolor="none")) for a, s in enumerate(strengths)]
+    style_entries = [("measured (GD)", st.MEASURED), (prediction, dict(color="0.3", linestyle="-"))]
+    # Beside the axes, where no curve runs (the modes' plateaus fill the right of the panel).
+    leg = st.style_legend(top, mode_entries, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="colour: mode")
+    top.add_artist(leg)
+    st.style_legend(top, style_entries, loc="lower left", bbox_to_anchor=(1.01, 0.0))
+    if log_panel:
+        mid = axes[1, 0]
+        everything = np.concatenate([data[c] for c in data if c != "t"])
+        st.log_axis(mid, "y", everything)
+        mid.set_ylabel(r"$u_a(t)$, log scale")
+    limit = run.limit(limit_id)
+    st.tolerance_line(residual, limit)
+    st.log_axis(residual, "y", np.concatenate(errors + [[limit]]))
+    residual.set_ylabel(r"$|u_a - u_a^{\rm theory}| / s_a$")
+    residual.set_xlabel(r"$t = \eta k$")
+    residual.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def deep_linear(run):
+    out = []
+    fig = _mode_panels(run, "balanced_depth2.csv", "Saxe's closed form", "depth2_saxe",
+                       "Depth 2, balanced aligned init: GD against Saxe's $u(t)$")
+    out.append((run.save(fig, "balanced_depth2"),
+                "Depth 2, balanced aligned init (u0 = 1e-3, eta = 1e-3): measured mode strengths (markers) "
+                "on Saxe's closed form u(t) = s e^{2st} / (e^{2st} - 1 + s/u0) (lines); below, the "
+                "relative residual, GD's O(eta) lag behind the flow, with the check's tolerance."))
+    fig = _mode_panels(run, "random_depth2.csv", r"Saxe's $u(t)$ from $u_0^{\rm eff}$", "random_saxe",
+                       "Depth 2, small random init: stage-like learning", log_panel=True)
+    out.append((run.save(fig, "random_depth2"),
+                "Depth 2, small random init (hidden width 64): each mode against Saxe's curve started from "
+                "its effective initial strength u0_eff = |W1 v + W2^T u|^2 / 4; the log panel shows the "
+                "exponential growth phase, strongest mode first."))
+    fig = _mode_panels(run, "balanced_depth3.csv", r"RK4 on $\dot u = 3u^{4/3}(s-u)$", "depth3_ode",
+                       "Depth 3, balanced aligned init: GD against the mode ODE")
+    out.append((run.save(fig, "balanced_depth3"),
+                "Depth 3, balanced aligned init (u0 = 1e-2): measured modes on the RK4 solution of "
+                "du/dt = 3 u^{4/3} (s - u); below, the relative residual and its tolerance."))
+
+    data = run.csv("balancedness.csv")
+    fig, axes = st.figure(2, 1, height_ratios=[3, 2], height=5.2, sharex=True)
+    top, bottom = axes[0, 0], axes[1, 0]
+    t, keep = data["t"], st.thin(len(data["t"]))
+    top.plot(t, st.positive(data["drift_eta2_law"]), color=st.color(1), linestyle="-",
+             label=r"law: $\sum_j \eta^2 (G_2^T G_2 - G_1 G_1^T)$")
+    top.plot(t[keep], st.positive(data["drift_gd"][keep]), color=st.color(0), marker="o", linestyle="none",
+             markerfacecolor="none", label=r"measured: $B(k) - B(0)$")
+    st.log_axis(top, "y", np.concatenate([data["drift_gd"], data["drift_eta2_law"]])[1:])
+    top.set_ylabel("max-abs entry")
+    top.set_title(r"Balancedness $B = W_2^T W_2 - W_1 W_1^T$ under GD (random init)")
+    top.legend(loc="lower right")
+    limit = run.limit("eta2_law")
+    bottom.plot(t, st.positive(data["residual"]), color=st.color(2), label="|measured - law|")
+    st.tolerance_line(bottom, limit)
+    st.log_axis(bottom, "y", np.concatenate([data["residual"], [limit]]))
+    bottom.set_ylabel("max-abs entry")
+    bottom.set_xlabel(r"$t = \eta k$")
+    bottom.legend(loc="lower right")
+    out.append((run.save(fig, "balancedness"),
+                "The drift of B from its initial value (markers) is exactly the accumulated eta^2 law (line): "
+                "the residual below stays at rounding level, under the absolute tolerance."))
+    return out
+
+
+# ---- ntk_demo ------------------------------------------------------------------------------------
+
+def _width_axis(ax, widths):
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(widths)
+    ax.set_xticklabels([f"{int(w)}" for w in widths])
+    ax.minorticks_off()
+    ax.set_xlabel("width")
+
+
+def ntk(run):
+    out = []
+    data = run.csv("convergence.csv")
+    w, per_init, mean = data["width"], data["relative_error_per_init"], data["relative_error_of_mean"]
+    # The prediction error ~ C width^-1/2, with C fitted to the per-init errors (slope fixed).
+    c = np.exp(np.mean(np.log(per_init) + 0.5 * np.log(w)))
+    grid = np.geomspace(w.min(), w.max(), 50)
+    fig, axes = st.figure(1, 1, height=3.6)
+    ax = axes[0, 0]
+    ax.plot(grid, c * grid ** -0.5, color=st.color(0), linestyle="--", label=r"prediction $\propto$ width$^{-1/2}$")
+    ax.plot(w, per_init, color=st.color(0), marker="o", linestyle="none", label="measured, per init (mean of 4)")
+    ax.plot(w, mean, color=st.color(1), marker="s", linestyle="none", label="measured, mean of 4 kernels")
+    limit = run.limit("mean_error")
+    if limit is not None and 1024 in w:
+        ax.plot([1024], [limit], color="black", marker="v", linestyle="none",
+                label=f"tolerance for the mean at width 1024 ({limit:g})")
+    _width_axis(ax, w)
+    st.log_axis(ax, "y", np.concatenate([per_init, mean, [limit or mean.min()]]))
+    ax.set_ylabel(r"$\|K_{\rm emp} - K_\infty\|_F / \|K_\infty\|_F$")
+    ax.set_title("Empirical NTK against the infinite-width kernel (ReLU, one hidden layer)")
+    ax.legend(loc="lower left")
+    out.append((run.save(fig, "convergence"),
+                "Relative Frobenius error of the empirical NTK against the analytic kernel: per initialisation "
+                "(circles, average over 4 seeds) with the width^-1/2 law fitted through them (dashed), and the "
+                "error of the kernel averaged over the 4 seeds (squares) with its tolerance at width 1024."))
+
+    data = run.csv("kernel_change.csv")
+    w, change = data["width"], data["relative_change"]
+    c = np.exp(np.mean(np.log(change) + 0.5 * np.log(w)))
+    fig, axes = st.figure(1, 1, height=3.4)
+    ax = axes[0, 0]
+    grid = np.geomspace(w.min(), w.max(), 50)
+    ax.plot(grid, c * grid ** -0.5, color=st.color(0), linestyle="--",
+            label=r"lazy-training rate $\propto$ width$^{-1/2}$ (guide, fitted)")
+    ax.plot(w, change, color=st.color(0), marker="o", linestyle="none",
+            label=r"measured $\|K_T - K_0\|_F / \|K_0\|_F$")
+    _width_axis(ax, w)
+    st.log_axis(ax, "y", change)
+    ax.set_ylabel("relative kernel change")
+    ax.set_title("NTK movement during training (checked: decreasing with width)")
+    ax.legend(loc="lower left")
+    out.append((run.save(fig, "kernel_change"),
+                "How far the NTK moves during 300 steps of gradient descent, per width (mean of 4 seeds); "
+                "the check is that it shrinks with width, the dashed guide shows the rate theory expects."))
+    return out
+
+
+# ---- hessian_demo --------------------------------------------------------------------------------
+
+def hessian(run):
+    out = []
+    data = run.csv("hessian_density.csv")
+    fig, axes = st.figure(1, 1, height=3.4)
+    ax = axes[0, 0]
+    ax.plot(data["lambda"], st.positive(data["density_init"]), color=st.color(0), linestyle="-", label="at init")
+    ax.plot(data["lambda"], st.positive(data["density_trained"]), color=st.color(1), linestyle="--",
+            label="after SGD")
+    peak = max(np.nanmax(data["density_init"]), np.nanmax(data["density_trained"]))
+    ax.set_yscale("log")
+    ax.set_ylim(peak * 1e-6, peak * 3)
+    st.log_axis(ax, "y", [peak * 1e-6, peak * 3])
+    ax.set_xlabel(r"eigenvalue $\lambda$")
+    ax.set_ylabel("spectral density")
+    ax.set_title("SLQ spectral density of the loss Hessian (64-32-10 tanh MLP, digits)")
+    ax.legend(loc="upper right")
+    out.append((run.save(fig, "hessian_density"),
+                "Stochastic Lanczos quadrature estimate of the Hessian's eigenvalue density, Gaussian-smoothed, "
+                "before and after training (a measurement; its mean is checked against tr(H)/P below)."))
+
+    data = run.csv("hessian_top_eigenvalues.csv")
+    fig, axes = st.figure(1, 2, width=7.5, height=3.2)
+    ax, res = axes[0, 0], axes[0, 1]
+    i = data["index"]
+    for j, (state, label) in enumerate([("init", "at init"), ("trained", "after SGD")]):
+        ax.plot(i, data[f"lambda_{state}"], color=st.color(j), marker=st.marker(j), linestyle="-", label=label)
+        res.plot(i, st.positive(data[f"residual_{state}"]), color=st.color(j), marker=st.marker(j), linestyle="-",
+                 label=label)
+    for a in (ax, res):
+        a.set_xticks(i)
+    ax.set_xlabel("index")
+    ax.set_ylabel("eigenvalue")
+    ax.set_title("Top 10 eigenvalues (Lanczos)")
+    ax.legend()
+    st.log_axis(res, "y", np.concatenate([data["residual_init"], data["residual_trained"]]))
+    res.set_xlabel("index")
+    res.set_ylabel(r"residual $\|Hv - \lambda v\|$")
+    res.set_title("Their Ritz residuals")
+    out.append((run.save(fig, "hessian_top_eigenvalues"),
+                "The top eigenvalues of the 64-32-10 net's Hessian (2410 parameters) before and after training, "
+                "and the residual norm of each Ritz pair."))
+
+    spectrum = run.csv("hessian_check_spectrum.csv")
+    checks = [("hessian_check.csv", "MLP 64-8-10", "lanczos_mlp"),
+              ("hessian_check_batchnorm.csv", "BatchNorm net", "lanczos_batchnorm")]
+    fig, axes = st.figure(1, 2, width=8.5, height=3.6)
+    ax, err = axes[0, 0], axes[0, 1]
+    rank = spectrum["rank_from_top"]
+    mlp = run.csv("hessian_check.csv")
+    for j, state in enumerate(["init", "trained"]):
+        ax.plot(rank, spectrum[f"lambda_dense_{state}"], color=st.color(j), linestyle="-",
+                label=f"dense eigh, {'at init' if j == 0 else 'trained'}")
+        rows = mlp["trained"] == j
+        ax.plot(mlp["rank_from_top"][rows], mlp["lambda_lanczos"][rows], color=st.color(j), marker=st.marker(j),
+                linestyle="none", markerfacecolor="none", markersize=6,
+                label=f"Lanczos, {'at init' if j == 0 else 'trained'}")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("rank from the top")
+    ax.set_ylabel(r"eigenvalue (symlog, linear within $\pm 10^{-3}$)")
+    ax.set_title(f"Whole spectrum, MLP 64-8-10 (P = {len(rank)})")
+    ax.legend(loc="upper right", fontsize=7)
+    values = []
+    for k, (file, label, _) in enumerate(checks):
+        d = run.csv(file)
+        for j, state in enumerate(["at init", "trained"]):
+            rows = d["trained"] == j
+            r = d["rank_from_top"][rows]
+            position = np.where(r <= 5, r, 10 - (r.max() - r))  # top 1..5, then ranks P-4..P as 6..10
+            e = np.abs(d["lambda_lanczos"][rows] - d["lambda_dense"][rows]) / np.abs(d["lambda_dense"][rows])
+            values.append(e)
+            err.plot(position + (k * 2 + j - 1.5) * 0.12, st.positive(e, 1e-17), color=st.color(2 * k + j),
+                     marker=st.marker(2 * k + j), linestyle="none", label=f"{label}, {state}")
+    limit = run.limit(checks[0][2])
+    st.tolerance_line(err, limit)
+    st.log_axis(err, "y", np.concatenate(values + [[limit, 1e-17]]))
+    err.set_xticks(range(1, 11))
+    err.set_xticklabels(["1", "2", "3", "4", "5", "P-4", "P-3", "P-2", "P-1", "P"], fontsize=7)
+    err.set_xlabel("rank from the top")
+    err.set_ylabel(r"$|\lambda_{\rm Lanczos} - \lambda_{\rm dense}| / |\lambda_{\rm dense}|$")
+    err.set_title("Lanczos against the dense spectrum")
+    if limit is not None:
+        err.set_ylim(top=limit * 1e5)  # room for the legend above the tolerance line
+    err.legend(loc="upper center", ncol=2, fontsize=7)
+    out.append((run.save(fig, "hessian_check"),
+                "Left: the exact spectrum of a 610-parameter net's Hessian (dense, one HVP per column, then "
+                "LAPACK) with Lanczos' top and bottom 5 eigenvalues on it. Right: their relative error for this "
+                "net and a BatchNorm net in training mode, with the check's tolerance (values below 1e-17, "
+                "exact agreement included, are drawn at 1e-17)."))
+    return out
+
+
+# ---- symmetry_demo -------------------------------------------------------------------------------
+
+NETS = {"softmax": "softmax classifier 64-10", "batchnorm": "64-16 Linear + BatchNorm(eps 0) + ReLU + 16-10",
+        "mlp": "ReLU MLP 64-16-16-10"}
+OPTIMIZERS = {"sgd": ("SGD lr 0.05", False), "sgd_wd": ("SGD lr 0.05, wd 0.01", False),
+              "momentum": ("SGD lr 0.01, momentum 0.9", True),
+              "momentum_wd": ("SGD lr 0.01, momentum 0.9, wd 0.01", True)}
+
+# The exact discrete law of each quantity (Note [Exact discrete laws] in theory/symmetry.cpp).
+LAWS = {
+    ("translation", False): r"$Q_{k+1} = (1 - \eta\lambda)\,Q_k$",
+    ("translation", True): r"$Q_{k+1} = (1 + \beta - \eta\lambda)\,Q_k - \beta\,Q_{k-1}$",
+    ("scale", False): r"$Q_{k+1} = (1 - \eta\lambda)^2 Q_k + \eta^2 |g_k|^2$",
+    ("scale", True): r"$Q_{k+1} = Q_k - 2\eta W_k + \eta^2 |b_k|^2$",
+    ("rescale", False): r"$Q_{k+1} = (1 - \eta\lambda)^2 Q_k + \eta^2 (|g_{\rm out}|^2 - |g_{\rm in}|^2)$",
+    ("rescale", True): r"$Q_{k+1} = Q_k - 2\eta W_k + \eta^2 (|b_{\rm out}|^2 - |b_{\rm in}|^2)$",
+}
+MOMENTUM_TERMS = (" With momentum beta, weight decay lambda and buffers b: W_k = beta Z_k + lambda Q_k and "
+                  "Z_{k+1} = W_k - eta |b_k|^2-terms, with Z the symmetrised product of parameters and buffer "
+                  "(Note [Exact discrete laws] in theory/symmetry.cpp).")
+PLAIN_SGD = (" Without weight decay or momentum, Kunin's flow integrated with the measured gradients is the "
+             "exact law itself, so the two error curves coincide.")
+QUANTITIES = {"translation": r"$Q_j = \sum_c W_{cj}$", "scale": r"$Q_c = |W_{c,:}|^2 + b_c^2$",
+              "rescale": r"$Q_i = |W_{\rm out}[:, i]|^2 - |W_{\rm in}[i, :]|^2 - b_i^2$"}
+
+
+def _group_label(group):
+    """rescale_layers_0_layers_2 -> rescale layers.0 -> layers.2"""
+    words = group.split("_")
+    layers = [f"{words[i]}.{words[i + 1]}" for i in range(1, len(words) - 1, 2)]
+    return f"{words[0]} " + " -> ".join(layers)
+
+
+def _groups(columns):
+    return [c[: -len("_exact_err")] for c in columns if c.endswith("_exact_err")]
+
+
+def _symmetry_run(run, key, net, optimizer, momentum):
+    data = run.csv(f"{key}.csv")
+    groups = _groups(data)
+    fig, axes = st.figure(2, len(groups), height_ratios=[3, 2], width=max(4.2 * len(groups) + 0.6, 6.0),
+                          height=6.0)
+    step = data["step"]
+    keep = st.thin(len(step), 30)
+    limit = run.limit(net)
+    for g, group in enumerate(groups):
+        top, bottom = axes[0, g], axes[1, g]
+        symmetry = group.split("_")[0]
+        units = sorted({c[len(group) + 2:].split("_")[0] for c in data if c.startswith(group + "_u")},
+                       key=int)
+        for u, unit in enumerate(units):
+            prefix = f"{group}_u{unit}_"
+            top.plot(step, data[prefix + "exact"], color=st.color(u), linestyle="-", zorder=2)
+            top.plot(step, data[prefix + "continuous"], color=st.color(u), linestyle=":", linewidth=1.8, zorder=2)
+            top.plot(step[keep], data[prefix + "measured"][keep], color=st.color(u), marker=st.marker(u),
+                     linestyle="none", markerfacecolor="none", zorder=3)
+        top.set_title(f"{_group_label(group)}\n{QUANTITIES[symmetry]}\nexact law {LAWS[(symmetry, momentum)]}",
+                      fontsize=8.5)
+        top.set_ylabel(f"{symmetry} quantity Q per unit", fontsize=8)
+        exact, flow = data[f"{group}_exact_err"][1:], data[f"{group}_continuous_err"][1:]
+        # Kunin's flow on top: without weight decay or momentum it is the exact law itself.
+        bottom.plot(step[1:], st.positive(exact, 1e-17), color=st.color(0), linestyle="-",
+                    label="exact law (checked)")
+        bottom.plot(step[1:], st.positive(flow, 1e-17), color=st.color(4), linestyle=":", linewidth=1.8,
+                    label="Kunin's flow (reported)")
+        st.tolerance_line(bottom, limit)
+        st.log_axis(bottom, "y", np.concatenate([exact, flow, [limit, 1e-17]]))
+        bottom.set_ylabel("max |Q - prediction| / magnitude", fontsize=8)
+        bottom.set_xlabel("step k")
+        if g == 0:
+            bottom.legend(loc="center right", fontsize=7)
+            st.style_legend(top, [("measured", st.MEASURED), ("exact law", dict(color="0.3", linestyle="-")),
+                                  ("Kunin's continuous flow", dict(color="0.3", linestyle=":", linewidth=1.8))],
+                            loc="best", fontsize=7)
+    fig.suptitle(f"{NETS[net]}\n{optimizer}: the 4 units whose Q moves most (colours)", fontsize=10)
+    return fig
+
+
+def symmetry(run):
+    out = []
+    # Overview: the worst exact-law error of every run over the steps.
+    fig, axes = st.figure(1, 1, height=3.8, width=7.5)
+    ax = axes[0, 0]
+    values = []
+    for n, net in enumerate(NETS):
+        for o, (opt, (_, momentum)) in enumerate(OPTIMIZERS.items()):
+            data = run.csv(f"{net}_{opt}.csv")
+            worst = np.max([data[f"{g}_exact_err"] for g in _groups(data)], axis=0)[1:]
+            values.append(worst)
+            ax.plot(data["step"][1:], st.positive(worst, 1e-17), color=st.color(n),
+                    linestyle=["-", "--", ":", "-."][o], label=f"{net}, {opt.replace('_', '+')}")
+    limit = run.limit("softmax")
+    st.tolerance_line(ax, limit)
+    st.log_axis(ax, "y", np.concatenate(values + [[limit, 1e-17]]))
+    ax.set_xlabel("step k")
+    ax.set_ylabel("max |Q - exact law| / magnitude")
+    ax.set_title("Exact discrete laws: worst relative error over layers and units, every run")
+    ax.legend(ncol=3, fontsize=7, loc="upper left")
+    ax.set_ylim(top=limit * 1e3 if limit else None)
+    out.append((run.save(fig, "exact_law_error"),
+                "The worst relative error of the exact discrete law over every tracked unit, per run (colour: "
+                "net, line style: optimizer), against the 1e-12 tolerance; zeros are drawn at 1e-17."))
+    for net in NETS:
+        for opt, (title, momentum) in OPTIMIZERS.items():
+            key = f"{net}_{opt}"
+            fig = _symmetry_run(run, key, net, title, momentum)
+            out.append((run.save(fig, key),
+                        f"{NETS[net]} trained by {title}: the conserved (or exactly drifting) quantity of the 4 "
+                        "units that move most, measured (markers) on the exact law (solid) and Kunin's continuous "
+                        "prediction (dotted); below, both predictions' relative errors and the tolerance."
+                        + (MOMENTUM_TERMS if momentum else "") + (PLAIN_SGD if opt == "sgd" else "")))
+    return out
+
+
+# ---- train_digits --------------------------------------------------------------------------------
+
+def train_digits(run):
+    data = run.csv("learning_curve.csv")
+    fig, axes = st.figure(1, 2, width=7.5, height=3.0)
+    loss, acc = axes[0, 0], axes[0, 1]
+    loss.plot(data["epoch"], data["train_loss"], color=st.color(0), marker="o", label="training loss")
+    st.log_axis(loss, "y", data["train_loss"])
+    loss.set_xlabel("epoch")
+    loss.set_ylabel("cross-entropy (training set)")
+    loss.set_title("Training loss")
+    acc.plot(data["epoch"], data["test_accuracy"], color=st.color(1), marker="s", label="test accuracy")
+    target = run.limit("accuracy")
+    st.tolerance_line(acc, target, label=f"target {target:g}" if target is not None else None, log_headroom=False)
+    acc.set_xlabel("epoch")
+    acc.set_ylabel("accuracy (held-out 20%)")
+    acc.set_title("Test accuracy")
+    acc.legend(loc="lower right")
+    return [(run.save(fig, "learning_curve"),
+             "MLP 64-128-10 on the digits: training loss (left, log scale) and held-out accuracy (right) per "
+             "epoch, with the accuracy target.")]
+
+
+FIGURES = {"deep_linear_demo": deep_linear, "ntk_demo": ntk, "hessian_demo": hessian, "symmetry_demo": symmetry,
+           "train_digits": train_digits}
