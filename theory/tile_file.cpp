@@ -112,7 +112,7 @@ void TileFile::create() {
   std::error_code ec;
   THETA_CHECK(!std::filesystem::exists(path_, ec), FormatError, "'", path_, "' exists but has no tile log '",
               log_path_, "': it is not a kernel this run can resume; remove it or write elsewhere");
-  write_file_atomic(log_path_, header_text(problem_));
+  write_file_atomic(log_path_, header_text(problem_), "tiled_ntk_to_npy");
   log_fd_ = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (log_fd_ < 0) throw_errno(errno, "cannot open '" + log_path_ + "'");
 
