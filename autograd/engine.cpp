@@ -245,7 +245,7 @@ std::vector<Var> default_grad_outputs(const std::vector<Var>& outputs,
     }
     return ones_list;
   }
-  THETA_CHECK(grad_outputs.size() == outputs.size(), std::invalid_argument, op, ": ",
+  THETA_CHECK(grad_outputs.size() == outputs.size(), ShapeError, op, ": ",
               grad_outputs.size(), " grad_outputs for ", outputs.size(), " outputs");
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     THETA_CHECK(grad_outputs[i].defined(), std::invalid_argument, op, ": grad_output ", i,

@@ -129,7 +129,17 @@ Var expand(const Var& x, const Shape& shape) {
                      });
 }
 
+namespace {
+// softmax and log_softmax of integers would fail inside abs or exp, under a name the caller never
+// used.
+void check_floating(const Var& x, const char* op) {
+  THETA_CHECK(is_floating(x.dtype()), DTypeError, op, ": expected a floating tensor, got ", dtype_name(x.dtype()),
+              " ", shape_str(x.shape()));
+}
+}  // namespace
+
 Var log_softmax(const Var& x, std::int64_t axis) {
+  check_floating(x, "log_softmax");
   // Shift by the row maximum first: (x - m) - log sum exp(x - m) is accurate to a few ulps of the
   // result, while x - logsumexp(x) rounds m + log sum at the magnitude of the logits (about 1e-12
   // absolute at 1e4). The shift is a constant and log_softmax does not depend on it, so every
@@ -141,7 +151,10 @@ Var log_softmax(const Var& x, std::int64_t axis) {
   return shifted - logsumexp(shifted, {axis}, true);
 }
 
-Var softmax(const Var& x, std::int64_t axis) { return exp(log_softmax(x, axis)); }
+Var softmax(const Var& x, std::int64_t axis) {
+  check_floating(x, "softmax");
+  return exp(log_softmax(x, axis));
+}
 
 Var vdot(const Var& a, const Var& b) {
   THETA_CHECK(a.shape() == b.shape(), ShapeError, "vdot: shapes differ: ", shape_str(a.shape()),

@@ -22,8 +22,9 @@ std::vector<Tensor> densify(const std::vector<Var>& grads, const std::vector<Var
 
 void check_matching(const std::vector<Tensor>& given, const std::vector<Var>& like, const char* op,
                     const char* what) {
-  THETA_CHECK(given.size() == like.size(), std::invalid_argument, op, ": ", given.size(), " ", what,
-              " for ", like.size(), " tensors");
+  THETA_CHECK(given.size() == like.size(), ShapeError, op, ": ", given.size(), " ", what,
+              given.size() == 1 ? "" : "s", " given for ", like.size(), " tensor", like.size() == 1 ? "" : "s",
+              " (one per tensor, of the same shape)");
   for (std::size_t i = 0; i < given.size(); ++i) {
     THETA_CHECK(given[i].shape() == like[i].shape(), ShapeError, op, ": ", what, " ", i, " has shape ",
                 shape_str(given[i].shape()), ", expected ", shape_str(like[i].shape()));

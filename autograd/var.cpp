@@ -42,6 +42,15 @@ Var::Var(Tensor value, bool requires_grad) {
 
 void Var::throw_undefined() { THETA_THROW(std::logic_error, "Var: undefined"); }
 
+std::ostream& operator<<(std::ostream& out, const Var& v) {
+  if (!v.defined()) return out << "var(undefined)";
+  std::string state;
+  if (v.grad_fn()) state = std::string(", grad_fn=") + v.grad_fn()->name;
+  else if (v.requires_grad()) state = ", requires_grad=true";
+  print_tensor(out, v.value(), "var", state);
+  return out;
+}
+
 const std::shared_ptr<Node>& Var::no_node() {
   static const std::shared_ptr<Node> none;
   return none;

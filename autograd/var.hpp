@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,12 @@ inline const Tensor& Var::value() const {
 }
 inline bool Var::requires_grad() const { return impl_ && impl_->requires_grad; }
 inline const std::shared_ptr<Node>& Var::grad_fn() const { return impl_ ? impl_->grad_fn : no_node(); }
+
+/// Prints a Var like its value, plus its autograd state (as PyTorch does):
+/// var([1, 2], dtype=float64, shape=[2], requires_grad=true) for a leaf that requires gradients,
+/// var([2, 4], dtype=float64, shape=[2], grad_fn=mul_scalar) for an op's result (grad_fn names the
+/// op that produced it), var([1, 2], dtype=float64, shape=[2]) for a constant.
+std::ostream& operator<<(std::ostream& out, const Var& v);
 
 /// Creates the result of a differentiable op. Records a Node only when grad mode is on and some
 /// input requires a gradient; otherwise returns a constant.

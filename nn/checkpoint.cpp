@@ -31,7 +31,7 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
   for (const auto& [name, b] : model.named_buffers()) members.emplace_back(std::string(kBuffer) + name, b);
   if (optimizer != nullptr)
     for (const auto& [key, t] : optimizer->state()) members.emplace_back(std::string(kOptim) + key, t);
-  write_file_atomic(path, npz_serialize(members, "save_checkpoint: " + path));
+  write_file_atomic(path, npz_serialize(members, "save_checkpoint: " + path), "save_checkpoint");
 }
 
 // Note [Checkpoint loading order]

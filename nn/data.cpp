@@ -46,8 +46,10 @@ std::int64_t Dataset::size() const {
 
 Dataset subset(const Dataset& data, const Tensor& indices) {
   check_dataset(data, "subset");
-  THETA_CHECK(indices.defined() && indices.dim() == 1 && indices.dtype() == DType::i64, std::invalid_argument,
-              "subset: indices must be a 1-D int64 tensor");
+  THETA_CHECK(indices.defined(), std::invalid_argument, "subset: indices are undefined");
+  THETA_CHECK(indices.dtype() == DType::i64, DTypeError, "subset: indices must be int64, got ",
+              dtype_name(indices.dtype()));
+  THETA_CHECK(indices.dim() == 1, ShapeError, "subset: indices must be 1-D, got ", shape_str(indices.shape()));
   return Dataset{index_select(data.x, 0, indices), index_select(data.y, 0, indices)};
 }
 

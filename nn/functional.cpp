@@ -37,6 +37,14 @@ void check_labels(const char* op, const Tensor& labels, std::int64_t classes) {
     THETA_CHECK(p[i] >= 0 && p[i] < classes, IndexError, op, ": label ", p[i], " (row ", i,
                 ") is out of range for ", classes, " classes: labels must be in [0, ", classes, ")");
 }
+
+// A loss's two operands must share a floating dtype; otherwise the subtraction or product inside
+// would report itself ("sub: dtype mismatch") instead of the loss.
+void check_same_dtype(const char* op, const char* a_name, const Var& a, const char* b_name, const Var& b) {
+  THETA_CHECK(a.dtype() == b.dtype() && is_floating(a.dtype()), DTypeError, op, ": ", a_name, " is ",
+              dtype_name(a.dtype()), " and ", b_name, " ", dtype_name(b.dtype()),
+              "; both must have the same floating dtype (convert one with .to())");
+}
 }  // namespace
 
 ActivationKind activation_from_name(const std::string& name) {
@@ -85,6 +93,7 @@ Var gelu(const Var& x) {
 Var mse_loss(const Var& pred, const Var& target, Reduction reduction) {
   THETA_CHECK(pred.shape() == target.shape(), ShapeError, "mse_loss: prediction ",
               shape_str(pred.shape()), " and target ", shape_str(target.shape()), " differ");
+  check_same_dtype("mse_loss", "prediction", pred, "target", target);
   return reduce(autograd::square(pred - target), reduction);
 }
 
@@ -103,6 +112,7 @@ Var cross_entropy(const Var& logits, const Tensor& labels, Reduction reduction) 
 Var binary_logistic_loss(const Var& logits, const Var& targets, Reduction reduction) {
   THETA_CHECK(logits.shape() == targets.shape(), ShapeError, "binary_logistic_loss: logits ",
               shape_str(logits.shape()), " and targets ", shape_str(targets.shape()), " differ");
+  check_same_dtype("binary_logistic_loss", "logits", logits, "targets", targets);
   return reduce(softplus(logits) - logits * targets, reduction);
 }
 
@@ -117,5 +127,7 @@ double accuracy(const Tensor& logits, const Tensor& labels) {
   const Tensor hits = theta::eq(theta::argmax(logits, 1), labels);
   return static_cast<double>(theta::sum(hits).item<std::int64_t>()) / static_cast<double>(labels.size(0));
 }
+
+double accuracy(const Var& logits, const Tensor& labels) { return accuracy(logits.value(), labels); }
 
 }  // namespace theta::nn

@@ -38,5 +38,7 @@ Var cross_entropy(const Var& logits, const Tensor& labels, Reduction reduction =
 Var binary_logistic_loss(const Var& logits, const Var& targets, Reduction reduction = Reduction::mean);
 /// Fraction of rows whose argmax equals the label: logits [n, C], labels [n] int64 in [0, C).
 double accuracy(const Tensor& logits, const Tensor& labels);
+/// The same for a model's output as a Var (its value is used; nothing is recorded).
+double accuracy(const Var& logits, const Tensor& labels);
 
 }  // namespace theta::nn

@@ -7,6 +7,23 @@
 
 namespace theta::nn {
 
+namespace {
+// Note [Layer input dtypes]
+// A layer's parameters and buffers fix its dtype. An input of another dtype would fail deep
+// inside an op, under that op's name ("matmul: dtype mismatch"), which the user never called;
+// each layer checks it first and names itself, both dtypes and the two ways out.
+void check_input_dtype(const Module& layer, const Var& x, DType dtype) {
+  if (x.dtype() == dtype) return;
+  const char* convert = dtype == DType::f32 ? "x.to(DType::f32)" : "x.to(DType::f64)";
+  THETA_CHECK(is_floating(x.dtype()), DTypeError, layer.describe(), ": input is ", dtype_name(x.dtype()), " ",
+              shape_str(x.shape()), " but the layer's parameters are ", dtype_name(dtype), ": convert the input (",
+              convert, ")");
+  THETA_THROW(DTypeError, layer.describe(), ": input is ", dtype_name(x.dtype()), " ", shape_str(x.shape()),
+              " but the layer's parameters are ", dtype_name(dtype), ": convert the input (", convert,
+              ") or build the layer with dtype ", dtype_name(x.dtype()));
+}
+}  // namespace
+
 // ---- Linear ---------------------------------------------------------------------------------
 
 Linear::Linear(std::int64_t in_features, std::int64_t out_features, Rng& rng, LinearOptions options)
@@ -37,6 +54,7 @@ double Linear::bias_scale() const {
 Var Linear::forward(const Var& x) {
   THETA_CHECK(x.dim() >= 1 && x.size(-1) == in_, ShapeError, "Linear(", in_, " -> ", out_,
               "): input ", shape_str(x.shape()), " does not end in ", in_);
+  check_input_dtype(*this, x, options_.dtype);
   Var y = autograd::linear(x, weight());
   if (options_.parameterization == Parameterization::ntk) y = y * weight_scale();
   if (options_.bias) {
@@ -85,7 +103,7 @@ Sequential& Sequential::add(std::shared_ptr<Module> layer) {
 Var Sequential::forward(const Var& x) { return forward_prefix(x, child_count()); }
 
 Var Sequential::forward_prefix(const Var& x, std::size_t count) {
-  THETA_CHECK(count <= child_count(), std::invalid_argument, "Sequential: prefix of ", count,
+  THETA_CHECK(count <= child_count(), IndexError, "Sequential: prefix of ", count,
               " layers requested from ", child_count());
   Var h = x;
   for (std::size_t i = 0; i < count; ++i) h = child(i)(h);
@@ -132,6 +150,7 @@ BatchNorm1d::BatchNorm1d(std::int64_t features, NormOptions options) : features_
 Var BatchNorm1d::forward(const Var& x) {
   THETA_CHECK(x.dim() == 2 && x.size(1) == features_, ShapeError, "BatchNorm1d(", features_,
               "): expected input [n, ", features_, "], got ", shape_str(x.shape()));
+  check_input_dtype(*this, x, options_.dtype);
   Var normalized;
   if (training()) {
     const std::int64_t n = x.size(0);
@@ -170,6 +189,7 @@ LayerNorm::LayerNorm(std::int64_t features, NormOptions options) : features_(fea
 Var LayerNorm::forward(const Var& x) {
   THETA_CHECK(x.dim() >= 1 && x.size(-1) == features_, ShapeError, "LayerNorm(", features_,
               "): input ", shape_str(x.shape()), " does not end in ", features_);
+  if (options_.affine) check_input_dtype(*this, x, options_.dtype);
   const Var centered = x - autograd::mean(x, {-1}, true);
   const Var variance = autograd::mean(autograd::square(centered), {-1}, true);
   const Var normalized = centered * autograd::rsqrt(variance + options_.eps);

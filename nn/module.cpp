@@ -146,22 +146,22 @@ void Module::collect_parameter_slots(std::vector<Var*>& out) {
   for (auto& [name, c] : children_) c->collect_parameter_slots(out);
 }
 
-Var functional_call(Module& module, const std::vector<Var>& params, const Var& x) {
+Var functional_call(Module& module, const std::vector<Var>& params, const Var& x, const char* op) {
   std::vector<Var*> slots;
   module.collect_parameter_slots(slots);
-  THETA_CHECK(params.size() == slots.size(), std::invalid_argument, "functional_call: ", params.size(),
+  THETA_CHECK(params.size() == slots.size(), ShapeError, op, ": ", params.size(),
               " parameters given for ", module.describe(), ", which has ", slots.size());
   for (std::size_t i = 0; i < slots.size(); ++i) {
     const Var& given = params[i];
     THETA_CHECK(given.defined() && given.shape() == slots[i]->shape() && given.dtype() == slots[i]->dtype(),
-                ShapeError, "functional_call: parameter ", i, " must be ", dtype_name(slots[i]->dtype()), " ",
+                ShapeError, op, ": parameter ", i, " must be ", dtype_name(slots[i]->dtype()), " ",
                 shape_str(slots[i]->shape()), ", got ",
                 given.defined() ? dtype_name(given.dtype()) + std::string(" ") + shape_str(given.shape())
                                 : std::string("an undefined Var"));
     // A module registered twice has one parameter under two names: both must get the same Var.
     for (std::size_t j = 0; j < i; ++j)
-      THETA_CHECK(slots[j] != slots[i] || params[j].id() == given.id(), std::invalid_argument,
-                  "functional_call: parameters ", j, " and ", i, " are one parameter (a module registered twice); "
+      THETA_CHECK(slots[j] != slots[i] || params[j].id() == given.id(), std::invalid_argument, op,
+                  ": parameters ", j, " and ", i, " are one parameter (a module registered twice); "
                   "pass the same Var for both");
   }
   // Swaps the given Vars in; the destructor swaps the module's own back (in reverse order, so a

@@ -113,7 +113,7 @@ class Module {
   void make_deep();
 
  private:
-  friend Var functional_call(Module& module, const std::vector<Var>& params, const Var& x);
+  friend Var functional_call(Module& module, const std::vector<Var>& params, const Var& x, const char* op);
   /// Every parameter slot of this module and its descendants, in named_parameters() order.
   void collect_parameter_slots(std::vector<Var*>& out);
 
@@ -129,8 +129,10 @@ class Module {
 /// The module's own forward runs, with its buffers as they are, so the result is differentiable
 /// with respect to `params` through exactly the graph that training differentiates. The module's
 /// parameters are restored on return, also when forward throws. Not for concurrent use of the
-/// same module from several threads.
-Var functional_call(Module& module, const std::vector<Var>& params, const Var& x);
+/// same module from several threads. `op` names the caller in errors about `params` (module_loss
+/// passes its own name).
+Var functional_call(Module& module, const std::vector<Var>& params, const Var& x,
+                    const char* op = "functional_call");
 
 /// Saves a module's buffers (BatchNorm running statistics, ...) and, when it goes out of scope,
 /// restores those that were written meanwhile: for evaluating a module without side effects.

@@ -234,7 +234,7 @@ std::vector<NamedTensor> npz_parse(std::string_view bytes, const std::string& wh
 }
 
 void save_npz(const std::string& path, const std::vector<NamedTensor>& tensors) {
-  write_file_atomic(path, npz_serialize(tensors, "save_npz: " + path));
+  write_file_atomic(path, npz_serialize(tensors, "save_npz: " + path), "save_npz");
 }
 
 std::vector<NamedTensor> load_npz(const std::string& path) {

@@ -131,9 +131,11 @@ void Optimizer::step() {
 Sgd::Sgd(std::vector<std::pair<std::string, Var>> named_params, SgdOptions options)
     : Optimizer(std::move(named_params)), options_(options), buffers_(params_.size()) {
   THETA_CHECK(options.lr >= 0 && options.momentum >= 0 && options.weight_decay >= 0, std::invalid_argument,
-              "Sgd: lr, momentum and weight_decay must be non-negative");
+              "Sgd: lr, momentum and weight_decay must be non-negative, got lr ", options.lr, ", momentum ",
+              options.momentum, ", weight_decay ", options.weight_decay);
   THETA_CHECK(!options.nesterov || (options.momentum > 0 && options.dampening == 0), std::invalid_argument,
-              "Sgd: nesterov needs momentum > 0 and dampening 0");
+              "Sgd: nesterov needs momentum > 0 and dampening 0, got momentum ", options.momentum, ", dampening ",
+              options.dampening);
   lr_ = options.lr;
 }
 
@@ -181,7 +183,9 @@ Adam::Adam(std::vector<std::pair<std::string, Var>> named_params, AdamOptions op
       param_steps_(params_.size(), 0) {
   THETA_CHECK(options.lr >= 0 && options.eps >= 0 && options.weight_decay >= 0 && options.beta1 >= 0 &&
                   options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1,
-              std::invalid_argument, "Adam: need lr >= 0, eps >= 0, weight_decay >= 0 and betas in [0, 1)");
+              std::invalid_argument, "Adam: need lr >= 0, eps >= 0, weight_decay >= 0 and betas in [0, 1), got lr ",
+              options.lr, ", eps ", options.eps, ", weight_decay ", options.weight_decay, ", betas (", options.beta1,
+              ", ", options.beta2, ")");
   lr_ = options.lr;
 }
 
@@ -261,6 +265,8 @@ double LrSchedule::at(std::int64_t epoch) const {
 }
 
 double clip_grad_norm(const std::vector<Var>& params, double max_norm) {
+  // A negative bound would multiply the gradients by a negative factor: ascent instead of descent.
+  THETA_CHECK(max_norm >= 0, std::invalid_argument, "clip_grad_norm: max_norm must be >= 0, got ", max_norm);
   double total_sq = 0.0;
   for (const auto& p : params)
     if (p.grad().defined()) total_sq += theta::sum(theta::square(p.grad().to(DType::f64))).item();

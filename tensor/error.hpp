@@ -1,13 +1,15 @@
 #pragma once
 // Exceptions thrown on user mistakes, and the internal assertion macro.
 //
-// User errors derive from std::invalid_argument (bad shapes, dtypes, arguments) or
-// std::logic_error (misuse of an object's state); their messages name the op and show the
-// operands, e.g. "matmul: inner dimensions differ: [2, 3] @ [4, 5]".
+// User errors derive from std::invalid_argument (bad shapes, dtypes, arguments, files) or
+// std::logic_error (misuse of an object's state); a file that cannot be written is an IoError
+// (std::system_error). Messages name the op and show the operands, e.g.
+// "matmul: inner dimensions differ: [2, 3] @ [4, 5]".
 
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace theta {
 
@@ -33,6 +35,13 @@ class IndexError : public std::invalid_argument {
 class FormatError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
+};
+
+/// A file that cannot be written (a missing directory, no permission, a full disk); code() is the
+/// operating system's error. The message names the op and the path the caller gave.
+class IoError : public std::system_error {
+ public:
+  IoError(int error, const std::string& message) : std::system_error(error, std::generic_category(), message) {}
 };
 
 /// An internal invariant failed: a bug in theta, never a user mistake.

@@ -17,8 +17,19 @@ namespace theta {
 
 namespace {
 
-[[noreturn]] void throw_errno(int err, const std::string& message) {
-  throw std::system_error(err, std::generic_category(), message);
+// The directory a file is written into ("." for a bare name).
+std::string directory_of(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+
+// Why `path` could not be written, in the caller's terms: the temporary file next to it is an
+// implementation detail and never named (Note [Atomic write]).
+[[noreturn]] void throw_write_error(int err, const char* op, const std::string& path) {
+  std::string message = std::string(op) + ": cannot write '" + path + "'";
+  if (err == ENOENT) message += " (directory '" + directory_of(path) + "' does not exist)";
+  if (err == EACCES) message += " (no permission to create files in '" + directory_of(path) + "')";
+  throw IoError(err, message);
 }
 
 // Closes a file descriptor on scope exit unless released.
@@ -46,17 +57,15 @@ std::string random_suffix() {
 // then fsync'ed so the rename itself survives a crash. The temporary is created with open(O_EXCL)
 // and mode 0666 rather than mkstemp's 0600, so the umask decides the final permissions exactly as
 // for a file written in place. Any failure before the rename removes the temporary.
-void write_file_atomic(const std::string& path, std::string_view bytes) {
+void write_file_atomic(const std::string& path, std::string_view bytes, const char* op) {
   std::string tmp;
   FdCloser file;
   for (int attempt = 0; attempt < 100 && file.fd < 0; ++attempt) {
     tmp = path + ".tmp." + random_suffix();
     file.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (file.fd < 0 && errno != EEXIST)
-      throw_errno(errno, "write_file_atomic: cannot create temporary file '" + tmp + "'");
+    if (file.fd < 0 && errno != EEXIST) throw_write_error(errno, op, path);
   }
-  if (file.fd < 0)
-    throw_errno(EEXIST, "write_file_atomic: no free temporary name for '" + path + "'");
+  if (file.fd < 0) throw_write_error(EEXIST, op, path);
 
   bool renamed = false;
   try {
@@ -65,28 +74,26 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
       const std::size_t chunk = std::min<std::size_t>(bytes.size() - done, std::size_t{1} << 30);
       const ssize_t n = ::write(file.fd, bytes.data() + done, chunk);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno(errno, "write_file_atomic: cannot write '" + tmp + "'");
+      if (n < 0) throw_write_error(errno, op, path);
       done += static_cast<std::size_t>(n);
     }
-    if (::fsync(file.fd) != 0) throw_errno(errno, "write_file_atomic: cannot fsync '" + tmp + "'");
+    if (::fsync(file.fd) != 0) throw_write_error(errno, op, path);
     const int fd = file.fd;
     file.fd = -1;
-    if (::close(fd) != 0) throw_errno(errno, "write_file_atomic: cannot close '" + tmp + "'");
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-      throw_errno(errno, "write_file_atomic: cannot rename '" + tmp + "' to '" + path + "'");
+    if (::close(fd) != 0) throw_write_error(errno, op, path);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) throw_write_error(errno, op, path);
     renamed = true;
   } catch (...) {
     if (!renamed) ::unlink(tmp.c_str());
     throw;
   }
 
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  const std::string dir = parent.empty() ? std::string(".") : parent.string();
+  const std::string dir = directory_of(path);
   FdCloser dir_fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (dir_fd.fd < 0)
-    throw_errno(errno, "write_file_atomic: wrote '" + path + "' but cannot open its directory");
+    throw IoError(errno, std::string(op) + ": wrote '" + path + "' but cannot open its directory '" + dir + "'");
   if (::fsync(dir_fd.fd) != 0 && errno != EINVAL)
-    throw_errno(errno, "write_file_atomic: wrote '" + path + "' but cannot fsync its directory");
+    throw IoError(errno, std::string(op) + ": wrote '" + path + "' but cannot fsync its directory '" + dir + "'");
 }
 
 // Note [Regular files only]

@@ -34,8 +34,9 @@ class InputFile {
 };
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
-/// A crash or error never leaves a partially written `path` behind.
-void write_file_atomic(const std::string& path, std::string_view bytes);
+/// A crash or error never leaves a partially written `path` behind. Failures throw IoError
+/// naming `op` (the caller, e.g. "save_npy") and `path`, never the temporary file.
+void write_file_atomic(const std::string& path, std::string_view bytes, const char* op = "write_file_atomic");
 
 /// Reads a whole regular file into memory (throws FormatError when it cannot be read).
 std::string read_file(const std::string& path);

@@ -348,7 +348,7 @@ std::string npy_header(const Shape& shape, DType dtype) {
 }
 
 std::string npy_serialize(const Tensor& t) {
-  THETA_CHECK(t.defined(), std::logic_error, "npy_serialize: tensor is undefined");
+  THETA_CHECK(t.defined(), std::invalid_argument, "npy_serialize: tensor is undefined");
   std::string out = npy_header(t.shape(), t.dtype());
   const Tensor c = t.contiguous();
   const std::size_t nbytes = static_cast<std::size_t>(c.numel()) * dtype_size(c.dtype());
@@ -405,7 +405,7 @@ Tensor load_npy(const std::string& path) {
 }
 
 void save_npy(const std::string& path, const Tensor& t) {
-  write_file_atomic(path, npy_serialize(t));
+  write_file_atomic(path, npy_serialize(t), "save_npy");
 }
 
 }  // namespace theta

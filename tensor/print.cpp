@@ -1,8 +1,10 @@
-// operator<< for tensors: NumPy-like nested brackets, summarised past 1000 elements.
+// Printing tensors (and, through print_tensor, Vars): NumPy-like nested brackets, summarised past
+// 1000 elements.
 
 #include <iomanip>
 #include <ostream>
 #include <sstream>
+#include <string_view>
 
 #include "tensor/tensor.hpp"
 
@@ -42,8 +44,11 @@ void print_rec(std::ostream& out, const Tensor& t, std::size_t axis, std::int64_
 
 }  // namespace
 
-std::ostream& operator<<(std::ostream& out, const Tensor& t) {
-  if (!t.defined()) return out << "tensor(undefined)";
+void print_tensor(std::ostream& out, const Tensor& t, std::string_view kind, std::string_view extra) {
+  if (!t.defined()) {
+    out << kind << "(undefined)";
+    return;
+  }
   std::ostringstream body;
   body << std::setprecision(t.dtype() == DType::f32 ? 6 : 10);
   if (t.dim() == 0) {
@@ -52,10 +57,15 @@ std::ostream& operator<<(std::ostream& out, const Tensor& t) {
       body << static_cast<const T*>(t.storage()->data())[t.offset()];
     });
   } else {
-    print_rec(body, t, 0, t.offset(), t.numel() > kSummariseAbove, 7);
+    print_rec(body, t, 0, t.offset(), t.numel() > kSummariseAbove, static_cast<int>(kind.size()) + 1);
   }
-  return out << "tensor(" << body.str() << ", dtype=" << dtype_name(t.dtype())
-             << ", shape=" << shape_str(t.shape()) << ')';
+  out << kind << '(' << body.str() << ", dtype=" << dtype_name(t.dtype()) << ", shape=" << shape_str(t.shape())
+      << extra << ')';
+}
+
+std::ostream& operator<<(std::ostream& out, const Tensor& t) {
+  print_tensor(out, t, "tensor", "");
+  return out;
 }
 
 }  // namespace theta

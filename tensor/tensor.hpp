@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <memory>
 #include <ostream>
+#include <string_view>
 #include <vector>
 
 #include "tensor/dtype.hpp"
@@ -133,8 +134,12 @@ class Tensor {
   DType dtype_ = DType::f64;
 };
 
-/// Prints dtype, shape and the elements (summarised past 1000 elements).
+/// Prints dtype, shape and the elements (summarised past 1000 elements):
+/// tensor([1, 2], dtype=float64, shape=[2]).
 std::ostream& operator<<(std::ostream& out, const Tensor& t);
+/// Prints t as `kind(elements, dtype=..., shape=...<extra>)`; operator<< of Tensor and of
+/// autograd::Var are this with kind "tensor" and "var".
+void print_tensor(std::ostream& out, const Tensor& t, std::string_view kind, std::string_view extra);
 
 // ---- factories (tensor/factories.cpp) -----------------------------------------------------
 /// Tensor of `shape` filled with 0.

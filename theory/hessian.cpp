@@ -123,7 +123,7 @@ autograd::ScalarFunction module_loss(std::shared_ptr<nn::Module> model, const Te
   THETA_CHECK(static_cast<bool>(loss), std::invalid_argument, "module_loss: empty loss function");
   return [model = std::move(model), x, y, loss = std::move(loss)](const std::vector<autograd::Var>& params) {
     const nn::BufferSnapshot keep_buffers(*model);
-    return loss(nn::functional_call(*model, params, autograd::Var(x)), y);
+    return loss(nn::functional_call(*model, params, autograd::Var(x), "module_loss"), y);
   };
 }
 

@@ -14,6 +14,7 @@ Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const ch
   THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
               shape_str(x.shape()));
   check_finite_inputs(model, x, op);
+  check_single_sample(model, x, op);
   std::vector<StructuredCall> calls;
   {
     std::vector<nn::HookHandle> hooks;
@@ -99,6 +100,7 @@ OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* o
   THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
               shape_str(x.shape()));
   check_finite_inputs(model, x, op);
+  check_single_sample(model, x, op);
   Tensor f;
   {
     autograd::NoGradGuard guard;
@@ -118,7 +120,10 @@ OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* o
 // model on a batch of two copies of x[0] and compares with row 0 of the real batch: equal up to
 // rounding for a sample-wise model (gemms of different heights round differently, hence a
 // tolerance relative to the batch's largest output), different for batch statistics (the
-// copies' variance is 0), at the cost of one forward pass of two samples.
+// copies' variance is 0), at the cost of one forward pass of two samples. A batch of one sample
+// shows nothing (and BatchNorm in training mode refuses it outright, with an error about batch
+// sizes that says nothing of why a kernel needs it): check_single_sample() then runs the same
+// check first on a batch of x[0] and a different second sample, x[0] + 1.
 namespace {
 
 // The batch of two copies of x[0] that check_samples_independent compares against.
@@ -173,8 +178,22 @@ void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor&
   if (rows_agree(batch_output, model(Var(probe_batch(x))).value())) return;
   THETA_THROW(std::invalid_argument, op, ": the model does not treat samples independently: the output of ",
               module_mixing_samples(model, x),
-              " for a sample depends on the rest of the batch (BatchNorm in training mode? call eval() first); "
-              "per-sample quantities are undefined for it");
+              " for a sample depends on the other samples of the batch, so per-sample quantities (kernels, "
+              "Jacobians, per-sample gradients) are undefined for it. BatchNorm in training mode couples the "
+              "samples of a batch through the batch statistics: call eval() on the model first (nn::EvalGuard "
+              "does it for a scope)");
+}
+
+void check_single_sample(nn::Module& model, const Tensor& x, const char* op) {
+  if (x.size(0) != 1) return;
+  const Tensor pair = concat({x, x + 1.0}, 0);
+  Tensor f;
+  {
+    const nn::BufferSnapshot keep_buffers(model);
+    autograd::NoGradGuard no_grad;
+    f = model(Var(pair)).value();
+  }
+  check_samples_independent(model, pair, f, op);
 }
 
 void check_finite_inputs(const nn::Module& model, const Tensor& x, const char* op) {

@@ -67,6 +67,11 @@ OutputInfo checked_output_info(nn::Module& model, const Tensor& x, const char* o
 /// [Sample independence]). `op` names the caller in the message.
 void check_samples_independent(nn::Module& model, const Tensor& x, const Tensor& batch_output, const char* op);
 
+/// For a one-sample batch x:[1, d], the sample-independence check on x[0] beside a second,
+/// different sample, before the model ever runs on x alone (Note [Sample independence]); a no-op
+/// for larger batches, which the check sees as they are.
+void check_single_sample(nn::Module& model, const Tensor& x, const char* op);
+
 /// Throws when the inputs x or any parameter of `model` hold NaN or Inf (Note [Non-finite values]
 /// in checks.cpp).
 void check_finite_inputs(const nn::Module& model, const Tensor& x, const char* op);

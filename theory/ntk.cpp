@@ -10,18 +10,39 @@ using namespace detail;
 
 namespace {
 
-Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, bool trace) {
-  const char* op = trace ? "empirical_ntk_trace" : "empirical_ntk";
+// Which form of the kernel a caller asked for.
+enum class Form {
+  full,    // [n1, n2, O, O]
+  trace,   // [n1, n2]: sum over o of the diagonal output blocks
+  matrix,  // [n1, n2] of a one-output model (its trace), refused for O != 1
+};
+
+// Refuses a model with more than one output when the [n1, n2] matrix form was asked for.
+void check_form(Form form, std::int64_t outputs) {
+  THETA_CHECK(form != Form::matrix || outputs == 1, ShapeError,
+              "empirical_ntk_matrix: the model has ", outputs, " outputs; the [n1, n2] matrix form is for "
+              "one-output models. Use empirical_ntk (-> [n1, n2, ", outputs, ", ", outputs,
+              "]) or empirical_ntk_trace (-> [n1, n2], summed over outputs)");
+}
+
+Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOptions& options, Form kind) {
+  const char* op = kind == Form::full    ? "empirical_ntk"
+                   : kind == Form::trace ? "empirical_ntk_trace"
+                                         : "empirical_ntk_matrix";
   THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError, op, ": inputs ",
               shape_str(x1.shape()), " and ", shape_str(x2.shape()), " must be [n1, d] and [n2, d]");
   THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, op, ": empty input batch ", shape_str(x1.shape()),
               " or ", shape_str(x2.shape()));
   const nn::BufferSnapshot keep_buffers(model);
   const bool same = same_view(x1, x2);
-  const KernelForm form = trace ? KernelForm::trace : KernelForm::full;
-  if (options.method == NtkMethod::contraction)
+  // For one output the trace is the kernel itself.
+  const KernelForm form = kind == Form::full ? KernelForm::full : KernelForm::trace;
+  if (options.method == NtkMethod::contraction) {
+    if (kind == Form::matrix) check_form(kind, checked_output_info(model, x1, op).outputs);
     return contraction_kernel(model, x1, x2, same, form, options.max_bytes, op);
+  }
   const BlockFactors f1 = block_factors(model, x1, op);
+  check_form(kind, f1.outputs());
   if (same) return structured_block_kernel(model, f1, f1, true, form, options.max_bytes);
   return structured_block_kernel(model, f1, block_factors(model, x2, op), false, form, options.max_bytes);
 }
@@ -29,11 +50,15 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
 }  // namespace
 
 Tensor empirical_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options) {
-  return kernel(model, x1, x2, options, false);
+  return kernel(model, x1, x2, options, Form::full);
 }
 
 Tensor empirical_ntk_trace(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options) {
-  return kernel(model, x1, x2, options, true);
+  return kernel(model, x1, x2, options, Form::trace);
+}
+
+Tensor empirical_ntk_matrix(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options) {
+  return kernel(model, x1, x2, options, Form::matrix);
 }
 
 Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions options) {

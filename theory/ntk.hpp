@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,10 @@ struct NtkOptions {
 Tensor empirical_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options = {});
 /// Trace over outputs: -> [n1, n2] = sum_o Theta[:, :, o, o].
 Tensor empirical_ntk_trace(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options = {});
+/// The kernel of a one-output model as a plain matrix: x1:[n1, d], x2:[n2, d] -> [n1, n2], equal
+/// to empirical_ntk(...) reshaped from [n1, n2, 1, 1] (computed as its output trace). A model
+/// with O != 1 outputs is refused with ShapeError before the kernel is formed.
+Tensor empirical_ntk_matrix(nn::Module& model, const Tensor& x1, const Tensor& x2, NtkOptions options = {});
 /// Diagonal blocks: x:[n, d] -> [n, O, O] = Theta(x_i, x_i).
 Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions options = {});
 
@@ -61,11 +66,29 @@ std::vector<std::pair<std::string, Tensor>> per_sample_gradients(nn::Module& mod
 /// Norms |grad_i| of the per-sample gradients over all parameters, [n], without forming them.
 Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSampleLoss& loss);
 
+/// The inputs of ntk_regression, by name:
+///   theory::ntk_regression({.k_test_train = k_xX, .k_train_train = k_XX, .y_train = y,
+///                           .f0_train = f0_X, .f0_test = f0_x, .eta = 0.1, .t = 1000});
+struct NtkRegressionInputs {
+  Tensor k_test_train{};   // K(x, X): [m, n], e.g. empirical_ntk_matrix(model, x_test, x_train)
+  Tensor k_train_train{};  // K(X, X): [n, n]
+  Tensor y_train{};        // Y: [n, k] targets
+  Tensor f0_train{};       // f_0(X): [n, k], the model at initialisation on the training inputs
+  Tensor f0_test{};        // f_0(x): [m, k], and on the test inputs
+  double eta = 1.0;        // learning rate
+  /// Training time in steps; +infinity (the default) gives the converged prediction
+  /// f_0(x) + K(x, X) K(X, X)^{-1} (Y - f_0(X)), which needs K(X, X) positive definite.
+  double t = std::numeric_limits<double>::infinity();
+};
+
 /// The linearised model's prediction after gradient flow for time t on the loss
 /// 1/2 sum |f(X) - Y|^2 with learning rate eta (t counts steps):
-/// f_t(x) = f_0(x) + K(x, X) K(X, X)^{-1} (I - exp(-eta K(X, X) t)) (Y - f_0(X)).
-/// k_test_train:[m, n], k_train_train:[n, n], y_train, f0_train:[n, k], f0_test:[m, k] -> [m, k].
-/// Uses an eigendecomposition of K(X, X); directions with eigenvalue <= 0 contribute eta t.
+/// f_t(x) = f_0(x) + K(x, X) K(X, X)^{-1} (I - exp(-eta K(X, X) t)) (Y - f_0(X)) -> [m, k].
+/// Uses an eigendecomposition of K(X, X); at finite t, directions with eigenvalue <= 0
+/// contribute eta t. Every tensor must be set; shapes are checked and named in errors.
+Tensor ntk_regression(const NtkRegressionInputs& inputs);
+/// The same with positional arguments (k_test_train, k_train_train, y_train, f0_train, f0_test,
+/// eta, t); the named form above reads better at a call site.
 Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, const Tensor& y_train,
                       const Tensor& f0_train, const Tensor& f0_test, double eta, double t);
 

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
+#include <utility>
 
 #include "tensor/ops.hpp"
 #include "theory/checks.hpp"
@@ -12,34 +14,69 @@
 
 namespace theta::theory {
 
-Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, const Tensor& y_train,
-                      const Tensor& f0_train, const Tensor& f0_test, double eta, double t) {
+Tensor ntk_regression(const NtkRegressionInputs& in) {
+  const std::pair<const Tensor*, const char*> fields[] = {{&in.k_test_train, "k_test_train"},
+                                                          {&in.k_train_train, "k_train_train"},
+                                                          {&in.y_train, "y_train"},
+                                                          {&in.f0_train, "f0_train"},
+                                                          {&in.f0_test, "f0_test"}};
+  for (const auto& [tensor, name] : fields)
+    THETA_CHECK(tensor->defined(), std::invalid_argument, "ntk_regression: ", name,
+                " is undefined (every tensor of NtkRegressionInputs must be set)");
+  const Tensor &k_test_train = in.k_test_train, &k_train_train = in.k_train_train, &y_train = in.y_train,
+               &f0_train = in.f0_train, &f0_test = in.f0_test;
+  THETA_CHECK(k_train_train.dim() == 2 && k_train_train.size(0) == k_train_train.size(1), ShapeError,
+              "ntk_regression: k_train_train = K(X, X) must be square, got ", shape_str(k_train_train.shape()));
   const std::int64_t n = k_train_train.size(0);
-  THETA_CHECK(k_train_train.dim() == 2 && k_train_train.size(1) == n, ShapeError,
-              "ntk_regression: K(X, X) must be square, got ", shape_str(k_train_train.shape()));
-  THETA_CHECK(k_test_train.dim() == 2 && k_test_train.size(1) == n, ShapeError, "ntk_regression: K(x, X) ",
-              shape_str(k_test_train.shape()), " does not match K(X, X) ", shape_str(k_train_train.shape()));
+  THETA_CHECK(k_test_train.dim() == 2 && k_test_train.size(1) == n, ShapeError,
+              "ntk_regression: k_test_train = K(x, X) ", shape_str(k_test_train.shape()),
+              " does not match k_train_train = K(X, X) ", shape_str(k_train_train.shape()));
   THETA_CHECK(y_train.dim() == 2 && y_train.size(0) == n && f0_train.shape() == y_train.shape(), ShapeError,
-              "ntk_regression: Y ", shape_str(y_train.shape()), " and f0(X) ", shape_str(f0_train.shape()),
-              " must both be [", n, ", k]");
+              "ntk_regression: y_train = Y ", shape_str(y_train.shape()), " and f0_train = f0(X) ",
+              shape_str(f0_train.shape()), " must both be [", n, ", k]");
   THETA_CHECK(f0_test.dim() == 2 && f0_test.size(0) == k_test_train.size(0) && f0_test.size(1) == y_train.size(1),
-              ShapeError, "ntk_regression: f0(x) ", shape_str(f0_test.shape()), " must be [",
+              ShapeError, "ntk_regression: f0_test = f0(x) ", shape_str(f0_test.shape()), " must be [",
               k_test_train.size(0), ", ", y_train.size(1), "]");
-  detail::require_finite(eta, "ntk_regression", "eta");
-  detail::require_finite(t, "ntk_regression", "t");
-  detail::require_finite(k_train_train, "ntk_regression", "K(X, X)");
-  detail::require_finite(k_test_train, "ntk_regression", "K(x, X)");
-  detail::require_finite(y_train, "ntk_regression", "Y");
-  detail::require_finite(f0_train, "ntk_regression", "f0(X)");
-  detail::require_finite(f0_test, "ntk_regression", "f0(x)");
+  const bool converged = in.t == std::numeric_limits<double>::infinity();
+  detail::require_finite(in.eta, "ntk_regression", "eta");
+  THETA_CHECK(converged || std::isfinite(in.t), std::invalid_argument,
+              "ntk_regression: t must be finite or +infinity (the converged prediction), got ", in.t);
+  THETA_CHECK(!converged || in.eta > 0, std::invalid_argument,
+              "ntk_regression: t = infinity needs eta > 0, got eta = ", in.eta);
+  detail::require_finite(k_train_train, "ntk_regression", "k_train_train = K(X, X)");
+  detail::require_finite(k_test_train, "ntk_regression", "k_test_train = K(x, X)");
+  detail::require_finite(y_train, "ntk_regression", "y_train = Y");
+  detail::require_finite(f0_train, "ntk_regression", "f0_train = f0(X)");
+  detail::require_finite(f0_test, "ntk_regression", "f0_test = f0(x)");
   const SymmetricEigen eig = eigh(k_train_train);
-  // (1 - exp(-eta lambda t)) / lambda, with its limit eta t for lambda -> 0 (and lambda <= 0).
+  // (1 - exp(-eta lambda t)) / lambda, with its limit eta t for lambda -> 0 (and lambda <= 0);
+  // 1 / lambda at t = infinity, where every eigenvalue must be clearly positive.
   std::vector<double> lam = to_vector(eig.values), filt(lam.size());
-  for (std::size_t i = 0; i < lam.size(); ++i)
-    filt[i] = lam[i] > 1e-300 ? -std::expm1(-eta * lam[i] * t) / lam[i] : eta * t;
+  const double largest = lam.empty() ? 0.0 : std::max(std::abs(lam.front()), std::abs(lam.back()));
+  for (std::size_t i = 0; i < lam.size(); ++i) {
+    if (converged) {
+      THETA_CHECK(lam[i] > 1e-12 * largest, std::invalid_argument,
+                  "ntk_regression: t = infinity needs a positive definite k_train_train = K(X, X), but it has "
+                  "eigenvalue ", lam[i], " (largest ", largest, "); give a finite t");
+      filt[i] = 1.0 / lam[i];
+    } else {
+      filt[i] = lam[i] > 1e-300 ? -std::expm1(-in.eta * lam[i] * in.t) / lam[i] : in.eta * in.t;
+    }
+  }
   const Tensor filter = apply_spectral(eig, from_vector(filt));  // K^{-1} (I - e^{-eta K t})
   return f0_test.to(DType::f64) +
          matmul(k_test_train.to(DType::f64), matmul(filter, (y_train - f0_train).to(DType::f64)));
+}
+
+Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, const Tensor& y_train,
+                      const Tensor& f0_train, const Tensor& f0_test, double eta, double t) {
+  return ntk_regression({.k_test_train = k_test_train,
+                         .k_train_train = k_train_train,
+                         .y_train = y_train,
+                         .f0_train = f0_train,
+                         .f0_test = f0_test,
+                         .eta = eta,
+                         .t = t});
 }
 
 namespace {

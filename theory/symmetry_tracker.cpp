@@ -312,8 +312,12 @@ void SymmetryTracker::attach(nn::Sgd& optimizer) {
   for (auto& g : s.groups) {
     for (auto& p : g.pieces) {
       auto it = std::find_if(s.params.begin(), s.params.end(), [&](const auto& np) { return np.first == p.name; });
-      THETA_CHECK(it != s.params.end(), std::invalid_argument, "SymmetryTracker: ", g.name,
-                  ": the optimizer has no parameter '", p.name, "'");
+      if (it == s.params.end()) {
+        std::string names;
+        for (const auto& [name, v] : s.params) names += (names.empty() ? "" : ", ") + name;
+        THETA_THROW(std::invalid_argument, "SymmetryTracker: ", g.name, ": the optimizer has no parameter '", p.name,
+                    "' (its parameters: ", names.empty() ? std::string("none") : names, ")");
+      }
       p.param = static_cast<std::size_t>(it - s.params.begin());
       const Tensor& v = values[p.param];
       const bool is_matrix = p.layout == Layout::rows || p.layout == Layout::columns;

@@ -39,9 +39,7 @@ namespace {
 
 constexpr const char* kMagic = "theta tiled kernel log 1";
 
-[[noreturn]] void throw_errno(int err, const std::string& message) {
-  throw std::system_error(err, std::generic_category(), message);
-}
+[[noreturn]] void throw_errno(int err, const std::string& message) { throw IoError(err, message); }
 
 void write_all(int fd, const char* data, std::size_t n, std::uint64_t offset, bool positioned,
                const std::string& what) {
@@ -114,7 +112,7 @@ void TileFile::create() {
   std::error_code ec;
   THETA_CHECK(!std::filesystem::exists(path_, ec), FormatError, "'", path_, "' exists but has no tile log '",
               log_path_, "': it is not a kernel this run can resume; remove it or write elsewhere");
-  write_file_atomic(log_path_, header_text(problem_));
+  write_file_atomic(log_path_, header_text(problem_), "tiled_ntk_to_npy");
   log_fd_ = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (log_fd_ < 0) throw_errno(errno, "cannot open '" + log_path_ + "'");
 

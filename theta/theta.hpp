@@ -24,6 +24,7 @@
 
 #include "nn/checkpoint.hpp"
 #include "nn/data.hpp"
+#include "nn/eval.hpp"
 #include "nn/functional.hpp"
 #include "nn/init.hpp"
 #include "nn/layers.hpp"

@@ -1,6 +1,8 @@
 // The README's autograd example, compiled and checked (the documentation cannot drift).
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
 #include "autograd/transforms.hpp"
 
 using namespace theta;
@@ -16,6 +18,11 @@ TEST_CASE("README autograd example: second derivatives of sum(x^3)", "[autograd]
 
   auto f = [](const std::vector<Var>& p) { return sum(tanh(p[0]) * p[0]); };
   const std::vector<Tensor> hv = hvp(f, {x.value()}, {ones({3})});
+  std::ostringstream printed;
+  printed << x << "\n" << y << "\n";
+  CHECK(printed.str() ==
+        "var([1, -2, 0.5], dtype=float64, shape=[3], requires_grad=true)\n"
+        "var(-6.875, dtype=float64, shape=[], grad_fn=sum)\n");
   // d^2/dx^2 [x tanh x] = 2 sech^2 x - 2 x tanh x sech^2 x (the Hessian is diagonal).
   for (int i = 0; i < 3; ++i) {
     const double xi = x.value().at({i}), s2 = 1.0 / std::pow(std::cosh(xi), 2);

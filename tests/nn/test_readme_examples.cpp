@@ -4,6 +4,7 @@
 
 #include "nn/checkpoint.hpp"
 #include "nn/data.hpp"
+#include "nn/eval.hpp"
 #include "nn/layers.hpp"
 #include "nn/train.hpp"
 
@@ -22,8 +23,9 @@ TEST_CASE("README nn example trains an MLP on digits", "[nn][readme]") {
   REQUIRE(logs.size() == 30);
   CHECK(logs.back().train_loss < logs.front().train_loss);
   // Unstandardised pixels (0..16) train smoothly at this step size; at 0.05 the loss jumps around.
-  autograd::NoGradGuard no_grad;
-  CHECK(nn::accuracy(net->forward(autograd::Var(split.test.x)).value(), split.test.y) > 0.95);
+  Tensor test_logits = nn::predict(*net, split.test.x);  // eval mode, no graph
+  CHECK(nn::accuracy(test_logits, split.test.y) > 0.95);
+  CHECK(net->training());
   const std::string path = "readme_example_model.npz";
   nn::save_checkpoint(path, *net, &sgd);
   Rng other(8);

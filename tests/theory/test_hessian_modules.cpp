@@ -112,3 +112,20 @@ TEST_CASE("Hessians of BatchNorm, LayerNorm and residual nets through the module
       CHECK(std::abs(top.values.at({i}) - exact.at({size - 1 - i})) <= 1e-9 * max_abs(exact));
   }
 }
+
+TEST_CASE("module_loss names itself when given the wrong parameters", "[theory][hessian][errors]") {
+  Rng rng(41);
+  auto net = nn::mlp({3, 4, 2}, rng);
+  const nn::LossFn cross_entropy = [](const autograd::Var& logits, const Tensor& y) {
+    return nn::cross_entropy(logits, y);
+  };
+  const auto loss = module_loss(net, rng.normal({5, 3}), from_indices({0, 1, 1, 0, 1}), cross_entropy);
+  CHECK_THROWS_AS(hessian_operator(loss, {zeros({3})}), ShapeError);
+  CHECK_THROWS_WITH(hessian_operator(loss, {zeros({3})}),
+                    Catch::Contains("module_loss: 1 parameters given for Sequential(") &&
+                        Catch::Contains("which has 4"));
+  std::vector<Tensor> wrong = parameter_values(*net);
+  wrong[1] = zeros({5});
+  CHECK_THROWS_WITH(hessian_operator(loss, wrong),
+                    Catch::Contains("module_loss: parameter 1 must be float64 [4], got float64 [5]"));
+}

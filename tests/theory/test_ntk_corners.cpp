@@ -117,6 +117,42 @@ TEST_CASE("every kernel method refuses a model that mixes samples", "[theory][nt
   CHECK(max(abs(fast - slow)).item() <= 1e-10 * max(abs(slow)).item());
 }
 
+TEST_CASE("a model that mixes samples is refused with the reason and the fix, one-sample batches too",
+          "[theory][ntk][errors]") {
+  Rng rng(34);
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Linear>(3, 4, rng));
+  net->add(std::make_shared<nn::BatchNorm1d>(4));
+  net->add(std::make_shared<nn::Linear>(4, 1, rng));
+  const Tensor x = rng.normal({5, 3}), one = x.slice(0, 0, 1);
+  const Tensor running_before = net->named_buffers()[0].second.clone();
+  // Catch's && of matchers keeps references to its operands, so they are named here.
+  const auto reason = Catch::Contains("BatchNorm in training mode couples the samples of a batch");
+  const auto fix = Catch::Contains("call eval()");
+  const auto layer = Catch::Contains("layers.1 (BatchNorm1d(4");
+  const auto explained = reason && fix && layer;
+  const PerSampleLoss loss = [](const Var& o) { return autograd::sum(autograd::square(o), {1}); };
+  for (const Tensor& batch : {x, one}) {
+    INFO("batch " << shape_str(batch.shape()));
+    for (const NtkOptions& options : {kContraction, kStructured}) {
+      // A one-sample batch used to reach BatchNorm's own batch-size error instead.
+      CHECK_THROWS_AS(empirical_ntk(*net, batch, x, options), std::invalid_argument);
+      CHECK_THROWS_WITH(empirical_ntk(*net, batch, x, options), explained);
+      CHECK_THROWS_WITH(empirical_ntk_matrix(*net, batch, batch, options), explained);
+      CHECK_THROWS_WITH(empirical_ntk_diagonal(*net, batch, options), explained);
+    }
+    CHECK_THROWS_WITH(parameter_jacobians(*net, batch), explained);
+    CHECK_THROWS_WITH(per_sample_gradients(*net, batch, loss), explained);
+    CHECK_THROWS_WITH(per_sample_gradient_norms(*net, batch, loss), explained);
+  }
+  CHECK(max(abs(net->named_buffers()[0].second - running_before)).item() == 0.0);
+  // In eval mode a one-sample batch is fine: its kernel is the corresponding block of the full one.
+  net->eval();
+  const Tensor full = empirical_ntk_matrix(*net, x, x);
+  CHECK(allclose(empirical_ntk_matrix(*net, one, x), full.slice(0, 0, 1), 1e-12, 1e-14));
+  CHECK(allclose(empirical_ntk_matrix(*net, one, x, kContraction), full.slice(0, 0, 1), 1e-12, 1e-14));
+}
+
 TEST_CASE("kernels refuse NaN and Inf in inputs and parameters", "[theory][ntk]") {
   Rng rng(33);
   auto net = nn::mlp({3, 5, 2}, rng, {.activation = nn::ActivationKind::tanh});

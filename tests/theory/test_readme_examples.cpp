@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "autograd/transforms.hpp"
+#include "nn/eval.hpp"
+#include "nn/layers.hpp"
 #include "nn/residual.hpp"
 #include "theory/hessian.hpp"
 #include "theory/linalg.hpp"
@@ -31,4 +33,29 @@ TEST_CASE("README theory example: NTK and top Hessian eigenvalues of a residual 
     CHECK(top.values.at({i}) == Approx(exact.at({p - 1 - i})).epsilon(1e-8));
     CHECK(top.residuals.at({i}) <= 1e-6 * std::abs(exact.at({p - 1})));
   }
+}
+
+TEST_CASE("README theory example: the NTK regression prediction of a one-output tanh MLP", "[theory][readme]") {
+  using namespace theta;
+  Rng rng(1);
+  auto f = nn::mlp({2, 64, 1}, rng, {.activation = nn::ActivationKind::tanh});
+  const Tensor x_train = rng.normal({10, 2}), y_train = rng.normal({10, 1}), x_test = rng.normal({3, 2});
+  const Tensor k_train = theory::empirical_ntk_matrix(*f, x_train, x_train);  // [10, 10]
+  const Tensor prediction = theory::ntk_regression({.k_test_train = theory::empirical_ntk_matrix(*f, x_test, x_train),
+                                                    .k_train_train = k_train,
+                                                    .y_train = y_train,
+                                                    .f0_train = nn::predict(*f, x_train),
+                                                    .f0_test = nn::predict(*f, x_test)});  // [3, 1]
+
+  CHECK(prediction.shape() == Shape{3, 1});
+  // At convergence the linearised model interpolates its training targets.
+  const Tensor at_train = theory::ntk_regression(
+      {.k_test_train = k_train, .k_train_train = k_train, .y_train = y_train, .f0_train = nn::predict(*f, x_train),
+       .f0_test = nn::predict(*f, x_train)});
+  CHECK(max(abs(at_train - y_train)).item() <= 1e-8);
+  // And it is the kernel regression f0(x) + K(x, X) K(X, X)^{-1} (Y - f0(X)), by LAPACK's solve.
+  const Tensor f0 = nn::predict(*f, x_train);
+  const Tensor k_test = theory::empirical_ntk_matrix(*f, x_test, x_train);
+  const Tensor expected = nn::predict(*f, x_test) + matmul(k_test, theory::solve(k_train, y_train - f0));
+  CHECK(max(abs(prediction - expected)).item() <= 1e-8 * max(abs(expected)).item());
 }

@@ -291,6 +291,9 @@ TEST_CASE("symmetry: tracker argument errors", "[theory][symmetry]") {
     t.track_translation("layers.9.weight");
     nn::Sgd opt(p.net->named_parameters(), {});
     CHECK_THROWS_AS(t.attach(opt), std::invalid_argument);
+    // The message lists the names there are, so a typo is found at once.
+    CHECK_THROWS_WITH(t.attach(opt), Catch::Contains("no parameter 'layers.9.weight' (its parameters: layers.0.weight, "
+                                                     "layers.0.bias, layers.2.weight"));
   }
   {
     SymmetryTracker t;

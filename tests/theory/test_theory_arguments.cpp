@@ -49,7 +49,8 @@ TEST_CASE("deep linear tools refuse infinite and NaN arguments", "[theory][argum
 TEST_CASE("kernel, symmetry and spectral tools refuse non-finite arguments", "[theory][arguments]") {
   const Tensor k = eye(3), y = ones({3, 1});
   CHECK_THROWS_WITH(ntk_regression(k, k, y, y, y, kInf, 1.0), Catch::Contains("eta must be finite"));
-  CHECK_THROWS_WITH(ntk_regression(k, k, y, y, y, 0.1, kInf), Catch::Contains("t must be finite"));
+  CHECK_THROWS_WITH(ntk_regression(k, k, y, y, y, 0.1, kNaN), Catch::Contains("t must be finite"));
+  CHECK_THROWS_WITH(ntk_regression(k, k, y, y, y, 0.1, -kInf), Catch::Contains("t must be finite"));
   Tensor bad = eye(3);
   bad.select(0, 1).select(0, 1).fill_(kNaN);
   CHECK_THROWS_WITH(ntk_regression(k, bad, y, y, y, 0.1, 1.0), Catch::Contains("K(X, X) [3, 3] contains NaN"));
