@@ -173,8 +173,8 @@ MlpSpec parse_mlp_spec(std::string_view json, const std::string& what) {
                 FormatError, what, ": \"widths\" must hold positive integers");
     spec.widths.push_back(static_cast<std::int64_t>(w.number));
   }
-  THETA_CHECK(spec.widths.size() >= 2, FormatError, what, ": \"widths\" needs the input and output widths at least, got ",
-              spec.widths.size(), " entries");
+  THETA_CHECK(spec.widths.size() >= 2, FormatError, what,
+              ": \"widths\" needs the input and output widths at least, got ", spec.widths.size(), " entries");
   const std::string activation = member(doc, "activation", Kind::string, "a string", what).text;
   try {
     spec.activation = nn::activation_from_name(activation);
@@ -216,13 +216,16 @@ std::shared_ptr<nn::Sequential> mlp_from_state_dict(const MlpSpec& spec, const s
     const std::size_t dot = stem.find_last_of('.');
     const std::string prefix = dot == std::string::npos ? "" : stem.substr(0, dot + 1);
     const std::string index = stem.substr(prefix.size());
-    if (index.empty() || !std::all_of(index.begin(), index.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    if (index.empty() ||
+        !std::all_of(index.begin(), index.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
       continue;
     by_prefix[prefix].push_back({std::stoll(index), name, stem + ".bias"});
   }
   const std::size_t layers = spec.widths.size() - 1;
-  THETA_CHECK(by_prefix.size() == 1, FormatError, what, ": expected the Linear weights of one nn.Sequential, named "
-              "\"<k>.weight\" under one common prefix; found ", by_prefix.size(), " groups");
+  THETA_CHECK(by_prefix.size() == 1, FormatError, what,
+              ": expected the Linear weights of one nn.Sequential, named "
+              "\"<k>.weight\" under one common prefix; found ",
+              by_prefix.size(), " groups");
   std::vector<LayerNames> names = by_prefix.begin()->second;
   std::sort(names.begin(), names.end(), [](const LayerNames& a, const LayerNames& b) { return a.index < b.index; });
   THETA_CHECK(names.size() == layers, FormatError, what, ": the model has ", layers, " Linear layers (widths) but ",
@@ -232,8 +235,12 @@ std::shared_ptr<nn::Sequential> mlp_from_state_dict(const MlpSpec& spec, const s
   std::size_t used = 0;
   Rng rng(0);
   auto net = nn::mlp(spec.widths, rng,
-                     {.activation = spec.activation, .bias = spec.bias, .parameterization = spec.parameterization,
-                      .sigma_w = spec.sigma_w, .sigma_b = spec.sigma_b, .dtype = DType::f64});
+                     {.activation = spec.activation,
+                      .bias = spec.bias,
+                      .parameterization = spec.parameterization,
+                      .sigma_w = spec.sigma_w,
+                      .sigma_b = spec.sigma_b,
+                      .dtype = DType::f64});
   const auto params = net->named_parameters();
   for (std::size_t l = 0; l < layers; ++l) {
     const Shape weight_shape{spec.widths[l + 1], spec.widths[l]};
@@ -250,7 +257,8 @@ std::shared_ptr<nn::Sequential> mlp_from_state_dict(const MlpSpec& spec, const s
     ++used;
     const auto bias = lookup.find(names[l].bias);
     if (spec.bias) {
-      THETA_CHECK(bias != lookup.end(), FormatError, what, ": \"", names[l].bias, "\" is missing (model.json says bias)");
+      THETA_CHECK(bias != lookup.end(), FormatError, what, ": \"", names[l].bias,
+                  "\" is missing (model.json says bias)");
       THETA_CHECK(bias->second.shape() == Shape{spec.widths[l + 1]}, ShapeError, what, ": \"", names[l].bias, "\" is ",
                   shape_str(bias->second.shape()), " but Linear layer ", l, " has ", spec.widths[l + 1], " outputs");
       find(ours + ".bias").value().copy_(bias->second.to(DType::f64));

@@ -65,20 +65,24 @@ class FileSink : public TileSink {
 };
 
 struct Problem {
-  const char* op;
-  bool symmetric;
-  KernelForm form;
-  std::int64_t n1, n2, tile;
+  const char* op = "";
+  bool symmetric = false;
+  KernelForm form = KernelForm::trace;
+  std::int64_t n1 = 0, n2 = 0, tile = 1;
 };
 
 Problem check_problem(const Tensor& x1, const Tensor& x2, const TiledNtkOptions& options, const char* op) {
   THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError, op, ": inputs ",
               shape_str(x1.shape()), " and ", shape_str(x2.shape()), " must be [n1, d] and [n2, d]");
-  THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, op, ": empty input batch ", shape_str(x1.shape()),
-              " or ", shape_str(x2.shape()));
+  THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, op, ": empty input batch ", shape_str(x1.shape()), " or ",
+              shape_str(x2.shape()));
   THETA_CHECK(options.tile >= 1, std::invalid_argument, op, ": tile must be >= 1, got ", options.tile);
-  return {op, same_view(x1, x2), options.form == NtkForm::trace ? KernelForm::trace : KernelForm::full,
-          x1.size(0), x2.size(0), options.tile};
+  return {.op = op,
+          .symmetric = same_view(x1, x2),
+          .form = options.form == NtkForm::trace ? KernelForm::trace : KernelForm::full,
+          .n1 = x1.size(0),
+          .n2 = x2.size(0),
+          .tile = options.tile};
 }
 
 // The tile's transpose as the kernel's block (J, I): rows and columns swapped, and for the full
@@ -192,8 +196,8 @@ std::vector<std::pair<std::int64_t, std::int64_t>> tile_plan(std::int64_t n1, st
                                                              bool symmetric) {
   THETA_CHECK(n1 >= 0 && n2 >= 0 && tile >= 1, std::invalid_argument, "tile_plan: need n1, n2 >= 0 and tile >= 1, got ",
               n1, ", ", n2, ", ", tile);
-  THETA_CHECK(!symmetric || n1 == n2, std::invalid_argument, "tile_plan: a symmetric kernel is square, got ", n1,
-              " x ", n2);
+  THETA_CHECK(!symmetric || n1 == n2, std::invalid_argument, "tile_plan: a symmetric kernel is square, got ", n1, " x ",
+              n2);
   std::vector<std::pair<std::int64_t, std::int64_t>> plan;
   const std::int64_t rows = tiles_along(n1, tile), cols = tiles_along(n2, tile);
   for (std::int64_t i = 0; i < rows; ++i)

@@ -39,7 +39,9 @@ namespace {
 
 constexpr const char* kMagic = "theta tiled kernel log 1";
 
-[[noreturn]] void throw_errno(int err, const std::string& message) { throw IoError(err, message); }
+[[noreturn]] void throw_errno(int err, const std::string& message) {
+  throw IoError(err, "tiled_ntk_to_npy: " + message);
+}
 
 void write_all(int fd, const char* data, std::size_t n, std::uint64_t offset, bool positioned,
                const std::string& what) {
@@ -90,8 +92,8 @@ std::vector<std::string> split_lines(const std::string& text) {
 
 TileFile::TileFile(std::string path, TileProblem problem)
     : path_(std::move(path)), log_path_(path_ + ".tiles"), problem_(std::move(problem)) {
-  THETA_CHECK(problem_.shape.size() >= 2 && problem_.tile >= 1, std::invalid_argument,
-              "tile file: bad problem for '", path_, "'");
+  THETA_CHECK(problem_.shape.size() >= 2 && problem_.tile >= 1, std::invalid_argument, "tile file: bad problem for '",
+              path_, "'");
   std::error_code ec;
   if (std::filesystem::exists(log_path_, ec))
     open_existing();
@@ -102,7 +104,7 @@ TileFile::TileFile(std::string path, TileProblem problem)
 TileFile::~TileFile() {
   try {
     if (data_fd_ >= 0 && log_fd_ >= 0) flush();  // an error elsewhere: keep what is finished
-  } catch (const std::exception&) {  // the tiles not logged are computed again by the next run
+  } catch (const std::exception&) {              // the tiles not logged are computed again by the next run
   }
   if (data_fd_ >= 0) ::close(data_fd_);
   if (log_fd_ >= 0) ::close(log_fd_);
@@ -110,8 +112,9 @@ TileFile::~TileFile() {
 
 void TileFile::create() {
   std::error_code ec;
-  THETA_CHECK(!std::filesystem::exists(path_, ec), FormatError, "'", path_, "' exists but has no tile log '",
-              log_path_, "': it is not a kernel this run can resume; remove it or write elsewhere");
+  THETA_CHECK(!std::filesystem::exists(path_, ec), FormatError, "tiled_ntk_to_npy: '", path_,
+              "' exists but has no tile log '", log_path_,
+              "': it is not a kernel this run can resume; remove it or write elsewhere");
   write_file_atomic(log_path_, header_text(problem_), "tiled_ntk_to_npy");
   log_fd_ = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (log_fd_ < 0) throw_errno(errno, "cannot open '" + log_path_ + "'");
@@ -119,14 +122,15 @@ void TileFile::create() {
   // The data: header, then every element NaN, under a temporary name until it is all on disk.
   const std::string tmp = path_ + ".partial";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) throw_errno(errno, "cannot create '" + tmp + "'");
+  if (fd < 0) throw_errno(errno, "cannot create '" + path_ + "' (writing it as '" + tmp + "' first)");
   try {
     const std::string header = npy_header(problem_.shape, DType::f64);
     write_all(fd, header.data(), header.size(), 0, false, tmp);
     std::int64_t left = shape_numel(problem_.shape);
     const std::vector<double> nan_chunk(std::size_t{1} << 17, std::numeric_limits<double>::quiet_NaN());
     while (left > 0) {
-      const auto count = static_cast<std::size_t>(std::min<std::int64_t>(left, static_cast<std::int64_t>(nan_chunk.size())));
+      const auto count =
+          static_cast<std::size_t>(std::min<std::int64_t>(left, static_cast<std::int64_t>(nan_chunk.size())));
       write_all(fd, reinterpret_cast<const char*>(nan_chunk.data()), count * sizeof(double), 0, false, tmp);
       left -= static_cast<std::int64_t>(count);
     }
@@ -148,12 +152,13 @@ void TileFile::open_existing() {
   const std::string text = read_file(log_path_);
   const std::vector<std::string> lines = split_lines(text);
   const std::vector<std::string> expected = split_lines(header_text(problem_));
-  THETA_CHECK(!lines.empty() && lines[0] == kMagic, FormatError, "'", log_path_,
+  THETA_CHECK(!lines.empty() && lines[0] == kMagic, FormatError, "tiled_ntk_to_npy: '", log_path_,
               "' is not a theta tile log (first line '", lines.empty() ? std::string() : lines[0], "')");
   for (std::size_t i = 1; i < expected.size(); ++i)
-    THETA_CHECK(i < lines.size() && lines[i] == expected[i], FormatError, "'", log_path_,
+    THETA_CHECK(i < lines.size() && lines[i] == expected[i], FormatError, "tiled_ntk_to_npy: '", log_path_,
                 "' belongs to another kernel: it says '", i < lines.size() ? lines[i] : std::string("(nothing)"),
-                "' where this run has '", expected[i], "'; remove '", path_, "' and the log to start over, or write elsewhere");
+                "' where this run has '", expected[i], "'; remove '", path_,
+                "' and the log to start over, or write elsewhere");
   const std::int64_t rows = tiles_along(problem_.shape[0], problem_.tile);
   const std::int64_t cols = tiles_along(problem_.shape[1], problem_.tile);
   for (std::size_t i = expected.size(); i < lines.size(); ++i) {
@@ -166,24 +171,25 @@ void TileFile::open_existing() {
     std::string word;
     std::int64_t r = -1, c = -1;
     char extra = 0;
-    const bool ok = (in >> word >> r >> c) && word == "done" && !(in >> extra) && r >= 0 && r < rows && c >= 0 &&
-                    c < cols;
-    THETA_CHECK(ok, FormatError, "'", log_path_, "' line ", i + 1, " is not a finished tile of this kernel: '",
-                line, "'");
+    const bool ok =
+        (in >> word >> r >> c) && word == "done" && !(in >> extra) && r >= 0 && r < rows && c >= 0 && c < cols;
+    THETA_CHECK(ok, FormatError, "tiled_ntk_to_npy: '", log_path_, "' line ", i + 1,
+                " is not a finished tile of this kernel: '", line, "'");
     finished_.insert({r, c});
   }
 
   std::error_code ec;
   if (!std::filesystem::exists(path_, ec)) {
-    THETA_CHECK(finished_.empty() && !complete_, FormatError, "'", path_, "' is missing but its log '", log_path_,
-                "' records ", finished_.size(), " finished tiles; remove the log to start over");
+    THETA_CHECK(finished_.empty() && !complete_, FormatError, "tiled_ntk_to_npy: '", path_,
+                "' is missing but its log '", log_path_, "' records ", finished_.size(),
+                " finished tiles; remove the log to start over");
     std::filesystem::remove(log_path_);
     create();
     return;
   }
   const NpyInfo info = read_npy_info(path_);
-  THETA_CHECK(info.shape == problem_.shape && info.dtype == DType::f64 && !info.fortran_order, FormatError, "'",
-              path_, "' holds ", shape_str(info.shape), " ", dtype_name(info.dtype),
+  THETA_CHECK(info.shape == problem_.shape && info.dtype == DType::f64 && !info.fortran_order, FormatError,
+              "tiled_ntk_to_npy: '", path_, "' holds ", shape_str(info.shape), " ", dtype_name(info.dtype),
               info.fortran_order ? " (Fortran order)" : "", ", not the C-order float64 ", shape_str(problem_.shape),
               " kernel its log describes");
   data_offset_ = info.data_offset;
@@ -198,7 +204,8 @@ void TileFile::open_existing() {
 }
 
 void TileFile::write_block(std::int64_t row0, std::int64_t col0, const Tensor& block) {
-  THETA_ASSERT(block.is_contiguous() && block.dtype() == DType::f64 && static_cast<std::size_t>(block.dim()) == problem_.shape.size());
+  THETA_ASSERT(block.is_contiguous() && block.dtype() == DType::f64 &&
+               static_cast<std::size_t>(block.dim()) == problem_.shape.size());
   const std::int64_t rows = block.size(0), cols = block.size(1);
   const std::int64_t per_entry = rows * cols == 0 ? 0 : block.numel() / (rows * cols);
   const std::int64_t n2 = problem_.shape[1];
@@ -235,21 +242,23 @@ void TileFile::finish() {
   const std::int64_t total = shape_numel(problem_.shape);
   std::vector<double> chunk(std::size_t{1} << 17);
   for (std::int64_t first = 0; first < total;) {
-    const auto count = static_cast<std::size_t>(std::min<std::int64_t>(total - first, static_cast<std::int64_t>(chunk.size())));
+    const auto count =
+        static_cast<std::size_t>(std::min<std::int64_t>(total - first, static_cast<std::int64_t>(chunk.size())));
     auto* dst = reinterpret_cast<char*>(chunk.data());
     std::size_t have = 0;
     const std::size_t want = count * sizeof(double);
     while (have < want) {
-      const ssize_t r = ::pread(data_fd_, dst + have, want - have,
-                                static_cast<off_t>(data_offset_ + static_cast<std::uint64_t>(first) * sizeof(double) + have));
+      const ssize_t r =
+          ::pread(data_fd_, dst + have, want - have,
+                  static_cast<off_t>(data_offset_ + static_cast<std::uint64_t>(first) * sizeof(double) + have));
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) throw_errno(errno, "cannot read '" + path_ + "'");
-      THETA_CHECK(r > 0, FormatError, "'", path_, "' ended early while being checked");
+      THETA_CHECK(r > 0, FormatError, "tiled_ntk_to_npy: '", path_, "' ended early while being checked");
       have += static_cast<std::size_t>(r);
     }
     for (std::size_t i = 0; i < count; ++i)
-      THETA_CHECK(!std::isnan(chunk[i]), InternalError, "'", path_, "': element ", first + static_cast<std::int64_t>(i),
-                  " was never written although every tile is logged as finished");
+      THETA_CHECK(!std::isnan(chunk[i]), InternalError, "tiled_ntk_to_npy: '", path_, "': element ",
+                  first + static_cast<std::int64_t>(i), " was never written although every tile is logged as finished");
     first += static_cast<std::int64_t>(count);
   }
   const std::string line = "complete\n";

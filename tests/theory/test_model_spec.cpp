@@ -28,8 +28,10 @@ const char* kDemoJson = R"({
 })";
 
 std::vector<nn::NamedTensor> torch_weights(const std::string& prefix, Rng& rng) {
-  return {{prefix + "0.weight", rng.normal({4, 3})}, {prefix + "0.bias", rng.normal({4})},
-          {prefix + "2.weight", rng.normal({2, 4})}, {prefix + "2.bias", rng.normal({2})}};
+  return {{prefix + "0.weight", rng.normal({4, 3})},
+          {prefix + "0.bias", rng.normal({4})},
+          {prefix + "2.weight", rng.normal({2, 4})},
+          {prefix + "2.bias", rng.normal({2})}};
 }
 
 }  // namespace
@@ -47,14 +49,16 @@ TEST_CASE("model.json as ntk_demo writes it parses to its fields", "[theory][mod
 TEST_CASE("malformed model.json is refused with where and what", "[theory][model_spec]") {
   CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3, 2],})", "m.json"), Contains("m.json") && Contains("at byte 18"));
   CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3, 2]} x)"), Contains("unexpected text after the JSON value"));
-  CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3, 2], "activation": "relu", "parameterisation": "ntk", "sigma_b": 0})"),
-                    Contains("missing \"sigma_w\""));
+  CHECK_THROWS_WITH(
+      parse_mlp_spec(R"({"widths": [3, 2], "activation": "relu", "parameterisation": "ntk", "sigma_b": 0})"),
+      Contains("missing \"sigma_w\""));
   CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3.5, 2], "activation": "relu"})"), Contains("positive integers"));
   CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3], "activation": "relu"})"), Contains("input and output widths"));
   CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3, 2], "activation": "swish", "parameterisation": "ntk",
                                       "sigma_w": 1, "sigma_b": 0})"),
                     Contains("unknown activation 'swish'"));
-  CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3, 2], "activation": 1})"), Contains("\"activation\" must be a string"));
+  CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3, 2], "activation": 1})"),
+                    Contains("\"activation\" must be a string"));
   CHECK_THROWS_WITH(parse_mlp_spec(R"({"widths": [3, 2], "widths": [3, 2]})"), Contains("duplicate key 'widths'"));
   CHECK_THROWS_AS(parse_mlp_spec("[1, 2]"), FormatError);
   CHECK_THROWS_AS(parse_mlp_spec(R"({"a": "unterminated)"), FormatError);
@@ -72,7 +76,8 @@ TEST_CASE("PyTorch-named weights give the MLP's formula under any common prefix"
     const auto layer = [&](const Tensor& in, const Tensor& w, const Tensor& b) {
       return matmul(in, w.t()) * (spec.sigma_w / std::sqrt(static_cast<double>(in.size(1)))) + b * spec.sigma_b;
     };
-    const Tensor want = layer(tanh(layer(x, weights[0].second, weights[1].second)), weights[2].second, weights[3].second);
+    const Tensor want =
+        layer(tanh(layer(x, weights[0].second, weights[1].second)), weights[2].second, weights[3].second);
     const Tensor got = (*net)(autograd::Var(x)).value();
     const auto g = to_vector(got), w = to_vector(want);
     REQUIRE(g.size() == w.size());
@@ -100,7 +105,8 @@ TEST_CASE("weights that do not fit the model are refused naming the tensor", "[t
   }
   SECTION("a layer too many") {
     weights.emplace_back("4.weight", rng.normal({2, 2}));
-    CHECK_THROWS_WITH(mlp_from_state_dict(spec, weights, "w.npz"), Contains("has 2 Linear layers") && Contains("3 weights"));
+    CHECK_THROWS_WITH(mlp_from_state_dict(spec, weights, "w.npz"),
+                      Contains("has 2 Linear layers") && Contains("3 weights"));
   }
   SECTION("a tensor of no layer") {
     weights.emplace_back("running_mean", rng.normal({2}));

@@ -120,10 +120,8 @@ TEST_CASE("a stopped tiled run leaves NaN where tiles are missing and resumes on
     const TiledNtkRun uninterrupted = tiled_ntk_to_npy(*net, x1, other, whole, {.tile = 3});
     REQUIRE(uninterrupted.complete);
 
-    const TiledNtkRun first = tiled_ntk_to_npy(*net, x1, other, parts,
-                                               {.tile = 3, .on_tile = [](std::int64_t done, std::int64_t) {
-                                                  return done < 3;
-                                                }});
+    const TiledNtkRun first = tiled_ntk_to_npy(
+        *net, x1, other, parts, {.tile = 3, .on_tile = [](std::int64_t done, std::int64_t) { return done < 3; }});
     CHECK_FALSE(first.complete);
     CHECK(first.tiles_computed == 3);
     const Tensor partial = load_npy(parts);
@@ -132,12 +130,12 @@ TEST_CASE("a stopped tiled run leaves NaN where tiles are missing and resumes on
     CHECK(nan_count > 0);
 
     std::int64_t resumed_calls = 0;
-    const TiledNtkRun second = tiled_ntk_to_npy(*net, x1, other, parts,
-                                                {.tile = 3, .on_tile = [&](std::int64_t, std::int64_t total) {
-                                                   CHECK(total == uninterrupted.tiles_total - 3);
-                                                   ++resumed_calls;
-                                                   return true;
-                                                 }});
+    const TiledNtkRun second =
+        tiled_ntk_to_npy(*net, x1, other, parts, {.tile = 3, .on_tile = [&](std::int64_t, std::int64_t total) {
+                                                    CHECK(total == uninterrupted.tiles_total - 3);
+                                                    ++resumed_calls;
+                                                    return true;
+                                                  }});
     CHECK(second.complete);
     CHECK(second.tiles_reused == 3);
     CHECK(second.tiles_computed == uninterrupted.tiles_total - 3);
@@ -166,9 +164,12 @@ TEST_CASE("tiled runs refuse foreign, mismatched and damaged files and keep them
     tiled_ntk_to_npy(*net, x, x, path, options);
     const Tensor other = x + 1.0;
     CHECK_THROWS_AS(tiled_ntk_to_npy(*net, other, other, path, options), FormatError);
-    CHECK_THROWS_WITH(tiled_ntk_to_npy(*net, other, other, path, options), Catch::Matchers::Contains("belongs to another kernel") && Catch::Matchers::Contains("fingerprint"));
+    CHECK_THROWS_WITH(
+        tiled_ntk_to_npy(*net, other, other, path, options),
+        Catch::Matchers::Contains("belongs to another kernel") && Catch::Matchers::Contains("fingerprint"));
     CHECK_THROWS_AS(tiled_ntk_to_npy(*net, x, x, path, {.tile = 4}), FormatError);
-    CHECK_THROWS_WITH(tiled_ntk_to_npy(*net, x, x, path, {.tile = 4}), Catch::Matchers::Contains("'tile 3' where this run has 'tile 4'"));
+    CHECK_THROWS_WITH(tiled_ntk_to_npy(*net, x, x, path, {.tile = 4}),
+                      Catch::Matchers::Contains("'tile 3' where this run has 'tile 4'"));
   }
   SECTION("a log that is not theta's, or has a line no run writes") {
     const std::string path = dir.file("k.npy");
@@ -176,11 +177,13 @@ TEST_CASE("tiled runs refuse foreign, mismatched and damaged files and keep them
     const std::string log = read_bytes(path + ".tiles");
     write_file_atomic(path + ".tiles", "hello\n");
     CHECK_THROWS_AS(tiled_ntk_to_npy(*net, x, x, path, options), FormatError);
-    CHECK_THROWS_WITH(tiled_ntk_to_npy(*net, x, x, path, options), Catch::Matchers::Contains("is not a theta tile log"));
+    CHECK_THROWS_WITH(tiled_ntk_to_npy(*net, x, x, path, options),
+                      Catch::Matchers::Contains("is not a theta tile log"));
     const std::string header = log.substr(0, log.find("done"));
     write_file_atomic(path + ".tiles", header + "done 0 99\n");
     CHECK_THROWS_AS(tiled_ntk_to_npy(*net, x, x, path, options), FormatError);
-    CHECK_THROWS_WITH(tiled_ntk_to_npy(*net, x, x, path, options), Catch::Matchers::Contains("is not a finished tile of this kernel"));
+    CHECK_THROWS_WITH(tiled_ntk_to_npy(*net, x, x, path, options),
+                      Catch::Matchers::Contains("is not a finished tile of this kernel"));
   }
   SECTION("a truncated data file") {
     const std::string path = dir.file("k.npy");

@@ -23,8 +23,8 @@
 #include "theory/ntk.hpp"
 
 using namespace theta;
-using theta::test::max_rel_diff;
 using Catch::Contains;
+using theta::test::max_rel_diff;
 
 namespace {
 
@@ -57,7 +57,7 @@ Problem write_problem(const test::TempDir& dir) {
   write_file_atomic(dir.file("model.json"), json);
   p.spec = theory::parse_mlp_spec(json);
   Rng rng(12);
-  p.weights = {{"0.weight", rng.normal({8, 3})}, {"0.bias", rng.normal({8})},  {"2.weight", rng.normal({8, 8})},
+  p.weights = {{"0.weight", rng.normal({8, 3})}, {"0.bias", rng.normal({8})},      {"2.weight", rng.normal({8, 8})},
                {"2.bias", rng.normal({8})},      {"4.weight", rng.normal({2, 8})}, {"4.bias", rng.normal({2})}};
   nn::save_npz(dir.file("weights.npz"), p.weights);
   p.x1 = rng.normal({7, 3});

@@ -65,8 +65,8 @@ struct Args {
 };
 
 Args parse_args(int argc, char** argv) {
-  static const char* const kValued[] = {"--model", "--weights", "--x", "--x2", "--out",
-                                        "--kernel", "--form", "--tile", "--threads"};
+  static const char* const kValued[] = {"--model",  "--weights", "--x",    "--x2",     "--out",
+                                        "--kernel", "--form",    "--tile", "--threads"};
   Args args;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -129,7 +129,8 @@ int run(int argc, char** argv) {
   if (kernel != "empirical" && form != "trace")
     throw UsageError("--kernel " + kernel + " is one kernel for all outputs: use --form trace");
   const std::int64_t tile = positive_integer("--tile", args.optional("--tile", "256"));
-  if (args.values.count("--threads")) set_num_threads(static_cast<int>(positive_integer("--threads", args.values.at("--threads"))));
+  if (args.values.count("--threads"))
+    set_num_threads(static_cast<int>(positive_integer("--threads", args.values.at("--threads"))));
 
   // Everything is read and checked before the output is touched.
   const theory::MlpSpec spec = theory::load_mlp_spec(args.required("--model"));
@@ -139,8 +140,8 @@ int run(int argc, char** argv) {
     const std::string& path = args.required(flag);
     const Tensor x = load_npy(path);
     THETA_CHECK(x.dim() == 2 && x.size(0) > 0 && x.size(1) == spec.widths.front(), ShapeError, path, " is ",
-                shape_str(x.shape()), " but the model takes [n, ", spec.widths.front(), "] (widths[0] = ",
-                spec.widths.front(), ")");
+                shape_str(x.shape()), " but the model takes [n, ", spec.widths.front(),
+                "] (widths[0] = ", spec.widths.front(), ")");
     return x.to(DType::f64);
   };
   const Tensor x1 = load_inputs("--x");
@@ -157,7 +158,8 @@ int run(int argc, char** argv) {
   Progress progress(args.quiet);
   const theory::TiledNtkRun r = theory::tiled_ntk_to_npy(
       *net, x1, x2, out,
-      {.tile = tile, .form = form == "trace" ? theory::NtkForm::trace : theory::NtkForm::full,
+      {.tile = tile,
+       .form = form == "trace" ? theory::NtkForm::trace : theory::NtkForm::full,
        .on_tile = [&](std::int64_t done, std::int64_t total) { return progress(done, total); }});
   if (!args.quiet)
     std::fprintf(stderr, "theta_ntk: wrote %s (%lld tiles computed, %lld reused from an earlier run)\n", out.c_str(),
