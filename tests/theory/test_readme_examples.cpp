@@ -6,9 +6,11 @@
 #include "nn/eval.hpp"
 #include "nn/layers.hpp"
 #include "nn/residual.hpp"
+#include "nn/train.hpp"
 #include "theory/hessian.hpp"
 #include "theory/linalg.hpp"
 #include "theory/ntk.hpp"
+#include "theory/symmetry.hpp"
 
 TEST_CASE("README theory example: NTK and top Hessian eigenvalues of a residual MLP", "[theory][readme]") {
   theta::Rng rng(0);
@@ -58,4 +60,21 @@ TEST_CASE("README theory example: the NTK regression prediction of a one-output 
   const Tensor k_test = theory::empirical_ntk_matrix(*f, x_test, x_train);
   const Tensor expected = nn::predict(*f, x_test) + matmul(k_test, theory::solve(k_train, y_train - f0));
   CHECK(max(abs(prediction - expected)).item() <= 1e-8 * max(abs(expected)).item());
+}
+
+TEST_CASE("README theory example: symmetry tracker through SGD with momentum and weight decay",
+          "[theory][readme]") {
+  using namespace theta;
+  Rng rng(2);
+  auto net = nn::mlp({4, 32, 3}, rng, {.activation = nn::ActivationKind::relu});
+  nn::Sgd sgd(net->named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-3});
+  theory::SymmetryTracker tracker;
+  tracker.track_sequential(*net, /*softmax_output=*/true).attach(sgd);
+  nn::DataLoader loader(nn::Dataset{rng.normal({64, 4}), rng.integers({64}, 0, 3)}, {.batch_size = 16, .seed = 1});
+  nn::fit(*net, sgd, loader, [](const autograd::Var& z, const Tensor& y) { return nn::cross_entropy(z, y); },
+          {.epochs = 5, .quiet = true});
+  CHECK(tracker.size() == 2);        // rescale of the hidden layer, translation of the logits
+  CHECK(tracker.steps() == 5 * 4);   // 64 samples in batches of 16, 5 epochs
+  CHECK(tracker.max_exact_error() < 1e-12);
+  CHECK(tracker.max_continuous_error() > tracker.max_exact_error());  // the flow is an O(lr) model
 }
