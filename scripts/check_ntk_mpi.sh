@@ -7,9 +7,11 @@
 #   2. a run stopped by --max-tiles exits non-zero and the same command on 2 ranks finishes it,
 #      computing only the tiles that were missing, into the same bytes;
 #   3. a run whose rank 1 is killed (SIGKILL) ends every rank (no hang) and a rerun on 3 ranks
-#      finishes it, reusing the tiles logged before the kill, into the same bytes.
-# Needs theta_ntk built with MPI (openmpi-bin, libopenmpi-dev). Takes a few seconds; exits 1 when
-# a check fails.
+#      finishes it, reusing the tiles logged before the kill, into the same bytes;
+#   4. on the digits data set (1797 x 64, relu MLP 64-512-512-10, scripts/digits_ntk_inputs.py),
+#      the trace kernel from mpirun -np 3 equals the single-process one byte for byte.
+# Needs theta_ntk built with MPI (openmpi-bin, libopenmpi-dev). Takes about half a minute on two
+# cores; exits 1 when a check fails.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -96,3 +98,12 @@ read -r computed total _ reused <<<"$(counts rerun.err)"
 "$tool" "${big[@]}" --out killed_single.npy 2>/dev/null || fail "single-process run of the big problem failed"
 cmp killed.npy killed_single.npy || fail "the killed and rerun file differs from the single-process run"
 echo "rank 1 killed: every rank ended; the rerun reused $reused and computed $computed of $total tiles, file identical"
+
+# 4. The digits kernel, 36 tiles of 256.
+/usr/bin/python3 "$root/scripts/digits_ntk_inputs.py" digits
+digits=(--model digits/model.json --weights digits/weights.npz --x digits/x.npy --tile 256 --threads 1)
+"$tool" "${digits[@]}" --out digits_single.npy 2>/dev/null || fail "single-process digits run failed"
+"${mpi[@]}" -np 3 "$tool" "${digits[@]}" --out digits_three.npy 2>digits.err ||
+  fail "mpirun -np 3 on digits failed: $(cat digits.err)"
+cmp digits_single.npy digits_three.npy || fail "the digits kernel from 3 ranks differs from one process"
+echo "digits 1797 x 64, MLP 64-512-512-10: mpirun -np 3 kernel identical to the single-process one"
