@@ -130,9 +130,9 @@ class SingleThreadedBlas {
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
 };
 
-// Runs the unfinished tiles of this part's share into `sink` on up to get_num_threads() workers, each with its
-// own copy of the model (forward hooks are per module), taking tiles in plan order from a shared
-// counter. Results are recorded in the order tiles finish; after on_tile asks to stop, tiles
+// Runs the unfinished tiles of this part's share (all of the plan for one part) into `sink` on
+// up to get_num_threads() workers, each with its own copy of the model (forward hooks are per
+// module), taking tiles in plan order from a shared counter. Results are recorded in the order tiles finish; after on_tile asks to stop, tiles
 // still in flight are dropped. Returns (tiles recorded, stopped early).
 std::pair<std::int64_t, bool> run_tiles(nn::Module& model, const Tensor& x1, const Tensor& x2, const Problem& p,
                                         const TiledNtkOptions& options, TileSink& sink) {

@@ -40,7 +40,8 @@ std::shared_ptr<nn::Sequential> small_net() {
 }
 
 // Runs `parts` parts side by side, each on its own thread with its own copy of the model, joined
-// by a barrier; on_tile of part p is stop(p, done). Returns each part's result.
+// by a barrier; part p goes on after its done-th tile while keep_going(p, done). Returns each
+// part's result.
 std::vector<TiledNtkRun> run_side_by_side(nn::Module& model, const Tensor& x1, const Tensor& x2,
                                           const std::string& path, std::int64_t tile, std::int64_t parts,
                                           const std::function<bool(std::int64_t, std::int64_t)>& keep_going) {
@@ -115,7 +116,9 @@ TEST_CASE("parts side by side write the bytes of one process, each tile computed
     for (const std::int64_t parts : {2, 3, 7}) {
       INFO("parts " << parts << (symmetric ? ", symmetric" : ""));
       const std::string path = dir.file("split" + std::to_string(parts) + (symmetric ? "s" : "c") + ".npy");
-      const auto runs = run_side_by_side(*net, x, other, path, 3, parts, [](std::int64_t, std::int64_t) { return true; });
+      const auto runs = run_side_by_side(*net, x, other, path, 3, parts, [](std::int64_t, std::int64_t) {
+        return true;
+      });
       CHECK(runs[0].complete);
       for (std::size_t p = 1; p < runs.size(); ++p) CHECK_FALSE(runs[p].complete);
       for (const auto& r : runs) CHECK(r.share_done);

@@ -183,7 +183,8 @@ int run(int argc, char** argv, const tools::World& world) {
   const std::int64_t computed = world.sum_on_root(r.tiles_computed);
   if (!root) return r.share_done ? 0 : 3;
   if (!args.quiet)
-    std::fprintf(stderr, "theta_ntk: %s %s (%lld of %lld tiles computed by %d process%s, %lld reused from an earlier run)\n",
+    std::fprintf(stderr,
+                 "theta_ntk: %s %s (%lld of %lld tiles computed by %d process%s, %lld reused from an earlier run)\n",
                  r.complete ? "wrote" : "stopped, resumable:", out.c_str(), static_cast<long long>(computed),
                  static_cast<long long>(r.tiles_total), world.size(), world.size() == 1 ? "" : "es",
                  static_cast<long long>(r.tiles_reused));
