@@ -23,6 +23,9 @@ cd "$work"
 
 # Root may run mpirun (CI runs as root); more ranks than cores; the ranks' threads unbound.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Containers often forbid the cross-memory attach Open MPI's shared-memory transport uses for
+# large messages; the ranks exchange only barriers and one sum, but nothing should depend on it.
+export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 mpi=(timeout 120 mpirun --oversubscribe --bind-to none)
 
 fail() {
