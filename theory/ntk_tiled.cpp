@@ -29,6 +29,21 @@ using namespace detail;
 // modules) and OpenBLAS runs one thread per worker; the tiles are the same calls, so the same
 // bits, as on one thread.
 
+// Note [Split runs]
+// A run into a file can be split over processes (options.part of options.parts): plan tile t
+// goes to part t % parts, block-cyclic over the plan, so every part gets about the same number
+// of tiles of every row (the rows of a symmetric plan shrink; cutting the plan into contiguous
+// runs would give the first part the long rows and the last the short ones) and a row's
+// factors are formed by every part that has a tile in it. As tiles are pure functions of their
+// blocks, the file has the same bytes for any number of parts, and each tile is computed by
+// exactly one part. The file and its log are opened in a fixed order around two calls of
+// options.barrier (Note [Tile log] for the part logs):
+//   part 0 opens or creates the file and folds in earlier part logs | barrier | the others open
+//   it; every part computes its unfinished tiles, its log on disk | barrier | part 0 folds the
+//   part logs and, if every tile of the plan is in, checks the file and marks it complete.
+// Every part calls the barrier twice on every path that does not throw, one process (parts 1,
+// no barrier) included: the single-process run is this same sequence.
+
 namespace {
 
 // Where tiles go: a tensor in memory or a file on disk.
@@ -77,6 +92,8 @@ Problem check_problem(const Tensor& x1, const Tensor& x2, const TiledNtkOptions&
   THETA_CHECK(x1.size(0) > 0 && x2.size(0) > 0, ShapeError, op, ": empty input batch ", shape_str(x1.shape()), " or ",
               shape_str(x2.shape()));
   THETA_CHECK(options.tile >= 1, std::invalid_argument, op, ": tile must be >= 1, got ", options.tile);
+  THETA_CHECK(options.parts >= 1 && options.part >= 0 && options.part < options.parts, std::invalid_argument, op,
+              ": need 0 <= part < parts, got part ", options.part, " of ", options.parts);
   return {.op = op,
           .symmetric = same_view(x1, x2),
           .form = options.form == NtkForm::trace ? KernelForm::trace : KernelForm::full,
@@ -117,14 +134,14 @@ class SingleThreadedBlas {
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
 };
 
-// Runs the plan's unfinished tiles into `sink` on up to get_num_threads() workers, each with its
-// own copy of the model (forward hooks are per module), taking tiles in plan order from a shared
-// counter. Results are recorded in the order tiles finish; after on_tile asks to stop, tiles
-// still in flight are dropped. Returns (tiles recorded, stopped early).
+// Runs the unfinished tiles of this part's share (all of the plan for one part) into `sink` on
+// up to get_num_threads() workers, each with its own copy of the model (forward hooks are per
+// module), taking tiles in plan order from a shared counter. Results are recorded in the order tiles finish; after
+// on_tile asks to stop, tiles still in flight are dropped. Returns (tiles recorded, stopped early).
 std::pair<std::int64_t, bool> run_tiles(nn::Module& model, const Tensor& x1, const Tensor& x2, const Problem& p,
                                         const TiledNtkOptions& options, TileSink& sink) {
   std::vector<std::pair<std::int64_t, std::int64_t>> todo;
-  for (const auto& ij : tile_plan(p.n1, p.n2, p.tile, p.symmetric))
+  for (const auto& ij : tile_share(p.n1, p.n2, p.tile, p.symmetric, options.part, options.parts))
     if (!sink.finished(ij.first, ij.second)) todo.push_back(ij);
   const auto total = static_cast<std::int64_t>(todo.size());
   const auto workers = static_cast<std::int64_t>(std::min<std::int64_t>(get_num_threads(), total));
@@ -205,8 +222,21 @@ std::vector<std::pair<std::int64_t, std::int64_t>> tile_plan(std::int64_t n1, st
   return plan;
 }
 
+std::vector<std::pair<std::int64_t, std::int64_t>> tile_share(std::int64_t n1, std::int64_t n2, std::int64_t tile,
+                                                              bool symmetric, std::int64_t part, std::int64_t parts) {
+  THETA_CHECK(parts >= 1 && part >= 0 && part < parts, std::invalid_argument,
+              "tile_share: need 0 <= part < parts, got part ", part, " of ", parts);
+  const auto plan = tile_plan(n1, n2, tile, symmetric);
+  std::vector<std::pair<std::int64_t, std::int64_t>> share;
+  for (auto t = static_cast<std::size_t>(part); t < plan.size(); t += static_cast<std::size_t>(parts))
+    share.push_back(plan[t]);
+  return share;
+}
+
 Tensor tiled_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, TiledNtkOptions options) {
   const Problem p = check_problem(x1, x2, options, "tiled_ntk");
+  THETA_CHECK(options.parts == 1, std::invalid_argument, "tiled_ntk: an in-memory kernel is computed whole, got ",
+              options.parts, " parts (tiled_ntk_to_npy splits a run)");
   const nn::BufferSnapshot keep_buffers(model);
   // The first tile row's factors tell the output width and dtype.
   const BlockFactors probe = block_factors(model, x1.slice(0, 0, std::min(p.n1, p.tile)), p.op);
@@ -231,22 +261,33 @@ TiledNtkRun tiled_ntk_to_npy(nn::Module& model, const Tensor& x1, const Tensor& 
   problem.form = p.form == KernelForm::trace ? "trace" : "full";
   problem.tile = p.tile;
   problem.fingerprint = fingerprint(model, x1, x2, p.symmetric);
-  TileFile file(path, problem);
+  const auto barrier = [&] {
+    if (options.barrier) options.barrier();
+  };
+  const bool owner = options.part == 0;
+  const auto plan = tile_plan(p.n1, p.n2, p.tile, p.symmetric);
+  std::optional<TileFile> file;
+  if (owner) file.emplace(path, problem, 0);
+  barrier();
+  if (!owner) file.emplace(path, problem, options.part);
   TiledNtkRun run;
-  run.tiles_total = static_cast<std::int64_t>(tile_plan(p.n1, p.n2, p.tile, p.symmetric).size());
-  run.tiles_reused = file.finished_count();
-  if (file.complete()) {
-    run.complete = true;
-    return run;
+  run.tiles_total = static_cast<std::int64_t>(plan.size());
+  run.tiles_reused = file->finished_count();
+  run.share_done = true;
+  if (!file->complete()) {
+    FileSink sink(*file);
+    const auto [done, stopped] = run_tiles(model, x1, x2, p, options, sink);
+    run.tiles_computed = done;
+    run.share_done = !stopped;
+    file->flush();
   }
-  FileSink sink(file);
-  const auto [done, stopped] = run_tiles(model, x1, x2, p, options, sink);
-  run.tiles_computed = done;
-  file.flush();
-  if (!stopped) {
-    file.finish();
-    run.complete = true;
+  barrier();
+  if (owner && !file->complete()) {
+    file->fold_part_logs();
+    if (std::all_of(plan.begin(), plan.end(), [&](const auto& ij) { return file->finished(ij.first, ij.second); }))
+      file->finish();
   }
+  run.complete = owner && file->complete();
   return run;
 }
 

@@ -36,7 +36,23 @@ struct TiledNtkOptions {
   /// this call has to compute); returning false stops the run after that tile (a file run stays
   /// restartable). Empty: no calls.
   std::function<bool(std::int64_t done, std::int64_t total)> on_tile = {};
+  /// The share of the plan this process computes in a run split over `parts` processes (MPI
+  /// ranks, batch jobs): plan tile t (tile_plan order) belongs to part t % parts. 0 <= part <
+  /// parts; the default computes every tile. Only tiled_ntk_to_npy splits (Note [Split runs]).
+  std::int64_t part = 0;
+  std::int64_t parts = 1;
+  /// For a split run of tiled_ntk_to_npy, called by every part exactly twice, and returning on
+  /// each part only once every part has called it: once part 0 has opened or created the file
+  /// (the other parts open it after the call) and once this part's tiles are on disk (part 0
+  /// then checks the file). An MPI barrier, for instance; a part that fails must end the others
+  /// (MPI_Abort), or they wait forever. Empty: nothing to wait for (one process).
+  std::function<void()> barrier = {};
 };
+
+/// The plan tiles (tile_plan order) that part `part` of `parts` computes: every parts-th one,
+/// starting at index `part`.
+std::vector<std::pair<std::int64_t, std::int64_t>> tile_share(std::int64_t n1, std::int64_t n2, std::int64_t tile,
+                                                              bool symmetric, std::int64_t part, std::int64_t parts);
 
 /// The tiles of an n1 x n2 kernel in the order they are computed: row-major over tile rows I and
 /// columns J, with only J >= I when `symmetric` (n1 == n2, the kernel of x with itself).
@@ -53,7 +69,8 @@ struct TiledNtkRun {
   std::int64_t tiles_total = 0;     ///< tiles in the plan
   std::int64_t tiles_computed = 0;  ///< computed and written by this call
   std::int64_t tiles_reused = 0;    ///< found finished by an earlier run and kept
-  bool complete = false;            ///< every tile written, the file checked free of NaN
+  bool complete = false;            ///< every tile written, the file checked free of NaN (part 0)
+  bool share_done = false;          ///< every tile of this call's part is written
 };
 
 /// The kernel written tile by tile into `path`, a C-order float64 .npy of shape [n1, n2] (trace)
@@ -64,6 +81,9 @@ struct TiledNtkRun {
 /// When every tile is in, the file is read back, checked free of NaN and the log marked
 /// complete. A log or file that belongs to another problem (other inputs, model, form, tile
 /// size), is truncated or is not theta's is refused with FormatError and left as it is.
+/// With options.parts > 1, `parts` processes call it with the same arguments and their own
+/// part: each computes its share into the one file, part 0 owns the file and its log and
+/// reports `complete`; a later call with any number of parts resumes (Note [Split runs]).
 TiledNtkRun tiled_ntk_to_npy(nn::Module& model, const Tensor& x1, const Tensor& x2, const std::string& path,
                              TiledNtkOptions options = {});
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -34,6 +35,13 @@ namespace theta::theory::detail {
 //    at most a second of tiles;
 //  - `complete` is appended only after the whole file was read back without a NaN.
 // A data file with no log is never overwritten: nothing says it is ours.
+// A run split over processes (parts) shares the one data file, each part writing its own tiles'
+// bytes, and only part 0 writes the main log. Part p > 0 records its tiles, by the same rules, in
+// `<path>.tiles.<p>` (the same header, then `done` lines). Part 0 folds those logs into the main
+// log and removes them when it opens the file (before any other part opens it: tiles of a killed
+// run count, whatever the number of parts then) and after every part has finished (then the
+// main log names every tile and the check above runs). A new file removes part logs that have no
+// main log: the tiles they name belong to a data file that is gone.
 
 namespace {
 
@@ -90,12 +98,18 @@ std::vector<std::string> split_lines(const std::string& text) {
 
 }  // namespace
 
-TileFile::TileFile(std::string path, TileProblem problem)
-    : path_(std::move(path)), log_path_(path_ + ".tiles"), problem_(std::move(problem)) {
-  THETA_CHECK(problem_.shape.size() >= 2 && problem_.tile >= 1, std::invalid_argument, "tile file: bad problem for '",
-              path_, "'");
+std::string tile_log_path(const std::string& path, std::int64_t part) {
+  return part == 0 ? path + ".tiles" : path + ".tiles." + std::to_string(part);
+}
+
+TileFile::TileFile(std::string path, TileProblem problem, std::int64_t part)
+    : path_(std::move(path)), log_path_(tile_log_path(path_, part)), problem_(std::move(problem)), part_(part) {
+  THETA_CHECK(problem_.shape.size() >= 2 && problem_.tile >= 1 && part_ >= 0, std::invalid_argument,
+              "tile file: bad problem for '", path_, "'");
   std::error_code ec;
-  if (std::filesystem::exists(log_path_, ec))
+  if (part_ > 0)
+    open_as_part();
+  else if (std::filesystem::exists(log_path_, ec))
     open_existing();
   else
     create();
@@ -115,7 +129,9 @@ void TileFile::create() {
   THETA_CHECK(!std::filesystem::exists(path_, ec), FormatError, "tiled_ntk_to_npy: '", path_,
               "' exists but has no tile log '", log_path_,
               "': it is not a kernel this run can resume; remove it or write elsewhere");
-  write_file_atomic(log_path_, header_text(problem_), "tiled_ntk_to_npy");
+  // Part logs left without a main log name tiles of a data file that is gone.
+  for (const std::string& log : part_logs()) std::filesystem::remove(log);
+  write_file_atomic(log_path_, header_text(problem_));
   log_fd_ = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (log_fd_ < 0) throw_errno(errno, "cannot open '" + log_path_ + "'");
 
@@ -148,45 +164,38 @@ void TileFile::create() {
   if (data_fd_ < 0) throw_errno(errno, "cannot open '" + path_ + "'");
 }
 
-void TileFile::open_existing() {
-  const std::string text = read_file(log_path_);
+bool TileFile::read_log(const std::string& log_path, const std::string& text) {
   const std::vector<std::string> lines = split_lines(text);
   const std::vector<std::string> expected = split_lines(header_text(problem_));
-  THETA_CHECK(!lines.empty() && lines[0] == kMagic, FormatError, "tiled_ntk_to_npy: '", log_path_,
+  THETA_CHECK(!lines.empty() && lines[0] == kMagic, FormatError, "tiled_ntk_to_npy: '", log_path,
               "' is not a theta tile log (first line '", lines.empty() ? std::string() : lines[0], "')");
   for (std::size_t i = 1; i < expected.size(); ++i)
-    THETA_CHECK(i < lines.size() && lines[i] == expected[i], FormatError, "tiled_ntk_to_npy: '", log_path_,
+    THETA_CHECK(i < lines.size() && lines[i] == expected[i], FormatError, "tiled_ntk_to_npy: '", log_path,
                 "' belongs to another kernel: it says '", i < lines.size() ? lines[i] : std::string("(nothing)"),
                 "' where this run has '", expected[i], "'; remove '", path_,
-                "' and the log to start over, or write elsewhere");
+                "' and its logs to start over, or write elsewhere");
   const std::int64_t rows = tiles_along(problem_.shape[0], problem_.tile);
   const std::int64_t cols = tiles_along(problem_.shape[1], problem_.tile);
   for (std::size_t i = expected.size(); i < lines.size(); ++i) {
     const std::string& line = lines[i];
-    if (line == "complete" && i + 1 == lines.size()) {
-      complete_ = true;
-      break;
-    }
+    if (line == "complete" && i + 1 == lines.size()) return true;
     std::istringstream in(line);
     std::string word;
     std::int64_t r = -1, c = -1;
     char extra = 0;
     const bool ok =
         (in >> word >> r >> c) && word == "done" && !(in >> extra) && r >= 0 && r < rows && c >= 0 && c < cols;
-    THETA_CHECK(ok, FormatError, "tiled_ntk_to_npy: '", log_path_, "' line ", i + 1,
+    THETA_CHECK(ok, FormatError, "tiled_ntk_to_npy: '", log_path, "' line ", i + 1,
                 " is not a finished tile of this kernel: '", line, "'");
     finished_.insert({r, c});
   }
+  return false;
+}
 
+void TileFile::open_data() {
   std::error_code ec;
-  if (!std::filesystem::exists(path_, ec)) {
-    THETA_CHECK(finished_.empty() && !complete_, FormatError, "tiled_ntk_to_npy: '", path_,
-                "' is missing but its log '", log_path_, "' records ", finished_.size(),
-                " finished tiles; remove the log to start over");
-    std::filesystem::remove(log_path_);
-    create();
-    return;
-  }
+  THETA_CHECK(std::filesystem::exists(path_, ec), FormatError, "tiled_ntk_to_npy: '", path_,
+              "' is missing but its log '", tile_log_path(path_, 0), "' exists; remove the log to start over");
   const NpyInfo info = read_npy_info(path_);
   THETA_CHECK(info.shape == problem_.shape && info.dtype == DType::f64 && !info.fortran_order, FormatError,
               "tiled_ntk_to_npy: '", path_, "' holds ", shape_str(info.shape), " ", dtype_name(info.dtype),
@@ -195,12 +204,74 @@ void TileFile::open_existing() {
   data_offset_ = info.data_offset;
   data_fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
   if (data_fd_ < 0) throw_errno(errno, "cannot open '" + path_ + "'");
+}
+
+// Opens this part's log for appending, dropping a torn last line of `text` (its contents) so the
+// next record starts on a line of its own.
+void TileFile::open_log_for_append(const std::string& text) {
   log_fd_ = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (log_fd_ < 0) throw_errno(errno, "cannot open '" + log_path_ + "'");
-  // Drop a torn last line so the next record starts on a line of its own.
   const std::size_t kept = text.rfind('\n') + 1;
   if (kept != text.size() && ::ftruncate(log_fd_, static_cast<off_t>(kept)) != 0)
     throw_errno(errno, "cannot truncate '" + log_path_ + "'");
+}
+
+void TileFile::open_existing() {
+  const std::string text = read_file(log_path_);
+  complete_ = read_log(log_path_, text);
+  std::error_code ec;
+  if (!std::filesystem::exists(path_, ec) && finished_.empty() && !complete_) {
+    std::filesystem::remove(log_path_);
+    create();
+    return;
+  }
+  open_data();
+  open_log_for_append(text);
+  if (!complete_) fold_part_logs();
+}
+
+void TileFile::open_as_part() {
+  const std::string main_log = tile_log_path(path_, 0);
+  std::error_code ec;
+  THETA_CHECK(std::filesystem::exists(main_log, ec), FormatError, "tiled_ntk_to_npy: '", main_log,
+              "' does not exist: part 0 of the run", " creates the kernel file and its log before part ", part_,
+              " opens them");
+  complete_ = read_log(main_log, read_file(main_log));
+  open_data();
+  if (complete_) return;  // nothing left to record
+  // Part 0 folded and removed every earlier part log before this part opened the file.
+  const std::string text = header_text(problem_);
+  write_file_atomic(log_path_, text);
+  open_log_for_append(text);
+}
+
+std::vector<std::string> TileFile::part_logs() const {
+  const std::filesystem::path self(path_);
+  const std::filesystem::path dir = self.parent_path().empty() ? std::filesystem::path(".") : self.parent_path();
+  const std::string prefix = self.filename().string() + ".tiles.";
+  std::vector<std::string> logs;
+  std::error_code ec;  // a directory that cannot be listed holds no part log (creating fails later)
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+        name.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
+      logs.push_back(entry.path().string());
+  }
+  std::sort(logs.begin(), logs.end());
+  return logs;
+}
+
+void TileFile::fold_part_logs() {
+  THETA_ASSERT(part_ == 0 && log_fd_ >= 0);
+  const std::vector<std::string> logs = part_logs();
+  if (logs.empty()) return;
+  const auto before = finished_;
+  for (const std::string& log : logs) read_log(log, read_file(log));
+  for (const auto& [r, c] : finished_)
+    if (before.count({r, c}) == 0) pending_ += "done " + std::to_string(r) + " " + std::to_string(c) + "\n";
+  flush();
+  for (const std::string& log : logs) std::filesystem::remove(log);
+  sync_directory_of(path_);
 }
 
 void TileFile::write_block(std::int64_t row0, std::int64_t col0, const Tensor& block) {

@@ -7,22 +7,12 @@
 #include "tensor/parallel.hpp"
 #include "tests/support/reference.hpp"
 #include "tests/support/reference_ops.hpp"
+#include "tests/support/thread_count.hpp"
 
 using namespace theta;
+using test::ThreadCount;
 
 namespace {
-
-// Sets the thread count for the lifetime of the guard, then restores the previous one.
-class ThreadCount {
- public:
-  explicit ThreadCount(int threads) : saved_(get_num_threads()) { set_num_threads(threads); }
-  ~ThreadCount() { set_num_threads(saved_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int saved_;
-};
 
 // Bit patterns of every element.
 std::vector<std::uint64_t> bit_patterns(const Tensor& t) {

@@ -16,6 +16,7 @@
 #include "tensor/file_io.hpp"
 #include "tensor/parallel.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/thread_count.hpp"
 #include "tests/support/kernel_compare.hpp"
 #include "theory/ntk.hpp"
 #include "theory/ntk_tiled.hpp"
@@ -24,6 +25,7 @@ using namespace theta;
 using theta::test::max_rel_diff;
 using namespace theta::theory;
 using Catch::Contains;
+using test::ThreadCount;
 
 namespace {
 
@@ -205,19 +207,6 @@ TEST_CASE("tiled runs refuse foreign, mismatched and damaged files and keep them
     CHECK(bitwise_equal(load_npy(path), tiled_ntk(*net, x, x, options)));
   }
 }
-
-namespace {
-
-// Sets theta's thread count in a scope and restores the previous one however the scope ends.
-struct ThreadCount {
-  explicit ThreadCount(int n) : previous(get_num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(previous); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-  int previous;
-};
-
-}  // namespace
 
 TEST_CASE("tiles on several threads give the bits of one thread", "[theory][ntk][tiled]") {
   test::TempDir dir;

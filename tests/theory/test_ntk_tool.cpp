@@ -99,6 +99,26 @@ TEST_CASE("theta_ntk writes the library's kernels", "[theory][ntk][tool]") {
   CHECK(max_rel_diff(load_npy(dir.file("from_dir.npy")), load_npy(dir.file("trace.npy"))) < 1e-15);
 }
 
+TEST_CASE("theta_ntk --max-tiles stops with exit status 3 and the same command finishes", "[theory][ntk][tool]") {
+  test::TempDir dir;
+  write_problem(dir);
+  const std::string common = "--model " + dir.file("model.json") + " --weights " + dir.file("weights.npz") + " --x " +
+                             dir.file("x.npy") + " --tile 2 --threads 1";  // 7 rows: 4 x 4 tiles, 10 computed
+  ToolRun r = run_tool(dir, common + " --out " + dir.file("whole.npy"));
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.err, Contains("(10 of 10 tiles computed by 1 process, 0 reused"));
+  r = run_tool(dir, common + " --max-tiles 3 --out " + dir.file("k.npy"));
+  CHECK(r.status == 3);
+  CHECK_THAT(r.err, Contains("stopped, resumable:") && Contains("(3 of 10 tiles computed"));
+  r = run_tool(dir, common + " --out " + dir.file("k.npy"));
+  CHECK(r.status == 0);
+  CHECK_THAT(r.err, Contains("(7 of 10 tiles computed by 1 process, 3 reused"));
+  CHECK(read_file(dir.file("k.npy")) == read_file(dir.file("whole.npy")));
+  r = run_tool(dir, common + " --max-tiles 0 --out " + dir.file("k0.npy"));
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Contains("--max-tiles must be a positive integer"));
+}
+
 TEST_CASE("theta_ntk refuses bad inputs with exit status 2 and writes nothing", "[theory][ntk][tool]") {
   test::TempDir dir;
   Problem p = write_problem(dir);

@@ -1,7 +1,9 @@
 // theta_ntk: the NTK of an MLP trained elsewhere, written to a .npy file.
 //
 //   theta_ntk --model model.json --weights W --x x.npy [--x2 x2.npy] --out K.npy
-//             [--kernel empirical|ntk|nngp] [--form trace|full] [--tile N] [--threads N] [--quiet]
+//             [--kernel empirical|ntk|nngp] [--form trace|full] [--tile N] [--threads N]
+//             [--max-tiles N] [--quiet]
+//   mpirun -np R theta_ntk ...   (built with MPI: the tiles split over R ranks, one output file)
 //
 // model.json describes the MLP (theory/model_spec.hpp), W holds its weights as a PyTorch
 // state_dict (.npz, or a directory of .npy files as ntk_demo --dump writes), x.npy the inputs
@@ -9,6 +11,11 @@
 // stopped run resumes where it stopped (theory/ntk_tiled.hpp); the analytic infinite-width NTK or
 // NNGP (relu and erf MLPs) is computed in memory. Everything is checked before anything is
 // written; bad arguments or inputs end in one line on stderr and exit status 2.
+//
+// Under mpirun, rank r of R computes its share of the tiles (part r of R, Note [Split runs] in
+// theory/ntk_tiled.cpp) into the one output file, rank 0 creates the file, owns its log and
+// checks the finished file; the bytes are those of a single-process run. An error on any rank
+// is printed and ends every rank (MPI_Abort) with the error's exit status.
 
 #include <unistd.h>
 
@@ -26,6 +33,7 @@
 #include "theory/model_spec.hpp"
 #include "theory/ntk.hpp"
 #include "theory/ntk_tiled.hpp"
+#include "theory/tools/world.hpp"
 
 using namespace theta;
 
@@ -33,7 +41,9 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: theta_ntk --model model.json --weights W --x x.npy [--x2 x2.npy] --out K.npy\n"
-    "                 [--kernel empirical|ntk|nngp] [--form trace|full] [--tile N] [--threads N] [--quiet]\n"
+    "                 [--kernel empirical|ntk|nngp] [--form trace|full] [--tile N] [--threads N]\n"
+    "                 [--max-tiles N] [--quiet]\n"
+    "       mpirun -np R theta_ntk ...   (the empirical kernel's tiles split over R ranks, one output)\n"
     "  --model     the MLP: {\"widths\": [...], \"activation\": ..., \"parameterisation\": ..., \"sigma_w\": ...,\n"
     "              \"sigma_b\": ..., \"bias\": ...}\n"
     "  --weights   its PyTorch state_dict: an .npz, or a directory of <name>.npy files\n"
@@ -41,7 +51,8 @@ constexpr const char* kUsage =
     "  --out       the kernel (.npy, float64): [n1, n2] for --form trace (default), [n1, n2, O, O] for full\n"
     "  --kernel    empirical (default, tiled, restartable), or the analytic infinite-width ntk or nngp\n"
     "  --tile      rows per tile of the empirical kernel (default 256)\n"
-    "  --threads   threads (default: the CPUs this process may use)\n"
+    "  --threads   threads per process (default: the CPUs this process may use)\n"
+    "  --max-tiles stop after N tiles in each process (exit 3); the same command again resumes\n"
     "  --quiet     no progress on stderr\n";
 
 // Thrown for bad arguments: exit status 2 with the message.
@@ -65,8 +76,8 @@ struct Args {
 };
 
 Args parse_args(int argc, char** argv) {
-  static const char* const kValued[] = {"--model",  "--weights", "--x",    "--x2",     "--out",
-                                        "--kernel", "--form",    "--tile", "--threads"};
+  static const char* const kValued[] = {"--model",  "--weights", "--x",    "--x2",      "--out",
+                                        "--kernel", "--form",    "--tile", "--threads", "--max-tiles"};
   Args args;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -119,7 +130,7 @@ class Progress {
   Clock::time_point start_;
 };
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, const tools::World& world) {
   const Args args = parse_args(argc, argv);
   const std::string kernel = args.optional("--kernel", "empirical");
   const std::string form = args.optional("--form", "trace");
@@ -129,6 +140,8 @@ int run(int argc, char** argv) {
   if (kernel != "empirical" && form != "trace")
     throw UsageError("--kernel " + kernel + " is one kernel for all outputs: use --form trace");
   const std::int64_t tile = positive_integer("--tile", args.optional("--tile", "256"));
+  const std::int64_t max_tiles =
+      args.values.count("--max-tiles") ? positive_integer("--max-tiles", args.values.at("--max-tiles")) : 0;
   if (args.values.count("--threads"))
     set_num_threads(static_cast<int>(positive_integer("--threads", args.values.at("--threads"))));
 
@@ -148,47 +161,66 @@ int run(int argc, char** argv) {
   const Tensor x2 = args.values.count("--x2") ? load_inputs("--x2") : x1;
   const std::string out = args.required("--out");
 
+  const bool root = world.rank() == 0;
   if (kernel != "empirical") {
+    if (!root) return 0;  // one small kernel in memory: rank 0 alone
     const auto k = theory::analytic_ntk(x1, x2, static_cast<std::int64_t>(spec.widths.size()) - 1, spec.activation,
                                         spec.sigma_w, spec.sigma_b);
     save_npy(out, kernel == "ntk" ? k.ntk : k.nngp);
     if (!args.quiet) std::fprintf(stderr, "theta_ntk: wrote %s\n", out.c_str());
     return 0;
   }
-  Progress progress(args.quiet);
+  Progress progress(args.quiet || !root);  // rank 0's share stands for the run's progress
   const theory::TiledNtkRun r = theory::tiled_ntk_to_npy(
       *net, x1, x2, out,
       {.tile = tile,
        .form = form == "trace" ? theory::NtkForm::trace : theory::NtkForm::full,
-       .on_tile = [&](std::int64_t done, std::int64_t total) { return progress(done, total); }});
+       .on_tile = [&](std::int64_t done,
+                      std::int64_t total) { return progress(done, total) && (max_tiles == 0 || done < max_tiles); },
+       .part = world.rank(),
+       .parts = world.size(),
+       .barrier = [&] { world.barrier(); }});
+  const std::int64_t computed = world.sum_on_root(r.tiles_computed);
+  if (!root) return r.share_done ? 0 : 3;
   if (!args.quiet)
-    std::fprintf(stderr, "theta_ntk: wrote %s (%lld tiles computed, %lld reused from an earlier run)\n", out.c_str(),
-                 static_cast<long long>(r.tiles_computed), static_cast<long long>(r.tiles_reused));
+    std::fprintf(stderr,
+                 "theta_ntk: %s %s (%lld of %lld tiles computed by %d process%s, %lld reused from an earlier run)\n",
+                 r.complete ? "wrote" : "stopped, resumable:", out.c_str(), static_cast<long long>(computed),
+                 static_cast<long long>(r.tiles_total), world.size(), world.size() == 1 ? "" : "es",
+                 static_cast<long long>(r.tiles_reused));
   return r.complete ? 0 : 3;
+}
+
+// Prints `message` on stderr (naming the rank when there are several) and ends the run: every
+// rank with `status` when there are several, else returns `status`.
+int fail(const tools::World& world, int status, const std::string& message) {
+  if (world.size() > 1)
+    std::fprintf(stderr, "theta_ntk: rank %d of %d: %s", world.rank(), world.size(), message.c_str());
+  else
+    std::fprintf(stderr, "theta_ntk: %s", message.c_str());
+  if (world.size() > 1) world.abort(status);
+  return status;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   ensure_blas_core(argc, argv);
+  const tools::World world(argc, argv);
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--help") {
-      std::fputs(kUsage, stdout);
+      if (world.rank() == 0) std::fputs(kUsage, stdout);
       return 0;
     }
   try {
-    return run(argc, argv);
+    return run(argc, argv, world);
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "theta_ntk: %s\n%s", e.what(), kUsage);
-    return 2;
+    return fail(world, 2, std::string(e.what()) + "\n" + kUsage);
   } catch (const std::invalid_argument& e) {  // ShapeError, FormatError, DTypeError, bad values
-    std::fprintf(stderr, "theta_ntk: %s\n", e.what());
-    return 2;
+    return fail(world, 2, std::string(e.what()) + "\n");
   } catch (const std::system_error& e) {  // files that cannot be read or written
-    std::fprintf(stderr, "theta_ntk: %s\n", e.what());
-    return 2;
+    return fail(world, 2, std::string(e.what()) + "\n");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "theta_ntk: error: %s\n", e.what());
-    return 3;
+    return fail(world, 3, std::string("error: ") + e.what() + "\n");
   }
 }
