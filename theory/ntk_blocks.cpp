@@ -140,13 +140,14 @@ BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op) {
 }
 
 Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const BlockFactors& f2, bool same,
-                               KernelForm form, std::int64_t max_bytes) {
-  const bool trace = form == KernelForm::trace;
+                               KernelForm form, std::int64_t max_bytes, std::int64_t output) {
+  const bool trace = form == KernelForm::trace, one = form == KernelForm::output;
   const std::int64_t n1 = f1.rows(), n2 = f2.rows(), outputs = f1.outputs();
+  THETA_ASSERT(!one || (output >= 0 && output < outputs));
   const DType dtype = f1.dtype();
   const Captured& c1 = f1.captured;
   const Captured& c2 = f2.captured;
-  Tensor k = trace ? zeros({n1, n2}, dtype) : zeros({n1, n2, outputs, outputs}, dtype);
+  Tensor k = trace || one ? zeros({n1, n2}, dtype) : zeros({n1, n2, outputs, outputs}, dtype);
   for (std::size_t l = 0; l < c1.layers.size(); ++l) {
     const Tensor& a1 = c1.layers[l].input.value();
     const Tensor aa = c1.layers[l].rule->input_kernel(a1, same ? a1 : c2.layers[l].input.value());  // [n1, n2]
@@ -157,19 +158,23 @@ Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const 
       const Tensor a = d1.reshape({n1, outputs * width});
       const Tensor dd = same ? gram(a) : matmul(a, d2.reshape({n2, outputs * width}).t());
       k = k + dd * aa;
+    } else if (one) {
+      const Tensor a = d1.select(1, output).contiguous();  // [n1, width]
+      const Tensor dd = same ? gram(a) : matmul(a, d2.select(1, output).t());
+      k = k + dd * aa;
     } else {
       const Tensor a = d1.reshape({n1 * outputs, width});
       const Tensor dd = same ? gram(a, false) : matmul(a, d2.reshape({n2 * outputs, width}).t());
       accumulate_layer(k, dd, aa, outputs, same);
     }
   }
-  if (!trace && same) mirror_blocks(k);
+  if (form == KernelForm::full && same) mirror_blocks(k);
   if (trace) {
     contract_into(model, f1.x, f2.x, same, c1.other_params, outputs, max_bytes, true, k);
   } else if (!c1.other_params.empty()) {
     Tensor rest = zeros({n1, outputs, n2, outputs}, dtype);
     contract_into(model, f1.x, f2.x, same, c1.other_params, outputs, max_bytes, false, rest);
-    k = k + rest.permute({0, 2, 1, 3});
+    k = k + (one ? rest.select(3, output).select(1, output) : rest.permute({0, 2, 1, 3}));
   }
   return k;
 }

@@ -12,8 +12,9 @@
 
 namespace theta::theory::detail {
 
-/// Which kernel a block pair produces: [b1, b2, O, O], or its trace over outputs [b1, b2].
-enum class KernelForm { full, trace };
+/// Which kernel a block pair produces: [b1, b2, O, O], its trace over outputs [b1, b2], or one
+/// output's kernel [b1, b2] (Theta[:, :, o, o]).
+enum class KernelForm { full, trace, output };
 
 /// What the structured kernel needs of one block of inputs x:[b, d]: the model's forward with
 /// its structured layers recorded, and per such layer the gradients of every output with respect
@@ -34,9 +35,9 @@ BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op);
 
 /// The structured kernel between two blocks. With `same`, f2 is f1 (a block with itself) and the
 /// symmetric half is computed once. Parameters outside structured layers are added by Jacobian
-/// contraction with chunks under max_bytes.
+/// contraction with chunks under max_bytes. `output` is o for KernelForm::output.
 Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const BlockFactors& f2, bool same,
-                               KernelForm form, std::int64_t max_bytes);
+                               KernelForm form, std::int64_t max_bytes, std::int64_t output = 0);
 
 /// The kernel by Jacobian contraction alone (NtkMethod::contraction); checks inputs and model.
 Tensor contraction_kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, bool same, KernelForm form,

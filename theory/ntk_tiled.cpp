@@ -83,8 +83,20 @@ struct Problem {
   const char* op = "";
   bool symmetric = false;
   KernelForm form = KernelForm::trace;
+  std::int64_t output = 0;  // for KernelForm::output
   std::int64_t n1 = 0, n2 = 0, tile = 1;
+
+  bool square_tiles() const { return form != KernelForm::full; }  // [b1, b2], not [b1, b2, O, O]
 };
+
+KernelForm kernel_form(NtkForm form) {
+  switch (form) {
+    case NtkForm::full: return KernelForm::full;
+    case NtkForm::trace: return KernelForm::trace;
+    case NtkForm::output: return KernelForm::output;
+  }
+  THETA_THROW(std::invalid_argument, "tiled NTK: unknown form ", static_cast<int>(form));
+}
 
 Problem check_problem(const Tensor& x1, const Tensor& x2, const TiledNtkOptions& options, const char* op) {
   THETA_CHECK(x1.dim() == 2 && x2.dim() == 2 && x1.size(1) == x2.size(1), ShapeError, op, ": inputs ",
@@ -96,7 +108,8 @@ Problem check_problem(const Tensor& x1, const Tensor& x2, const TiledNtkOptions&
               ": need 0 <= part < parts, got part ", options.part, " of ", options.parts);
   return {.op = op,
           .symmetric = same_view(x1, x2),
-          .form = options.form == NtkForm::trace ? KernelForm::trace : KernelForm::full,
+          .form = kernel_form(options.form),
+          .output = options.output,
           .n1 = x1.size(0),
           .n2 = x2.size(0),
           .tile = options.tile};
@@ -105,7 +118,13 @@ Problem check_problem(const Tensor& x1, const Tensor& x2, const TiledNtkOptions&
 // The tile's transpose as the kernel's block (J, I): rows and columns swapped, and for the full
 // kernel the two output axes too (Theta(x_j, x_i)[o2, o1] = Theta(x_i, x_j)[o1, o2]).
 Tensor transposed_tile(const Tensor& tile, KernelForm form) {
-  return (form == KernelForm::trace ? tile.t() : tile.permute({1, 0, 3, 2})).contiguous();
+  return (form == KernelForm::full ? tile.permute({1, 0, 3, 2}) : tile.t()).contiguous();
+}
+
+// The output of NtkForm::output must exist.
+void check_output_index(const Problem& p, std::int64_t outputs) {
+  THETA_CHECK(p.form != KernelForm::output || (p.output >= 0 && p.output < outputs), IndexError, p.op, ": output ",
+              p.output, " is out of range for a model with ", outputs, " outputs");
 }
 
 // One tile: the structured kernel between row block i (whose factors `row` the caller keeps
@@ -119,9 +138,9 @@ Tensor compute_tile(nn::Module& model, const Tensor& x1, const Tensor& x2, const
     row.emplace(block_factors(model, rows_of(x1, i, p.n1), p.op));
     row_block = i;
   }
-  if (p.symmetric && i == j) return structured_block_kernel(model, *row, *row, true, p.form, max_bytes);
+  if (p.symmetric && i == j) return structured_block_kernel(model, *row, *row, true, p.form, max_bytes, p.output);
   const BlockFactors column = block_factors(model, rows_of(x2, j, p.n2), p.op);
-  return structured_block_kernel(model, *row, column, false, p.form, max_bytes);
+  return structured_block_kernel(model, *row, column, false, p.form, max_bytes, p.output);
 }
 
 // OpenBLAS single-threaded while tiles run on theta's threads (its own pool would compete for
@@ -241,7 +260,8 @@ Tensor tiled_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, TiledNtk
   // The first tile row's factors tell the output width and dtype.
   const BlockFactors probe = block_factors(model, x1.slice(0, 0, std::min(p.n1, p.tile)), p.op);
   const std::int64_t outputs = probe.outputs();
-  Tensor k = p.form == KernelForm::trace ? zeros({p.n1, p.n2}, probe.dtype())
+  check_output_index(p, outputs);
+  Tensor k = p.square_tiles() ? zeros({p.n1, p.n2}, probe.dtype())
                                          : zeros({p.n1, p.n2, outputs, outputs}, probe.dtype());
   MemorySink sink(k);
   const auto [done, stopped] = run_tiles(model, x1, x2, p, options, sink);
@@ -257,8 +277,11 @@ TiledNtkRun tiled_ntk_to_npy(nn::Module& model, const Tensor& x1, const Tensor& 
   const BlockFactors probe = block_factors(model, x1.slice(0, 0, std::min(p.n1, p.tile)), p.op);
   const std::int64_t outputs = probe.outputs();
   TileProblem problem;
-  problem.shape = p.form == KernelForm::trace ? Shape{p.n1, p.n2} : Shape{p.n1, p.n2, outputs, outputs};
-  problem.form = p.form == KernelForm::trace ? "trace" : "full";
+  check_output_index(p, outputs);
+  problem.shape = p.square_tiles() ? Shape{p.n1, p.n2} : Shape{p.n1, p.n2, outputs, outputs};
+  problem.form = p.form == KernelForm::trace  ? "trace"
+                 : p.form == KernelForm::full ? "full"
+                                              : "output " + std::to_string(p.output);
   problem.tile = p.tile;
   problem.fingerprint = fingerprint(model, x1, x2, p.symmetric);
   const auto barrier = [&] {

@@ -21,8 +21,9 @@ namespace theta::theory {
 
 /// Which kernel a tiled run produces.
 enum class NtkForm {
-  full,   ///< [n1, n2, O, O], as empirical_ntk
-  trace,  ///< [n1, n2], the trace over outputs, as empirical_ntk_trace
+  full,    ///< [n1, n2, O, O], as empirical_ntk
+  trace,   ///< [n1, n2], the trace over outputs, as empirical_ntk_trace
+  output,  ///< [n1, n2], one output's kernel Theta[:, :, o, o] for o = TiledNtkOptions::output
 };
 
 struct TiledNtkOptions {
@@ -30,6 +31,8 @@ struct TiledNtkOptions {
   /// model's widths; multiples of 64 suit the BLAS kernels.
   std::int64_t tile = 256;
   NtkForm form = NtkForm::trace;
+  /// The output o of NtkForm::output, in [0, O) (IndexError otherwise).
+  std::int64_t output = 0;
   /// Bound on the bytes of Jacobian chunks for parameters outside structured layers.
   std::int64_t max_bytes = std::int64_t{1} << 30;
   /// Called after each tile this call computes with (tiles computed so far by this call, tiles

@@ -237,3 +237,28 @@ TEST_CASE("an error in any tile stops a threaded run and reaches the caller", "[
   const ThreadCount threads(2);
   CHECK_THROWS_WITH(tiled_ntk(*net, x, x, {.tile = 2}), Contains("NaN"));
 }
+
+TEST_CASE("the one-output form is that output's block of the full kernel", "[theory][ntk][tiled]") {
+  test::TempDir dir;
+  auto net = mixed_net(3);  // LayerNorm parameters take the contraction fallback
+  Rng rng(11);
+  const Tensor x1 = rng.normal({9, 4}), x2 = rng.normal({5, 4});
+  const Tensor full_sym = empirical_ntk(*net, x1, x1), full_cross = empirical_ntk(*net, x1, x2);
+  for (std::int64_t o = 0; o < 3; ++o) {
+    INFO("output " << o);
+    const Tensor sym = tiled_ntk(*net, x1, x1, {.tile = 4, .form = NtkForm::output, .output = o});
+    CHECK(max_rel_diff(sym, full_sym.select(3, o).select(2, o)) < 1e-12);
+    CHECK(bitwise_equal(sym, sym.t()));
+    const Tensor cross = tiled_ntk(*net, x1, x2, {.tile = 2, .form = NtkForm::output, .output = o});
+    CHECK(max_rel_diff(cross, full_cross.select(3, o).select(2, o)) < 1e-12);
+    const std::string path = dir.file("o" + std::to_string(o) + ".npy");
+    tiled_ntk_to_npy(*net, x1, x1, path, {.tile = 4, .form = NtkForm::output, .output = o});
+    CHECK(bitwise_equal(load_npy(path), sym));
+  }
+  // A log for one output is not another output's.
+  CHECK_THROWS_WITH(tiled_ntk_to_npy(*net, x1, x1, dir.file("o0.npy"), {.tile = 4, .form = NtkForm::output, .output = 1}),
+                    Contains("'form output 0' where this run has 'form output 1'"));
+  CHECK_THROWS_AS(tiled_ntk(*net, x1, x1, {.form = NtkForm::output, .output = 3}), IndexError);
+  CHECK_THROWS_WITH(tiled_ntk(*net, x1, x1, {.form = NtkForm::output, .output = -1}),
+                    Contains("output -1 is out of range for a model with 3 outputs"));
+}

@@ -85,6 +85,11 @@ TEST_CASE("theta_ntk writes the library's kernels", "[theory][ntk][tool]") {
   REQUIRE(r.status == 0);
   CHECK(max_rel_diff(load_npy(dir.file("full.npy")), theory::empirical_ntk(*net, p.x1, p.x2)) < 1e-12);
 
+  r = run_tool(dir, common + " --x2 " + dir.file("x2.npy") + " --form output --output 1 --tile 2 --out " +
+                        dir.file("one.npy"));
+  REQUIRE(r.status == 0);
+  CHECK(max_rel_diff(load_npy(dir.file("one.npy")), load_npy(dir.file("full.npy")).select(3, 1).select(2, 1)) < 1e-15);
+
   r = run_tool(dir, common + " --kernel ntk --out " + dir.file("analytic.npy"));
   REQUIRE(r.status == 0);
   const auto exact = theory::analytic_ntk(p.x1, p.x1, 3, nn::ActivationKind::relu, 1.5, 0.2);
@@ -137,6 +142,12 @@ TEST_CASE("theta_ntk refuses bad inputs with exit status 2 and writes nothing", 
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Contains("\"2.weight\" is [8, 9]") && Contains("[8, 8]"));
 
+  r = run_tool(dir, common(dir.file("x.npy"), dir.file("weights.npz")) + " --output 1");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Contains("--form output and --output O go together"));
+  r = run_tool(dir, common(dir.file("x.npy"), dir.file("weights.npz")) + " --form output --output 2");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Contains("output 2 is out of range for a model with 2 outputs"));
   r = run_tool(dir, common(dir.file("x.npy"), dir.file("weights.npz")) + " --tile 0");
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Contains("--tile must be a positive integer"));

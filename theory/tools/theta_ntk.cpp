@@ -1,7 +1,7 @@
 // theta_ntk: the NTK of an MLP trained elsewhere, written to a .npy file.
 //
 //   theta_ntk --model model.json --weights W --x x.npy [--x2 x2.npy] --out K.npy
-//             [--kernel empirical|ntk|nngp] [--form trace|full] [--tile N] [--threads N]
+//             [--kernel empirical|ntk|nngp] [--form trace|full|output --output O] [--tile N] [--threads N]
 //             [--max-tiles N] [--quiet]
 //   mpirun -np R theta_ntk ...   (built with MPI: the tiles split over R ranks, one output file)
 //
@@ -41,14 +41,15 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: theta_ntk --model model.json --weights W --x x.npy [--x2 x2.npy] --out K.npy\n"
-    "                 [--kernel empirical|ntk|nngp] [--form trace|full] [--tile N] [--threads N]\n"
+    "                 [--kernel empirical|ntk|nngp] [--form trace|full|output --output O] [--tile N] [--threads N]\n"
     "                 [--max-tiles N] [--quiet]\n"
     "       mpirun -np R theta_ntk ...   (the empirical kernel's tiles split over R ranks, one output)\n"
     "  --model     the MLP: {\"widths\": [...], \"activation\": ..., \"parameterisation\": ..., \"sigma_w\": ...,\n"
     "              \"sigma_b\": ..., \"bias\": ...}\n"
     "  --weights   its PyTorch state_dict: an .npz, or a directory of <name>.npy files\n"
     "  --x, --x2   inputs [n1, d] and [n2, d] (.npy); without --x2 the kernel of x with itself\n"
-    "  --out       the kernel (.npy, float64): [n1, n2] for --form trace (default), [n1, n2, O, O] for full\n"
+    "  --out       the kernel (.npy, float64): [n1, n2] for --form trace (default), [n1, n2, O, O] for full,\n"
+    "              [n1, n2] of output O alone (counted from 0) for --form output --output O\n"
     "  --kernel    empirical (default, tiled, restartable), or the analytic infinite-width ntk or nngp\n"
     "  --tile      rows per tile of the empirical kernel (default 256)\n"
     "  --threads   threads per process (default: the CPUs this process may use)\n"
@@ -77,7 +78,7 @@ struct Args {
 
 Args parse_args(int argc, char** argv) {
   static const char* const kValued[] = {"--model",  "--weights", "--x",    "--x2",      "--out",
-                                        "--kernel", "--form",    "--tile", "--threads", "--max-tiles"};
+                                        "--kernel", "--form",    "--tile", "--threads", "--max-tiles", "--output"};
   Args args;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -94,7 +95,8 @@ Args parse_args(int argc, char** argv) {
   return args;
 }
 
-std::int64_t positive_integer(const std::string& flag, const std::string& text) {
+// The integer `text` of `flag`, at least `least`.
+std::int64_t integer_at_least(const std::string& flag, const std::string& text, std::int64_t least, const char* kind) {
   std::size_t used = 0;
   long long v = 0;
   try {
@@ -102,8 +104,16 @@ std::int64_t positive_integer(const std::string& flag, const std::string& text) 
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != text.size() || v < 1) throw UsageError(flag + " must be a positive integer, got '" + text + "'");
+  if (used != text.size() || v < least) throw UsageError(flag + " must be a " + kind + " integer, got '" + text + "'");
   return v;
+}
+
+std::int64_t positive_integer(const std::string& flag, const std::string& text) {
+  return integer_at_least(flag, text, 1, "positive");
+}
+
+std::int64_t non_negative_integer(const std::string& flag, const std::string& text) {
+  return integer_at_least(flag, text, 0, "non-negative");
 }
 
 // Tiles done, rate and time left: one line rewritten in place on a terminal, otherwise a plain
@@ -136,7 +146,11 @@ int run(int argc, char** argv, const tools::World& world) {
   const std::string form = args.optional("--form", "trace");
   if (kernel != "empirical" && kernel != "ntk" && kernel != "nngp")
     throw UsageError("--kernel must be empirical, ntk or nngp, got '" + kernel + "'");
-  if (form != "trace" && form != "full") throw UsageError("--form must be trace or full, got '" + form + "'");
+  if (form != "trace" && form != "full" && form != "output")
+    throw UsageError("--form must be trace, full or output, got '" + form + "'");
+  if ((form == "output") != (args.values.count("--output") == 1))
+    throw UsageError("--form output and --output O go together");
+  const std::int64_t output = form == "output" ? non_negative_integer("--output", args.values.at("--output")) : 0;
   if (kernel != "empirical" && form != "trace")
     throw UsageError("--kernel " + kernel + " is one kernel for all outputs: use --form trace");
   const std::int64_t tile = positive_integer("--tile", args.optional("--tile", "256"));
@@ -174,7 +188,10 @@ int run(int argc, char** argv, const tools::World& world) {
   const theory::TiledNtkRun r = theory::tiled_ntk_to_npy(
       *net, x1, x2, out,
       {.tile = tile,
-       .form = form == "trace" ? theory::NtkForm::trace : theory::NtkForm::full,
+       .form = form == "trace"  ? theory::NtkForm::trace
+               : form == "full" ? theory::NtkForm::full
+                                : theory::NtkForm::output,
+       .output = output,
        .on_tile = [&](std::int64_t done,
                       std::int64_t total) { return progress(done, total) && (max_tiles == 0 || done < max_tiles); },
        .part = world.rank(),
