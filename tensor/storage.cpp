@@ -5,6 +5,8 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace theta {
@@ -137,6 +139,17 @@ Storage::Storage(std::size_t bytes) : bytes_(bytes) {
   data_ = allocator().allocate(bytes, block_bytes_);
 }
 
-Storage::~Storage() { allocator().deallocate(data_, block_bytes_); }
+Storage::Storage(void* data, std::size_t bytes, std::function<void()> release)
+    : data_(data), bytes_(bytes), release_(std::move(release)) {
+  if (!release_) throw std::invalid_argument("Storage: external memory needs a release function");
+}
+
+Storage::~Storage() {
+  if (release_) {
+    release_();
+  } else {
+    allocator().deallocate(data_, block_bytes_);
+  }
+}
 
 }  // namespace theta

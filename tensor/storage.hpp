@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace theta {
@@ -29,6 +30,10 @@ class Storage {
  public:
   /// Allocates `bytes` (uninitialised) from the caching allocator.
   explicit Storage(std::size_t bytes);
+  /// Wraps memory theta did not allocate (a NumPy array's buffer, say): `data` must stay valid
+  /// until the storage is destroyed, which then calls `release` (once, from whichever thread drops
+  /// the last reference). `data` must be aligned for the element type the tensors on it use.
+  Storage(void* data, std::size_t bytes, std::function<void()> release);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -45,6 +50,7 @@ class Storage {
   void* data_ = nullptr;
   std::size_t bytes_ = 0;
   std::size_t block_bytes_ = 0;
+  std::function<void()> release_{};  // set for external memory (block_bytes_ is then 0)
   std::atomic<std::uint64_t> version_{0};
 };
 

@@ -9,6 +9,7 @@
 #include "tensor/blas_runtime.hpp"
 #include "tensor/dtype.hpp"
 #include "tensor/error.hpp"
+#include "tensor/interrupt.hpp"
 #include "tensor/npy.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"

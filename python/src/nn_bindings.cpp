@@ -1,0 +1,9 @@
+// theta.nn: bindings (filled in area by area).
+
+#include "bindings.hpp"
+
+namespace theta::python {
+
+void bind_nn(py::module_&) {}
+
+}  // namespace theta::python

@@ -1,0 +1,6 @@
+"""theta.nn (see the package docstring)."""
+
+from ._theta import nn as _impl
+from ._reexport import reexport
+
+__all__ = reexport(_impl, globals())
