@@ -7,7 +7,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <mutex>
+
 #include "tensor/tensor.hpp"
+
+namespace theta::nn {
+class Module;
+}
 
 namespace theta::python {
 
@@ -66,10 +72,15 @@ template <class Fn> auto without_gil(Fn&& fn) -> decltype(fn()) {
   return fn();
 }
 
+/// The lock every bound call that uses `module` holds while it runs (Note [One call per module]
+/// in module_bindings.cpp). Take it after the GIL is released.
+std::unique_lock<std::mutex> lock_module(const nn::Module& module);
+
 // Per-area registration, one translation unit each.
 void bind_errors(py::module_& m);
 void bind_tensor(py::module_& m);
 void bind_autograd(py::module_& m);
+void bind_module(py::module_& m);  // theta.nn.Module, called by bind_nn first
 void bind_nn(py::module_& m);
 void bind_theory(py::module_& m);
 

@@ -4,6 +4,6 @@
 
 namespace theta::python {
 
-void bind_nn(py::module_&) {}
+void bind_nn(py::module_& m) { bind_module(m); }
 
 }  // namespace theta::python
