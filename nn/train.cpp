@@ -11,6 +11,7 @@
 #include <string>
 
 #include "autograd/engine.hpp"
+#include "tensor/interrupt.hpp"
 
 namespace theta::nn {
 
@@ -122,6 +123,7 @@ std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader&
     double weighted_loss = 0.0;
     std::int64_t samples = 0, done = 0;
     for (const auto& [x, y] : batches) {
+      check_interrupt();  // between batches: the model is as the previous step left it
       // The model's parameters that the optimizer does not train must not accumulate either.
       optimizer.zero_grad();
       model.zero_grad();
@@ -146,6 +148,7 @@ std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader&
     logs.push_back(log);
     progress.epoch_end(log);
     if (options.on_epoch) options.on_epoch(log);
+    check_interrupt();
   }
   return logs;
 }

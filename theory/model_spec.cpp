@@ -205,8 +205,10 @@ std::vector<nn::NamedTensor> load_named_tensors(const std::string& path) {
   return out;
 }
 
-std::shared_ptr<nn::Sequential> mlp_from_state_dict(const MlpSpec& spec, const std::vector<nn::NamedTensor>& weights,
-                                                    const std::string& what) {
+std::vector<StateDictLinear> mlp_layers_from_state_dict(const std::vector<std::int64_t>& widths, bool bias,
+                                                        const std::vector<nn::NamedTensor>& weights,
+                                                        const std::string& what) {
+  THETA_CHECK(widths.size() >= 2, std::invalid_argument, what, ": an MLP needs the input and output widths at least");
   // Every "<prefix><k>.weight" with an integer k, grouped by prefix.
   std::map<std::string, std::vector<LayerNames>> by_prefix;
   for (const auto& [name, t] : weights) {
@@ -221,7 +223,7 @@ std::shared_ptr<nn::Sequential> mlp_from_state_dict(const MlpSpec& spec, const s
       continue;
     by_prefix[prefix].push_back({std::stoll(index), name, stem + ".bias"});
   }
-  const std::size_t layers = spec.widths.size() - 1;
+  const std::size_t layers = widths.size() - 1;
   THETA_CHECK(by_prefix.size() == 1, FormatError, what,
               ": expected the Linear weights of one nn.Sequential, named "
               "\"<k>.weight\" under one common prefix; found ",
@@ -233,6 +235,46 @@ std::shared_ptr<nn::Sequential> mlp_from_state_dict(const MlpSpec& spec, const s
 
   std::map<std::string, Tensor> lookup(weights.begin(), weights.end());
   std::size_t used = 0;
+  std::vector<StateDictLinear> out;
+  for (std::size_t l = 0; l < layers; ++l) {
+    StateDictLinear layer;
+    const Shape weight_shape{widths[l + 1], widths[l]};
+    layer.weight_name = names[l].weight;
+    layer.weight = lookup.at(names[l].weight);
+    THETA_CHECK(layer.weight.shape() == weight_shape, ShapeError, what, ": \"", names[l].weight, "\" is ",
+                shape_str(layer.weight.shape()), " but Linear layer ", l, " of the model is ", shape_str(weight_shape),
+                " ([out, in])");
+    ++used;
+    const auto found = lookup.find(names[l].bias);
+    if (bias) {
+      THETA_CHECK(found != lookup.end(), FormatError, what, ": \"", names[l].bias,
+                  "\" is missing (the model has biases)");
+      THETA_CHECK(found->second.shape() == Shape{widths[l + 1]}, ShapeError, what, ": \"", names[l].bias, "\" is ",
+                  shape_str(found->second.shape()), " but Linear layer ", l, " has ", widths[l + 1], " outputs");
+      layer.bias_name = names[l].bias;
+      layer.bias = found->second;
+      ++used;
+    } else {
+      THETA_CHECK(found == lookup.end(), FormatError, what, ": \"", names[l].bias,
+                  "\" is given but the model has no biases (\"bias\": false)");
+    }
+    out.push_back(std::move(layer));
+  }
+  if (used != weights.size()) {
+    std::string unused;
+    for (const auto& [name, t] : weights) {
+      bool known = false;
+      for (const auto& n : names) known |= name == n.weight || (bias && name == n.bias);
+      if (!known) unused += (unused.empty() ? "" : ", ") + ("\"" + name + "\"");
+    }
+    THETA_THROW(FormatError, what, ": tensors that belong to no Linear layer of the model: ", unused);
+  }
+  return out;
+}
+
+std::shared_ptr<nn::Sequential> mlp_from_state_dict(const MlpSpec& spec, const std::vector<nn::NamedTensor>& weights,
+                                                    const std::string& what) {
+  const auto layers = mlp_layers_from_state_dict(spec.widths, spec.bias, weights, what);
   Rng rng(0);
   auto net = nn::mlp(spec.widths, rng,
                      {.activation = spec.activation,
@@ -241,41 +283,11 @@ std::shared_ptr<nn::Sequential> mlp_from_state_dict(const MlpSpec& spec, const s
                       .sigma_w = spec.sigma_w,
                       .sigma_b = spec.sigma_b,
                       .dtype = DType::f64});
-  const auto params = net->named_parameters();
-  for (std::size_t l = 0; l < layers; ++l) {
-    const Shape weight_shape{spec.widths[l + 1], spec.widths[l]};
-    const Tensor& w = lookup.at(names[l].weight);
-    THETA_CHECK(w.shape() == weight_shape, ShapeError, what, ": \"", names[l].weight, "\" is ", shape_str(w.shape()),
-                " but Linear layer ", l, " of the model is ", shape_str(weight_shape), " ([out, in])");
-    const std::string ours = "layers." + std::to_string(2 * l);
-    const auto find = [&](const std::string& name) {
-      for (const auto& [n, p] : params)
-        if (n == name) return p;
-      THETA_THROW(InternalError, "mlp_from_state_dict: no parameter ", name);
-    };
-    find(ours + ".weight").value().copy_(w.to(DType::f64));
-    ++used;
-    const auto bias = lookup.find(names[l].bias);
-    if (spec.bias) {
-      THETA_CHECK(bias != lookup.end(), FormatError, what, ": \"", names[l].bias,
-                  "\" is missing (model.json says bias)");
-      THETA_CHECK(bias->second.shape() == Shape{spec.widths[l + 1]}, ShapeError, what, ": \"", names[l].bias, "\" is ",
-                  shape_str(bias->second.shape()), " but Linear layer ", l, " has ", spec.widths[l + 1], " outputs");
-      find(ours + ".bias").value().copy_(bias->second.to(DType::f64));
-      ++used;
-    } else {
-      THETA_CHECK(bias == lookup.end(), FormatError, what, ": \"", names[l].bias,
-                  "\" is given but model.json says \"bias\": false");
-    }
-  }
-  if (used != weights.size()) {
-    std::string unused;
-    for (const auto& [name, t] : weights) {
-      bool known = false;
-      for (const auto& n : names) known |= name == n.weight || (spec.bias && name == n.bias);
-      if (!known) unused += (unused.empty() ? "" : ", ") + ("\"" + name + "\"");
-    }
-    THETA_THROW(FormatError, what, ": tensors that belong to no Linear layer of the model: ", unused);
+  // nn::mlp puts Linear layer l at position 2 l.
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    auto& linear = dynamic_cast<nn::Linear&>(net->at(2 * l));
+    linear.weight().value().copy_(layers[l].weight.to(DType::f64));
+    if (spec.bias) linear.bias().value().copy_(layers[l].bias.to(DType::f64));
   }
   return net;
 }

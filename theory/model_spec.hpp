@@ -39,6 +39,24 @@ MlpSpec load_mlp_spec(const std::string& path);
 /// name without .npy, as ntk_demo --dump and numpy.save write them).
 std::vector<nn::NamedTensor> load_named_tensors(const std::string& path);
 
+/// One Linear layer's tensors in a PyTorch state_dict: their names there and their values as given
+/// (no dtype conversion).
+struct StateDictLinear {
+  std::string weight_name{};
+  Tensor weight{};  // [out, in]
+  std::string bias_name{};
+  Tensor bias{};  // [out]; undefined for a model without biases
+};
+
+/// The Linear layers of an MLP with the given widths ({in, hidden..., out}), with or without
+/// biases, found in `weights` named as in a PyTorch state_dict of nn.Sequential(Linear,
+/// activation, Linear, ...) (the naming rules of mlp_from_state_dict below), in layer order. A
+/// missing, extra or misshapen tensor is an error naming the tensor and both shapes (ShapeError)
+/// or the name (FormatError); `what` names the weights' source.
+std::vector<StateDictLinear> mlp_layers_from_state_dict(const std::vector<std::int64_t>& widths, bool bias,
+                                                        const std::vector<nn::NamedTensor>& weights,
+                                                        const std::string& what);
+
 /// The MLP of `spec` in float64 with the given weights. Weights are named as in a PyTorch
 /// state_dict of nn.Sequential(Linear, activation, Linear, ...): "<k>.weight" [out, in] and
 /// "<k>.bias" [out] with k the Linear layer's index in the Sequential, under one common prefix
