@@ -82,6 +82,11 @@ void bind_tensor(py::module_& m);
 void bind_autograd(py::module_& m);
 void bind_module(py::module_& m);  // theta.nn.Module, called by bind_nn first
 void bind_nn(py::module_& m);
+void bind_nn_layers(py::module_& m);      // Linear, Sequential, ..., mlp, residual_mlp
+void bind_nn_state(py::module_& m);       // Module.state_dict / load_state_dict, checkpoints, npz
+void bind_nn_functional(py::module_& m);  // losses, activations, predict, evaluate, nn.init
+void bind_nn_training(py::module_& m);    // optimisers, train_step, fit
+void bind_nn_data(py::module_& m);        // load_digits, load_iris, splits, standardisation
 void bind_theory(py::module_& m);
 
 }  // namespace theta::python
