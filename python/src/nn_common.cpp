@@ -47,9 +47,12 @@ void check_targets(LossKind kind, const Tensor& y, const char* op) {
 
 autograd::Var compute_loss(LossKind kind, const autograd::Var& output, const Tensor& y) {
   switch (kind) {
-    case LossKind::mse: return nn::mse_loss(output, autograd::Var(y));
-    case LossKind::cross_entropy: return nn::cross_entropy(output, y);
-    case LossKind::binary_logistic: return nn::binary_logistic_loss(output, autograd::Var(y));
+    case LossKind::mse:
+      return nn::mse_loss(output, autograd::Var(y));
+    case LossKind::cross_entropy:
+      return nn::cross_entropy(output, y);
+    case LossKind::binary_logistic:
+      return nn::binary_logistic_loss(output, autograd::Var(y));
   }
   throw InternalError("compute_loss: unknown loss");
 }

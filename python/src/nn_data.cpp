@@ -15,8 +15,8 @@ py::tuple dataset_tuple(const nn::Dataset& data) {
   return py::make_tuple(array_from_tensor(data.x), array_from_tensor(data.y));
 }
 
-template <class Load, class LoadPath> py::tuple load(const py::object& path, Load load_default, LoadPath load_path,
-                                                     const char* what) {
+template <class Load, class LoadPath>
+py::tuple load(const py::object& path, Load load_default, LoadPath load_path, const char* what) {
   nn::Dataset data;
   if (path.is_none()) {
     ReleaseGil released;
@@ -36,8 +36,9 @@ void bind_nn_data(py::module_& m) {
   m.def(
       "load_digits",
       [](const py::object& path) {
-        return load(path, [] { return nn::load_digits(); }, [](const std::string& p) { return nn::load_digits(p); },
-                    "load_digits: path");
+        return load(
+            path, [] { return nn::load_digits(); }, [](const std::string& p) { return nn::load_digits(p); },
+            "load_digits: path");
       },
       py::arg("path") = py::none(),
       "The UCI optical digits: (x [1797, 64] float64 pixels 0..16, y [1797] int64 labels 0..9), from `path` "
@@ -45,8 +46,9 @@ void bind_nn_data(py::module_& m) {
   m.def(
       "load_iris",
       [](const py::object& path) {
-        return load(path, [] { return nn::load_iris(); }, [](const std::string& p) { return nn::load_iris(p); },
-                    "load_iris: path");
+        return load(
+            path, [] { return nn::load_iris(); }, [](const std::string& p) { return nn::load_iris(p); },
+            "load_iris: path");
       },
       py::arg("path") = py::none(),
       "Fisher's iris: (x [150, 4] float64, y [150] int64 labels 0..2), from `path` (scikit-learn's CSV "

@@ -27,7 +27,8 @@ py::object reduced(const Tensor& value, nn::Reduction reduction) {
   return py::float_(value.item<double>());
 }
 
-template <class Fn> Tensor no_grad_value(Fn&& fn) {
+template <class Fn>
+Tensor no_grad_value(Fn&& fn) {
   ReleaseGil released;
   autograd::NoGradGuard no_grad;
   return fn().value();
@@ -85,8 +86,7 @@ void bind_losses(py::module_& m) {
         ReleaseGil released;
         return nn::accuracy(logits, labels);
       },
-      py::arg("logits"), py::arg("labels"),
-      "Fraction of rows of logits [n, C] whose argmax is the int64 label [n].");
+      py::arg("logits"), py::arg("labels"), "Fraction of rows of logits [n, C] whose argmax is the int64 label [n].");
 }
 
 void bind_activations(py::module_& m) {
@@ -199,7 +199,8 @@ void bind_init(py::module_& nn_module) {
       },
       py::arg("shape"), py::arg("value"), py::arg("dtype") = "float64", "All `value`.");
   m.def(
-      "fans", [](const std::vector<std::int64_t>& shape) { return nn::init::fans(Shape(shape)); }, py::arg("shape"), "(fan_in, fan_out) of a weight shape [out, in, ...].");
+      "fans", [](const std::vector<std::int64_t>& shape) { return nn::init::fans(Shape(shape)); }, py::arg("shape"),
+      "(fan_in, fan_out) of a weight shape [out, in, ...].");
 }
 
 }  // namespace

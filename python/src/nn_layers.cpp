@@ -20,8 +20,8 @@ namespace {
 // container, so the child stays valid as long as Python holds it, whatever happens to the
 // container's own Python object. A child that came from Python keeps its Python object (pybind11
 // finds it by address); one built in C++ (mlp) gets a new one of its most derived bound class.
-template <class Container> std::shared_ptr<nn::Module> child_handle(const std::shared_ptr<Container>& owner,
-                                                                    nn::Module& child) {
+template <class Container>
+std::shared_ptr<nn::Module> child_handle(const std::shared_ptr<Container>& owner, nn::Module& child) {
   return std::shared_ptr<nn::Module>(owner, &child);
 }
 
@@ -53,18 +53,20 @@ Fully connected layer y = x W^T + b: weight [out_features, in_features] (PyTorch
                        const std::string& parameterization, double sigma_w, double sigma_b, const py::handle& dtype,
                        std::uint64_t seed) {
              Rng rng(seed);
-             return std::make_shared<nn::Linear>(in_features, out_features, rng,
-                                                 nn::LinearOptions{.bias = bias,
-                                                                   .parameterization = parse_parameterization(parameterization),
-                                                                   .sigma_w = sigma_w,
-                                                                   .sigma_b = sigma_b,
-                                                                   .dtype = parse_dtype(dtype)});
+             return std::make_shared<nn::Linear>(
+                 in_features, out_features, rng,
+                 nn::LinearOptions{.bias = bias,
+                                   .parameterization = parse_parameterization(parameterization),
+                                   .sigma_w = sigma_w,
+                                   .sigma_b = sigma_b,
+                                   .dtype = parse_dtype(dtype)});
            }),
            py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true,
            py::arg("parameterization") = "standard", py::arg("sigma_w") = 1.0, py::arg("sigma_b") = 0.0,
            py::arg("dtype") = "float64", py::arg("seed") = 0)
-      .def_property_readonly("weight", [](const nn::Linear& self) { return array_from_tensor(self.weight().value()); },
-                             "The weight [out_features, in_features] (a view: writes change the layer).")
+      .def_property_readonly(
+          "weight", [](const nn::Linear& self) { return array_from_tensor(self.weight().value()); },
+          "The weight [out_features, in_features] (a view: writes change the layer).")
       .def_property_readonly(
           "bias",
           [](const nn::Linear& self) -> py::object {
@@ -74,8 +76,9 @@ Fully connected layer y = x W^T + b: weight [out_features, in_features] (PyTorch
           "The bias [out_features] (a view), or None.")
       .def_property_readonly("in_features", &nn::Linear::in_features)
       .def_property_readonly("out_features", &nn::Linear::out_features)
-      .def_property_readonly("parameterization",
-                             [](const nn::Linear& self) { return parameterization_name(self.options().parameterization); })
+      .def_property_readonly(
+          "parameterization",
+          [](const nn::Linear& self) { return parameterization_name(self.options().parameterization); })
       .def_property_readonly("weight_scale", &nn::Linear::weight_scale,
                              "The factor multiplying x W^T in forward (1 in standard parameterisation).")
       .def_property_readonly("bias_scale", &nn::Linear::bias_scale,
@@ -138,12 +141,14 @@ estimates updated with `momentum`), running statistics in eval. Parameters weigh
 )doc")
       .def(py::init([](std::int64_t features, double eps, double momentum, bool affine, const py::handle& dtype) {
              return std::make_shared<nn::BatchNorm1d>(
-                 features, nn::NormOptions{.eps = eps, .momentum = momentum, .affine = affine, .dtype = parse_dtype(dtype)});
+                 features,
+                 nn::NormOptions{.eps = eps, .momentum = momentum, .affine = affine, .dtype = parse_dtype(dtype)});
            }),
            py::arg("features"), py::arg("eps") = 1e-5, py::arg("momentum") = 0.1, py::arg("affine") = true,
            py::arg("dtype") = "float64");
   py::class_<nn::LayerNorm, nn::Module, std::shared_ptr<nn::LayerNorm>>(
-      m, "LayerNorm", "LayerNorm over the last axis of x:[..., features]; parameters weight/bias [features] when affine.")
+      m, "LayerNorm",
+      "LayerNorm over the last axis of x:[..., features]; parameters weight/bias [features] when affine.")
       .def(py::init([](std::int64_t features, double eps, bool affine, const py::handle& dtype) {
              return std::make_shared<nn::LayerNorm>(
                  features, nn::NormOptions{.eps = eps, .affine = affine, .dtype = parse_dtype(dtype)});
@@ -170,9 +175,9 @@ y = body(x) + shortcut(x), the shortcut being projection(x) when a projection is
 otherwise; parameters are named "body.<name>" then "projection.<name>".
 )doc")
       .def(py::init([](const py::handle& body, const py::handle& projection) {
-             return std::make_shared<nn::Residual>(as_module(body, "Residual: body"),
-                                                   projection.is_none() ? nullptr
-                                                                        : as_module(projection, "Residual: projection"));
+             return std::make_shared<nn::Residual>(
+                 as_module(body, "Residual: body"),
+                 projection.is_none() ? nullptr : as_module(projection, "Residual: projection"));
            }),
            py::arg("body"), py::arg("projection") = py::none())
       .def_property_readonly(
@@ -215,8 +220,8 @@ after the last), as a Sequential whose Linear layers sit at even positions ("lay
   m.def(
       "residual_mlp",
       [](std::int64_t in_features, std::int64_t width, std::int64_t out_features, std::int64_t blocks,
-         const std::string& activation, bool bias, const std::string& parameterization, double sigma_w,
-         double sigma_b, const py::handle& dtype, std::uint64_t seed) {
+         const std::string& activation, bool bias, const std::string& parameterization, double sigma_w, double sigma_b,
+         const py::handle& dtype, std::uint64_t seed) {
         const nn::ResidualMlpOptions options{.in_features = in_features,
                                              .width = width,
                                              .out_features = out_features,

@@ -56,8 +56,7 @@ void check_compatible(const std::string& source, const Tensor& value, const std:
               shape_str(value.shape()), " but the model's '", target_name, "' has shape ", shape_str(target.shape()));
 }
 
-LoadPlan plan_theta_names(const std::vector<NamedTensor>& given, const std::vector<NamedTensor>& targets,
-                          bool strict) {
+LoadPlan plan_theta_names(const std::vector<NamedTensor>& given, const std::vector<NamedTensor>& targets, bool strict) {
   LoadPlan plan;
   std::map<std::string, Tensor> by_name(targets.begin(), targets.end());
   std::set<std::string> seen;

@@ -22,8 +22,8 @@ struct SgdOptimizer : BoundOptimizer {};
 struct AdamOptimizer : BoundOptimizer {};
 struct AdamWOptimizer : BoundOptimizer {};
 
-template <class Handle> std::shared_ptr<Handle> make_handle(const std::shared_ptr<nn::Module>& model,
-                                                            std::unique_ptr<nn::Optimizer> impl) {
+template <class Handle>
+std::shared_ptr<Handle> make_handle(const std::shared_ptr<nn::Module>& model, std::unique_ptr<nn::Optimizer> impl) {
   auto handle = std::make_shared<Handle>();
   handle->model = model;
   handle->impl = std::move(impl);
@@ -98,12 +98,12 @@ nesterov; p -= lr d.
       .def(py::init([](const std::shared_ptr<nn::Module>& model, double lr, double momentum, double dampening,
                        double weight_decay, bool nesterov) {
              return make_handle<SgdOptimizer>(
-                 model, std::make_unique<nn::Sgd>(model->named_parameters(),
-                                                  nn::SgdOptions{.lr = lr,
-                                                                 .momentum = momentum,
-                                                                 .dampening = dampening,
-                                                                 .weight_decay = weight_decay,
-                                                                 .nesterov = nesterov}));
+                 model,
+                 std::make_unique<nn::Sgd>(model->named_parameters(), nn::SgdOptions{.lr = lr,
+                                                                                     .momentum = momentum,
+                                                                                     .dampening = dampening,
+                                                                                     .weight_decay = weight_decay,
+                                                                                     .nesterov = nesterov}));
            }),
            py::arg("model"), py::arg("lr") = 0.01, py::arg("momentum") = 0.0, py::arg("dampening") = 0.0,
            py::arg("weight_decay") = 0.0, py::arg("nesterov") = false);
@@ -125,8 +125,8 @@ nesterov; p -= lr d.
                  model, std::make_unique<nn::Adam>(model->named_parameters(),
                                                    adam_options(lr, betas, eps, weight_decay, false)));
            }),
-           py::arg("model"), py::arg("lr") = 1e-3, py::arg("betas") = std::make_pair(0.9, 0.999),
-           py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0);
+           py::arg("model"), py::arg("lr") = 1e-3, py::arg("betas") = std::make_pair(0.9, 0.999), py::arg("eps") = 1e-8,
+           py::arg("weight_decay") = 0.0);
   py::class_<AdamWOptimizer, BoundOptimizer, std::shared_ptr<AdamWOptimizer>>(
       m, "AdamW", "torch.optim.AdamW over every parameter of `model` (decoupled weight decay p *= 1 - lr wd).")
       .def(py::init([adam_options](const std::shared_ptr<nn::Module>& model, double lr, std::pair<double, double> betas,
@@ -135,8 +135,8 @@ nesterov; p -= lr d.
                  model, std::make_unique<nn::Adam>(model->named_parameters(),
                                                    adam_options(lr, betas, eps, weight_decay, true)));
            }),
-           py::arg("model"), py::arg("lr") = 1e-3, py::arg("betas") = std::make_pair(0.9, 0.999),
-           py::arg("eps") = 1e-8, py::arg("weight_decay") = 1e-2);
+           py::arg("model"), py::arg("lr") = 1e-3, py::arg("betas") = std::make_pair(0.9, 0.999), py::arg("eps") = 1e-8,
+           py::arg("weight_decay") = 1e-2);
 }
 
 // Note [One-call training steps]
@@ -220,9 +220,8 @@ void bind_fit(py::module_& m) {
   m.def(
       "fit",
       [](nn::Module& model, BoundOptimizer& optimizer, const Tensor& x, const Tensor& y, const std::string& loss,
-         std::int64_t epochs, std::int64_t batch_size, bool shuffle, bool drop_last, std::uint64_t seed,
-         bool progress, std::int64_t log_every, std::int64_t first_epoch, bool stop_on_non_finite_loss,
-         const py::object& on_epoch) {
+         std::int64_t epochs, std::int64_t batch_size, bool shuffle, bool drop_last, std::uint64_t seed, bool progress,
+         std::int64_t log_every, std::int64_t first_epoch, bool stop_on_non_finite_loss, const py::object& on_epoch) {
         check_same_model(optimizer, model, "fit");
         const LossKind kind = parse_loss(loss, "fit");
         check_targets(kind, y, "fit");
