@@ -110,8 +110,8 @@ std::string json_string(const std::string& text) {
   return out + "\"";
 }
 
-Results::Results(const DemoInfo& info, const DemoArgs& args)
-    : info_(info), args_(args), started_(utc_now()), start_(std::chrono::steady_clock::now()) {
+Results::Results(const DemoInfo& info, const DemoArgs& args, std::ostream& log)
+    : info_(info), args_(args), started_(utc_now()), start_(std::chrono::steady_clock::now()), log_(&log) {
   std::ostringstream m;
   m << "  \"command\": " << json_string(args.command_line) << ",\n"
     << "  \"git_commit\": " << json_string(git_commit()) << ",\n"
@@ -130,7 +130,7 @@ void Results::write_csv(const std::string& file, const std::vector<std::string>&
 }
 
 bool Results::check(Check check) {
-  std::cout << (check.pass ? "  ok   " : "  FAIL ") << check.claim << ": " << check.measured << " (predicted "
+  *log_ << (check.pass ? "  ok   " : "  FAIL ") << check.claim << ": " << check.measured << " (predicted "
             << check.predicted << ", tolerance " << check.tolerance << ")" << std::endl;
   checks_.push_back(std::move(check));
   return checks_.back().pass;
@@ -145,13 +145,13 @@ bool Results::ok() const {
 int Results::finish(const std::string& summary) {
   const bool pass = !checks_.empty() && ok();
   write(pass ? "PASS" : "FAIL", summary, true);
-  std::cout << info_.name << ": " << (pass ? "PASS " : "FAIL ") << summary << std::endl;
+  *log_ << info_.name << ": " << (pass ? "PASS " : "FAIL ") << summary << std::endl;
   return pass ? kExitPass : kExitFail;
 }
 
 int Results::finish_incomplete(const std::string& summary) {
   write("INCOMPLETE", summary, true);
-  std::cout << info_.name << ": INCOMPLETE " << summary << std::endl;
+  *log_ << info_.name << ": INCOMPLETE " << summary << std::endl;
   return kExitIncomplete;
 }
 

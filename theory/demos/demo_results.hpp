@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <limits>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,9 @@ std::string json_string(const std::string& text);
 /// The record of one demo run. Construct it after the output folder is prepared.
 class Results {
  public:
-  /// Writes <out>/verdict.json with status RUNNING and the run's metadata.
-  Results(const DemoInfo& info, const DemoArgs& args);
+  /// Writes <out>/verdict.json with status RUNNING and the run's metadata. The check lines and
+  /// the final line go to `log` (standard output for a demo; a string stream in tests).
+  Results(const DemoInfo& info, const DemoArgs& args, std::ostream& log = std::cout);
 
   /// Writes <out>/<file> (see write_csv) and lists it in the verdict.
   void write_csv(const std::string& file, const std::vector<std::string>& header,
@@ -73,6 +75,7 @@ class Results {
   std::string metadata_ = {};  // the JSON members describing machine and build, comma-terminated
   std::vector<std::string> files_;
   std::vector<Check> checks_;
+  std::ostream* log_;
 };
 
 }  // namespace theta::demos
