@@ -76,7 +76,7 @@ std::string git_commit() {
 }  // namespace
 
 void write_csv(const std::string& path, const std::vector<std::string>& header,
-               const std::vector<std::vector<double>>& columns) {
+               const std::vector<std::vector<double>>& columns, const char* op) {
   THETA_CHECK(header.size() == columns.size(), std::invalid_argument, "write_csv: ", path, ": ", header.size(),
               " column names for ", columns.size(), " columns");
   const std::size_t rows = columns.empty() ? 0 : columns[0].size();
@@ -91,7 +91,7 @@ void write_csv(const std::string& path, const std::vector<std::string>& header,
     for (std::size_t j = 0; j < columns.size(); ++j) out << (j ? "," : "") << columns[j][i];
     out << '\n';
   }
-  write_file_atomic(path, out.str());
+  write_file_atomic(path, out.str(), op);
 }
 
 std::string json_string(const std::string& text) {
@@ -125,7 +125,7 @@ Results::Results(const DemoInfo& info, const DemoArgs& args, std::ostream& log)
 
 void Results::write_csv(const std::string& file, const std::vector<std::string>& header,
                         const std::vector<std::vector<double>>& columns) {
-  demos::write_csv(args_.out + "/" + file, header, columns);
+  demos::write_csv(args_.out + "/" + file, header, columns, info_.name.c_str());
   files_.push_back(file);
 }
 

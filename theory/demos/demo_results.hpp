@@ -29,9 +29,10 @@ struct Check {
 };
 
 /// Writes columns of equal length as CSV with a header line (fields quoted as RFC 4180 asks,
-/// values with 17 significant digits, so they read back exactly). Written atomically.
+/// values with 17 significant digits, so they read back exactly). Written atomically; a failed
+/// write throws IoError naming `op` (the demo) and the path.
 void write_csv(const std::string& path, const std::vector<std::string>& header,
-               const std::vector<std::vector<double>>& columns);
+               const std::vector<std::vector<double>>& columns, const char* op = "write_csv");
 
 /// `text` as a JSON string literal, quotes included.
 std::string json_string(const std::string& text);
