@@ -1,6 +1,7 @@
 // The differentiable ops of autograd/ops.hpp as theta.autograd functions, and the commonest as
 // Var methods. Arguments accept Vars, arrays and numbers (constants); results are Vars.
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -49,6 +50,50 @@ Var reverse_axes(const Var& x) {
   std::vector<std::int64_t> perm;
   for (std::int64_t i = x.dim() - 1; i >= 0; --i) perm.push_back(i);
   return autograd::permute(x, perm);
+}
+
+// x[key] for key an int, a slice (positive step), an Ellipsis or a tuple of them: select and
+// slice ops, so the result records its graph like any op.
+Var index_var(const Var& x, const py::object& key) {
+  std::vector<py::object> keys;
+  if (py::isinstance<py::tuple>(key)) {
+    for (const auto& k : key) keys.push_back(py::reinterpret_borrow<py::object>(k));
+  } else {
+    keys.push_back(key);
+  }
+  std::size_t ellipses = 0;
+  for (const auto& k : keys) ellipses += k.is(py::ellipsis()) ? 1 : 0;
+  if (ellipses > 1) throw py::index_error("Var index: at most one Ellipsis");
+  const auto explicit_axes = static_cast<std::int64_t>(keys.size() - ellipses);
+  if (explicit_axes > x.dim())
+    throw py::index_error("Var index: " + std::to_string(explicit_axes) + " indices for a Var with " +
+                          std::to_string(x.dim()) + " dimensions");
+  Var out = x;
+  std::int64_t axis = 0;  // the axis of `out` the next key applies to
+  for (const auto& k : keys) {
+    if (k.is(py::ellipsis())) {
+      axis += x.dim() - explicit_axes;
+    } else if (py::isinstance<py::int_>(k)) {
+      std::int64_t i = k.cast<std::int64_t>();
+      const std::int64_t n = out.size(axis);
+      if (i < -n || i >= n)
+        throw py::index_error("Var index: index " + std::to_string(i) + " out of range for axis of size " +
+                              std::to_string(n));
+      out = autograd::select(out, axis, i < 0 ? i + n : i);
+    } else if (py::isinstance<py::slice>(k)) {
+      py::ssize_t start = 0, stop = 0, step = 0, length = 0;
+      if (!py::reinterpret_borrow<py::slice>(k).compute(static_cast<py::ssize_t>(out.size(axis)), &start, &stop,
+                                                          &step, &length))
+        throw py::error_already_set();
+      if (step <= 0) throw py::index_error("Var index: slices need a positive step");
+      out = autograd::slice(out, axis, start, std::max(start, stop), step);
+      ++axis;
+    } else {
+      throw py::type_error("Var index: expected ints, slices or an Ellipsis, got " +
+                           std::string(py::str(py::type::of(k))) + " (use index_select or gather for arrays)");
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -196,6 +241,8 @@ void bind_autograd_ops(py::module_& m) {
           "permute", [](const Var& x, const py::args& perm) { return ag::permute(x, ints_from_args(perm, "permute")); },
           "x.permute(1, 0) or x.permute((1, 0)).")
       .def("transpose", &ag::transpose, py::arg("a"), py::arg("b"), "Axes a and b swapped.")
+      .def("__getitem__", &index_var, py::arg("key"),
+           "x[i], x[a:b:step], x[..., i] and tuples of them (differentiable; positive steps only).")
       .def_property_readonly("T", &reverse_axes, "The axes reversed (NumPy's .T).")
       .def("flatten", &ag::flatten, "x as 1-D.")
       .def("squeeze", &ag::squeeze, py::arg("axis"), "Removes a size-1 axis.")

@@ -118,6 +118,9 @@ Writing into the value's memory after it was used by an op invalidates the recor
           [](const Var& v, const py::object& g) {
             if (g.is_none()) return with_graph([&] { v.zero_grad(); });
             const Tensor t = to_tensor(g, "grad");
+            if (t.dtype() != v.dtype())
+              throw py::type_error("grad: dtype " + std::string(dtype_name(t.dtype())) + " does not match the Var's " +
+                                   dtype_name(v.dtype()));
             with_graph([&] { v.set_grad(t); });
           },
           "Gradient accumulated by backward() (a NumPy array), or None. Settable (None clears it).")

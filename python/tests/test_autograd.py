@@ -618,3 +618,84 @@ def test_bad_results_of_f_are_type_errors():
         ag.hvp(lambda x: None, a, a)
     with pytest.raises(TypeError):
         ag.hvp(lambda x: x.sum(), a, "not an array")
+
+
+# ---- indexing, bad input, threads --------------------------------------------------------------
+
+@pytest.mark.parametrize("key", [0, -1, (1, 2), (slice(None), 1), (Ellipsis, 2), (0, Ellipsis, slice(1, None, 2)),
+                                 slice(5, 1), (slice(None, None, 2),), (1, 2, 3)])
+def test_indexing_matches_numpy_and_differentiates(key, rng):
+    a = rng.standard_normal((2, 3, 4))
+    np.testing.assert_array_equal(Var(a)[key].value, a[key])
+    check_gradients(lambda x: x[key], [a], rng)
+
+
+@pytest.mark.parametrize("key,error", [(5, IndexError), ((0, 0, 0, 0), IndexError), (slice(None, None, -1), IndexError),
+                                       ("a", TypeError), ([0, 1], TypeError), ((Ellipsis, Ellipsis), IndexError)])
+def test_bad_indices_raise(key, error):
+    with pytest.raises(error):
+        Var(np.ones((2, 3, 4)))[key]
+
+
+def sq(x):
+    return (x ** 2).sum()
+
+
+@pytest.mark.parametrize("call,error,pattern", [
+    (lambda: ag.jacobian(lambda x: x * 2.0, np.ones(3), chunk_size=-1), ValueError, "chunk_size"),
+    (lambda: ag.hvp(sq, np.ones(3), np.ones(4)), ValueError, r"\[4\].*\[3\]"),
+    (lambda: ag.hvp(sq, np.ones(3), [np.ones(3), np.ones(3)]), ValueError, "2 vectors"),
+    (lambda: ag.HessianVectorOperator(sq, np.ones(3)).apply(np.ones(2)), ValueError, r"\[2\]"),
+    (lambda: ag.vjp(sq, np.ones(3), np.ones(3)), ValueError, "cotangent"),
+    (lambda: ag.jvp(sq, np.ones(3), np.ones(2)), ValueError, "tangent"),
+    (lambda: ag.hvp(lambda x: x * 2.0, np.ones(3), np.ones(3)), ValueError, "one element"),
+    (lambda: ag.hessian(lambda x: x * 2.0, np.ones(3)), ValueError, "one element"),
+    (lambda: ag.jacobian(lambda x: x * 2.0, np.arange(3)), TypeError, "int64"),
+    (lambda: ag.grad([], []), ValueError, "no outputs"),
+    (lambda: ag.grad(Var(1.0, True), None), TypeError, "inputs"),
+    (lambda: Var(np.ones(6)).reshape(4, 2), ValueError, r"\[4, 2\]"),
+    (lambda: ag.select(Var(np.ones(3)), 0, 5), IndexError, "5"),
+    (lambda: Var(np.ones(2, np.float32)) + Var(np.ones(2)), TypeError, "float32"),
+    (lambda: ag.stack([Var(np.ones(2)), Var(np.ones(3))]), ValueError, r"\[2\].*\[3\]"),
+    (lambda: ag.sum(Var(np.ones(3)), axis=5), IndexError, "axis 5"),
+    (lambda: ag.sum(Var(np.ones(3)), axis="x"), TypeError, "axis"),
+    (lambda: ag.norm(Var(np.ones(3)), p=3), ValueError, "p = 1, 2, inf"),
+    (lambda: setattr(Var(np.ones(3), True), "grad", np.ones(3, dtype=np.int64)), TypeError, "int64"),
+    (lambda: (Var(np.ones(3), True) * 2.0).backward(np.ones(2)), ValueError, r"\[2\].*\[3\]"),
+    (lambda: Var(1.0) @ Var(np.ones(2)), ValueError, "dimension"),
+    (lambda: Var(np.ones(2)).reshape("a"), TypeError, "reshape"),
+])
+def test_bad_input_raises_a_clear_error(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+def test_backward_from_several_threads_on_one_shared_graph(rng):
+    """backward and grad release the GIL; concurrent passes on a shared graph stay correct."""
+    import threading
+
+    a = rng.standard_normal((40, 40))
+    w = Var(a, requires_grad=True)
+    hidden = ag.tanh(w @ w)  # shared by every thread's graph
+    want = ag.grad((hidden * hidden).sum(), w, retain_graph=True).value.copy()
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(20):
+                results.append(ag.grad((hidden * hidden).sum(), w, retain_graph=True).value)
+                (hidden.sum() * 0.0).backward(retain_graph=True)
+                _ = w.grad
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 80
+    for r in results:
+        np.testing.assert_array_equal(r, want)
+    np.testing.assert_array_equal(w.grad, np.zeros_like(a))
