@@ -20,8 +20,7 @@ namespace {
 std::vector<std::int64_t> axes_arg(const py::object& axis) {
   if (axis.is_none()) return {};
   if (py::isinstance<py::int_>(axis)) return {axis.cast<std::int64_t>()};
-  if (py::isinstance<py::tuple>(axis) || py::isinstance<py::list>(axis))
-    return axis.cast<std::vector<std::int64_t>>();
+  if (py::isinstance<py::tuple>(axis) || py::isinstance<py::list>(axis)) return axis.cast<std::vector<std::int64_t>>();
   throw py::type_error("axis: expected None, an int or a tuple of ints, got " +
                        std::string(py::str(py::type::of(axis))));
 }
@@ -82,8 +81,8 @@ Var index_var(const Var& x, const py::object& key) {
       out = autograd::select(out, axis, i < 0 ? i + n : i);
     } else if (py::isinstance<py::slice>(k)) {
       py::ssize_t start = 0, stop = 0, step = 0, length = 0;
-      if (!py::reinterpret_borrow<py::slice>(k).compute(static_cast<py::ssize_t>(out.size(axis)), &start, &stop,
-                                                          &step, &length))
+      if (!py::reinterpret_borrow<py::slice>(k).compute(static_cast<py::ssize_t>(out.size(axis)), &start, &stop, &step,
+                                                        &length))
         throw py::error_already_set();
       if (step <= 0) throw py::index_error("Var index: slices need a positive step");
       out = autograd::slice(out, axis, start, std::max(start, stop), step);
@@ -146,17 +145,17 @@ void bind_autograd_ops(py::module_& m) {
   const auto axis_ = py::arg("axis") = py::none();
   const auto keepdim_ = py::arg("keepdim") = false;
   m.def(
-      "sum", [](const Var& x, const py::object& axis, bool keepdim) { return ag::sum(x, axes_arg(axis), keepdim); },
-      x_, axis_, keepdim_, "Sum over axis (None: all axes; an int or a tuple).");
+      "sum", [](const Var& x, const py::object& axis, bool keepdim) { return ag::sum(x, axes_arg(axis), keepdim); }, x_,
+      axis_, keepdim_, "Sum over axis (None: all axes; an int or a tuple).");
   m.def(
       "mean", [](const Var& x, const py::object& axis, bool keepdim) { return ag::mean(x, axes_arg(axis), keepdim); },
       x_, axis_, keepdim_, "Mean over axis (None: all axes).");
   m.def(
-      "max", [](const Var& x, const py::object& axis, bool keepdim) { return ag::max(x, axes_arg(axis), keepdim); },
-      x_, axis_, keepdim_, "Max over axis (ties split the gradient evenly).");
+      "max", [](const Var& x, const py::object& axis, bool keepdim) { return ag::max(x, axes_arg(axis), keepdim); }, x_,
+      axis_, keepdim_, "Max over axis (ties split the gradient evenly).");
   m.def(
-      "min", [](const Var& x, const py::object& axis, bool keepdim) { return ag::min(x, axes_arg(axis), keepdim); },
-      x_, axis_, keepdim_, "Min over axis (ties split the gradient evenly).");
+      "min", [](const Var& x, const py::object& axis, bool keepdim) { return ag::min(x, axes_arg(axis), keepdim); }, x_,
+      axis_, keepdim_, "Min over axis (ties split the gradient evenly).");
   m.def(
       "logsumexp",
       [](const Var& x, const py::object& axis, bool keepdim) { return ag::logsumexp(x, axes_arg(axis), keepdim); }, x_,
@@ -188,8 +187,8 @@ void bind_autograd_ops(py::module_& m) {
       "matmul", [](const Var& a, const Var& b) { return without_gil([&] { return ag::matmul(a, b); }); }, a_, b_,
       "Matrix product with NumPy's matmul semantics (1-D, 2-D, batched).");
   m.def(
-      "linear", [](const Var& x, const Var& weight) { return without_gil([&] { return ag::linear(x, weight); }); },
-      x_, py::arg("weight"), "x @ weight.T for weight [out, in] and x [..., in] (one recorded op).");
+      "linear", [](const Var& x, const Var& weight) { return without_gil([&] { return ag::linear(x, weight); }); }, x_,
+      py::arg("weight"), "x @ weight.T for weight [out, in] and x [..., in] (one recorded op).");
 
   // ---- views and joins ----------------------------------------------------------------------
   m.def(
@@ -235,7 +234,8 @@ void bind_autograd_ops(py::module_& m) {
           "min", [](const Var& x, const py::object& axis, bool keepdim) { return ag::min(x, axes_arg(axis), keepdim); },
           axis_, keepdim_, "Min over axis.")
       .def(
-          "reshape", [](const Var& x, const py::args& shape) { return ag::reshape(x, Shape(ints_from_args(shape, "reshape"))); },
+          "reshape",
+          [](const Var& x, const py::args& shape) { return ag::reshape(x, Shape(ints_from_args(shape, "reshape"))); },
           "x.reshape(2, 3) or x.reshape((2, 3)).")
       .def(
           "permute", [](const Var& x, const py::args& perm) { return ag::permute(x, ints_from_args(perm, "permute")); },

@@ -169,34 +169,53 @@ Writing into the value's memory after it was used by an op invalidates the recor
   using autograd::matmul;
   cls.def("__neg__", [](const Var& x) { return -x; })
       .def("__pos__", [](const Var& x) { return x; })
-      .def("__add__", [](const Var& a, double b) { return a + b; }, py::is_operator())
-      .def("__add__", [](const Var& a, const Var& b) { return a + b; }, py::is_operator())
-      .def("__radd__", [](const Var& a, double b) { return b + a; }, py::is_operator())
-      .def("__radd__", [](const Var& a, const Var& b) { return b + a; }, py::is_operator())
-      .def("__sub__", [](const Var& a, double b) { return a - b; }, py::is_operator())
-      .def("__sub__", [](const Var& a, const Var& b) { return a - b; }, py::is_operator())
-      .def("__rsub__", [](const Var& a, double b) { return b - a; }, py::is_operator())
-      .def("__rsub__", [](const Var& a, const Var& b) { return b - a; }, py::is_operator())
-      .def("__mul__", [](const Var& a, double b) { return a * b; }, py::is_operator())
-      .def("__mul__", [](const Var& a, const Var& b) { return a * b; }, py::is_operator())
-      .def("__rmul__", [](const Var& a, double b) { return b * a; }, py::is_operator())
-      .def("__rmul__", [](const Var& a, const Var& b) { return b * a; }, py::is_operator())
-      .def("__truediv__", [](const Var& a, double b) { return a / b; }, py::is_operator())
-      .def("__truediv__", [](const Var& a, const Var& b) { return a / b; }, py::is_operator())
-      .def("__rtruediv__", [](const Var& a, double b) { return b / a; }, py::is_operator())
-      .def("__rtruediv__", [](const Var& a, const Var& b) { return b / a; }, py::is_operator())
+      .def(
+          "__add__", [](const Var& a, double b) { return a + b; }, py::is_operator())
+      .def(
+          "__add__", [](const Var& a, const Var& b) { return a + b; }, py::is_operator())
+      .def(
+          "__radd__", [](const Var& a, double b) { return b + a; }, py::is_operator())
+      .def(
+          "__radd__", [](const Var& a, const Var& b) { return b + a; }, py::is_operator())
+      .def(
+          "__sub__", [](const Var& a, double b) { return a - b; }, py::is_operator())
+      .def(
+          "__sub__", [](const Var& a, const Var& b) { return a - b; }, py::is_operator())
+      .def(
+          "__rsub__", [](const Var& a, double b) { return b - a; }, py::is_operator())
+      .def(
+          "__rsub__", [](const Var& a, const Var& b) { return b - a; }, py::is_operator())
+      .def(
+          "__mul__", [](const Var& a, double b) { return a * b; }, py::is_operator())
+      .def(
+          "__mul__", [](const Var& a, const Var& b) { return a * b; }, py::is_operator())
+      .def(
+          "__rmul__", [](const Var& a, double b) { return b * a; }, py::is_operator())
+      .def(
+          "__rmul__", [](const Var& a, const Var& b) { return b * a; }, py::is_operator())
+      .def(
+          "__truediv__", [](const Var& a, double b) { return a / b; }, py::is_operator())
+      .def(
+          "__truediv__", [](const Var& a, const Var& b) { return a / b; }, py::is_operator())
+      .def(
+          "__rtruediv__", [](const Var& a, double b) { return b / a; }, py::is_operator())
+      .def(
+          "__rtruediv__", [](const Var& a, const Var& b) { return b / a; }, py::is_operator())
       .def(
           "__matmul__", [](const Var& a, const Var& b) { return without_gil([&] { return matmul(a, b); }); },
           py::is_operator())
       .def(
           "__rmatmul__", [](const Var& a, const Var& b) { return without_gil([&] { return matmul(b, a); }); },
           py::is_operator())
-      .def("__pow__", [](const Var& a, double p) { return autograd::pow(a, p); }, py::is_operator())
-      .def("__pow__", [](const Var& a, const Var& b) { return autograd::pow(a, b); }, py::is_operator())
+      .def(
+          "__pow__", [](const Var& a, double p) { return autograd::pow(a, p); }, py::is_operator())
+      .def(
+          "__pow__", [](const Var& a, const Var& b) { return autograd::pow(a, b); }, py::is_operator())
       .def(
           "__rpow__", [](const Var& a, double c) { return autograd::pow(Var(full({}, c, a.dtype())), a); },
           py::is_operator())
-      .def("__rpow__", [](const Var& a, const Var& b) { return autograd::pow(b, a); }, py::is_operator());
+      .def(
+          "__rpow__", [](const Var& a, const Var& b) { return autograd::pow(b, a); }, py::is_operator());
 
   m.def(
       "grad",
