@@ -247,20 +247,20 @@ void bind_autograd_ops(py::module_& m) {
       .def("flatten", &ag::flatten, "x as 1-D.")
       .def("squeeze", &ag::squeeze, py::arg("axis"), "Removes a size-1 axis.")
       .def("unsqueeze", &ag::unsqueeze, py::arg("axis"), "Inserts a size-1 axis.")
-      .def("exp", &ag::exp)
-      .def("log", &ag::log)
-      .def("tanh", &ag::tanh)
-      .def("sigmoid", &ag::sigmoid)
-      .def("relu", &ag::relu)
-      .def("sqrt", &ag::sqrt)
-      .def("abs", &ag::abs)
+      .def("exp", &ag::exp, "e^x (as theta.autograd.exp).")
+      .def("log", &ag::log, "Natural logarithm (as theta.autograd.log).")
+      .def("tanh", &ag::tanh, "Hyperbolic tangent (as theta.autograd.tanh).")
+      .def("sigmoid", &ag::sigmoid, "1 / (1 + e^-x) (as theta.autograd.sigmoid).")
+      .def("relu", &ag::relu, "max(x, 0) (as theta.autograd.relu).")
+      .def("sqrt", &ag::sqrt, "Square root (as theta.autograd.sqrt).")
+      .def("abs", &ag::abs, "|x| (as theta.autograd.abs).")
       .def(
-          "pow", [](const Var& x, double p) { return ag::pow(x, p); }, py::arg("p"))
-      .def("softmax", &ag::softmax, py::arg("axis") = -1)
-      .def("log_softmax", &ag::log_softmax, py::arg("axis") = -1)
+          "pow", [](const Var& x, double p) { return ag::pow(x, p); }, py::arg("p"), "x ** p for a number p.")
+      .def("softmax", &ag::softmax, py::arg("axis") = -1, "Softmax along axis.")
+      .def("log_softmax", &ag::log_softmax, py::arg("axis") = -1, "log(softmax(x)) along axis.")
       .def(
           "matmul", [](const Var& a, const Var& b) { return without_gil([&] { return ag::matmul(a, b); }); },
-          py::arg("other"));
+          py::arg("other"), "self @ other.");
 }
 
 }  // namespace theta::python

@@ -141,6 +141,17 @@ Writing into the value's memory after it was used by an op invalidates the recor
           },
           "Name of the op that produced this Var, or None for a leaf or a constant.")
       .def("item", &Var::item, "The single element as a Python float.")
+      .def("__float__", &Var::item, "The single element as a Python float.")
+      .def(
+          "__array__",
+          [](const Var& v, const py::object& dtype, const py::object& copy) -> py::object {
+            py::object out = array_from_tensor(v.value());
+            if (!dtype.is_none() || (!copy.is_none() && copy.cast<bool>()))
+              out = py::module_::import("numpy").attr("array")(out, dtype);
+            return out;
+          },
+          py::arg("dtype") = py::none(), py::arg("copy") = py::none(),
+          "np.asarray(var): the value (a view unless a dtype or a copy is asked for).")
       .def("detach", &Var::detach, "The same value (shared memory) without history.")
       .def(
           "backward",

@@ -290,6 +290,10 @@ def test_var_properties_and_memory_sharing():
     assert d.is_leaf and not d.requires_grad and np.shares_memory(d.value, y.value)
     assert Var(y).is_leaf and np.shares_memory(Var(y).value, y.value)
     assert Var(2.5).item() == 2.5 and Var(3).dtype == np.float64 and Var(3).shape == ()
+    assert float(Var(np.array([1.25]))) == 1.25
+    assert np.shares_memory(np.asarray(x), a) and not np.shares_memory(np.array(x), a)
+    assert np.asarray(x, dtype=np.float32).dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(y), 2 * a)
     assert Var([1.0, 2.0]).shape == (2,)
     assert Var(np.ones(2, np.float32)).dtype == np.float32
     with pytest.raises(TypeError):
