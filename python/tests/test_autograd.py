@@ -703,3 +703,32 @@ def test_backward_from_several_threads_on_one_shared_graph(rng):
     for r in results:
         np.testing.assert_array_equal(r, want)
     np.testing.assert_array_equal(w.grad, np.zeros_like(a))
+
+
+def test_one_computation_two_ways_is_bitwise_equal(rng):
+    a, v = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+
+    def f(x):
+        return ag.log_softmax(x, axis=1) * ag.sigmoid(x)
+
+    def loss(x):
+        return ag.sum(f(x) ** 2)
+
+    # grad() and backward() run the same pass
+    x = Var(a, requires_grad=True)
+    g = ag.grad(loss(x), x).value
+    loss(x).backward()
+    np.testing.assert_array_equal(x.grad, g)
+    # vjp with a unit cotangent of a scalar is the gradient
+    np.testing.assert_array_equal(ag.vjp(loss, a, np.array(1.0))[1], g)
+    # one jvp equals the Jacobian contracted with the tangent; chunking changes nothing
+    out, jv = ag.jvp(f, a, v)
+    assert isinstance(out, np.ndarray) and isinstance(jv, np.ndarray)
+    jac = ag.jacobian(f, a)
+    np.testing.assert_allclose(jv, np.tensordot(jac, v, axes=2), rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(ag.jacobian(f, a, chunk_size=5), jac)
+    # the gradient graph of the operator, the hvp transform and vhp's transposed form
+    op = ag.HessianVectorOperator(loss, a)
+    np.testing.assert_array_equal(op.apply(v), ag.hvp(loss, a, v))
+    np.testing.assert_array_equal(op.gradient(), g)
+    np.testing.assert_allclose(ag.vhp(loss, a, v), op.apply(v), rtol=1e-12, atol=1e-13)
