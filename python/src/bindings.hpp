@@ -14,6 +14,9 @@
 namespace theta::nn {
 class Module;
 }
+namespace theta::autograd {
+class Var;
+}
 
 namespace theta::python {
 
@@ -80,6 +83,17 @@ std::unique_lock<std::mutex> lock_module(const nn::Module& module);
 void bind_errors(py::module_& m);
 void bind_tensor(py::module_& m);
 void bind_autograd(py::module_& m);
+void bind_autograd_var(py::module_& m);         // theta.autograd.Var, grad, backward, modes
+void bind_autograd_ops(py::module_& m);         // the differentiable ops as functions
+void bind_autograd_transforms(py::module_& m);  // vjp, jvp, hvp, jacobian, hessian, ...
+
+/// A Var from a theta.autograd.Var (shared), or a constant Var on an array, theta.Tensor or
+/// number (Python numbers become float64); TypeError naming `what` otherwise.
+autograd::Var to_var(const py::handle& object, const char* what = "argument");
+
+/// The lock autograd calls that run without the GIL hold while they read or write graph state
+/// (Note [Autograd without the GIL] in autograd_var.cpp). Take it after the GIL is released.
+std::unique_lock<std::mutex> lock_graph();
 void bind_module(py::module_& m);  // theta.nn.Module, called by bind_nn first
 void bind_nn(py::module_& m);
 void bind_nn_layers(py::module_& m);      // Linear, Sequential, ..., mlp, residual_mlp

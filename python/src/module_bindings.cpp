@@ -43,6 +43,16 @@ graph and returns a NumPy array; parameters and buffers are NumPy views of the m
           },
           py::arg("x"), "The forward pass on a batch (no graph is recorded).")
       .def(
+          "__call__",
+          [](nn::Module& self, const autograd::Var& x) {
+            ReleaseGil released;
+            auto lock = lock_module(self);
+            return self(x);
+          },
+          py::arg("x"),
+          "The forward pass on a theta.autograd.Var: records the graph (as grad mode allows) and returns a Var, "
+          "so the result can be differentiated with respect to x and the parameters.")
+      .def(
           "named_parameters",
           [](const nn::Module& self) {
             py::dict out;

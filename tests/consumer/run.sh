@@ -5,7 +5,8 @@
 #   (a) package:      theta configured for a scratch prefix, `cmake --install`ed there, then
 #                     find_package(theta); the programs run with THETA_DATA_DIR unset and must
 #                     load the data from the prefix (the installed library holds no path into the
-#                     source tree); under `taskset` to one CPU the default thread count must be 1
+#                     source tree); under `taskset` to one CPU the default thread count must be 1;
+#                     the Python package installed there imports, loads the data and runs an NTK
 #   (b) subdirectory: add_subdirectory() of the theta source tree
 # Usage: tests/consumer/run.sh [BUILD_DIR]   (default build/; a configured theta build: its
 # compiler launcher, e.g. ccache, is reused, and `cmake --install` of it must warn that its data
@@ -85,6 +86,25 @@ cpu=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*\([0-9]*\).*/\1/p' /proc/self/sta
 threads=$(env -u THETA_NUM_THREADS -u OMP_NUM_THREADS taskset -c "$cpu" "$WORK/package/theta_consumer" --threads)
 [[ $threads == 1 ]] || fail "under taskset -c $cpu the default thread count is $threads, not 1"
 say "under taskset -c $cpu: 1 thread"
+
+# The Python package installed beside the library: it imports from the prefix alone (run from the
+# scratch folder, the build tree off the path) and finds the data sets under the prefix.
+python=$(head -n 1 "$WORK/theta/python/interpreter.txt")
+site=$(sed -n 's/^THETA_PYTHON_INSTALL_DIR:[A-Z]*=//p' "$WORK/theta/CMakeCache.txt")
+[[ $site == /* ]] || site=$PREFIX/$site
+[[ -f $site/theta/__init__.py ]] || fail "the Python package is missing under $site"
+[[ ! -e $site/theta/_build_tree.py ]] || fail "the build tree's _build_tree.py was installed"
+(cd "$run_dir" && env -u THETA_DATA_DIR PYTHONPATH="$site" "$python" -c '
+import theta, numpy as np
+x, y = theta.nn.load_digits()
+assert x.shape == (1797, 64) and y.shape == (1797,), (x.shape, y.shape)
+net = theta.nn.mlp([64, 16, 10], seed=0)
+k = theta.theory.ntk(net, x[:8], form="trace")
+assert k.shape == (8, 8) and np.allclose(k, k.T)
+print("theta python:", theta.__file__)
+') | tee "$WORK/python-run.log" || fail "the installed Python package failed"
+grep -q "^theta python: $site/theta/" "$WORK/python-run.log" || fail "python imported theta from elsewhere, not $site"
+say "Python package: imports from the prefix, loads the data from it"
 
 # Installing a build configured for another prefix elsewhere warns: its data path is fixed.
 cmake --install "$BUILD_DIR" --prefix "$WORK/elsewhere" >"$WORK/install-elsewhere.log" 2>&1 ||

@@ -96,9 +96,11 @@ TEST_CASE("prepare_output_dirs creates folders and refuses ones that cannot hold
   args.out = dir.file("file/sub");
   CHECK_THROWS_WITH(prepare_output_dirs(args),
                     "--out: cannot create directory '" + dir.file("file/sub") + "/': Not a directory");
-  args.out = dir.file("ok");
+  // A bad --dump leaves nothing behind of the --out folders it had to create.
+  args.out = dir.file("new/ok");
   args.dump = dir.file("file/sub");
   CHECK_THROWS_AS(prepare_output_dirs(args), UsageError);
+  CHECK(dir.entries() == std::vector<std::string>{"a", "dump", "file"});
 }
 
 TEST_CASE("shell_quote leaves plain words alone and quotes the rest", "[demos]") {

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -50,7 +51,8 @@ TEST_CASE("json_string escapes quotes, backslashes and control characters", "[de
 
 TEST_CASE("Results writes a RUNNING verdict at once and the final one at the end", "[demos]") {
   TempDir dir;
-  Results results(kInfo, args_in(dir));
+  std::ostringstream log;
+  Results results(kInfo, args_in(dir), log);
   std::string json = read_file(dir.file("verdict.json"));
   CHECK(contains(json, "\"status\": \"RUNNING\""));
   CHECK(contains(json, "\"finished\": null"));
@@ -66,6 +68,7 @@ TEST_CASE("Results writes a RUNNING verdict at once and the final one at the end
                        .pass = true, .limit = 0.1}));
   CHECK(results.ok());
   CHECK(results.finish("all good") == kExitPass);
+  CHECK(log.str() == "  ok   c1: 1 (predicted 1, tolerance <= 0.1)\ndemo: PASS all good\n");
   json = read_file(dir.file("verdict.json"));
   CHECK(contains(json, "\"status\": \"PASS\""));
   CHECK(contains(json, "\"summary\": \"all good\""));
@@ -78,15 +81,20 @@ TEST_CASE("Results writes a RUNNING verdict at once and the final one at the end
 TEST_CASE("Results fails on a failed check or on no check at all", "[demos]") {
   TempDir dir;
   {
-    Results results(kInfo, args_in(dir));
+    std::ostringstream log;
+    Results results(kInfo, args_in(dir), log);
     CHECK(results.finish("nothing checked") == kExitFail);
     CHECK(contains(read_file(dir.file("verdict.json")), "\"status\": \"FAIL\""));
+    CHECK(log.str() == "demo: FAIL nothing checked\n");
   }
-  Results results(kInfo, args_in(dir));
+  std::ostringstream log;
+  Results results(kInfo, args_in(dir), log);
   CHECK(results.check({.id = "good", .pass = true}));
   CHECK_FALSE(results.check({.id = "bad", .claim = "c", .pass = false}));
   CHECK_FALSE(results.ok());
   CHECK(results.finish("one bad") == kExitFail);
+  CHECK(contains(log.str(), "  FAIL c: "));
+  CHECK(contains(log.str(), "\ndemo: FAIL one bad\n"));
   const std::string json = read_file(dir.file("verdict.json"));
   CHECK(contains(json, "\"status\": \"FAIL\""));
   CHECK(contains(json, "\"pass\": false, \"limit\": null"));
@@ -95,14 +103,17 @@ TEST_CASE("Results fails on a failed check or on no check at all", "[demos]") {
 TEST_CASE("Results reports an early stop as INCOMPLETE and an exception as ERROR", "[demos]") {
   TempDir dir;
   {
-    Results results(kInfo, args_in(dir));
+    std::ostringstream log;
+    Results results(kInfo, args_in(dir), log);
     CHECK(results.check({.id = "early", .pass = true}));
     CHECK(results.finish_incomplete("stopped after 1 of 30 epochs") == kExitIncomplete);
+    CHECK(contains(log.str(), "demo: INCOMPLETE stopped after 1 of 30 epochs\n"));
     const std::string json = read_file(dir.file("verdict.json"));
     CHECK(contains(json, "\"status\": \"INCOMPLETE\""));
     CHECK_FALSE(contains(json, "PASS"));
   }
-  Results results(kInfo, args_in(dir));
+  std::ostringstream log;
+  Results results(kInfo, args_in(dir), log);
   results.record_error("load_digits: no such file");
   const std::string json = read_file(dir.file("verdict.json"));
   CHECK(contains(json, "\"status\": \"ERROR\""));

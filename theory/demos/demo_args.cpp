@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <system_error>
+#include <vector>
 
 namespace theta::demos {
 
@@ -112,11 +113,35 @@ void prepare_output_dir(const std::string& flag, const std::string& dir) {
     throw UsageError(flag + ": " + e.what());
   }
 }
+
+// The folders make_dirs(path) would create, outermost first.
+std::vector<std::string> missing_dirs(const std::string& path) {
+  std::vector<std::string> missing;
+  std::string partial = !path.empty() && path[0] == '/' ? "/" : "";
+  std::stringstream parts(path);
+  std::string piece;
+  while (std::getline(parts, piece, '/')) {
+    if (piece.empty()) continue;
+    partial += piece + "/";
+    struct stat info {};
+    if (::stat(partial.c_str(), &info) != 0 && errno == ENOENT) missing.push_back(partial);
+  }
+  return missing;
+}
 }  // namespace
 
 void prepare_output_dirs(const DemoArgs& args) {
+  const std::vector<std::string> created = missing_dirs(args.out);
   prepare_output_dir("--out", args.out);
-  if (!args.dump.empty()) prepare_output_dir("--dump", args.dump);
+  if (args.dump.empty()) return;
+  try {
+    prepare_output_dir("--dump", args.dump);
+  } catch (const UsageError&) {
+    // A bad --dump leaves no empty --out behind: remove the folders made for it (rmdir removes
+    // only empty ones).
+    for (auto dir = created.rbegin(); dir != created.rend(); ++dir) ::rmdir(dir->c_str());
+    throw;
+  }
 }
 
 void make_dirs(const std::string& path) {

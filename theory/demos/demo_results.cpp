@@ -76,7 +76,7 @@ std::string git_commit() {
 }  // namespace
 
 void write_csv(const std::string& path, const std::vector<std::string>& header,
-               const std::vector<std::vector<double>>& columns) {
+               const std::vector<std::vector<double>>& columns, const char* op) {
   THETA_CHECK(header.size() == columns.size(), std::invalid_argument, "write_csv: ", path, ": ", header.size(),
               " column names for ", columns.size(), " columns");
   const std::size_t rows = columns.empty() ? 0 : columns[0].size();
@@ -91,7 +91,7 @@ void write_csv(const std::string& path, const std::vector<std::string>& header,
     for (std::size_t j = 0; j < columns.size(); ++j) out << (j ? "," : "") << columns[j][i];
     out << '\n';
   }
-  write_file_atomic(path, out.str());
+  write_file_atomic(path, out.str(), op);
 }
 
 std::string json_string(const std::string& text) {
@@ -110,8 +110,8 @@ std::string json_string(const std::string& text) {
   return out + "\"";
 }
 
-Results::Results(const DemoInfo& info, const DemoArgs& args)
-    : info_(info), args_(args), started_(utc_now()), start_(std::chrono::steady_clock::now()) {
+Results::Results(const DemoInfo& info, const DemoArgs& args, std::ostream& log)
+    : info_(info), args_(args), started_(utc_now()), start_(std::chrono::steady_clock::now()), log_(&log) {
   std::ostringstream m;
   m << "  \"command\": " << json_string(args.command_line) << ",\n"
     << "  \"git_commit\": " << json_string(git_commit()) << ",\n"
@@ -125,12 +125,12 @@ Results::Results(const DemoInfo& info, const DemoArgs& args)
 
 void Results::write_csv(const std::string& file, const std::vector<std::string>& header,
                         const std::vector<std::vector<double>>& columns) {
-  demos::write_csv(args_.out + "/" + file, header, columns);
+  demos::write_csv(args_.out + "/" + file, header, columns, info_.name.c_str());
   files_.push_back(file);
 }
 
 bool Results::check(Check check) {
-  std::cout << (check.pass ? "  ok   " : "  FAIL ") << check.claim << ": " << check.measured << " (predicted "
+  *log_ << (check.pass ? "  ok   " : "  FAIL ") << check.claim << ": " << check.measured << " (predicted "
             << check.predicted << ", tolerance " << check.tolerance << ")" << std::endl;
   checks_.push_back(std::move(check));
   return checks_.back().pass;
@@ -145,13 +145,13 @@ bool Results::ok() const {
 int Results::finish(const std::string& summary) {
   const bool pass = !checks_.empty() && ok();
   write(pass ? "PASS" : "FAIL", summary, true);
-  std::cout << info_.name << ": " << (pass ? "PASS " : "FAIL ") << summary << std::endl;
+  *log_ << info_.name << ": " << (pass ? "PASS " : "FAIL ") << summary << std::endl;
   return pass ? kExitPass : kExitFail;
 }
 
 int Results::finish_incomplete(const std::string& summary) {
   write("INCOMPLETE", summary, true);
-  std::cout << info_.name << ": INCOMPLETE " << summary << std::endl;
+  *log_ << info_.name << ": INCOMPLETE " << summary << std::endl;
   return kExitIncomplete;
 }
 

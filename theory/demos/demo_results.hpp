@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <limits>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,10 @@ struct Check {
 };
 
 /// Writes columns of equal length as CSV with a header line (fields quoted as RFC 4180 asks,
-/// values with 17 significant digits, so they read back exactly). Written atomically.
+/// values with 17 significant digits, so they read back exactly). Written atomically; a failed
+/// write throws IoError naming `op` (the demo) and the path.
 void write_csv(const std::string& path, const std::vector<std::string>& header,
-               const std::vector<std::vector<double>>& columns);
+               const std::vector<std::vector<double>>& columns, const char* op = "write_csv");
 
 /// `text` as a JSON string literal, quotes included.
 std::string json_string(const std::string& text);
@@ -38,8 +40,9 @@ std::string json_string(const std::string& text);
 /// The record of one demo run. Construct it after the output folder is prepared.
 class Results {
  public:
-  /// Writes <out>/verdict.json with status RUNNING and the run's metadata.
-  Results(const DemoInfo& info, const DemoArgs& args);
+  /// Writes <out>/verdict.json with status RUNNING and the run's metadata. The check lines and
+  /// the final line go to `log` (standard output for a demo; a string stream in tests).
+  Results(const DemoInfo& info, const DemoArgs& args, std::ostream& log = std::cout);
 
   /// Writes <out>/<file> (see write_csv) and lists it in the verdict.
   void write_csv(const std::string& file, const std::vector<std::string>& header,
@@ -73,6 +76,7 @@ class Results {
   std::string metadata_ = {};  // the JSON members describing machine and build, comma-terminated
   std::vector<std::string> files_;
   std::vector<Check> checks_;
+  std::ostream* log_;
 };
 
 }  // namespace theta::demos

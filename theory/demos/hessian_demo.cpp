@@ -103,7 +103,7 @@ DenseCheck check_against_dense(const std::shared_ptr<nn::Sequential>& model, con
 
   const LinearOperator op = hessian_operator(loss, params);
   const EigenResult r =
-      lanczos_top_k(op, k, {.iterations = quick ? 80 : 160, .seed = seed, .which = Which::both_ends});
+      lanczos_top_k(op, k, {.iterations = 160, .seed = seed, .which = Which::both_ends});
   for (std::int64_t i = 0; i < k; ++i) {
     const auto u = static_cast<std::size_t>(i);
     c.dense_top.push_back(spectrum[n - 1 - u]);
