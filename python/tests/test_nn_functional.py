@@ -2,6 +2,7 @@
 theta.nn.init, and the data sets with their lookup, splits and standardisation."""
 
 import gzip
+from pathlib import Path
 from math import erf
 
 import numpy as np
@@ -167,3 +168,12 @@ def test_train_test_split_and_standardizer(rng):
     np.testing.assert_allclose(s.apply(x_test), (x_test - x_train.mean(0)) / x_train.std(0), rtol=1e-12)
     with pytest.raises(ValueError, match="feature shape"):
         s.apply(x[:, :2])
+
+
+def test_the_build_tree_reads_the_source_trees_data(monkeypatch):
+    build_tree = pytest.importorskip("theta._build_tree")
+    monkeypatch.delenv("THETA_DATA_DIR", raising=False)
+    assert nn.default_data_dir() == build_tree.DATA_DIR
+    assert nn.data_file("iris.csv") == str(Path(build_tree.DATA_DIR) / "iris.csv")
+    with pytest.raises(ValueError, match="nope.csv not found"):
+        nn.data_file("nope.csv")
