@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -216,6 +217,10 @@ py::dict epoch_dict(const nn::EpochLog& log) {
 // runs it quiet and prints its own line after each epoch through Python's print (sys.stdout, so
 // notebooks and pytest's capsys see it), retaking the GIL for that moment only; a Python
 // on_epoch callback runs at the same point. The text is the C++ loop's: "epoch e/E  loss L  T s".
+// For that moment the model's lock is released too: a callback that evaluates the model or saves
+// a checkpoint calls bound functions that take the same lock, which would otherwise deadlock on
+// its own thread. Between epochs nothing of fit's is in flight, so another thread may then use
+// the model as well; fit takes the lock back, after the GIL is released, before the next epoch.
 void bind_fit(py::module_& m) {
   m.def(
       "fit",
@@ -235,23 +240,32 @@ void bind_fit(py::module_& m) {
             nn::LoaderOptions{.batch_size = batch_size, .shuffle = shuffle, .drop_last = drop_last, .seed = seed});
         nn::FitOptions options{.epochs = epochs, .quiet = true, .log_every = log_every};
         options.stop_on_non_finite_loss = stop_on_non_finite_loss;
+        std::unique_lock<std::mutex>* model_lock = nullptr;
         options.on_epoch = [&](const nn::EpochLog& log) {
           const bool keep = (log.epoch + 1) % log_every == 0 || log.epoch + 1 == epochs;
           if (!(progress && keep) && on_epoch.is_none()) return;
-          py::gil_scoped_acquire gil;
-          if (progress && keep) {
-            char text[160];
-            std::snprintf(text, sizeof(text), "epoch %lld/%lld  loss %.6g  %.2fs",
-                          static_cast<long long>(log.epoch + 1), static_cast<long long>(epochs), log.train_loss,
-                          log.seconds);
-            py::print(text, py::arg("flush") = true);
+          // Between epochs the model is consistent: the callback may use it (Note [Progress
+          // through Python]). If it raises, the lock stays released and the unwinding fit needs
+          // it no more.
+          model_lock->unlock();
+          {
+            py::gil_scoped_acquire gil;
+            if (progress && keep) {
+              char text[160];
+              std::snprintf(text, sizeof(text), "epoch %lld/%lld  loss %.6g  %.2fs",
+                            static_cast<long long>(log.epoch + 1), static_cast<long long>(epochs), log.train_loss,
+                            log.seconds);
+              py::print(text, py::arg("flush") = true);
+            }
+            if (!on_epoch.is_none()) on_epoch(epoch_dict(log));
           }
-          if (!on_epoch.is_none()) on_epoch(epoch_dict(log));
+          model_lock->lock();  // without the GIL, as always (Note [One call per module])
         };
         std::vector<nn::EpochLog> logs;
         {
           ReleaseGil released;
           auto lock = lock_module(model);
+          model_lock = &lock;
           logs = nn::fit(
               model, *optimizer.impl, loader,
               [kind](const autograd::Var& out, const Tensor& target) { return compute_loss(kind, out, target); },

@@ -229,6 +229,26 @@ def test_fit_errors_and_non_finite_loss(rng):
         nn.fit(net, opt, x, np.zeros((10, 2)), loss="mse", epochs=5, progress=False, on_epoch=stop)
 
 
+def test_on_epoch_may_evaluate_and_checkpoint_the_model(tmp_path, rng):
+    x, y = rng.normal(size=(30, 3)), rng.integers(0, 2, size=30)
+    net = nn.mlp([3, 4, 2], seed=1)
+    opt = nn.Adam(net, lr=0.01)
+    seen = []
+
+    def on_epoch(log):
+        seen.append((nn.evaluate(net, x, y)["loss"], net.state_dict()))
+        nn.save_checkpoint(tmp_path / f"epoch{log['epoch']}.npz", net, opt)
+        opt.lr = opt.lr / 2
+
+    nn.fit(net, opt, x, y, epochs=3, batch_size=8, progress=False, on_epoch=on_epoch)
+    assert len(seen) == 3 and opt.lr == pytest.approx(0.01 / 8)
+    restored = nn.mlp([3, 4, 2], seed=9)
+    nn.load_checkpoint(tmp_path / "epoch1.npz", restored)
+    for k, v in seen[1][1].items():
+        np.testing.assert_array_equal(restored.state_dict()[k], v)
+    assert seen[2][0] == nn.evaluate(net, x, y)["loss"]
+
+
 def test_fit_stops_at_ctrl_c_between_batches():
     x, y = digits_problem()
     net = nn.mlp([64, 32, 10], seed=0)
