@@ -91,8 +91,12 @@ void bind_nn_data(py::module_& m) {
             return self.apply(x);
           },
           py::arg("x"), "(x - mean) / std for x:[m, ...] of the fitted feature shape.")
-      .def_property_readonly("mean", [](const nn::Standardizer& self) { return array_from_tensor(self.mean); })
-      .def_property_readonly("std", [](const nn::Standardizer& self) { return array_from_tensor(self.std); });
+      .def_property_readonly(
+          "mean", [](const nn::Standardizer& self) { return array_from_tensor(self.mean); },
+          "The fitted per-feature mean (feature shape x.shape[1:]).")
+      .def_property_readonly(
+          "std", [](const nn::Standardizer& self) { return array_from_tensor(self.std); },
+          "The fitted per-feature population std (1 where a feature is constant).");
 }
 
 }  // namespace theta::python

@@ -74,11 +74,12 @@ Fully connected layer y = x W^T + b: weight [out_features, in_features] (PyTorch
             return array_from_tensor(self.bias().value());
           },
           "The bias [out_features] (a view), or None.")
-      .def_property_readonly("in_features", &nn::Linear::in_features)
-      .def_property_readonly("out_features", &nn::Linear::out_features)
+      .def_property_readonly("in_features", &nn::Linear::in_features, "Input width.")
+      .def_property_readonly("out_features", &nn::Linear::out_features, "Output width.")
       .def_property_readonly(
           "parameterization",
-          [](const nn::Linear& self) { return parameterization_name(self.options().parameterization); })
+          [](const nn::Linear& self) { return parameterization_name(self.options().parameterization); },
+          "\"standard\" or \"ntk\".")
       .def_property_readonly("weight_scale", &nn::Linear::weight_scale,
                              "The factor multiplying x W^T in forward (1 in standard parameterisation).")
       .def_property_readonly("bias_scale", &nn::Linear::bias_scale,
@@ -111,7 +112,17 @@ Applies its layers in order. Sequential(a, b, c) or Sequential([a, b, c]); param
             return self;
           },
           py::arg("layer"), py::return_value_policy::reference, "Appends a layer (registered as layers.<len>).")
-      .def("__len__", &nn::Sequential::size)
+      .def("__len__", &nn::Sequential::size, "Number of layers.")
+      .def(
+          "__getitem__",
+          [](const std::shared_ptr<nn::Sequential>& self, const py::slice& slice) {
+            std::size_t start = 0, stop = 0, step = 0, count = 0;
+            if (!slice.compute(self->size(), &start, &stop, &step, &count)) throw py::error_already_set();
+            auto out = std::make_shared<nn::Sequential>();
+            for (std::size_t i = 0; i < count; ++i, start += step) out->add(child_handle(self, self->at(start)));
+            return out;
+          },
+          py::arg("index"), "A Sequential of the selected layers (the same layer objects, shared, not copies).")
       .def(
           "__getitem__",
           [](const std::shared_ptr<nn::Sequential>& self, std::int64_t index) {
@@ -164,12 +175,14 @@ void bind_simple_layers(py::module_& m) {
              return std::make_shared<nn::Activation>(parse_activation(name), negative_slope);
            }),
            py::arg("name") = "relu", py::arg("negative_slope") = 0.01)
-      .def_property_readonly("name", [](const nn::Activation& self) { return nn::activation_name(self.kind()); });
+      .def_property_readonly(
+          "name", [](const nn::Activation& self) { return nn::activation_name(self.kind()); },
+          "The activation's name.");
   py::class_<nn::Identity, nn::Module, std::shared_ptr<nn::Identity>>(m, "Identity", "Returns its input.")
-      .def(py::init<>());
+      .def(py::init<>(), "The identity layer.");
   py::class_<nn::Flatten, nn::Module, std::shared_ptr<nn::Flatten>>(
       m, "Flatten", "Merges every axis after the first: x:[n, d1, d2, ...] -> [n, d1*d2*...].")
-      .def(py::init<>());
+      .def(py::init<>(), "The flattening layer.");
   py::class_<nn::Residual, nn::Module, std::shared_ptr<nn::Residual>>(m, "Residual", R"doc(
 y = body(x) + shortcut(x), the shortcut being projection(x) when a projection is given and x
 otherwise; parameters are named "body.<name>" then "projection.<name>".

@@ -54,14 +54,27 @@ zero_grad() drops the gradients; the update rules are PyTorch's, number for numb
           },
           "Drops every parameter's gradient.")
       .def_property(
-          "lr", [](const BoundOptimizer& self) { return self.impl->lr(); },
+          "lr",
+          [](const BoundOptimizer& self) {
+            ReleaseGil released;
+            auto lock = lock_module(*self.model);
+            return self.impl->lr();
+          },
           [](BoundOptimizer& self, double lr) {
             if (!(lr >= 0)) throw py::value_error("lr must be >= 0, got " + std::to_string(lr));
+            ReleaseGil released;
+            auto lock = lock_module(*self.model);
             self.impl->set_lr(lr);
           },
-          "The learning rate (settable, e.g. for a schedule between epochs).")
+          "The learning rate (settable, e.g. for a schedule in fit's on_epoch callback).")
       .def_property_readonly(
-          "steps_taken", [](const BoundOptimizer& self) { return self.impl->steps_taken(); }, "Steps taken so far.")
+          "steps_taken",
+          [](const BoundOptimizer& self) {
+            ReleaseGil released;
+            auto lock = lock_module(*self.model);
+            return self.impl->steps_taken();
+          },
+          "Steps taken so far.")
       .def_property_readonly(
           "model", [](const BoundOptimizer& self) { return self.model; }, "The model whose parameters it updates.")
       .def(

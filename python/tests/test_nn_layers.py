@@ -127,6 +127,10 @@ def test_sequential_from_args_or_list_indexing_and_len(rng):
     np.testing.assert_allclose(s1.forward_prefix(x, 2), np.maximum(x @ a.weight.T + a.bias, 0), rtol=1e-13)
     with pytest.raises(IndexError):
         s1.forward_prefix(x, 4)
+    head = s1[:2]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[0] is a and head[1] is r
+    np.testing.assert_array_equal(head(x), s1.forward_prefix(x, 2))
+    assert [m is n for m, n in zip(s1[::-1], [b, r, a])] == [True] * 3 and len(s1[5:]) == 0
     grown = nn.Sequential(a)
     assert grown.append(r).append(b) is grown and len(grown) == 3
     np.testing.assert_array_equal(grown(x), s1(x))
