@@ -63,7 +63,7 @@ Fully connected layer y = x W^T + b: weight [out_features, in_features] (PyTorch
            }),
            py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true,
            py::arg("parameterization") = "standard", py::arg("sigma_w") = 1.0, py::arg("sigma_b") = 0.0,
-           py::arg("dtype") = "float64", py::arg("seed") = 0)
+           py::arg("dtype") = "float64", py::arg("seed") = 0, "A Linear layer initialised from Rng(seed).")
       .def_property_readonly(
           "weight", [](const nn::Linear& self) { return array_from_tensor(self.weight().value()); },
           "The weight [out_features, in_features] (a view: writes change the layer).")
@@ -156,7 +156,7 @@ estimates updated with `momentum`), running statistics in eval. Parameters weigh
                  nn::NormOptions{.eps = eps, .momentum = momentum, .affine = affine, .dtype = parse_dtype(dtype)});
            }),
            py::arg("features"), py::arg("eps") = 1e-5, py::arg("momentum") = 0.1, py::arg("affine") = true,
-           py::arg("dtype") = "float64");
+           py::arg("dtype") = "float64", "BatchNorm over `features` features.");
   py::class_<nn::LayerNorm, nn::Module, std::shared_ptr<nn::LayerNorm>>(
       m, "LayerNorm",
       "LayerNorm over the last axis of x:[..., features]; parameters weight/bias [features] when affine.")
@@ -164,7 +164,8 @@ estimates updated with `momentum`), running statistics in eval. Parameters weigh
              return std::make_shared<nn::LayerNorm>(
                  features, nn::NormOptions{.eps = eps, .affine = affine, .dtype = parse_dtype(dtype)});
            }),
-           py::arg("features"), py::arg("eps") = 1e-5, py::arg("affine") = true, py::arg("dtype") = "float64");
+           py::arg("features"), py::arg("eps") = 1e-5, py::arg("affine") = true, py::arg("dtype") = "float64",
+           "LayerNorm over `features` features.");
 }
 
 void bind_simple_layers(py::module_& m) {
@@ -174,7 +175,7 @@ void bind_simple_layers(py::module_& m) {
       .def(py::init([](const std::string& name, double negative_slope) {
              return std::make_shared<nn::Activation>(parse_activation(name), negative_slope);
            }),
-           py::arg("name") = "relu", py::arg("negative_slope") = 0.01)
+           py::arg("name") = "relu", py::arg("negative_slope") = 0.01, "The activation `name` as a layer.")
       .def_property_readonly(
           "name", [](const nn::Activation& self) { return nn::activation_name(self.kind()); },
           "The activation's name.");
@@ -192,7 +193,7 @@ otherwise; parameters are named "body.<name>" then "projection.<name>".
                  as_module(body, "Residual: body"),
                  projection.is_none() ? nullptr : as_module(projection, "Residual: projection"));
            }),
-           py::arg("body"), py::arg("projection") = py::none())
+           py::arg("body"), py::arg("projection") = py::none(), "body(x) + x, or body(x) + projection(x).")
       .def_property_readonly(
           "body", [](const std::shared_ptr<nn::Residual>& self) { return child_handle(self, self->body()); },
           "The residual branch (the same object).")

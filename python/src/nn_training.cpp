@@ -120,7 +120,7 @@ nesterov; p -= lr d.
                                                                                      .nesterov = nesterov}));
            }),
            py::arg("model"), py::arg("lr") = 0.01, py::arg("momentum") = 0.0, py::arg("dampening") = 0.0,
-           py::arg("weight_decay") = 0.0, py::arg("nesterov") = false);
+           py::arg("weight_decay") = 0.0, py::arg("nesterov") = false, "SGD over the model's parameters.");
 
   const auto adam_options = [](double lr, const std::pair<double, double>& betas, double eps, double weight_decay,
                                bool decoupled) {
@@ -140,7 +140,7 @@ nesterov; p -= lr d.
                                                    adam_options(lr, betas, eps, weight_decay, false)));
            }),
            py::arg("model"), py::arg("lr") = 1e-3, py::arg("betas") = std::make_pair(0.9, 0.999), py::arg("eps") = 1e-8,
-           py::arg("weight_decay") = 0.0);
+           py::arg("weight_decay") = 0.0, "Adam over the model's parameters.");
   py::class_<AdamWOptimizer, BoundOptimizer, std::shared_ptr<AdamWOptimizer>>(
       m, "AdamW", "torch.optim.AdamW over every parameter of `model` (decoupled weight decay p *= 1 - lr wd).")
       .def(py::init([adam_options](const std::shared_ptr<nn::Module>& model, double lr, std::pair<double, double> betas,
@@ -150,7 +150,7 @@ nesterov; p -= lr d.
                                                    adam_options(lr, betas, eps, weight_decay, true)));
            }),
            py::arg("model"), py::arg("lr") = 1e-3, py::arg("betas") = std::make_pair(0.9, 0.999), py::arg("eps") = 1e-8,
-           py::arg("weight_decay") = 1e-2);
+           py::arg("weight_decay") = 1e-2, "AdamW over the model's parameters.");
 }
 
 // Note [One-call training steps]
@@ -305,7 +305,10 @@ left it) unless stop_on_non_finite_loss is false. Returns [{"epoch", "train_loss
 }  // namespace
 
 void bind_nn_training(py::module_& m) {
-  py::register_exception<nn::NonFiniteLossError>(m, "NonFiniteLossError", PyExc_ArithmeticError);
+  auto non_finite = py::register_exception<nn::NonFiniteLossError>(m, "NonFiniteLossError", PyExc_ArithmeticError);
+  non_finite.attr("__doc__") =
+      "Raised by fit at the first NaN or infinite batch loss (the message names the epoch and batch); the model "
+      "is as the previous batches left it.";
   bind_optimizers(m);
   bind_steps(m);
   bind_fit(m);
