@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/var.hpp"
@@ -108,7 +109,12 @@ Applies its layers in order. Sequential(a, b, c) or Sequential([a, b, c]); param
       .def(
           "append",
           [](nn::Sequential& self, const py::handle& layer) -> nn::Sequential& {
-            self.add(as_module(layer, "Sequential.append"));
+            auto module = as_module(layer, "Sequential.append");
+            {
+              ReleaseGil released;
+              auto lock = lock_module(self);
+              self.add(std::move(module));
+            }
             return self;
           },
           py::arg("layer"), py::return_value_policy::reference, "Appends a layer (registered as layers.<len>).")

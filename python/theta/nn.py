@@ -1,5 +1,19 @@
 """theta.nn (see the package docstring): layers and models, state dicts, losses, optimisers,
-training, checkpoints and the shipped data sets."""
+training, checkpoints and the shipped data sets.
+
+    import numpy as np
+    from theta import nn
+
+    x, y = nn.load_digits()                              # (1797, 64) float64, (1797,) int64
+    x = nn.Standardizer.fit(x).apply(x)
+    net = nn.mlp([64, 128, 10], activation="relu", seed=0)
+    opt = nn.SGD(net, lr=0.05, momentum=0.9)
+    log = nn.fit(net, opt, x, y, loss="cross_entropy", epochs=5, batch_size=64)
+    print(nn.evaluate(net, x, y))                        # {"loss": ..., "accuracy": ...}
+
+    net.load_state_dict(torch_model.state_dict())        # a torch.nn.Sequential MLP, float64
+    loss = nn.train_step(net, opt, xb, yb, loss="mse")   # one step, one call
+"""
 
 import os
 from pathlib import Path
