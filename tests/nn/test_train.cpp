@@ -5,17 +5,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "autograd/engine.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/train.hpp"
+#include "tensor/interrupt.hpp"
 #include "tensor/npy.hpp"
 #include "tensor/ops.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -333,4 +337,41 @@ TEST_CASE("fit trains on through a non-finite loss when asked to", "[nn][train]"
   for (const auto& [name, p] : model.named_parameters())
     for (const double v : to_vector(p.value())) nan_parameter = nan_parameter || std::isnan(v);
   CHECK(nan_parameter);
+}
+
+namespace {
+int interrupt_polls = 0;
+void counting_interrupt_hook() { ++interrupt_polls; }
+void second_poll_interrupts() {
+  if (++interrupt_polls == 2) throw std::runtime_error("interrupted");
+}
+}  // namespace
+
+TEST_CASE("fit polls for interrupts between batches, at most every 20 ms, and stops where one is raised",
+          "[nn][train]") {
+  const InterruptHook previous = set_interrupt_hook(&counting_interrupt_hook);
+  const DataLoader loader(teacher_data(40), {.batch_size = 4, .seed = 5});  // 10 batches per epoch
+  TinyNet model(4, 3, 2, 1);
+  Sgd opt(model.named_parameters(), {.lr = 0.1});
+  interrupt_polls = 0;
+  const auto start = std::chrono::steady_clock::now();
+  fit(model, opt, loader, mse, {.epochs = 20, .quiet = true});
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  CHECK(interrupt_polls >= 1);                                // the first poll always happens
+  CHECK(interrupt_polls <= 2 + static_cast<int>(ms / 20.0));  // then at most one per 20 ms
+  CHECK(interrupt_polls < 200);                               // not one per batch
+
+  // Batches slower than the interval: a poll before each; the second one raises, after one step.
+  set_interrupt_hook(&second_poll_interrupts);
+  interrupt_polls = 0;
+  TinyNet slow(4, 3, 2, 1);
+  Sgd slow_opt(slow.named_parameters(), {.lr = 0.1});
+  const LossFn sleepy = [](const Var& out, const Tensor& y) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    return mse(out, y);
+  };
+  CHECK_THROWS_WITH(fit(slow, slow_opt, loader, sleepy, {.epochs = 1, .quiet = true}), "interrupted");
+  CHECK(interrupt_polls == 2);
+  CHECK(slow_opt.steps_taken() == 1);
+  set_interrupt_hook(previous);
 }
