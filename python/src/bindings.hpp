@@ -78,6 +78,9 @@ template <class Fn> auto without_gil(Fn&& fn) -> decltype(fn()) {
 /// The lock every bound call that uses `module` holds while it runs (Note [One call per module]
 /// in module_bindings.cpp). Take it after the GIL is released.
 std::unique_lock<std::mutex> lock_module(const nn::Module& module);
+/// The same lock if it is free now (check owns_lock()); never waits, so it may be tried with the
+/// GIL held, by calls too short to release it.
+std::unique_lock<std::mutex> try_lock_module(const nn::Module& module);
 
 // Per-area registration, one translation unit each.
 void bind_errors(py::module_& m);

@@ -19,13 +19,25 @@ namespace theta::python {
 // calls release the GIL, so every bound call that uses a Module holds that Module's lock for its
 // duration: two threads on two models run in parallel, two on one model take turns. The lock is
 // taken after the GIL is released (a thread waiting for it must not hold the GIL, or the holder
-// could not poll for Ctrl-C), and it is keyed by the root module the call received.
-std::unique_lock<std::mutex> lock_module(const nn::Module& module) {
+// could not poll for Ctrl-C), and it is keyed by the root module the call received. A call too
+// short to be worth releasing the GIL may try the lock while holding it (try_lock_module), since
+// trying never waits, and fall back to releasing the GIL and waiting when the lock is taken.
+namespace {
+std::mutex& module_mutex(const nn::Module& module) {
   // Striped locks: a fixed table indexed by the module's address, so nothing grows or dangles.
   // Two models share a stripe with probability 1/1024 and then merely take turns.
   static std::array<std::mutex, 1024> stripes;
   const auto address = reinterpret_cast<std::uintptr_t>(&module);
-  return std::unique_lock<std::mutex>(stripes[(address / alignof(nn::Module)) % stripes.size()]);
+  return stripes[(address / alignof(nn::Module)) % stripes.size()];
+}
+}  // namespace
+
+std::unique_lock<std::mutex> lock_module(const nn::Module& module) {
+  return std::unique_lock<std::mutex>(module_mutex(module));
+}
+
+std::unique_lock<std::mutex> try_lock_module(const nn::Module& module) {
+  return std::unique_lock<std::mutex>(module_mutex(module), std::try_to_lock);
 }
 
 void bind_module(py::module_& m) {

@@ -157,19 +157,30 @@ nesterov; p -= lr d.
 // train_step runs zero_grad, forward, loss, backward and the optimiser's step in one bound call,
 // so a Python training loop pays pybind11's dispatch once per step rather than once per
 // operation: a step of three 8x8 Linear layers on a batch of 16 takes about 8 us, against about
-// 70 us for the same step in PyTorch eager (float64, one thread). Releasing the GIL measured
-// within the noise of that (a fraction of a microsecond), so train_step releases it like every
-// call that takes a module's lock: no thread may wait for that lock while holding the GIL
-// (Note [One call per module]). The optimiser covers every parameter of the model (it is made
-// from one), so its zero_grad clears them all.
+// 70 us for the same step in PyTorch eager. Releasing the GIL for such a step costs nothing
+// measurable alone, but with another Python thread busy, retaking it waits for that thread's
+// switch interval (5 ms): 4 ms per step, measured. So a small step (parameters times batch rows
+// under kKeepGilWork, a few microseconds of arithmetic) keeps the GIL and only tries the model's
+// lock, which never waits (try_lock_module); a larger step, or a model whose lock another thread
+// holds, releases the GIL and waits for the lock as every other call does (Note [One call per
+// module]). The optimiser covers every parameter of the model (it is made from one), so its
+// zero_grad clears them all.
+constexpr std::int64_t kKeepGilWork = std::int64_t{1} << 16;
+
 double run_train_step(nn::Module& model, BoundOptimizer& optimizer, const Tensor& x, const Tensor& y, LossKind kind) {
-  auto lock = lock_module(model);
   optimizer.impl->zero_grad();
   const autograd::Var loss = compute_loss(kind, model(autograd::Var(x)), y);
   const double value = loss.item();
   autograd::backward(loss);
   optimizer.impl->step();
   return value;
+}
+
+bool small_step(const BoundOptimizer& optimizer, const Tensor& x) {
+  std::int64_t params = 0;
+  for (const auto& [name, p] : optimizer.impl->named_params()) params += p.numel();
+  const std::int64_t rows = x.dim() > 0 ? x.size(0) : 1;
+  return params * rows < kKeepGilWork;
 }
 
 void bind_steps(py::module_& m) {
@@ -179,7 +190,12 @@ void bind_steps(py::module_& m) {
         check_same_model(optimizer, model, "train_step");
         const LossKind kind = parse_loss(loss, "train_step");
         check_targets(kind, y, "train_step");
+        if (small_step(optimizer, x)) {
+          auto lock = try_lock_module(model);
+          if (lock.owns_lock()) return run_train_step(model, optimizer, x, y, kind);
+        }
         ReleaseGil released;
+        auto lock = lock_module(model);
         return run_train_step(model, optimizer, x, y, kind);
       },
       py::arg("model"), py::arg("optimizer"), py::arg("x"), py::arg("y"), py::arg("loss") = "mse", R"doc(

@@ -293,3 +293,48 @@ def test_fit_releases_the_gil():
     # Holding the GIL, fit would let the counter move only before it started; released, the
     # counter runs throughout (a Python loop counts millions per second).
     assert elapsed > 0.05 and during > 1000
+
+
+def test_small_train_steps_keep_pace_beside_a_busy_python_thread(rng):
+    """A tiny step keeps the GIL: releasing it would wait out the busy thread's switch interval
+    (5 ms) at every step, 10 s for these 2000 steps."""
+    net = nn.mlp([8, 8, 8, 8], activation="identity", bias=False, seed=1)
+    opt = nn.SGD(net, lr=1e-3)
+    x, y = rng.normal(size=(16, 8)), rng.normal(size=(16, 8))
+    done = threading.Event()
+
+    def busy():
+        while not done.is_set():
+            pass
+
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        start = time.monotonic()
+        for _ in range(2000):
+            nn.train_step(net, opt, x, y)
+        elapsed = time.monotonic() - start
+    finally:
+        done.set()
+        t.join()
+    assert elapsed < 2.0
+    assert opt.steps_taken == 2000
+
+
+def test_train_step_waits_for_a_model_another_thread_trains(rng):
+    x, y = rng.normal(size=(64, 4)), rng.normal(size=(64, 2))
+    net = nn.mlp([4, 4, 2], seed=0)
+    opt = nn.SGD(net, lr=1e-3)
+    started = threading.Event()
+
+    def train():
+        started.set()
+        nn.fit(net, opt, x, y, loss="mse", epochs=300, batch_size=8, progress=False)
+
+    t = threading.Thread(target=train)
+    t.start()
+    started.wait()
+    for _ in range(3):
+        assert np.isfinite(nn.train_step(net, opt, x[:8], y[:8]))
+    t.join()
+    assert opt.steps_taken == 300 * 8 + 3
