@@ -7,6 +7,16 @@
 
 namespace theta::python {
 
+// Note [Short calls keep the GIL]
+// Releasing the GIL is free when no other Python thread wants it, but when one is busy, taking it
+// back waits for that thread's switch interval (5 ms by default): a train_step of a few
+// microseconds took 4 ms, measured, beside a thread running a Python loop. So calls whose work is
+// a few microseconds (fewer than kKeepGilWork elements touched: a small model's training step,
+// a loss on a small batch, reading an optimiser's learning rate) keep the GIL; a model's lock is
+// then only tried (try_lock_module, which never waits), and a call that finds it taken releases
+// the GIL and waits like any other (Note [One call per module]). Longer calls release the GIL, so
+// other Python threads run meanwhile.
+
 nn::Parameterization parse_parameterization(const std::string& name) {
   if (name == "standard") return nn::Parameterization::standard;
   if (name == "ntk") return nn::Parameterization::ntk;

@@ -2,6 +2,7 @@
 // Shared by the theta.nn translation units: option names parsed from Python strings, the loss
 // chosen by name, file paths, and the optimiser handle that remembers its model.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,32 @@ std::string path_arg(const py::handle& path, const char* what);
 std::vector<NamedTensor> named_tensors_from_dict(const py::dict& state, const char* op);
 /// {name: array} of copies of `tensors`.
 py::dict dict_of_copies(const std::vector<NamedTensor>& tensors);
+
+/// Calls whose work (elements touched, roughly) is below this keep the GIL (Note [Short calls keep
+/// the GIL] in nn_common.cpp).
+constexpr std::int64_t kKeepGilWork = std::int64_t{1} << 16;
+
+/// Runs fn() holding `model`'s lock. A short call (`short_call`) keeps the GIL and only tries the
+/// lock, which never waits; a long one, or one that finds the lock taken, releases the GIL and
+/// waits for the lock (Note [One call per module]).
+template <class Fn>
+auto with_module(const nn::Module& model, bool short_call, Fn&& fn) -> decltype(fn()) {
+  if (short_call) {
+    auto lock = try_lock_module(model);
+    if (lock.owns_lock()) return fn();
+  }
+  ReleaseGil released;
+  auto lock = lock_module(model);
+  return fn();
+}
+
+/// Runs fn() without the GIL when `short_call` is false (a computation that uses no module).
+template <class Fn>
+auto maybe_without_gil(bool short_call, Fn&& fn) -> decltype(fn()) {
+  if (short_call) return fn();
+  ReleaseGil released;
+  return fn();
+}
 
 /// A theta optimiser together with the model whose parameters it updates (so calls can take that
 /// model's lock, Note [One call per module], and check that a model and an optimiser belong

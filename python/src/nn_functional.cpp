@@ -27,11 +27,19 @@ py::object reduced(const Tensor& value, nn::Reduction reduction) {
   return py::float_(value.item<double>());
 }
 
+// fn()'s value, computed without recording; with the GIL released unless the input is small
+// (`elements` below kKeepGilWork, Note [Short calls keep the GIL]).
 template <class Fn>
-Tensor no_grad_value(Fn&& fn) {
-  ReleaseGil released;
-  autograd::NoGradGuard no_grad;
-  return fn().value();
+Tensor no_grad_value(std::int64_t elements, Fn&& fn) {
+  return maybe_without_gil(elements < kKeepGilWork, [&] {
+    autograd::NoGradGuard no_grad;
+    return fn().value();
+  });
+}
+
+// Whether running `model` on x is short enough to keep the GIL: parameters times batch rows.
+bool short_forward(const nn::Module& model, const Tensor& x) {
+  return model.parameter_count() * (x.dim() > 0 ? x.size(0) : 1) < kKeepGilWork;
 }
 
 void bind_losses(py::module_& m) {
@@ -45,7 +53,7 @@ void bind_losses(py::module_& m) {
       "mse_loss",
       [](const Tensor& pred, const Tensor& target, const std::string& reduction) {
         const auto r = parse_reduction(reduction);
-        return reduced(no_grad_value([&] { return nn::mse_loss(Var(pred), Var(target), r); }), r);
+        return reduced(no_grad_value(pred.numel(), [&] { return nn::mse_loss(Var(pred), Var(target), r); }), r);
       },
       py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
       "Squared error of pred against target (same shape); \"mean\" over all elements, \"sum\" or \"none\".");
@@ -59,7 +67,7 @@ void bind_losses(py::module_& m) {
       "cross_entropy",
       [](const Tensor& logits, const Tensor& labels, const std::string& reduction) {
         const auto r = parse_reduction(reduction);
-        return reduced(no_grad_value([&] { return nn::cross_entropy(Var(logits), labels, r); }), r);
+        return reduced(no_grad_value(logits.numel(), [&] { return nn::cross_entropy(Var(logits), labels, r); }), r);
       },
       py::arg("logits"), py::arg("labels"), py::arg("reduction") = "mean",
       "Softmax cross-entropy of logits [n, C] against int64 labels [n] in [0, C) (IndexError outside).");
@@ -73,7 +81,8 @@ void bind_losses(py::module_& m) {
       "binary_logistic_loss",
       [](const Tensor& logits, const Tensor& targets, const std::string& reduction) {
         const auto r = parse_reduction(reduction);
-        return reduced(no_grad_value([&] { return nn::binary_logistic_loss(Var(logits), Var(targets), r); }), r);
+        return reduced(
+            no_grad_value(logits.numel(), [&] { return nn::binary_logistic_loss(Var(logits), Var(targets), r); }), r);
       },
       py::arg("logits"), py::arg("targets"), py::arg("reduction") = "mean",
       "Binary logistic loss of logits [n] against targets in {0, 1} [n] (stable for any logit).");
@@ -83,8 +92,7 @@ void bind_losses(py::module_& m) {
   m.def(
       "accuracy",
       [](const Tensor& logits, const Tensor& labels) {
-        ReleaseGil released;
-        return nn::accuracy(logits, labels);
+        return maybe_without_gil(logits.numel() < kKeepGilWork, [&] { return nn::accuracy(logits, labels); });
       },
       py::arg("logits"), py::arg("labels"), "Fraction of rows of logits [n, C] whose argmax is the int64 label [n].");
 }
@@ -100,7 +108,7 @@ void bind_activations(py::module_& m) {
       "activate",
       [](const Tensor& x, const std::string& name, double negative_slope) {
         const auto kind = parse_activation(name);
-        return no_grad_value([&] { return nn::activate(Var(x), kind, negative_slope); });
+        return no_grad_value(x.numel(), [&] { return nn::activate(Var(x), kind, negative_slope); });
       },
       py::arg("x"), py::arg("name"), py::arg("negative_slope") = 0.01,
       "The activation `name` (as Activation takes it) elementwise.");
@@ -109,17 +117,19 @@ void bind_activations(py::module_& m) {
       py::arg("negative_slope") = 0.01);
   m.def(
       "leaky_relu",
-      [](const Tensor& x, double slope) { return no_grad_value([&] { return nn::leaky_relu(Var(x), slope); }); },
+      [](const Tensor& x, double slope) {
+        return no_grad_value(x.numel(), [&] { return nn::leaky_relu(Var(x), slope); });
+      },
       py::arg("x"), py::arg("negative_slope") = 0.01, "x for x > 0, negative_slope * x otherwise.");
   m.def(
       "softplus", [](const Var& x) { return nn::softplus(x); }, py::arg("x"));
   m.def(
-      "softplus", [](const Tensor& x) { return no_grad_value([&] { return nn::softplus(Var(x)); }); }, py::arg("x"),
-      "log(1 + e^x), computed stably.");
+      "softplus", [](const Tensor& x) { return no_grad_value(x.numel(), [&] { return nn::softplus(Var(x)); }); },
+      py::arg("x"), "log(1 + e^x), computed stably.");
   m.def(
       "gelu", [](const Var& x) { return nn::gelu(x); }, py::arg("x"));
   m.def(
-      "gelu", [](const Tensor& x) { return no_grad_value([&] { return nn::gelu(Var(x)); }); }, py::arg("x"),
+      "gelu", [](const Tensor& x) { return no_grad_value(x.numel(), [&] { return nn::gelu(Var(x)); }); }, py::arg("x"),
       "x Phi(x) with the exact (erf) Gaussian CDF.");
 }
 
@@ -127,9 +137,7 @@ void bind_evaluation(py::module_& m) {
   m.def(
       "predict",
       [](nn::Module& model, const Tensor& x) {
-        ReleaseGil released;
-        auto lock = lock_module(model);
-        return nn::predict(model, x);
+        return with_module(model, short_forward(model, x), [&] { return nn::predict(model, x); });
       },
       py::arg("model"), py::arg("x"),
       "The model's output on x in evaluation mode (BatchNorm uses its running statistics and writes no "
@@ -140,14 +148,12 @@ void bind_evaluation(py::module_& m) {
         const LossKind kind = parse_loss(loss, "evaluate");
         check_targets(kind, y, "evaluate");
         double value = 0.0, accuracy = 0.0;
-        {
-          ReleaseGil released;
-          auto lock = lock_module(model);
+        with_module(model, short_forward(model, x), [&] {
           const Tensor out = nn::predict(model, x);
           autograd::NoGradGuard no_grad;
           value = compute_loss(kind, Var(out), y).item();
           if (kind == LossKind::cross_entropy) accuracy = nn::accuracy(out, y);
-        }
+        });
         py::dict result;
         result["loss"] = value;
         if (kind == LossKind::cross_entropy) result["accuracy"] = accuracy;

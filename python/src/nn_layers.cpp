@@ -110,11 +110,7 @@ Applies its layers in order. Sequential(a, b, c) or Sequential([a, b, c]); param
           "append",
           [](nn::Sequential& self, const py::handle& layer) -> nn::Sequential& {
             auto module = as_module(layer, "Sequential.append");
-            {
-              ReleaseGil released;
-              auto lock = lock_module(self);
-              self.add(std::move(module));
-            }
+            with_module(self, true, [&] { self.add(std::move(module)); });
             return self;
           },
           py::arg("layer"), py::return_value_policy::reference, "Appends a layer (registered as layers.<len>).")

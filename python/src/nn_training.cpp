@@ -23,6 +23,13 @@ struct SgdOptimizer : BoundOptimizer {};
 struct AdamOptimizer : BoundOptimizer {};
 struct AdamWOptimizer : BoundOptimizer {};
 
+// The number of parameter elements the optimiser updates.
+std::int64_t parameter_elements(const BoundOptimizer& optimizer) {
+  std::int64_t params = 0;
+  for (const auto& [name, p] : optimizer.impl->named_params()) params += p.numel();
+  return params;
+}
+
 template <class Handle>
 std::shared_ptr<Handle> make_handle(const std::shared_ptr<nn::Module>& model, std::unique_ptr<nn::Optimizer> impl) {
   auto handle = std::make_shared<Handle>();
@@ -40,39 +47,24 @@ zero_grad() drops the gradients; the update rules are PyTorch's, number for numb
       .def(
           "step",
           [](BoundOptimizer& self) {
-            ReleaseGil released;
-            auto lock = lock_module(*self.model);
-            self.impl->step();
+            with_module(*self.model, parameter_elements(self) < kKeepGilWork, [&] { self.impl->step(); });
           },
           "One update from the accumulated gradients.")
       .def(
-          "zero_grad",
-          [](BoundOptimizer& self) {
-            ReleaseGil released;
-            auto lock = lock_module(*self.model);
-            self.impl->zero_grad();
-          },
+          "zero_grad", [](BoundOptimizer& self) { with_module(*self.model, true, [&] { self.impl->zero_grad(); }); },
           "Drops every parameter's gradient.")
       .def_property(
           "lr",
-          [](const BoundOptimizer& self) {
-            ReleaseGil released;
-            auto lock = lock_module(*self.model);
-            return self.impl->lr();
-          },
+          [](const BoundOptimizer& self) { return with_module(*self.model, true, [&] { return self.impl->lr(); }); },
           [](BoundOptimizer& self, double lr) {
             if (!(lr >= 0)) throw py::value_error("lr must be >= 0, got " + std::to_string(lr));
-            ReleaseGil released;
-            auto lock = lock_module(*self.model);
-            self.impl->set_lr(lr);
+            with_module(*self.model, true, [&] { self.impl->set_lr(lr); });
           },
           "The learning rate (settable, e.g. for a schedule in fit's on_epoch callback).")
       .def_property_readonly(
           "steps_taken",
           [](const BoundOptimizer& self) {
-            ReleaseGil released;
-            auto lock = lock_module(*self.model);
-            return self.impl->steps_taken();
+            return with_module(*self.model, true, [&] { return self.impl->steps_taken(); });
           },
           "Steps taken so far.")
       .def_property_readonly(
@@ -157,16 +149,9 @@ nesterov; p -= lr d.
 // train_step runs zero_grad, forward, loss, backward and the optimiser's step in one bound call,
 // so a Python training loop pays pybind11's dispatch once per step rather than once per
 // operation: a step of three 8x8 Linear layers on a batch of 16 takes about 8 us, against about
-// 70 us for the same step in PyTorch eager. Releasing the GIL for such a step costs nothing
-// measurable alone, but with another Python thread busy, retaking it waits for that thread's
-// switch interval (5 ms): 4 ms per step, measured. So a small step (parameters times batch rows
-// under kKeepGilWork, a few microseconds of arithmetic) keeps the GIL and only tries the model's
-// lock, which never waits (try_lock_module); a larger step, or a model whose lock another thread
-// holds, releases the GIL and waits for the lock as every other call does (Note [One call per
-// module]). The optimiser covers every parameter of the model (it is made from one), so its
-// zero_grad clears them all.
-constexpr std::int64_t kKeepGilWork = std::int64_t{1} << 16;
-
+// 70 us for the same step in PyTorch eager. Such a step keeps the GIL (Note [Short calls keep the
+// GIL]): its work is estimated as parameters times batch rows. The optimiser covers every
+// parameter of the model (it is made from one), so its zero_grad clears them all.
 double run_train_step(nn::Module& model, BoundOptimizer& optimizer, const Tensor& x, const Tensor& y, LossKind kind) {
   optimizer.impl->zero_grad();
   const autograd::Var loss = compute_loss(kind, model(autograd::Var(x)), y);
@@ -176,11 +161,8 @@ double run_train_step(nn::Module& model, BoundOptimizer& optimizer, const Tensor
   return value;
 }
 
-bool small_step(const BoundOptimizer& optimizer, const Tensor& x) {
-  std::int64_t params = 0;
-  for (const auto& [name, p] : optimizer.impl->named_params()) params += p.numel();
-  const std::int64_t rows = x.dim() > 0 ? x.size(0) : 1;
-  return params * rows < kKeepGilWork;
+bool small_step(std::int64_t parameters, const Tensor& x) {
+  return parameters * (x.dim() > 0 ? x.size(0) : 1) < kKeepGilWork;
 }
 
 void bind_steps(py::module_& m) {
@@ -190,13 +172,8 @@ void bind_steps(py::module_& m) {
         check_same_model(optimizer, model, "train_step");
         const LossKind kind = parse_loss(loss, "train_step");
         check_targets(kind, y, "train_step");
-        if (small_step(optimizer, x)) {
-          auto lock = try_lock_module(model);
-          if (lock.owns_lock()) return run_train_step(model, optimizer, x, y, kind);
-        }
-        ReleaseGil released;
-        auto lock = lock_module(model);
-        return run_train_step(model, optimizer, x, y, kind);
+        return with_module(model, small_step(parameter_elements(optimizer), x),
+                           [&] { return run_train_step(model, optimizer, x, y, kind); });
       },
       py::arg("model"), py::arg("optimizer"), py::arg("x"), py::arg("y"), py::arg("loss") = "mse", R"doc(
 One training step in one call: optimizer.zero_grad(), forward on x, the mean loss against y ("mse":
@@ -209,12 +186,12 @@ as it is.
       [](nn::Module& model, const Tensor& x, const Tensor& y, const std::string& loss) {
         const LossKind kind = parse_loss(loss, "loss_backward");
         check_targets(kind, y, "loss_backward");
-        ReleaseGil released;
-        auto lock = lock_module(model);
-        const autograd::Var value = compute_loss(kind, model(autograd::Var(x)), y);
-        const double out = value.item();
-        autograd::backward(value);
-        return out;
+        return with_module(model, small_step(model.parameter_count(), x), [&] {
+          const autograd::Var value = compute_loss(kind, model(autograd::Var(x)), y);
+          const double out = value.item();
+          autograd::backward(value);
+          return out;
+        });
       },
       py::arg("model"), py::arg("x"), py::arg("y"), py::arg("loss") = "mse", R"doc(
 Forward on x, the mean loss against y (as train_step) and backward: the loss gradient is added to

@@ -295,9 +295,9 @@ def test_fit_releases_the_gil():
     assert elapsed > 0.05 and during > 1000
 
 
-def test_small_train_steps_keep_pace_beside_a_busy_python_thread(rng):
-    """A tiny step keeps the GIL: releasing it would wait out the busy thread's switch interval
-    (5 ms) at every step, 10 s for these 2000 steps."""
+def test_short_calls_keep_pace_beside_a_busy_python_thread(rng):
+    """Short calls keep the GIL: releasing it would wait out the busy thread's switch interval
+    (5 ms) at every call, more than 10 s for these."""
     net = nn.mlp([8, 8, 8, 8], activation="identity", bias=False, seed=1)
     opt = nn.SGD(net, lr=1e-3)
     x, y = rng.normal(size=(16, 8)), rng.normal(size=(16, 8))
@@ -313,12 +313,20 @@ def test_small_train_steps_keep_pace_beside_a_busy_python_thread(rng):
         start = time.monotonic()
         for _ in range(2000):
             nn.train_step(net, opt, x, y)
+        for _ in range(300):
+            opt.zero_grad()
+            nn.loss_backward(net, x, y)
+            opt.step()
+            opt.lr = opt.lr
+            nn.mse_loss(net(x), y)
+            nn.predict(net, x)
+            nn.softplus(x)
         elapsed = time.monotonic() - start
     finally:
         done.set()
         t.join()
     assert elapsed < 2.0
-    assert opt.steps_taken == 2000
+    assert opt.steps_taken == 2300
 
 
 def test_train_step_waits_for_a_model_another_thread_trains(rng):
