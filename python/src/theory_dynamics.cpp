@@ -62,15 +62,18 @@ theory::DeepLinearProblem problem_from_dict(const py::dict& d) {
   return p;
 }
 
+// Before attach() a group has a name but no records yet: its tensors are None.
+py::object array_or_none(const Tensor& t) { return t.defined() ? py::object(array_from_tensor(t)) : py::none(); }
+
 py::dict history_dict(const theory::ConservedHistory& h) {
   py::dict out;
   out["name"] = h.name;
   out["symmetry"] = theory::symmetry_name(h.symmetry);
   out["time"] = py::array_t<double>(static_cast<py::ssize_t>(h.time.size()), h.time.data());
-  out["measured"] = array_from_tensor(h.measured);
-  out["exact"] = array_from_tensor(h.exact);
-  out["continuous"] = array_from_tensor(h.continuous);
-  out["magnitude"] = array_from_tensor(h.magnitude);
+  out["measured"] = array_or_none(h.measured);
+  out["exact"] = array_or_none(h.exact);
+  out["continuous"] = array_or_none(h.continuous);
+  out["magnitude"] = array_or_none(h.magnitude);
   return out;
 }
 
