@@ -167,6 +167,7 @@ def test_hvp_matches_finite_differences_of_the_gradient(regression, rng):
     np.testing.assert_array_equal(f.hvp(v), hv)
     np.testing.assert_array_equal(th.hessian_operator(model, x, y)(v), hv)
     np.testing.assert_array_equal(f.operator()(v), hv)
+    np.testing.assert_array_equal(th.ModuleLoss(model, x, y, loss="mse").hvp(v), hv)
 
 
 def test_cross_entropy_hvp_matches_finite_differences(rng):
