@@ -132,8 +132,7 @@ void bind_theory_dynamics(py::module_& m) {
         const theory::DecayStep s = theory::decay_step(rate, h);
         return py::make_tuple(s.decay, s.gain);
       },
-      py::arg("rate"), py::arg("h"),
-      "(decay, gain) of u' = -rate u + f over a step h: u(t+h) = decay u(t) + gain f.");
+      py::arg("rate"), py::arg("h"), "(decay, gain) of u' = -rate u + f over a step h: u(t+h) = decay u(t) + gain f.");
   m.def(
       "oscillator_step",
       [](double mass, double damping, double stiffness, double h) {
@@ -297,8 +296,8 @@ a theta.nn.Sgd optimizer); read history(i) and the worst relative errors.)doc")
         "u_a = u[:, a]^T W_D ... W_1 v[:, a] -> [m].");
   m.def(
       "deep_linear_balancedness",
-      [](const std::vector<Tensor>& weights) { return tensor_list(theory::balancedness(weights)); },
-      py::arg("weights"), "[W_{l+1}^T W_{l+1} - W_l W_l^T for l = 1..D-1].");
+      [](const std::vector<Tensor>& weights) { return tensor_list(theory::balancedness(weights)); }, py::arg("weights"),
+      "[W_{l+1}^T W_{l+1} - W_l W_l^T for l = 1..D-1].");
   m.def("effective_initial_strength", &theory::effective_initial_strength, py::arg("weights"), py::arg("u"),
         py::arg("v"), "Depth 2: |W_1 v_a + W_2^T u_a|^2 / 4 -> [m], the strength a small random init acts as.");
   m.def(

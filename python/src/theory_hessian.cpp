@@ -51,8 +51,8 @@ class ModuleLoss {
 
   // H v for a flat v:[P] (float64) -> [P]; call with the GIL released.
   Tensor apply(const Tensor& v) const {
-    THETA_CHECK(v.dim() == 1 && v.size(0) == size(), ShapeError, "hvp: v must be a flat vector of shape [",
-                size(), "] (the model's parameter count), got ", shape_str(v.shape()));
+    THETA_CHECK(v.dim() == 1 && v.size(0) == size(), ShapeError, "hvp: v must be a flat vector of shape [", size(),
+                "] (the model's parameter count), got ", shape_str(v.shape()));
     auto lock = lock_module(*model_);
     return theory::flatten_tensors(hvp_->apply(theory::unflatten_like(v, params_)));
   }
@@ -268,6 +268,36 @@ parameters must not change while it is in use.)doc")
       py::arg("model").none(false), py::arg("x"), py::arg("y"), py::arg("loss") = "mse",
       "The loss Hessian of model on (x, y) as a LinearOperator of size P.");
 
+  // The model forms come first: pybind11 tries overloads in order, and the operator forms accept
+  // any object (converted to a matrix), so a Module must be claimed before them.
+  m.def(
+      "lanczos",
+      [](const std::shared_ptr<nn::Module>& model, const Tensor& x, const Tensor& y, std::int64_t k,
+         std::int64_t iterations, std::uint64_t seed, const std::string& which, const std::string& loss) {
+        return run_lanczos(ModuleLoss(model, x, y, loss).as_operator(), k, iterations, seed, which, true);
+      },
+      py::arg("model").none(false), py::arg("x"), py::arg("y"), py::kw_only(), py::arg("k") = 1,
+      py::arg("iterations") = 0, py::arg("seed") = 0, py::arg("which") = "largest", py::arg("loss") = "mse",
+      "The loss Hessian of model on (x, y) (as hessian_eigs).");
+  m.def(
+      "hutchinson_trace",
+      [](const std::shared_ptr<nn::Module>& model, const Tensor& x, const Tensor& y, std::int64_t probes,
+         std::uint64_t seed,
+         const std::string& loss) { return run_hutchinson(ModuleLoss(model, x, y, loss).as_operator(), probes, seed); },
+      py::arg("model").none(false), py::arg("x"), py::arg("y"), py::kw_only(), py::arg("probes") = 100,
+      py::arg("seed") = 0, py::arg("loss") = "mse", "The trace of the loss Hessian of model on (x, y).");
+  m.def(
+      "slq_density",
+      [](const std::shared_ptr<nn::Module>& model, const Tensor& x, const Tensor& y, std::int64_t probes,
+         std::int64_t steps, std::uint64_t seed, double sigma, const std::optional<Tensor>& grid,
+         std::int64_t grid_points, const std::string& loss) {
+        return run_slq(ModuleLoss(model, x, y, loss).as_operator(), probes, steps, seed, sigma, grid, grid_points);
+      },
+      py::arg("model").none(false), py::arg("x"), py::arg("y"), py::kw_only(), py::arg("probes") = 10,
+      py::arg("steps") = 80, py::arg("seed") = 0, py::arg("sigma") = 0.0, py::arg("grid") = py::none(),
+      py::arg("grid_points") = 1000, py::arg("loss") = "mse",
+      "The spectral density of the loss Hessian of model on (x, y).");
+
   m.def(
       "lanczos",
       [](const py::object& op, std::int64_t k, std::int64_t iterations, std::uint64_t seed, const std::string& which,
@@ -301,9 +331,8 @@ symmetric matrix.)doc");
   m.def(
       "slq_density",
       [](const py::object& op, std::int64_t probes, std::int64_t steps, std::uint64_t seed, double sigma,
-         const std::optional<Tensor>& grid, std::int64_t grid_points) {
-        return run_slq(as_operator(op), probes, steps, seed, sigma, grid, grid_points);
-      },
+         const std::optional<Tensor>& grid,
+         std::int64_t grid_points) { return run_slq(as_operator(op), probes, steps, seed, sigma, grid, grid_points); },
       py::arg("op"), py::kw_only(), py::arg("probes") = 10, py::arg("steps") = 80, py::arg("seed") = 0,
       py::arg("sigma") = 0.0, py::arg("grid") = py::none(), py::arg("grid_points") = 1000,
       (std::string("op: a LinearOperator or a symmetric matrix.") + kSlqDoc).c_str());
@@ -335,9 +364,8 @@ symmetric matrix.)doc");
       py::arg("a"), "Thin SVD (u [m, k], s [k] descending, v [n, k]) with a = u diag(s) v^T (LAPACK).");
 
   m.def(
-      "flatten_tensors",
-      [](const std::vector<Tensor>& tensors) { return theory::flatten_tensors(tensors); }, py::arg("tensors"),
-      "Concatenates every array's elements, in order, into one float64 vector [P].");
+      "flatten_tensors", [](const std::vector<Tensor>& tensors) { return theory::flatten_tensors(tensors); },
+      py::arg("tensors"), "Concatenates every array's elements, in order, into one float64 vector [P].");
   m.def(
       "unflatten_like",
       [](const Tensor& flat, const std::vector<Tensor>& like) { return theory::unflatten_like(flat, like); },

@@ -36,14 +36,13 @@ py::dict spec_dict(const theory::MlpSpec& spec) {
 
 void bind_theory_models(py::module_& m) {
   m.def(
-      "parse_mlp_spec",
-      [](const std::string& json) { return spec_dict(theory::parse_mlp_spec(json, "model.json")); },
+      "parse_mlp_spec", [](const std::string& json) { return spec_dict(theory::parse_mlp_spec(json, "model.json")); },
       py::arg("json"),
       "Parses model.json text ({\"widths\", \"activation\", \"bias\", \"parameterisation\", \"sigma_w\", "
       "\"sigma_b\"}) into a dict with every field; ValueError for malformed JSON or a missing field.");
   m.def(
-      "load_mlp_spec", [](const std::string& path) { return spec_dict(theory::load_mlp_spec(path)); },
-      py::arg("path"), "Reads and parses a model.json file (see parse_mlp_spec).");
+      "load_mlp_spec", [](const std::string& path) { return spec_dict(theory::load_mlp_spec(path)); }, py::arg("path"),
+      "Reads and parses a model.json file (see parse_mlp_spec).");
   m.def(
       "load_named_tensors",
       [](const std::string& path) {

@@ -202,8 +202,8 @@ k_test_train:[m, n], k_train_train:[n, n], y_train, f0_train:[n, k], f0_test:[m,
 
   m.def(
       "ntk_tiled",
-      [](const std::shared_ptr<nn::Module>& model, const Tensor& x1, const std::optional<Tensor>& x2,
-         std::int64_t tile, const std::string& form, std::int64_t output, int threads, std::int64_t max_bytes) {
+      [](const std::shared_ptr<nn::Module>& model, const Tensor& x1, const std::optional<Tensor>& x2, std::int64_t tile,
+         const std::string& form, std::int64_t output, int threads, std::int64_t max_bytes) {
         const Tensor y = second_input(x1, x2, "ntk_tiled");
         const theory::TiledNtkOptions options = tiled_options(tile, form, output, max_bytes);
         ReleaseGil released;
@@ -211,9 +211,8 @@ k_test_train:[m, n], k_train_train:[n, n], y_train, f0_train:[n, k], f0_test:[m,
         const ThreadCount count(threads);
         return theory::tiled_ntk(*model, x1, y, options);
       },
-      py::arg("model").none(false), py::arg("x1"), py::arg("x2") = py::none(), py::kw_only(),
-      py::arg("tile") = 256, py::arg("form") = "trace", py::arg("output") = 0, py::arg("threads") = 0,
-      py::arg("max_bytes") = kMaxBytes, R"doc(
+      py::arg("model").none(false), py::arg("x1"), py::arg("x2") = py::none(), py::kw_only(), py::arg("tile") = 256,
+      py::arg("form") = "trace", py::arg("output") = 0, py::arg("threads") = 0, py::arg("max_bytes") = kMaxBytes, R"doc(
 The empirical NTK computed tile by tile (tile x tile blocks, each a pure function of its inputs, so
 any thread count gives the same bits). form: "trace" -> [n1, n2]; "full" -> [n1, n2, O, O];
 "output" -> [n1, n2], output `output`'s kernel. threads > 0 sets theta's thread count for the call

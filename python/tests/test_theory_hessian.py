@@ -205,6 +205,11 @@ def test_hessian_eigs_match_the_dense_hessian(regression):
     assert abs(est["mean"] - np.trace(dense)) < 5 * est["std_error"]
     d = th.slq_density(op, probes=3, steps=p, seed=2)
     assert abs(d["mean_eigenvalue"] * p - th.hutchinson_trace(op, probes=3, seed=2)["mean"]) < 1e-9
+    # The model forms of the solvers run the same computation on the same operator.
+    by_model = th.lanczos(model, x, y, k=3, iterations=p)
+    np.testing.assert_array_equal(by_model["eigenvalues"], r["eigenvalues"])
+    assert th.hutchinson_trace(model, x, y, probes=200, seed=1) == est
+    np.testing.assert_array_equal(th.slq_density(model, x, y, probes=3, steps=p, seed=2)["density"], d["density"])
 
 
 def test_hessian_errors(regression, rng):
