@@ -1,5 +1,7 @@
 #include "autograd/transforms.hpp"
 
+#include "tensor/interrupt.hpp"
+
 namespace theta::autograd {
 
 namespace {
@@ -180,6 +182,7 @@ std::vector<std::vector<Tensor>> jacobian(const Function& f, const std::vector<T
     const std::int64_t rows = y[i].numel();
     for (std::int64_t r = 0; r < rows; ++r) {
       if (options.chunk_size > 0 && rows_this_graph == options.chunk_size) {
+        check_interrupt();
         x = make_leaves(inputs);  // a fresh graph for the next chunk of rows
         y = f(x);
         rows_this_graph = 0;

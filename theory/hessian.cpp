@@ -9,6 +9,7 @@
 #include <numeric>
 #include <utility>
 
+#include "tensor/interrupt.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 #include "theory/checks.hpp"
@@ -197,6 +198,7 @@ EigenResult lanczos_top_k(const LinearOperator& op, std::int64_t k, const Lanczo
   for (std::int64_t i = 0; i < r; ++i) {
     const double lambda = theta[static_cast<std::size_t>(chosen[static_cast<std::size_t>(i)])];
     if (options.explicit_residuals) {
+      check_interrupt();
       const Tensor x = result.vectors.select(1, i).contiguous();
       residuals.push_back(norm_value(apply_checked(op, x, "lanczos_top_k") - x * lambda));
     } else {
@@ -216,6 +218,7 @@ TraceEstimate hutchinson_trace(const LinearOperator& op, std::int64_t probes, st
   std::vector<double> samples;
   samples.reserve(static_cast<std::size_t>(probes));
   for (std::int64_t i = 0; i < probes; ++i) {
+    check_interrupt();
     const Tensor z = rng.rademacher({op.size});
     samples.push_back(dot_value(z, apply_checked(op, z, "hutchinson_trace")));
   }
@@ -244,6 +247,7 @@ SpectralDensity slq_density(const LinearOperator& op, const SlqOptions& options)
   Rng rng(options.seed);
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (std::int64_t probe = 0; probe < options.probes; ++probe) {
+    check_interrupt();
     const Tensor start = rng.rademacher({n}) / std::sqrt(static_cast<double>(n));
     const LanczosRun run = run_lanczos(op, start, steps, nullptr, "slq_density");
     const SymmetricEigen eig = tridiagonal_eigen(run);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "tensor/interrupt.hpp"
 #include "tensor/ops.hpp"
 #include "theory/checks.hpp"
 
@@ -106,6 +107,7 @@ LanczosRun run_lanczos(const LinearOperator& op, const Tensor& start, std::int64
   std::vector<double> coefficients(static_cast<std::size_t>(steps));
   double scale = 0.0;  // running estimate of |H|
   for (std::int64_t j = 0; j < steps; ++j) {
+    check_interrupt();
     const double* q = q_all + j * n;
     work.copy_(apply_checked(op, run.basis.select(0, j), who));  // a copy: the operator's result stays intact
     if (j > 0) check_symmetric_step(cblas_ddot(len, q - n, 1, w, 1), run.beta.back(), scale, j, who);

@@ -1,5 +1,6 @@
 #include "theory/ntk.hpp"
 
+#include "tensor/interrupt.hpp"
 #include "theory/model_probe.hpp"
 #include "theory/ntk_blocks.hpp"
 
@@ -71,8 +72,10 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
     const OutputInfo info = checked_output_info(model, x, op);
     const auto params = unique_parameters(model);
     Tensor out = zeros({n, info.outputs, info.outputs}, info.dtype);
-    for (std::int64_t i = 0; i < n && !params.empty(); ++i)
+    for (std::int64_t i = 0; i < n && !params.empty(); ++i) {
+      check_interrupt();
       out.select(0, i).copy_(gram(jacobian_rows(model, x, i, 1, params, info.outputs)));
+    }
     return out;
   }
   const BlockFactors f = block_factors(model, x, op);
@@ -86,6 +89,7 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
     out = out + dd * scale.reshape({n, 1, 1});
   }
   for (std::int64_t i = 0; i < n && !c.other_params.empty(); ++i) {
+    check_interrupt();
     const Tensor j = jacobian_rows(model, x, i, 1, c.other_params, outputs);
     out.select(0, i).add_(gram(j));
   }

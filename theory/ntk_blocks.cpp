@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "autograd/engine.hpp"
+#include "tensor/interrupt.hpp"
 #include "tensor/parallel.hpp"
 #include "theory/checks.hpp"
 
@@ -71,6 +72,7 @@ void contract_into(nn::Module& model, const Tensor& x1, const Tensor& x2, bool s
     const Tensor ja = jacobian_rows(model, x1, a0, na, params, outputs);
     // The kernel of x with itself is symmetric: blocks below the diagonal are mirrored.
     for (std::int64_t b0 = same ? a0 : 0; b0 < n2; b0 += chunk) {
+      if (!theta::detail::in_parallel_region()) check_interrupt();  // tiled workers run this too
       const std::int64_t nb = std::min(chunk, n2 - b0);
       const bool diagonal = same && b0 == a0;
       const Tensor jb = diagonal ? ja : jacobian_rows(model, x2, b0, nb, params, outputs);

@@ -7,8 +7,10 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "tensor/blas_runtime.hpp"
+#include "tensor/interrupt.hpp"
 #include "tensor/parallel.hpp"
 #include "theory/ntk_blocks.hpp"
 #include "theory/tile_file.hpp"
@@ -172,12 +174,16 @@ std::pair<std::int64_t, bool> run_tiles(nn::Module& model, const Tensor& x1, con
   std::mutex record;
   std::int64_t done = 0;
   std::exception_ptr failure;
+  const std::thread::id caller = std::this_thread::get_id();
   const auto work = [&](nn::Module& m) {
     std::optional<BlockFactors> row;
     std::int64_t row_block = -1;
     for (std::size_t t; !stop && (t = next++) < todo.size();) {
       const auto [i, j] = todo[t];
       try {
+        // Note [Interrupt points]: only the calling thread polls (it runs the first worker's share
+        // too), outside the record lock; a stop request ends every worker like a failed tile.
+        if (std::this_thread::get_id() == caller) check_interrupt();
         const Tensor tile = compute_tile(m, x1, x2, p, i, j, row, row_block, options.max_bytes);
         const std::lock_guard<std::mutex> lock(record);
         if (stop) return;

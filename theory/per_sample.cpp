@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "autograd/engine.hpp"
+#include "tensor/interrupt.hpp"
 #include "tensor/rng.hpp"
 #include "theory/checks.hpp"
 #include "theory/model_probe.hpp"
@@ -31,6 +32,7 @@ std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& mode
   if (params.empty()) return blocks;
   const std::int64_t chunk = samples_per_chunk(max_bytes, outputs, numel_of(params), n);
   for (std::int64_t s0 = 0; s0 < n; s0 += chunk) {
+    check_interrupt();
     const std::int64_t count = std::min(chunk, n - s0);
     const Tensor rows = jacobian_rows(model, x, s0, count, params, outputs).reshape({count, outputs, -1});
     std::int64_t col = 0;
@@ -112,6 +114,7 @@ std::vector<Tensor> fallback_per_sample(nn::Module& model, const Tensor& x, cons
   std::vector<Var> vars;
   for (const auto& [name, p] : params) vars.push_back(p);
   for (std::int64_t i = 0; i < n; ++i) {
+    check_interrupt();
     const Var fi = model(Var(x.slice(0, i, i + 1)));
     const auto g = autograd::grad({fi}, vars, {Var(output_cotangent.slice(0, i, i + 1))}, {.allow_unused = true});
     for (std::size_t k = 0; k < vars.size(); ++k)
