@@ -105,29 +105,6 @@ class Progress {
   throw NonFiniteLossError(message.str(), epoch, batch, loss);
 }
 
-// Note [Interrupt polls in fit]
-// fit polls check_interrupt() between batches and after each epoch, but at most once per
-// kPollInterval: a poll may cost far more than a small batch, since an embedding's hook may have
-// to take a lock that another thread holds for milliseconds (Python's GIL, which a busy Python
-// thread keeps for its whole switch interval, 5 ms by default). Polling every batch then made a
-// run of small batches wait on that lock for most of its time. The first poll always happens.
-constexpr auto kPollInterval = std::chrono::milliseconds(20);
-
-class InterruptPoll {
- public:
-  void operator()() {
-    const Clock::time_point now = Clock::now();
-    if (polled_ && now - last_ < kPollInterval) return;
-    polled_ = true;
-    last_ = now;
-    check_interrupt();
-  }
-
- private:
-  bool polled_ = false;
-  Clock::time_point last_{};
-};
-
 }  // namespace
 
 std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader& loader, const LossFn& loss,
@@ -140,14 +117,13 @@ std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader&
   model.train();
   Progress progress(options.quiet, options.epochs, options.log_every);
   std::vector<EpochLog> logs;
-  InterruptPoll poll_interrupt;
   for (std::int64_t epoch = first_epoch; epoch < options.epochs; ++epoch) {
     const Clock::time_point start = Clock::now();
     const auto batches = loader.epoch(epoch);
     double weighted_loss = 0.0;
     std::int64_t samples = 0, done = 0;
     for (const auto& [x, y] : batches) {
-      poll_interrupt();  // between batches: the model is as the previous step left it
+      check_interrupt();  // between batches: the model is as the previous step left it
       // The model's parameters that the optimizer does not train must not accumulate either.
       optimizer.zero_grad();
       model.zero_grad();
@@ -172,7 +148,7 @@ std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader&
     logs.push_back(log);
     progress.epoch_end(log);
     if (options.on_epoch) options.on_epoch(log);
-    poll_interrupt();
+    check_interrupt();
   }
   return logs;
 }

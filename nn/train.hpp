@@ -65,9 +65,8 @@ using LossFn = std::function<autograd::Var(const autograd::Var& logits, const Te
 /// "epoch e/E  loss L  T s" lines (e counted from 1) every log_every epochs when it is not.
 /// A non-finite batch loss stops training with NonFiniteLossError unless
 /// options.stop_on_non_finite_loss is false (Note [Non-finite losses] in train.cpp).
-/// Between batches and after epochs it calls check_interrupt() (Note [Interrupt points]; at most
-/// every 20 ms, Note [Interrupt polls in fit]), so an embedding's Ctrl-C stops it with the model
-/// as the last completed step left it.
+/// Between batches and after epochs it calls check_interrupt() (Note [Interrupt points]), so an
+/// embedding's Ctrl-C stops it with the model as the last completed step left it.
 /// Returns one EpochLog per epoch run.
 std::vector<EpochLog> fit(Module& model, Optimizer& optimizer, const DataLoader& loader, const LossFn& loss,
                           const FitOptions& options, std::int64_t first_epoch = 0);

@@ -2,6 +2,7 @@
 
 #include <Python.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -121,9 +122,17 @@ Tensor to_tensor(const py::handle& object, const char* what) {
 namespace {
 thread_local bool polling_interrupts = false;
 
-// The interrupt hook (Note [Interrupt points]): only a thread inside ReleaseGil polls.
+thread_local std::chrono::steady_clock::time_point last_poll{};
+
+// The interrupt hook (Note [Interrupt points]): only a thread inside ReleaseGil polls, and at most
+// every 10 ms: taking the GIL may wait for a busy Python thread for milliseconds, which loops that
+// check often (NTK tiles, Lanczos steps) must not pay per check. Ctrl-C still stops them within
+// 10 ms plus one chunk.
 void python_interrupt_hook() {
   if (!polling_interrupts) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_poll < std::chrono::milliseconds(10)) return;
+  last_poll = now;
   py::gil_scoped_acquire gil;
   if (PyErr_CheckSignals() != 0) throw py::error_already_set();
 }

@@ -229,4 +229,4 @@ def test_specs_and_state_dicts(rng, tmp_path):
     with pytest.raises(ValueError, match=r"\[2, 4\]"):
         th.mlp_from_state_dict(wrong, widths=[3, 5, 2])
     with pytest.raises(ValueError, match="parameterisation|parameterization"):
-        th.mlp_from_state_dict(sd, parameterisation="mup")
+        th.mlp_from_state_dict(sd, parameterization="mup")

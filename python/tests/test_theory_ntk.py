@@ -179,7 +179,7 @@ def test_analytic_relu_kernels_match_the_recursion_and_a_wide_network(rng):
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         sd[f"{2 * i}.weight"] = rng.normal(size=(b, a))
         sd[f"{2 * i}.bias"] = rng.normal(size=b)
-    wide = th.mlp_from_state_dict(sd, activation="relu", parameterisation="ntk", sigma_w=1.4, sigma_b=0.3)
+    wide = th.mlp_from_state_dict(sd, activation="relu", parameterization="ntk", sigma_w=1.4, sigma_b=0.3)
     emp = th.ntk(wide, x1, x2, form="matrix")
     assert np.abs(emp - ntk).max() / np.abs(ntk).max() < 0.1
 

@@ -24,14 +24,14 @@ def _as_array(value):
     return np.ascontiguousarray(value)
 
 
-def mlp_from_state_dict(state_dict, widths=None, *, activation="relu", bias=None, parameterisation="standard",
+def mlp_from_state_dict(state_dict, widths=None, *, activation="relu", bias=None, parameterization="standard",
                         sigma_w=1.0, sigma_b=0.0, spec=None):
     """An MLP (float64 theta.nn.Module) holding the weights of a PyTorch-style state_dict.
 
     ``state_dict`` maps names like ``"0.weight"`` [out, in] and ``"0.bias"`` [out] (the Linear
     layers of an ``nn.Sequential(Linear, activation, Linear, ...)``, under one common prefix or none)
     to arrays or torch tensors. ``widths`` defaults to the Linear layers' shapes and ``bias`` to
-    whether the dict holds biases. ``parameterisation`` "standard" is torch's y = x W^T + b; "ntk"
+    whether the dict holds biases. ``parameterization`` "standard" is torch's y = x W^T + b; "ntk"
     scales by sigma_w / sqrt(fan_in) and sigma_b. ``spec`` (a dict as load_mlp_spec returns)
     overrides the keyword arguments. Missing, extra or misshapen tensors raise ValueError.
     """
@@ -40,7 +40,7 @@ def mlp_from_state_dict(state_dict, widths=None, *, activation="relu", bias=None
         widths = spec["widths"]
         activation = spec["activation"]
         bias = spec.get("bias", True)
-        parameterisation = spec["parameterisation"]
+        parameterization = spec["parameterisation"]  # model.json spells it so
         sigma_w = spec["sigma_w"]
         sigma_b = spec["sigma_b"]
     if widths is None:
@@ -51,7 +51,7 @@ def mlp_from_state_dict(state_dict, widths=None, *, activation="relu", bias=None
         widths = [layers[0][1].shape[1]] + [value.shape[0] for _, value in layers]
     if bias is None:
         bias = any(name.endswith(".bias") for name, _ in weights)
-    return _impl._mlp_from_state_dict(weights, list(widths), activation, bool(bias), parameterisation,
+    return _impl._mlp_from_state_dict(weights, list(widths), activation, bool(bias), parameterization,
                                       float(sigma_w), float(sigma_b))
 
 
