@@ -4,8 +4,8 @@
 Trains a 64-256-256-10 ReLU MLP on the handwritten digits with PyTorch (float64, a few epochs of
 Adam), hands its state_dict to theta, and computes the trace NTK Theta(x_i, x_j) = sum_o
 <df_o(x_i)/dp, df_o(x_j)/dp> of n test digits both ways: theta's structured kernel (two gemms per
-layer, no Jacobian) and PyTorch's per-sample Jacobians contracted as J J^T. Prints the largest
-relative difference (float64 round-off, ~1e-14) and both times.
+layer, no Jacobian) and PyTorch's per-sample Jacobians (functorch vmap(jacrev)) contracted as
+J J^T. Prints the largest relative difference (float64 round-off, ~1e-14) and both times.
 
 Usage: PYTHONPATH=build/python /usr/bin/python3 python/examples/ntk_of_torch_mlp.py [--n 256]
 Needs Debian's python3-torch.
@@ -21,16 +21,14 @@ import theta as th
 
 
 def torch_trace_ntk(net, x):
-    """sum_o J_o J_o^T from PyTorch's per-sample Jacobians (one backward pass per output)."""
-    params = list(net.parameters())
-    jac = []
-    for i in range(x.shape[0]):
-        out_i = net(x[i:i + 1])[0]
-        per_output = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(out_i[o], params, retain_graph=True)])
-                      for o in range(out_i.shape[0])]
-        jac.append(torch.stack(per_output))  # [O, P]
-    j = torch.stack(jac)  # [n, O, P]
-    return torch.einsum("iop,jop->ij", j, j)
+    """sum_o J_o J_o^T from PyTorch's per-sample Jacobians: functorch's vmap(jacrev) over the
+    samples (PyTorch's fastest way to the empirical NTK), then the contraction."""
+    from functorch import jacrev, make_functional, vmap
+
+    fnet, params = make_functional(net)
+    jac = vmap(jacrev(lambda ps, xi: fnet(ps, xi[None])[0]), in_dims=(None, 0))(params, x)
+    n = x.shape[0]
+    return sum(torch.einsum("iop,jop->ij", j.reshape(n, j.shape[1], -1), j.reshape(n, j.shape[1], -1)) for j in jac)
 
 
 def main():
@@ -67,13 +65,13 @@ def main():
     k_theta = th.theory.ntk(model, xs, form="trace")
     t_theta = time.perf_counter() - start
     start = time.perf_counter()
-    k_torch = torch_trace_ntk(net, torch.from_numpy(xs)).numpy()
+    k_torch = torch_trace_ntk(net, torch.from_numpy(xs)).detach().numpy()
     t_torch = time.perf_counter() - start
 
     rel = np.abs(k_theta - k_torch).max() / np.abs(k_torch).max()
     print(f"trace NTK of {args.n} test digits, {sum(p.numel() for p in net.parameters())} parameters")
     print(f"  theta (structured): {t_theta * 1e3:.1f} ms")
-    print(f"  PyTorch (per-sample Jacobians, J J^T): {t_torch * 1e3:.1f} ms")
+    print(f"  PyTorch (functorch vmap(jacrev), J J^T): {t_torch * 1e3:.1f} ms ({t_torch / t_theta:.0f}x theta)")
     print(f"  max |theta - torch| / max |torch| = {rel:.2e}")
     eigenvalues = np.linalg.eigvalsh(k_theta)
     print(f"  kernel spectrum: largest {eigenvalues[-1]:.4g}, condition number {eigenvalues[-1] / eigenvalues[0]:.3g}")
