@@ -9,7 +9,9 @@ rounds quoted:
         driven from a Python loop: theta.nn.train_step against the same step in PyTorch eager
         (zero_grad, forward, mse_loss, backward, step). PyTorch runs at its best: glibc malloc
         told to keep its big blocks (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_), the same
-        OpenBLAS core. Target: theta >= 3x faster. Skipped when torch does not import.
+        OpenBLAS core. Target: theta >= 3x faster. Also reported: the same step written op by op
+        in Python with theta.autograd (module call on a Var, nn.mse_loss, backward, opt.step), the
+        per-call overhead a user pays who writes their own loop. Skipped when torch does not import.
   ntk   the empirical NTK of the 32-256-256-10 tanh MLP (NTK parameterisation, n = 256, float64,
         full [n, n, 10, 10] kernel) called from Python (theta.theory.ntk) against the C++
         benchmark of the same workload (BM_NtkStructured_F64/10 in build/bench/theta_bench).
@@ -62,6 +64,27 @@ def child_theta_step(min_time):
     return seconds_per_call(lambda: step(net, opt, x, y, loss="mse"), min_time)
 
 
+def child_theta_step_ops(min_time):
+    import numpy as np
+    import theta as th
+
+    rng = np.random.default_rng(1)
+    net = th.nn.mlp([8, 8, 8, 8], activation="identity", bias=False, dtype="float32", seed=1)
+    opt = th.nn.SGD(net, lr=1e-3)
+    x = rng.standard_normal((16, 8)).astype(np.float32)
+    y = rng.standard_normal((16, 8)).astype(np.float32)
+    Var, mse_loss = th.autograd.Var, th.nn.mse_loss
+
+    def step():
+        opt.zero_grad()
+        loss = mse_loss(net(Var(x)), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return seconds_per_call(step, min_time)
+
+
 def child_torch_step(min_time):
     import torch
     import torch.nn.functional as F
@@ -92,7 +115,8 @@ def child_theta_ntk(min_time):
     return seconds_per_call(lambda: th.theory.ntk(net, x), min_time)
 
 
-CHILDREN = {"theta_step": child_theta_step, "torch_step": child_torch_step, "theta_ntk": child_theta_ntk}
+CHILDREN = {"theta_step": child_theta_step, "theta_step_ops": child_theta_step_ops, "torch_step": child_torch_step,
+            "theta_ntk": child_theta_ntk}
 
 
 # ---- parent ---------------------------------------------------------------------------------
@@ -163,6 +187,10 @@ def main():
             print(f"step: PyTorch eager {base * 1e6:.1f} us, theta.nn.train_step {cand * 1e6:.1f} us per step "
                   f"from Python: theta {ratio:.2f}x faster (target >= 3x) {verdict}")
             status |= ratio < 3.0
+            base, ops = interleave("step, op by op", lambda: run_child("torch_step", args, torch_env),
+                                   lambda: run_child("theta_step_ops", args), args.rounds)
+            print(f"step op by op: PyTorch eager {base * 1e6:.1f} us, theta.autograd from Python {ops * 1e6:.1f} us: "
+                  f"theta {base / ops:.2f}x faster (informational)")
         except ImportError:
             print("step: skipped (torch does not import; Debian: apt-get install python3-torch)")
     if args.only in (None, "ntk"):

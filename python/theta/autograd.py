@@ -8,12 +8,12 @@ exceptions propagate). Arrays go in, arrays (or Vars, for ``grad``) come out.
 The grad mode is per thread; use the context managers below rather than ``set_grad_mode``.
 """
 
-import functools
+import functools as _functools
 
 from ._theta import autograd as _impl
-from ._reexport import reexport
+from ._reexport import reexport as _reexport
 
-__all__ = reexport(_impl, globals())
+__all__ = _reexport(_impl, globals())
 
 
 class set_grad_enabled:
@@ -34,7 +34,7 @@ class set_grad_enabled:
         return False
 
     def __call__(self, function):
-        @functools.wraps(function)
+        @_functools.wraps(function)
         def wrapper(*args, **kwargs):
             with type(self)(self._enabled):
                 return function(*args, **kwargs)
@@ -49,7 +49,7 @@ class no_grad(set_grad_enabled):
         super().__init__(False)
 
     def __call__(self, function):
-        @functools.wraps(function)
+        @_functools.wraps(function)
         def wrapper(*args, **kwargs):
             with no_grad():
                 return function(*args, **kwargs)
@@ -64,7 +64,7 @@ class enable_grad(set_grad_enabled):
         super().__init__(True)
 
     def __call__(self, function):
-        @functools.wraps(function)
+        @_functools.wraps(function)
         def wrapper(*args, **kwargs):
             with enable_grad():
                 return function(*args, **kwargs)

@@ -15,13 +15,13 @@ training, checkpoints and the shipped data sets.
     loss = nn.train_step(net, opt, xb, yb, loss="mse")   # one step, one call
 """
 
-import os
-from pathlib import Path
+import os as _os
+from pathlib import Path as _Path
 
 from ._theta import nn as _impl
-from ._reexport import reexport
+from ._reexport import reexport as _reexport
 
-__all__ = reexport(_impl, globals())
+__all__ = _reexport(_impl, globals())
 
 
 # Note [Data sets from Python]
@@ -36,9 +36,9 @@ __all__ = reexport(_impl, globals())
 #      error names where it looked and how to override it.
 def _python_data_dir(name):
     """The folder holding the shipped file `name` by steps 3 and 4 above, or None."""
-    if os.environ.get("THETA_DATA_DIR"):
+    if _os.environ.get("THETA_DATA_DIR"):
         return None
-    package = Path(__file__).resolve().parent
+    package = _Path(__file__).resolve().parent
     for ancestor in list(package.parents)[:5]:
         candidate = ancestor / "share" / "theta"
         if (candidate / name).is_file():
@@ -47,7 +47,7 @@ def _python_data_dir(name):
         from . import _build_tree
     except ImportError:
         return None
-    if (Path(_build_tree.DATA_DIR) / name).is_file():
+    if (_Path(_build_tree.DATA_DIR) / name).is_file():
         return _build_tree.DATA_DIR
     return None
 
@@ -63,7 +63,7 @@ def data_file(name):
     """The path of the shipped data file `name` ("digits.csv.gz", "iris.csv"); ValueError naming
     where it looked when it is missing."""
     folder = _python_data_dir(name)
-    return str(Path(folder) / name) if folder else _impl.data_file(name)
+    return str(_Path(folder) / name) if folder else _impl.data_file(name)
 
 
 def load_digits(path=None):
@@ -71,7 +71,7 @@ def load_digits(path=None):
     CSV) or the shipped digits.csv.gz (found as data_file finds it)."""
     if path is None:
         folder = _python_data_dir("digits.csv.gz")
-        path = str(Path(folder) / "digits.csv.gz") if folder else None
+        path = str(_Path(folder) / "digits.csv.gz") if folder else None
     return _impl.load_digits(path)
 
 
@@ -80,5 +80,5 @@ def load_iris(path=None):
     layout) or the shipped iris.csv (found as data_file finds it)."""
     if path is None:
         folder = _python_data_dir("iris.csv")
-        path = str(Path(folder) / "iris.csv") if folder else None
+        path = str(_Path(folder) / "iris.csv") if folder else None
     return _impl.load_iris(path)

@@ -5,23 +5,23 @@ Models are ``theta.nn.Module`` objects: build one from a PyTorch state_dict with
 Arrays go in and come out as NumPy arrays; long calls release the GIL.
 """
 
-import re
+import re as _re
 
-import numpy as np
+import numpy as _np
 
 from ._theta import theory as _impl
-from ._reexport import reexport
+from ._reexport import reexport as _reexport
 
-__all__ = reexport(_impl, globals())
+__all__ = _reexport(_impl, globals())
 
-_LINEAR_WEIGHT = re.compile(r"^(.*?)(\d+)\.weight$")
+_LINEAR_WEIGHT = _re.compile(r"^(.*?)(\d+)\.weight$")
 
 
 def _as_array(value):
     """A NumPy array from an array, a theta.Tensor or a torch tensor (detached, on the CPU)."""
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    return np.ascontiguousarray(value)
+    return _np.ascontiguousarray(value)
 
 
 def mlp_from_state_dict(state_dict, widths=None, *, activation="relu", bias=None, parameterization="standard",
