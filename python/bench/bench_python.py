@@ -51,7 +51,8 @@ def seconds_per_call(fn, min_time):
 
 # ---- children: one workload each, prints seconds per call ----------------------------------
 
-def child_theta_step(min_time):
+def tiny_deep_linear():
+    """theta's side of the step: 3 bias-free 8x8 Linear layers, SGD, a batch of 16, float32."""
     import numpy as np
     import theta as th
 
@@ -60,19 +61,17 @@ def child_theta_step(min_time):
     opt = th.nn.SGD(net, lr=1e-3)
     x = rng.standard_normal((16, 8)).astype(np.float32)
     y = rng.standard_normal((16, 8)).astype(np.float32)
+    return th, net, opt, x, y
+
+
+def child_theta_step(min_time):
+    th, net, opt, x, y = tiny_deep_linear()
     step = th.nn.train_step
     return seconds_per_call(lambda: step(net, opt, x, y, loss="mse"), min_time)
 
 
 def child_theta_step_ops(min_time):
-    import numpy as np
-    import theta as th
-
-    rng = np.random.default_rng(1)
-    net = th.nn.mlp([8, 8, 8, 8], activation="identity", bias=False, dtype="float32", seed=1)
-    opt = th.nn.SGD(net, lr=1e-3)
-    x = rng.standard_normal((16, 8)).astype(np.float32)
-    y = rng.standard_normal((16, 8)).astype(np.float32)
+    th, net, opt, x, y = tiny_deep_linear()
     Var, mse_loss = th.autograd.Var, th.nn.mse_loss
 
     def step():
