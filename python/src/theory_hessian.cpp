@@ -270,12 +270,13 @@ parameters must not change while it is in use.)doc")
 
   // The model forms come first: pybind11 tries overloads in order, and the operator forms accept
   // any object (converted to a matrix), so a Module must be claimed before them.
+  const auto model_lanczos = [](const std::shared_ptr<nn::Module>& model, const Tensor& x, const Tensor& y,
+                                 std::int64_t k, std::int64_t iterations, std::uint64_t seed, const std::string& which,
+                                 const std::string& loss) {
+    return run_lanczos(ModuleLoss(model, x, y, loss).as_operator(), k, iterations, seed, which, true);
+  };
   m.def(
-      "lanczos",
-      [](const std::shared_ptr<nn::Module>& model, const Tensor& x, const Tensor& y, std::int64_t k,
-         std::int64_t iterations, std::uint64_t seed, const std::string& which, const std::string& loss) {
-        return run_lanczos(ModuleLoss(model, x, y, loss).as_operator(), k, iterations, seed, which, true);
-      },
+      "lanczos", model_lanczos,
       py::arg("model").none(false), py::arg("x"), py::arg("y"), py::kw_only(), py::arg("k") = 1,
       py::arg("iterations") = 0, py::arg("seed") = 0, py::arg("which") = "largest", py::arg("loss") = "mse",
       "The loss Hessian of model on (x, y) (as hessian_eigs).");
@@ -309,11 +310,7 @@ parameters must not change while it is in use.)doc")
       (std::string("op: a LinearOperator or a symmetric matrix [n, n].") + kLanczosDoc).c_str());
 
   m.def(
-      "hessian_eigs",
-      [](const std::shared_ptr<nn::Module>& model, const Tensor& x, const Tensor& y, std::int64_t k,
-         std::int64_t iterations, std::uint64_t seed, const std::string& which, const std::string& loss) {
-        return run_lanczos(ModuleLoss(model, x, y, loss).as_operator(), k, iterations, seed, which, true);
-      },
+      "hessian_eigs", model_lanczos,
       py::arg("model").none(false), py::arg("x"), py::arg("y"), py::kw_only(), py::arg("k") = 1,
       py::arg("iterations") = 0, py::arg("seed") = 0, py::arg("which") = "largest", py::arg("loss") = "mse",
       (std::string("The loss Hessian's extreme eigenpairs (lanczos on hessian_operator).") + kLanczosDoc).c_str());
