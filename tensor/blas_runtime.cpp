@@ -89,6 +89,7 @@ void warn_if_blas_fallback() {
 
 namespace detail {
 void set_blas_threads(int threads) { openblas_set_num_threads(threads); }
+SingleThreadedBlas::~SingleThreadedBlas() { set_blas_threads(get_num_threads()); }
 }  // namespace detail
 
 }  // namespace theta

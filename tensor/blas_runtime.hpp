@@ -29,6 +29,16 @@ void warn_if_blas_fallback();
 
 namespace detail {
 void set_blas_threads(int threads);
-}
+
+/// OpenBLAS single-threaded while alive, restored to get_num_threads() afterwards: for loops that
+/// call BLAS from theta's own worker threads (its pool would compete for the same cores).
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() { set_blas_threads(1); }
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+};
+}  // namespace detail
 
 }  // namespace theta

@@ -145,16 +145,6 @@ Tensor compute_tile(nn::Module& model, const Tensor& x1, const Tensor& x2, const
   return structured_block_kernel(model, *row, column, false, p.form, max_bytes, p.output);
 }
 
-// OpenBLAS single-threaded while tiles run on theta's threads (its own pool would compete for
-// the same cores), restored afterwards.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() { theta::detail::set_blas_threads(1); }
-  ~SingleThreadedBlas() { theta::detail::set_blas_threads(get_num_threads()); }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-};
-
 // Runs the unfinished tiles of this part's share (all of the plan for one part) into `sink` on
 // up to get_num_threads() workers, each with its own copy of the model (forward hooks are per
 // module), taking tiles in plan order from a shared counter. Results are recorded in the order tiles finish; after
@@ -202,7 +192,7 @@ std::pair<std::int64_t, bool> run_tiles(nn::Module& model, const Tensor& x1, con
   if (workers <= 1) {
     work(model);
   } else {
-    const SingleThreadedBlas blas;
+    const theta::detail::SingleThreadedBlas blas;  // tiles run on theta's threads
     parallel_for(workers, 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t w = begin; w < end; ++w) work(w == 0 ? model : *copies[static_cast<std::size_t>(w - 1)]);
     });
