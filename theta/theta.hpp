@@ -7,12 +7,14 @@
 // less; internal headers (kernels, strided loops, theory's model probes) are left out.
 
 #include "tensor/blas_runtime.hpp"
+#include "tensor/conv.hpp"
 #include "tensor/dtype.hpp"
 #include "tensor/error.hpp"
 #include "tensor/interrupt.hpp"
 #include "tensor/npy.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
+#include "tensor/pool.hpp"
 #include "tensor/rng.hpp"
 #include "tensor/shape.hpp"
 #include "tensor/storage.hpp"

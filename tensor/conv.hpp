@@ -1,0 +1,46 @@
+#pragma once
+// 2-D convolution on tensors (NCHW, PyTorch's weight layout) and its two adjoints, the backward
+// rules of a differentiable conv2d. float32 and float64; input and weight share one dtype.
+//
+// Sizes: H_out = (H + 2 padding_h - dilation_h (kh - 1) - 1) / stride_h + 1 (rounded down), and
+// likewise for W. The dilated kernel must fit the padded input.
+
+#include <array>
+#include <cstdint>
+
+#include "tensor/tensor.hpp"
+
+namespace theta {
+
+/// What lies outside the input when a window reaches past its edge.
+enum class Padding {
+  zeros,    ///< zeros
+  circular  ///< the input repeated periodically: row -1 is row H-1 (indices taken modulo H and W)
+};
+
+/// Geometry of a 2-D convolution; each pair is (height, width).
+struct Conv2dOptions {
+  std::array<std::int64_t, 2> stride = {1, 1};    ///< step between windows (>= 1)
+  std::array<std::int64_t, 2> padding = {0, 0};   ///< added on both sides of each spatial axis (>= 0)
+  std::array<std::int64_t, 2> dilation = {1, 1};  ///< spacing of kernel taps (>= 1)
+  Padding padding_mode = Padding::zeros;          ///< what the padding holds
+};
+
+/// Cross-correlation (PyTorch's conv2d without bias, groups = 1):
+/// x:[N, C_in, H, W], weight:[C_out, C_in, kh, kw] -> [N, C_out, H_out, W_out], where
+/// out[n, o, y, x] = sum_{c, i, j} weight[o, c, i, j] * x_padded[n, c, y s_h + i d_h, x s_w + j d_w].
+/// Add a bias with a broadcast add of a [C_out, 1, 1] tensor.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Conv2dOptions& options = {});
+
+/// The adjoint of conv2d in its input: grad_out:[N, C_out, H_out, W_out], weight:[C_out, C_in, kh, kw]
+/// -> [N, C_in, H, W] for input_shape [N, C_in, H, W]. With circular padding, contributions that
+/// fall in the padding wrap around to the rows and columns they were read from.
+Tensor conv2d_input_grad(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
+                         const Conv2dOptions& options = {});
+
+/// The adjoint of conv2d in its weight: x:[N, C_in, H, W], grad_out:[N, C_out, H_out, W_out]
+/// -> [C_out, C_in, kh, kw] for weight_shape [C_out, C_in, kh, kw], summed over the batch.
+Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
+                          const Conv2dOptions& options = {});
+
+}  // namespace theta

@@ -1,0 +1,425 @@
+// conv2d, its two adjoints and average pooling against naive loops, the adjoint identities, the
+// shift equivariance of circular convolution, and every error path.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tensor/conv.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/parallel.hpp"
+#include "tensor/pool.hpp"
+#include "tensor/rng.hpp"
+#include "tensor/shape.hpp"
+
+using namespace theta;
+using Catch::Contains;
+
+namespace {
+
+// Input coordinate read by output coordinate o through tap t along one axis, or -1 for a zero.
+std::int64_t source(std::int64_t o, std::int64_t t, std::int64_t size, std::int64_t stride, std::int64_t padding,
+                    std::int64_t dilation, bool circular) {
+  std::int64_t i = o * stride - padding + t * dilation;
+  if (circular) return ((i % size) + size) % size;
+  return i < 0 || i >= size ? -1 : i;
+}
+
+std::int64_t out_size(std::int64_t size, std::int64_t kernel, std::int64_t stride, std::int64_t padding,
+                      std::int64_t dilation) {
+  return (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+// The seven-loop definition of conv2d, in double.
+Tensor naive_conv2d(const Tensor& x, const Tensor& w, const Conv2dOptions& o) {
+  const std::int64_t n = x.size(0), c_in = x.size(1), h = x.size(2), wd = x.size(3);
+  const std::int64_t c_out = w.size(0), kh = w.size(2), kw = w.size(3);
+  const std::int64_t ho = out_size(h, kh, o.stride[0], o.padding[0], o.dilation[0]);
+  const std::int64_t wo = out_size(wd, kw, o.stride[1], o.padding[1], o.dilation[1]);
+  const bool circular = o.padding_mode == Padding::circular;
+  const std::vector<double> xv = to_vector(x), wv = to_vector(w);
+  std::vector<double> out(static_cast<std::size_t>(n * c_out * ho * wo), 0.0);
+  for (std::int64_t s = 0; s < n; ++s)
+    for (std::int64_t oc = 0; oc < c_out; ++oc)
+      for (std::int64_t oy = 0; oy < ho; ++oy)
+        for (std::int64_t ox = 0; ox < wo; ++ox) {
+          double total = 0;
+          for (std::int64_t c = 0; c < c_in; ++c)
+            for (std::int64_t i = 0; i < kh; ++i)
+              for (std::int64_t j = 0; j < kw; ++j) {
+                const std::int64_t iy = source(oy, i, h, o.stride[0], o.padding[0], o.dilation[0], circular);
+                const std::int64_t ix = source(ox, j, wd, o.stride[1], o.padding[1], o.dilation[1], circular);
+                if (iy < 0 || ix < 0) continue;
+                total += wv[static_cast<std::size_t>(((oc * c_in + c) * kh + i) * kw + j)] *
+                         xv[static_cast<std::size_t>(((s * c_in + c) * h + iy) * wd + ix)];
+              }
+          out[static_cast<std::size_t>(((s * c_out + oc) * ho + oy) * wo + ox)] = total;
+        }
+  return from_vector(out, {n, c_out, ho, wo});
+}
+
+double inner(const Tensor& a, const Tensor& b) { return sum(mul(a, b)).item(); }
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const std::vector<double> av = to_vector(a), bv = to_vector(b);
+  double worst = 0;
+  for (std::size_t i = 0; i < av.size(); ++i) worst = std::max(worst, std::abs(av[i] - bv[i]));
+  return worst;
+}
+
+struct ConvCase {
+  Shape x, w;
+  Conv2dOptions options;
+};
+
+std::string describe(const ConvCase& c) {
+  return "x " + shape_str(c.x) + ", w " + shape_str(c.w) + ", stride [" + std::to_string(c.options.stride[0]) + ", " +
+         std::to_string(c.options.stride[1]) + "], padding [" + std::to_string(c.options.padding[0]) + ", " +
+         std::to_string(c.options.padding[1]) + "], dilation [" + std::to_string(c.options.dilation[0]) + ", " +
+         std::to_string(c.options.dilation[1]) + "], " +
+         (c.options.padding_mode == Padding::circular ? "circular" : "zeros");
+}
+
+// Many geometries: kernel sizes 1x1, 3x3 and non-square, strides, paddings, dilations, both
+// padding modes, non-square images, several channels and samples.
+std::vector<ConvCase> conv_cases() {
+  std::vector<ConvCase> cases;
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{1, 1, 5, 5}, {1, 1, 3, 3}}, {{2, 3, 6, 7}, {4, 3, 3, 3}}, {{3, 2, 5, 8}, {3, 2, 1, 1}},
+      {{2, 2, 7, 6}, {5, 2, 2, 3}}, {{1, 4, 9, 9}, {2, 4, 3, 1}}, {{5, 3, 4, 6}, {2, 3, 3, 3}},
+  };
+  for (const auto& [xs, ws] : shapes)
+    for (std::int64_t stride : {1, 2})
+      for (std::int64_t padding : {0, 1, 2})
+        for (std::int64_t dilation : {1, 2})
+          for (Padding mode : {Padding::zeros, Padding::circular}) {
+            Conv2dOptions o;
+            o.stride = {stride, stride == 2 && padding == 1 ? 1 : stride};
+            o.padding = {padding, padding == 2 ? 1 : padding};
+            o.dilation = {dilation, dilation};
+            o.padding_mode = mode;
+            const std::int64_t span_h = dilation * (ws[2] - 1) + 1, span_w = dilation * (ws[3] - 1) + 1;
+            if (span_h > xs[2] + 2 * o.padding[0] || span_w > xs[3] + 2 * o.padding[1]) continue;
+            cases.push_back({xs, ws, o});
+          }
+  return cases;
+}
+
+// x rolled by (dy, dx) along its spatial axes: out[.., y, x] = x[.., (y - dy) mod H, (x - dx) mod W].
+Tensor roll2d(const Tensor& x, std::int64_t dy, std::int64_t dx) {
+  const std::int64_t planes = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  const std::vector<double> v = to_vector(x);
+  std::vector<double> out(v.size());
+  for (std::int64_t p = 0; p < planes; ++p)
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t c = 0; c < w; ++c)
+        out[static_cast<std::size_t>((p * h + (y + dy) % h) * w + (c + dx) % w)] =
+            v[static_cast<std::size_t>((p * h + y) * w + c)];
+  return from_vector(out, x.shape(), x.dtype());
+}
+
+// The naive average pool (count_include_pad), in double.
+Tensor naive_avg_pool2d(const Tensor& x, std::array<std::int64_t, 2> k, std::array<std::int64_t, 2> s,
+                        std::array<std::int64_t, 2> p) {
+  const std::int64_t planes = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  const std::int64_t ho = (h + 2 * p[0] - k[0]) / s[0] + 1, wo = (w + 2 * p[1] - k[1]) / s[1] + 1;
+  const std::vector<double> v = to_vector(x);
+  std::vector<double> out;
+  for (std::int64_t q = 0; q < planes; ++q)
+    for (std::int64_t oy = 0; oy < ho; ++oy)
+      for (std::int64_t ox = 0; ox < wo; ++ox) {
+        double total = 0;
+        for (std::int64_t i = 0; i < k[0]; ++i)
+          for (std::int64_t j = 0; j < k[1]; ++j) {
+            const std::int64_t y = oy * s[0] - p[0] + i, c = ox * s[1] - p[1] + j;
+            if (y >= 0 && y < h && c >= 0 && c < w) total += v[static_cast<std::size_t>((q * h + y) * w + c)];
+          }
+        out.push_back(total / static_cast<double>(k[0] * k[1]));
+      }
+  return from_vector(out, {x.size(0), x.size(1), ho, wo});
+}
+
+}  // namespace
+
+TEST_CASE("conv2d equals the seven-loop definition", "[conv]") {
+  Rng rng(7);
+  const auto cases = conv_cases();
+  CHECK(cases.size() > 100);
+  for (const auto& c : cases) {
+    INFO(describe(c));
+    const Tensor x = rng.normal(c.x), w = rng.normal(c.w);
+    const Tensor expected = naive_conv2d(x, w, c.options);
+    CHECK(max_abs_diff(conv2d(x, w, c.options), expected) < 1e-12);
+    const Tensor y32 = conv2d(x.to(DType::f32), w.to(DType::f32), c.options);
+    CHECK(y32.dtype() == DType::f32);
+    CHECK(max_abs_diff(y32, expected) < 1e-4);
+  }
+}
+
+TEST_CASE("conv2d reads non-contiguous operands", "[conv]") {
+  Rng rng(8);
+  Conv2dOptions o;
+  o.padding = {1, 1};
+  // x laid out [N, H, W, C] and permuted to NCHW; w a transposed view of [C_out, C_in] per tap.
+  const Tensor x = rng.normal({2, 6, 5, 3}).permute({0, 3, 1, 2});
+  const Tensor w = rng.normal({3, 4, 3, 3}).transpose(0, 1);
+  REQUIRE_FALSE(x.is_contiguous());
+  REQUIRE_FALSE(w.is_contiguous());
+  CHECK(max_abs_diff(conv2d(x, w, o), naive_conv2d(x, w, o)) < 1e-12);
+  // A strided slice of a larger image.
+  const Tensor big = rng.normal({2, 3, 10, 12});
+  const Tensor sliced = big.slice(2, 1, 9, 2).slice(3, 0, 12, 3);
+  CHECK(max_abs_diff(conv2d(sliced, w, o), naive_conv2d(sliced, w, o)) < 1e-12);
+}
+
+TEST_CASE("conv2d's adjoints satisfy <conv(x, w), g> = <x, input_grad(g, w)> = <w, weight_grad(x, g)>", "[conv]") {
+  Rng rng(9);
+  for (const auto& c : conv_cases()) {
+    INFO(describe(c));
+    const Tensor x = rng.normal(c.x), w = rng.normal(c.w);
+    const Tensor y = conv2d(x, w, c.options);
+    const Tensor g = rng.normal(y.shape());
+    const Tensor dx = conv2d_input_grad(g, w, c.x, c.options);
+    const Tensor dw = conv2d_weight_grad(x, g, c.w, c.options);
+    REQUIRE(dx.shape() == c.x);
+    REQUIRE(dw.shape() == c.w);
+    const double forward = inner(y, g);
+    const double scale = std::max(1.0, std::abs(forward));
+    CHECK(std::abs(inner(x, dx) - forward) < 1e-12 * scale * 10);
+    CHECK(std::abs(inner(w, dw) - forward) < 1e-12 * scale * 10);
+    // float32 agrees with float64.
+    const Tensor dx32 = conv2d_input_grad(g.to(DType::f32), w.to(DType::f32), c.x, c.options);
+    const Tensor dw32 = conv2d_weight_grad(x.to(DType::f32), g.to(DType::f32), c.w, c.options);
+    CHECK(max_abs_diff(dx32, dx) < 1e-4);
+    CHECK(max_abs_diff(dw32, dw) < 1e-3);
+  }
+}
+
+TEST_CASE("conv2d's adjoints read non-contiguous operands", "[conv]") {
+  Rng rng(10);
+  Conv2dOptions o;
+  o.padding = {1, 0};
+  o.stride = {2, 1};
+  const Shape xs = {3, 2, 7, 5}, ws = {4, 2, 3, 2};
+  const Tensor x = rng.normal(xs), w = rng.normal(ws);
+  const Shape ys = conv2d(x, w, o).shape();
+  const Tensor g = rng.normal({ys[0], ys[2], ys[3], ys[1]}).permute({0, 3, 1, 2});
+  const Tensor x_view = rng.normal({xs[0], xs[2], xs[3], xs[1]}).permute({0, 3, 1, 2});
+  const Tensor w_view = rng.normal({ws[1], ws[0], ws[2], ws[3]}).transpose(0, 1);
+  CHECK(max_abs_diff(conv2d_input_grad(g, w_view, xs, o),
+                     conv2d_input_grad(g.contiguous(), w_view.contiguous(), xs, o)) == 0.0);
+  CHECK(max_abs_diff(conv2d_weight_grad(x_view, g, ws, o),
+                     conv2d_weight_grad(x_view.contiguous(), g.contiguous(), ws, o)) == 0.0);
+}
+
+TEST_CASE("conv2d gives the same result on one thread and on several", "[conv]") {
+  Rng rng(11);
+  Conv2dOptions o;
+  o.padding = {1, 1};
+  const Tensor x = rng.normal({9, 3, 6, 6}), w = rng.normal({4, 3, 3, 3});
+  const Tensor g = rng.normal({9, 4, 6, 6});
+  const int saved = get_num_threads();
+  set_num_threads(1);
+  const Tensor y1 = conv2d(x, w, o), dx1 = conv2d_input_grad(g, w, x.shape(), o);
+  const Tensor dw1 = conv2d_weight_grad(x, g, w.shape(), o);
+  set_num_threads(3);
+  const Tensor y3 = conv2d(x, w, o), dx3 = conv2d_input_grad(g, w, x.shape(), o);
+  const Tensor dw3 = conv2d_weight_grad(x, g, w.shape(), o);
+  set_num_threads(saved);
+  // Samples are independent: forward and input adjoint are bitwise equal; the weight adjoint sums
+  // per-thread partials in another order.
+  CHECK(max_abs_diff(y1, y3) == 0.0);
+  CHECK(max_abs_diff(dx1, dx3) == 0.0);
+  CHECK(max_abs_diff(dw1, dw3) < 1e-12);
+}
+
+TEST_CASE("circular conv2d with stride 1 commutes with a circular shift of the input", "[conv]") {
+  Rng rng(12);
+  // Odd kernels with "same" padding, so the output is as large as the input and the shift acts on
+  // both alike.
+  for (const auto& [kh, kw, dil] :
+       std::vector<std::array<std::int64_t, 3>>{{3, 3, 1}, {3, 3, 2}, {1, 1, 1}, {5, 3, 1}, {3, 5, 2}}) {
+    INFO("kernel [" << kh << ", " << kw << "], dilation " << dil);
+    Conv2dOptions o;
+    o.padding = {dil * (kh - 1) / 2, dil * (kw - 1) / 2};
+    o.dilation = {dil, dil};
+    o.padding_mode = Padding::circular;
+    const Tensor x = rng.normal({2, 3, 7, 6}), w = rng.normal({2, 3, kh, kw});
+    REQUIRE(conv2d(x, w, o).shape() == Shape({2, 2, 7, 6}));
+    CHECK(max_abs_diff(conv2d(roll2d(x, 2, 5), w, o), roll2d(conv2d(x, w, o), 2, 5)) < 1e-12);
+    CHECK(max_abs_diff(conv2d(roll2d(x, 6, 1), w, o), roll2d(conv2d(x, w, o), 6, 1)) < 1e-12);
+  }
+}
+
+TEST_CASE("conv2d handles empty batches and channels", "[conv]") {
+  Rng rng(13);
+  CHECK(conv2d(zeros({0, 2, 4, 4}), zeros({3, 2, 3, 3})).shape() == Shape({0, 3, 2, 2}));
+  CHECK(conv2d(zeros({2, 2, 4, 4}), zeros({0, 2, 3, 3})).shape() == Shape({2, 0, 2, 2}));
+  CHECK(conv2d_input_grad(zeros({2, 0, 2, 2}), zeros({0, 2, 3, 3}), {2, 2, 4, 4}).shape() == Shape({2, 2, 4, 4}));
+  const Tensor dw = conv2d_weight_grad(zeros({0, 2, 4, 4}), zeros({0, 3, 2, 2}), {3, 2, 3, 3});
+  CHECK(dw.shape() == Shape({3, 2, 3, 3}));
+  CHECK(sum(abs(dw)).item() == 0.0);
+}
+
+TEST_CASE("conv2d rejects bad shapes, options and dtypes", "[conv]") {
+  const Tensor x = zeros({2, 3, 5, 5}), w = zeros({4, 3, 3, 3});
+  CHECK_THROWS_AS(conv2d(zeros({3, 5, 5}), w), ShapeError);
+  CHECK_THROWS_WITH(conv2d(zeros({3, 5, 5}), w), Contains("conv2d: expected input [N, C_in, H, W], got [3, 5, 5]"));
+  CHECK_THROWS_AS(conv2d(x, zeros({4, 3, 3})), ShapeError);
+  CHECK_THROWS_WITH(conv2d(x, zeros({4, 3, 3})),
+                    Contains("conv2d: expected weight [C_out, C_in, kh, kw], got [4, 3, 3]"));
+  CHECK_THROWS_AS(conv2d(x, zeros({4, 2, 3, 3})), ShapeError);
+  CHECK_THROWS_WITH(
+      conv2d(x, zeros({4, 2, 3, 3})),
+      Contains("conv2d: input has 3 channels but weight expects 2 (input [2, 3, 5, 5], weight [4, 2, 3, 3]"));
+  CHECK_THROWS_AS(conv2d(x, zeros({4, 3, 6, 3})), ShapeError);
+  CHECK_THROWS_WITH(conv2d(x, zeros({4, 3, 6, 3})),
+                    Contains("conv2d: the dilated kernel [6, 3] is larger than the padded input [5, 5]"));
+  Conv2dOptions dilated;
+  dilated.dilation = {3, 1};
+  CHECK_THROWS_AS(conv2d(x, w, dilated), ShapeError);
+  CHECK_THROWS_WITH(conv2d(x, w, dilated),
+                    Contains("the dilated kernel [7, 3] is larger than the padded input [5, 5]"));
+  dilated.padding = {1, 0};
+  CHECK(conv2d(x, w, dilated).shape() == Shape({2, 4, 1, 3}));
+  CHECK_THROWS_AS(conv2d(x, zeros({4, 3, 0, 3})), ShapeError);
+  CHECK_THROWS_WITH(conv2d(x, zeros({4, 3, 0, 3})),
+                    Contains("conv2d: need at least one input channel and a non-empty kernel"));
+  Conv2dOptions bad;
+  bad.stride = {0, 1};
+  CHECK_THROWS_AS(conv2d(x, w, bad), ShapeError);
+  CHECK_THROWS_WITH(
+      conv2d(x, w, bad),
+      Contains("conv2d: stride must be positive (input [2, 3, 5, 5], weight [4, 3, 3, 3], stride [0, 1]"));
+  bad = {};
+  bad.dilation = {1, -1};
+  CHECK_THROWS_AS(conv2d(x, w, bad), ShapeError);
+  CHECK_THROWS_WITH(conv2d(x, w, bad), Contains("conv2d: dilation must be positive"));
+  bad = {};
+  bad.padding = {-1, 0};
+  CHECK_THROWS_AS(conv2d(x, w, bad), ShapeError);
+  CHECK_THROWS_WITH(conv2d(x, w, bad), Contains("conv2d: padding must not be negative"));
+  Conv2dOptions circular;
+  circular.padding = {2, 2};
+  circular.padding_mode = Padding::circular;
+  CHECK_THROWS_AS(conv2d(zeros({1, 3, 0, 0}), w, circular), ShapeError);
+  CHECK_THROWS_WITH(conv2d(zeros({1, 3, 0, 0}), w, circular),
+                    Contains("conv2d: circular padding needs a non-empty image"));
+
+  CHECK_THROWS_AS(conv2d(x.to(DType::f32), w), DTypeError);
+  CHECK_THROWS_WITH(conv2d(x.to(DType::f32), w), Contains("conv2d: dtype mismatch: input float32, weight float64"));
+  CHECK_THROWS_AS(conv2d(x.to(DType::i64), w.to(DType::i64)), DTypeError);
+  CHECK_THROWS_WITH(conv2d(x.to(DType::i64), w.to(DType::i64)),
+                    Contains("conv2d: expected a floating input, got int64"));
+  CHECK_THROWS_AS(conv2d(Tensor(), w), std::invalid_argument);
+  CHECK_THROWS_WITH(conv2d(Tensor(), w), Contains("conv2d: input is undefined"));
+}
+
+TEST_CASE("conv2d's adjoints reject bad shapes and dtypes", "[conv]") {
+  const Tensor x = zeros({2, 3, 5, 5}), w = zeros({4, 3, 3, 3}), g = zeros({2, 4, 3, 3});
+  CHECK_NOTHROW(conv2d_input_grad(g, w, x.shape()));
+  CHECK_NOTHROW(conv2d_weight_grad(x, g, w.shape()));
+  CHECK_THROWS_AS(conv2d_input_grad(zeros({2, 4, 3, 4}), w, x.shape()), ShapeError);
+  CHECK_THROWS_WITH(conv2d_input_grad(zeros({2, 4, 3, 4}), w, x.shape()),
+                    Contains("conv2d_input_grad: grad_out is [2, 4, 3, 4] but conv2d of input [2, 3, 5, 5] and "
+                             "weight [4, 3, 3, 3] gives [2, 4, 3, 3]"));
+  CHECK_THROWS_AS(conv2d_weight_grad(x, zeros({2, 5, 3, 3}), w.shape()), ShapeError);
+  CHECK_THROWS_WITH(conv2d_weight_grad(x, zeros({2, 5, 3, 3}), w.shape()),
+                    Contains("conv2d_weight_grad: grad_out is [2, 5, 3, 3] but conv2d of input [2, 3, 5, 5] and "
+                             "weight [4, 3, 3, 3] gives [2, 4, 3, 3]"));
+  CHECK_THROWS_AS(conv2d_input_grad(g, w, {2, 2, 5, 5}), ShapeError);
+  CHECK_THROWS_WITH(conv2d_input_grad(g, w, {2, 2, 5, 5}), Contains("conv2d_input_grad: input has 2 channels"));
+  CHECK_THROWS_AS(conv2d_weight_grad(x, g, {4, 3, 3}), ShapeError);
+  CHECK_THROWS_WITH(conv2d_weight_grad(x, g, {4, 3, 3}),
+                    Contains("conv2d_weight_grad: expected weight [C_out, C_in, kh, kw], got [4, 3, 3]"));
+  CHECK_THROWS_AS(conv2d_input_grad(g.to(DType::f32), w, x.shape()), DTypeError);
+  CHECK_THROWS_WITH(conv2d_input_grad(g.to(DType::f32), w, x.shape()),
+                    Contains("conv2d_input_grad: dtype mismatch: grad_out float32, weight float64"));
+  CHECK_THROWS_AS(conv2d_weight_grad(x, g.to(DType::f32), w.shape()), DTypeError);
+  CHECK_THROWS_WITH(conv2d_weight_grad(x, g.to(DType::f32), w.shape()),
+                    Contains("conv2d_weight_grad: dtype mismatch: input float64, grad_out float32"));
+}
+
+TEST_CASE("avg_pool2d equals the naive window mean, padding counted", "[conv]") {
+  Rng rng(14);
+  using P = std::array<std::int64_t, 2>;
+  struct PoolCase {
+    Shape x;
+    P k, s, p;
+  };
+  const std::vector<PoolCase> cases = {
+      {{2, 3, 6, 6}, {2, 2}, {2, 2}, {0, 0}}, {{1, 2, 7, 5}, {3, 3}, {2, 2}, {1, 1}},
+      {{3, 1, 5, 8}, {3, 2}, {1, 2}, {1, 0}}, {{2, 2, 4, 4}, {4, 4}, {1, 1}, {2, 2}},
+      {{1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0}}, {{2, 3, 9, 7}, {2, 3}, {3, 1}, {1, 1}},
+  };
+  for (const auto& c : cases) {
+    INFO("x " << shape_str(c.x) << ", kernel [" << c.k[0] << ", " << c.k[1] << "], stride [" << c.s[0] << ", " << c.s[1]
+              << "], padding [" << c.p[0] << ", " << c.p[1] << "]");
+    const Tensor x = rng.normal(c.x);
+    const Tensor y = avg_pool2d(x, c.k, c.s, c.p);
+    CHECK(max_abs_diff(y, naive_avg_pool2d(x, c.k, c.s, c.p)) < 1e-14);
+    CHECK(max_abs_diff(avg_pool2d(x.to(DType::f32), c.k, c.s, c.p), y) < 1e-5);
+    const Tensor x_view = x.transpose(2, 3).contiguous().transpose(2, 3);
+    CHECK(max_abs_diff(avg_pool2d(x_view, c.k, c.s, c.p), y) == 0.0);
+    const Tensor g = rng.normal(y.shape());
+    const Tensor dx = avg_pool2d_grad(g, c.x, c.k, c.s, c.p);
+    REQUIRE(dx.shape() == c.x);
+    CHECK(std::abs(inner(y, g) - inner(x, dx)) < 1e-12);
+    CHECK(max_abs_diff(avg_pool2d_grad(g.to(DType::f32), c.x, c.k, c.s, c.p), dx) < 1e-5);
+  }
+}
+
+TEST_CASE("global_avg_pool2d is the spatial mean, and its adjoint spreads evenly", "[conv]") {
+  Rng rng(15);
+  const Tensor x = rng.normal({3, 4, 5, 6});
+  const Tensor y = global_avg_pool2d(x);
+  REQUIRE(y.shape() == Shape({3, 4}));
+  CHECK(max_abs_diff(y, naive_avg_pool2d(x, {5, 6}, {1, 1}, {0, 0}).reshape({3, 4})) < 1e-14);
+  const Tensor g = rng.normal({3, 4});
+  const Tensor dx = global_avg_pool2d_grad(g, x.shape());
+  REQUIRE(dx.shape() == x.shape());
+  CHECK(std::abs(inner(y, g) - inner(x, dx)) < 1e-12);
+  CHECK(dx.at({1, 2, 3, 4}) == g.at({1, 2}) / 30.0);
+  CHECK(max_abs_diff(global_avg_pool2d_grad(g.t().contiguous().t(), x.shape()), dx) == 0.0);
+  CHECK(global_avg_pool2d(x.to(DType::f32)).dtype() == DType::f32);
+}
+
+TEST_CASE("pooling rejects bad shapes and options", "[conv]") {
+  const Tensor x = zeros({2, 3, 5, 5});
+  CHECK_THROWS_AS(avg_pool2d(zeros({3, 5, 5}), {2, 2}, {2, 2}), ShapeError);
+  CHECK_THROWS_WITH(avg_pool2d(zeros({3, 5, 5}), {2, 2}, {2, 2}),
+                    Contains("avg_pool2d: expected input [N, C, H, W], got [3, 5, 5]"));
+  CHECK_THROWS_AS(avg_pool2d(x, {6, 2}, {1, 1}), ShapeError);
+  CHECK_THROWS_WITH(
+      avg_pool2d(x, {6, 2}, {1, 1}),
+      Contains("avg_pool2d: the kernel is larger than the padded input [5, 5] (input [2, 3, 5, 5], kernel [6, 2]"));
+  CHECK_THROWS_AS(avg_pool2d(x, {0, 2}, {1, 1}), ShapeError);
+  CHECK_THROWS_WITH(avg_pool2d(x, {0, 2}, {1, 1}), Contains("avg_pool2d: kernel must be positive"));
+  CHECK_THROWS_AS(avg_pool2d(x, {2, 2}, {1, 0}), ShapeError);
+  CHECK_THROWS_WITH(avg_pool2d(x, {2, 2}, {1, 0}), Contains("avg_pool2d: stride must be positive"));
+  CHECK_THROWS_AS(avg_pool2d(x, {2, 2}, {1, 1}, {-1, 0}), ShapeError);
+  CHECK_THROWS_WITH(avg_pool2d(x, {2, 2}, {1, 1}, {-1, 0}), Contains("avg_pool2d: padding must not be negative"));
+  CHECK_THROWS_AS(avg_pool2d(x, {2, 2}, {1, 1}, {2, 0}), ShapeError);
+  CHECK_THROWS_WITH(avg_pool2d(x, {2, 2}, {1, 1}, {2, 0}),
+                    Contains("avg_pool2d: padding must be at most half the kernel"));
+  CHECK_THROWS_AS(avg_pool2d(zeros({1, 1, 4, 4}, DType::i64), {2, 2}, {2, 2}), DTypeError);
+  CHECK_THROWS_WITH(avg_pool2d(zeros({1, 1, 4, 4}, DType::i64), {2, 2}, {2, 2}),
+                    Contains("avg_pool2d: expected a floating input, got int64"));
+  CHECK_THROWS_AS(avg_pool2d_grad(zeros({2, 3, 3, 3}), x.shape(), {2, 2}, {2, 2}), ShapeError);
+  CHECK_THROWS_WITH(
+      avg_pool2d_grad(zeros({2, 3, 3, 3}), x.shape(), {2, 2}, {2, 2}),
+      Contains("avg_pool2d_grad: grad_out is [2, 3, 3, 3] but avg_pool2d of [2, 3, 5, 5] gives [2, 3, 2, 2]"));
+  CHECK_THROWS_AS(global_avg_pool2d(zeros({2, 3, 5})), ShapeError);
+  CHECK_THROWS_WITH(global_avg_pool2d(zeros({2, 3, 5})),
+                    Contains("global_avg_pool2d: expected input [N, C, H, W], got [2, 3, 5]"));
+  CHECK_THROWS_AS(global_avg_pool2d(zeros({2, 3, 0, 5})), ShapeError);
+  CHECK_THROWS_WITH(global_avg_pool2d(zeros({2, 3, 0, 5})), Contains("global_avg_pool2d: empty image [2, 3, 0, 5]"));
+  CHECK_THROWS_AS(global_avg_pool2d_grad(zeros({2, 4}), x.shape()), ShapeError);
+  CHECK_THROWS_WITH(
+      global_avg_pool2d_grad(zeros({2, 4}), x.shape()),
+      Contains("global_avg_pool2d_grad: grad_out is [2, 4] but global_avg_pool2d of [2, 3, 5, 5] gives [2, 3]"));
+}
