@@ -120,12 +120,28 @@ std::vector<std::int64_t> tap_table(std::int64_t size, std::int64_t out, std::in
   return table;
 }
 
+// With zero padding, the output columns whose tap j reads inside the input: [begin, end), reading
+// input column o * stride + offset.
+struct ColumnRun {
+  std::int64_t begin = 0, end = 0, offset = 0;
+};
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a > 0 ? (a + b - 1) / b : -((-a) / b); }
+
 // The coordinate tables of one convolution.
 struct Taps {
   std::vector<std::int64_t> rows, cols;
+  std::vector<ColumnRun> runs;  // one per kernel column, zero padding only
   explicit Taps(const Geometry& g)
       : rows(tap_table(g.h, g.h_out, g.kh, g.stride[0], g.padding[0], g.dilation[0], g.circular)),
-        cols(tap_table(g.w, g.w_out, g.kw, g.stride[1], g.padding[1], g.dilation[1], g.circular)) {}
+        cols(tap_table(g.w, g.w_out, g.kw, g.stride[1], g.padding[1], g.dilation[1], g.circular)) {
+    for (std::int64_t j = 0; j < g.kw; ++j) {
+      const std::int64_t offset = j * g.dilation[1] - g.padding[1];
+      const std::int64_t begin = std::clamp<std::int64_t>(ceil_div(-offset, g.stride[1]), 0, g.w_out);
+      const std::int64_t end = std::clamp<std::int64_t>(ceil_div(g.w - offset, g.stride[1]), begin, g.w_out);
+      runs.push_back({begin, end, offset});
+    }
+  }
 };
 
 // cols:[k, l] <- the windows of one sample x:[C_in, H, W] (Note [Convolution as gemm]).
@@ -152,18 +168,21 @@ void im2col(const Geometry& g, const Taps& taps, const T* x, T* cols) {
 // x:[C_in, H, W] += the columns of cols:[k, l] scattered back to the pixels they were read from.
 template <class T>
 void col2im(const Geometry& g, const Taps& taps, const T* cols, T* x) {
-  const std::int64_t l = g.pixels();
+  const std::int64_t l = g.pixels(), stride = g.stride[1];
   for (std::int64_t c = 0; c < g.c_in; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
         const T* src = cols + ((c * g.kh + i) * g.kw + j) * l;
         const std::int64_t* ix = taps.cols.data() + j * g.w_out;
+        const ColumnRun& run = taps.runs[static_cast<std::size_t>(j)];
         for (std::int64_t oy = 0; oy < g.h_out; ++oy, src += g.w_out) {
           const std::int64_t iy = taps.rows[static_cast<std::size_t>(i * g.h_out + oy)];
           if (iy < 0) continue;
           T* dst = x + (c * g.h + iy) * g.w;
-          for (std::int64_t ox = 0; ox < g.w_out; ++ox)
-            if (ix[ox] >= 0) dst[ix[ox]] += src[ox];
+          if (g.circular)
+            for (std::int64_t ox = 0; ox < g.w_out; ++ox) dst[ix[ox]] += src[ox];
+          else
+            for (std::int64_t ox = run.begin; ox < run.end; ++ox) dst[ox * stride + run.offset] += src[ox];
         }
       }
 }
