@@ -147,12 +147,13 @@ struct Taps {
 // cols:[k, l] <- the windows of one sample x:[C_in, H, W] (Note [Convolution as gemm]).
 template <class T>
 void im2col(const Geometry& g, const Taps& taps, const T* x, T* cols) {
-  const std::int64_t l = g.pixels();
+  const std::int64_t l = g.pixels(), stride = g.stride[1];
   for (std::int64_t c = 0; c < g.c_in; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
         T* dst = cols + ((c * g.kh + i) * g.kw + j) * l;
         const std::int64_t* ix = taps.cols.data() + j * g.w_out;
+        const ColumnRun& run = taps.runs[static_cast<std::size_t>(j)];
         for (std::int64_t oy = 0; oy < g.h_out; ++oy, dst += g.w_out) {
           const std::int64_t iy = taps.rows[static_cast<std::size_t>(i * g.h_out + oy)];
           if (iy < 0) {
@@ -160,7 +161,13 @@ void im2col(const Geometry& g, const Taps& taps, const T* x, T* cols) {
             continue;
           }
           const T* src = x + (c * g.h + iy) * g.w;
-          for (std::int64_t ox = 0; ox < g.w_out; ++ox) dst[ox] = ix[ox] < 0 ? T(0) : src[ix[ox]];
+          if (g.circular) {
+            for (std::int64_t ox = 0; ox < g.w_out; ++ox) dst[ox] = src[ix[ox]];
+            continue;
+          }
+          for (std::int64_t ox = 0; ox < run.begin; ++ox) dst[ox] = T(0);
+          for (std::int64_t ox = run.begin; ox < run.end; ++ox) dst[ox] = src[ox * stride + run.offset];
+          for (std::int64_t ox = run.end; ox < g.w_out; ++ox) dst[ox] = T(0);
         }
       }
 }
