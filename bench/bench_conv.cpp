@@ -12,6 +12,7 @@
 #include "tensor/conv.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/rng.hpp"
+#include "bench/one_thread.hpp"
 
 namespace {
 
@@ -22,20 +23,7 @@ constexpr std::int64_t kN = 128, kCin = 32, kSize = 8, kCout = 64, kKernel = 3;
 constexpr std::int64_t kTaps = kCin * kKernel * kKernel;  // K: rows of a column buffer
 constexpr std::int64_t kPixels = kSize * kSize;           // L: output pixels (padding 1 keeps 8x8)
 
-// Runs theta and OpenBLAS on one thread while alive.
-class OneThread {
- public:
-  explicit OneThread(benchmark::State& state) : saved_(theta::get_num_threads()) {
-    theta::set_num_threads(1);
-    state.SetLabel("1 thread");
-  }
-  ~OneThread() { theta::set_num_threads(saved_); }
-  OneThread(const OneThread&) = delete;
-  OneThread& operator=(const OneThread&) = delete;
-
- private:
-  int saved_;
-};
+using theta::bench::OneThread;
 
 theta::Conv2dOptions options() {
   theta::Conv2dOptions o;

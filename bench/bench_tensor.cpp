@@ -19,29 +19,17 @@
 #include "tensor/parallel.hpp"
 #include "tensor/rng.hpp"
 #include "tensor/storage.hpp"
+#include "bench/one_thread.hpp"
 
 namespace {
+
+using theta::bench::OneThread;
 
 using theta::DType;
 using theta::Tensor;
 
 constexpr std::int64_t kMatmulSize = 1024;
 constexpr std::int64_t kStreamSize = std::int64_t{1} << 24;  // 16M floats, 64 MiB per tensor
-
-// Runs theta and OpenBLAS on one thread while alive (Note [Single-threaded benchmarks]).
-class OneThread {
- public:
-  explicit OneThread(benchmark::State& state) : saved_(theta::get_num_threads()) {
-    theta::set_num_threads(1);
-    state.SetLabel("1 thread");
-  }
-  ~OneThread() { theta::set_num_threads(saved_); }
-  OneThread(const OneThread&) = delete;
-  OneThread& operator=(const OneThread&) = delete;
-
- private:
-  int saved_;
-};
 
 void set_gemm_flops(benchmark::State& state, std::int64_t n) {
   const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
