@@ -10,11 +10,14 @@
 // (x <= 0, a zero denominator), and norm a zero gradient at the origin, so the untaken branch of
 // a where() never turns 0 * inf into NaN (to second order).
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
 #include "autograd/var.hpp"
+#include "tensor/conv.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/pool.hpp"
 
 namespace theta::autograd {
 
@@ -96,6 +99,30 @@ Var matmul(const Var& a, const Var& b);
 /// x W^T for a weight W of shape [out, in] and x of shape [..., in] (a dense layer without bias).
 /// Same value as matmul(x, t(W)), recorded as one node.
 Var linear(const Var& x, const Var& weight);
+
+// ---- convolution and pooling (NCHW; shapes and options as tensor/conv.hpp, tensor/pool.hpp) ------
+/// Cross-correlation of x:[N, C_in, H, W] with weight:[C_out, C_in, kh, kw] -> [N, C_out, H_out, W_out].
+/// Its backward is made of conv2d_input_grad and conv2d_weight_grad, which are differentiable in
+/// turn (each of the three is bilinear, and the adjoint of each is one of the others).
+Var conv2d(const Var& x, const Var& weight, const Conv2dOptions& options = {});
+/// The adjoint of conv2d in its input, for an input of `input_shape`: differentiable in grad_out
+/// and in weight.
+Var conv2d_input_grad(const Var& grad_out, const Var& weight, const Shape& input_shape,
+                      const Conv2dOptions& options = {});
+/// The adjoint of conv2d in its weight, for a weight of `weight_shape`: differentiable in x and
+/// in grad_out.
+Var conv2d_weight_grad(const Var& x, const Var& grad_out, const Shape& weight_shape,
+                       const Conv2dOptions& options = {});
+/// Mean over kernel windows of x:[N, C, H, W] (zero padding counted in the mean).
+Var avg_pool2d(const Var& x, std::array<std::int64_t, 2> kernel, std::array<std::int64_t, 2> stride,
+               std::array<std::int64_t, 2> padding = {0, 0});
+/// The adjoint of avg_pool2d for an input of `input_shape` (itself differentiable).
+Var avg_pool2d_grad(const Var& grad_out, const Shape& input_shape, std::array<std::int64_t, 2> kernel,
+                    std::array<std::int64_t, 2> stride, std::array<std::int64_t, 2> padding = {0, 0});
+/// Mean over the image: x:[N, C, H, W] -> [N, C].
+Var global_avg_pool2d(const Var& x);
+/// The adjoint of global_avg_pool2d for an input of `input_shape` (itself differentiable).
+Var global_avg_pool2d_grad(const Var& grad_out, const Shape& input_shape);
 
 // ---- views and joins -------------------------------------------------------------------------
 Var reshape(const Var& x, const Shape& shape);

@@ -286,6 +286,38 @@ std::vector<OpCase> build_cases() {
   c.push_back({"linear", "[3] with W [4, 3]", {{{3}}, {{4, 3}}}, lin});
   c.push_back({"linear", "x with W = x, same Var", {{{3, 3}}}, [](V x) { return linear(x[0], x[0]); }});
 
+  // ---- convolution and pooling (the adjoints are primitives too: their cases check the
+  // third-order closure of conv2d) ----
+  const Conv2dOptions strided{.stride = {2, 1}, .padding = {1, 0}, .dilation = {1, 2}};
+  const Conv2dOptions circular{.padding = {1, 1}, .padding_mode = Padding::circular};
+  c.push_back({"conv2d", "[2, 2, 4, 4] * [3, 2, 3, 3]", {{{2, 2, 4, 4}}, {{3, 2, 3, 3}}},
+               [](V x) { return conv2d(x[0], x[1]); }});
+  c.push_back({"conv2d", "stride, padding, dilation", {{{1, 2, 5, 6}}, {{2, 2, 3, 2}}},
+               [strided](V x) { return conv2d(x[0], x[1], strided); }});
+  c.push_back({"conv2d", "circular padding, squared", {{{2, 1, 3, 4}}, {{2, 1, 3, 3}}},
+               [circular](V x) { return square(conv2d(x[0], x[1], circular)); }});
+  c.push_back({"conv2d_input_grad", "stride, padding, dilation", {{{1, 2, 3, 4}}, {{2, 2, 3, 2}}},
+               [strided](V x) { return conv2d_input_grad(x[0], x[1], {1, 2, 5, 6}, strided); }});
+  c.push_back({"conv2d_input_grad", "circular", {{{2, 2, 3, 4}}, {{2, 1, 3, 3}}},
+               [circular](V x) { return conv2d_input_grad(x[0], x[1], {2, 1, 3, 4}, circular); }});
+  c.push_back({"conv2d_weight_grad", "stride, padding, dilation", {{{1, 2, 5, 6}}, {{1, 2, 3, 4}}},
+               [strided](V x) { return conv2d_weight_grad(x[0], x[1], {2, 2, 3, 2}, strided); }});
+  c.push_back({"conv2d_weight_grad", "circular", {{{2, 1, 3, 4}}, {{2, 2, 3, 4}}},
+               [circular](V x) { return conv2d_weight_grad(x[0], x[1], {2, 1, 3, 3}, circular); }});
+  c.push_back({"avg_pool2d", "2x2 stride 2 of [2, 2, 4, 5], squared", {{{2, 2, 4, 5}}},
+               [](V x) { return square(avg_pool2d(x[0], {2, 2}, {2, 2})); }});
+  c.push_back({"avg_pool2d", "3x3 stride 1 padding 1", {{{1, 2, 4, 4}}},
+               [](V x) { return avg_pool2d(x[0], {3, 3}, {1, 1}, {1, 1}); }});
+  c.push_back({"avg_pool2d_grad", "3x2 stride (1, 2) padding (1, 0), squared", {{{2, 1, 4, 2}}},
+               [](V x) { return square(avg_pool2d_grad(x[0], {2, 1, 4, 4}, {3, 2}, {1, 2}, {1, 0})); }});
+  c.push_back({"global_avg_pool2d", "[2, 3, 3, 4], squared", {{{2, 3, 3, 4}}},
+               [](V x) { return square(global_avg_pool2d(x[0])); }});
+  c.push_back({"global_avg_pool2d_grad", "[2, 3] to [2, 3, 2, 2], times itself", {{{2, 3}}},
+               [](V x) {
+                 const Var up = global_avg_pool2d_grad(x[0], {2, 3, 2, 2});
+                 return up * up;
+               }});
+
   // ---- composites (no backward of their own) ----
   c.push_back({"mean", "all", {{{3, 4}}}, [](V x) { return mean(x[0]); }});
   c.push_back({"mean", "axis 0 keepdim of squared", {{{3, 4}}}, [](V x) { return mean(x[0] * x[0], {0}, true); }});
