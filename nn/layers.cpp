@@ -1,5 +1,7 @@
 #include "nn/layers.hpp"
 
+#include "nn/layer_support.hpp"
+
 #include <cmath>
 #include <sstream>
 
@@ -7,7 +9,7 @@
 
 namespace theta::nn {
 
-namespace {
+namespace detail {
 // Note [Layer input dtypes]
 // A layer's parameters and buffers fix its dtype. An input of another dtype would fail deep
 // inside an op, under that op's name ("matmul: dtype mismatch"), which the user never called;
@@ -22,7 +24,36 @@ void check_input_dtype(const Module& layer, const Var& x, DType dtype) {
               " but the layer's parameters are ", dtype_name(dtype), ": convert the input (", convert,
               ") or build the layer with dtype ", dtype_name(x.dtype()));
 }
-}  // namespace
+
+Var batch_norm(const Var& x, const std::vector<std::int64_t>& axes, const Shape& param_shape,
+               const BatchNormState& state) {
+  Var normalized;
+  const Shape stat_shape{shape_numel(param_shape)};
+  if (state.training) {
+    std::int64_t count = 1;
+    for (const std::int64_t a : axes) count *= x.size(a);
+    THETA_CHECK(count > 1, ShapeError, state.layer, ": training needs more than one value per channel in a batch, got ",
+                shape_str(x.shape()));
+    const Var mu = autograd::mean(x, axes, true);
+    const Var centered = x - mu;
+    const Var variance = autograd::mean(autograd::square(centered), axes, true);
+    normalized = centered * autograd::rsqrt(variance + state.eps);
+    // Running estimates use the unbiased variance, like PyTorch.
+    const double m = state.momentum;
+    const Tensor batch_var =
+        variance.value().reshape(stat_shape) * (static_cast<double>(count) / static_cast<double>(count - 1));
+    state.running_mean.copy_(theta::add(state.running_mean * (1.0 - m), mu.value().reshape(stat_shape) * m));
+    state.running_var.copy_(theta::add(state.running_var * (1.0 - m), batch_var * m));
+  } else {
+    normalized = (x - Var(state.running_mean.reshape(param_shape))) *
+                 Var(theta::rsqrt(state.running_var.reshape(param_shape) + state.eps));
+  }
+  if (!state.weight.defined()) return normalized;
+  return normalized * autograd::reshape(state.weight, param_shape) + autograd::reshape(state.bias, param_shape);
+}
+}  // namespace detail
+
+using detail::check_input_dtype;
 
 // ---- Linear ---------------------------------------------------------------------------------
 
@@ -151,25 +182,15 @@ Var BatchNorm1d::forward(const Var& x) {
   THETA_CHECK(x.dim() == 2 && x.size(1) == features_, ShapeError, "BatchNorm1d(", features_,
               "): expected input [n, ", features_, "], got ", shape_str(x.shape()));
   check_input_dtype(*this, x, options_.dtype);
-  Var normalized;
-  if (training()) {
-    const std::int64_t n = x.size(0);
-    THETA_CHECK(n > 1, ShapeError, "BatchNorm1d: training needs more than one sample per batch, got ",
-                shape_str(x.shape()));
-    const Var mu = autograd::mean(x, {0}, true);
-    const Var centered = x - mu;
-    const Var variance = autograd::mean(autograd::square(centered), {0}, true);
-    normalized = centered * autograd::rsqrt(variance + options_.eps);
-    // Running estimates use the unbiased variance, like PyTorch.
-    const double m = options_.momentum;
-    const Tensor batch_var = variance.value().reshape({features_}) * (static_cast<double>(n) / static_cast<double>(n - 1));
-    buffer(0).copy_(theta::add(buffer(0) * (1.0 - m), mu.value().reshape({features_}) * m));
-    buffer(1).copy_(theta::add(buffer(1) * (1.0 - m), batch_var * m));
-  } else {
-    normalized = (x - Var(buffer(0))) * Var(theta::rsqrt(buffer(1) + options_.eps));
-  }
-  if (!options_.affine) return normalized;
-  return normalized * param(0) + param(1);
+  return detail::batch_norm(x, {0}, {features_},
+                            {.layer = describe(),
+                             .training = training(),
+                             .running_mean = buffer(0),
+                             .running_var = buffer(1),
+                             .weight = options_.affine ? param(0) : Var(),
+                             .bias = options_.affine ? param(1) : Var(),
+                             .eps = options_.eps,
+                             .momentum = options_.momentum});
 }
 
 std::string BatchNorm1d::describe() const {

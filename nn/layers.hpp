@@ -30,7 +30,7 @@ struct LinearOptions {
 
 /// Fully connected layer. weight: [out, in] (PyTorch layout), bias: [out]. x:[n, in] -> [n, out].
 /// Its structured-Jacobian rule (Note [Structured Jacobians]): K_in(a, a') = s_w^2 <a, a'> + s_b^2.
-class Linear : public Cloneable<Linear>, public StructuredLayer {
+class Linear : public Cloneable<Linear>, public FactoredLayer {
  public:
   Linear(std::int64_t in_features, std::int64_t out_features, Rng& rng, LinearOptions options = {});
   Var forward(const Var& x) override;

@@ -2,6 +2,7 @@
 // The structured-Jacobian rule a layer kind states about itself, for the structured NTK and
 // per-sample gradients in theory (Note [Structured Jacobians]).
 
+#include <cstdint>
 #include <vector>
 
 #include "autograd/var.hpp"
@@ -9,15 +10,18 @@
 namespace theta::nn {
 
 // Note [Structured Jacobians]
-// Some layers y = layer(a; theta) have per-sample parameter Jacobians that factor through the
-// layer's input: for Linear, d y_i / d W contracted with an output cotangent D_i is
-// s_w D_i (outer) a_i. Then the layer's block of the empirical NTK between samples i and j is
-//   K_in(a_i, a_j) * <D_i, D_j>      (K_in = s_w^2 <a_i, a_j> + s_b^2 for Linear),
-// where D_i is d f_o(x_i) / d y_i, so the block costs one Gram of inputs and one of output
-// cotangents and no [n, P] Jacobian; and sample i's gradient of a per-sample loss is the same
-// factor with D_i = d loss_i / d y_i. A layer kind with such a structure implements this
+// Some layers y = layer(a; theta) have per-sample parameter Jacobians J_i = d y_i / d theta that
+// are cheap to contract with output cotangents without ever being formed: for Linear, J_i^T D_i is
+// s_w D_i (outer) a_i, so the layer's block of the empirical NTK between samples i and j is
+//   <J_i^T D_i, J_j^T D_j> = K_in(a_i, a_j) * <D_i, D_j>    (K_in = s_w^2 <a_i, a_j> + s_b^2),
+// where D_i is d f_o(x_i) / d y_i: one Gram of inputs and one of output cotangents, no [n, P]
+// Jacobian. A convolution's block does not factor that way, but has its own cheap forms (Note
+// [Conv2d NTK routes] in conv_ntk.cpp). A layer kind with such a structure implements this
 // interface next to its forward; theory observes the layer's input and output with a forward hook
 // and never knows the layer's formula. Every parameter of the layer is covered by its rule.
+//
+// Cotangents come m per sample: d:[n, m, *y.shape[1:]] holds d[i, a] for sample i (m = O outputs
+// for the NTK, m = 1 for one output or a per-sample loss).
 
 class StructuredLayer {
  public:
@@ -26,6 +30,26 @@ class StructuredLayer {
   /// Whether the rule covers a call of the layer with this input (Linear: 2-D inputs [n, in]).
   virtual bool structured_input(const autograd::Var& input) const = 0;
 
+  /// The layer's NTK block for inputs a1 (n1 samples) and a2 (n2) with cotangents d1:[n1, m, ...],
+  /// d2:[n2, m, ...]: K[i, a, j, b] = <J_i^T d1[i, a], J_j^T d2[j, b]> as [n1, m, n2, m], or with
+  /// `trace` its sum over a = b, [n1, n2]. `same` says a2, d2 are a1, d1 (the result is then
+  /// exactly symmetric). Temporaries stay under about max_bytes where the rule can chunk.
+  virtual Tensor cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2, bool same,
+                                  bool trace, std::int64_t max_bytes) const = 0;
+
+  /// The per-sample diagonal: [n, m, m] with K[i, a, b] = <J_i^T d[i, a], J_i^T d[i, b]>.
+  virtual Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const = 0;
+
+  /// Per-sample gradients of the layer's parameters (in the layer's parameters() order) from its
+  /// inputs a:[n, ...] and output cotangents d:[n, *y.shape[1:]]: one [n, *param.shape] per parameter.
+  virtual std::vector<Tensor> per_sample_gradients(const Tensor& a, const Tensor& d) const = 0;
+};
+
+/// A rule whose NTK block factors as K_in(a_i, a_j) <D_i, D_j> (Linear). Theory uses the two
+/// factors directly (one Gram each, written straight into the kernel's layout); the general
+/// methods are derived from them here.
+class FactoredLayer : public StructuredLayer {
+ public:
   /// The input factor K_in of the layer's NTK block: a1:[n1, in], a2:[n2, in] -> [n1, n2].
   /// When a1 and a2 are the same tensor the result is exactly symmetric.
   virtual Tensor input_kernel(const Tensor& a1, const Tensor& a2) const = 0;
@@ -33,9 +57,9 @@ class StructuredLayer {
   /// The diagonal K_in(a_i, a_i): a:[n, in] -> [n].
   virtual Tensor input_kernel_diagonal(const Tensor& a) const = 0;
 
-  /// Per-sample gradients of the layer's parameters (in the layer's parameters() order) from its
-  /// inputs a:[n, in] and output cotangents d:[n, out]: one [n, *param.shape] per parameter.
-  virtual std::vector<Tensor> per_sample_gradients(const Tensor& a, const Tensor& d) const = 0;
+  Tensor cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2, bool same,
+                          bool trace, std::int64_t max_bytes) const final;
+  Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const final;
 };
 
 }  // namespace theta::nn

@@ -329,3 +329,27 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& grad_out_in, const S
 }
 
 }  // namespace theta
+
+namespace theta {
+
+Tensor conv2d_patches(const Tensor& x_in, const Shape& weight_shape, const Conv2dOptions& options) {
+  const char* op = "conv2d_patches";
+  check_operand(op, "input", x_in);
+  const Geometry g = geometry(op, x_in.shape(), weight_shape, options);
+  const std::int64_t k = g.taps(), l = g.pixels();
+  Tensor out = Tensor::empty({g.n, k, l}, x_in.dtype());
+  if (out.numel() == 0) return out;
+  const Tensor x = x_in.contiguous();
+  const Taps taps(g);
+  visit_float_dtype(x.dtype(), [&](auto v) {
+    using T = decltype(v);
+    const T* xp = x.data<T>();
+    T* pp = out.data<T>();
+    parallel_for(g.n, 1, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t s = begin; s < end; ++s) im2col(g, taps, xp + s * g.c_in * g.h * g.w, pp + s * k * l);
+    });
+  });
+  return out;
+}
+
+}  // namespace theta

@@ -43,4 +43,10 @@ Tensor conv2d_input_grad(const Tensor& grad_out, const Tensor& weight, const Sha
 Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
                           const Conv2dOptions& options = {});
 
+/// The windows conv2d multiplies the weight with (im2col): x:[N, C_in, H, W] -> [N, K, L] for a
+/// weight of `weight_shape` [C_out, C_in, kh, kw], with K = C_in kh kw taps (row c kh kw + i kw + j
+/// reads channel c at kernel offset (i, j)) and L = H_out W_out output pixels (row-major), padding
+/// included. conv2d(x, w)[n] = w.reshape([C_out, K]) @ patches[n], reshaped to [C_out, H_out, W_out].
+Tensor conv2d_patches(const Tensor& x, const Shape& weight_shape, const Conv2dOptions& options = {});
+
 }  // namespace theta

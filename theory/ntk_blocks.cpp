@@ -33,7 +33,11 @@ std::vector<Tensor> output_gradients(const Captured& c) {
   for (const auto& r : c.layers) targets.push_back(r.output);
   std::vector<Tensor> d;
   if (targets.empty()) return d;
-  for (const auto& r : c.layers) d.push_back(Tensor::empty({n, outputs, r.output.size(1)}, c.output.dtype()));
+  for (const auto& r : c.layers) {
+    Shape shape{n, outputs};
+    shape.insert(shape.end(), r.output.shape().begin() + 1, r.output.shape().end());
+    d.push_back(Tensor::empty(shape, c.output.dtype()));
+  }
   for (std::int64_t o = 0; o < outputs; ++o) {
     Tensor cot = zeros({n, outputs}, c.output.dtype());
     cot.select(1, o).fill_(1.0);
@@ -152,9 +156,25 @@ Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const 
   Tensor k = trace || one ? zeros({n1, n2}, dtype) : zeros({n1, n2, outputs, outputs}, dtype);
   for (std::size_t l = 0; l < c1.layers.size(); ++l) {
     const Tensor& a1 = c1.layers[l].input.value();
-    const Tensor aa = c1.layers[l].rule->input_kernel(a1, same ? a1 : c2.layers[l].input.value());  // [n1, n2]
+    const Tensor& a2 = same ? a1 : c2.layers[l].input.value();
     const Tensor& d1 = f1.output_grads[l];
-    const Tensor& d2 = f2.output_grads[l];
+    const Tensor& d2 = same ? d1 : f2.output_grads[l];
+    const auto* factored = dynamic_cast<const nn::FactoredLayer*>(c1.layers[l].rule);
+    if (factored == nullptr) {
+      // A rule without an input factor gives its whole block (rows for output o alone in the
+      // output form).
+      const nn::StructuredLayer& rule = *c1.layers[l].rule;
+      if (one) {
+        const Tensor e1 = d1.slice(1, output, output + 1), e2 = d2.slice(1, output, output + 1);
+        k = k + rule.cotangent_kernel(a1, e1, a2, e2, same, false, max_bytes).reshape({n1, n2});
+      } else if (trace) {
+        k = k + rule.cotangent_kernel(a1, d1, a2, d2, same, true, max_bytes);
+      } else {
+        k = k + rule.cotangent_kernel(a1, d1, a2, d2, same, false, max_bytes).permute({0, 2, 1, 3});
+      }
+      continue;
+    }
+    const Tensor aa = factored->input_kernel(a1, a2);  // [n1, n2]
     const std::int64_t width = d1.size(2);
     if (trace) {
       const Tensor a = d1.reshape({n1, outputs * width});

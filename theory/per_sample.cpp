@@ -48,6 +48,10 @@ std::vector<std::pair<std::string, Tensor>> parameter_jacobians(nn::Module& mode
 
 namespace {
 
+// Temporaries of a structured rule's per-sample norms stay under this (the layer's own features
+// for a chunk of samples).
+constexpr std::int64_t kNormChunkBytes = std::int64_t{256} << 20;
+
 // Note [Per-sample losses]
 // The loss sees the whole batch's outputs [n, O], exactly as written (it may close over per-row
 // targets or labels), and must return [n] with loss_i depending on row i alone. Then row i of
@@ -154,10 +158,12 @@ Tensor per_sample_gradient_norms(nn::Module& model, const Tensor& x, const PerSa
   const PerSampleParts parts = per_sample_parts(model, x, loss);
   const std::int64_t n = x.size(0);
   Tensor sq = zeros({n}, parts.captured.output.dtype());
-  // |grad_i|^2 = K_in(a_i, a_i) |D_i|^2 for a structured layer (Note [Structured Jacobians]).
+  // |grad_i|^2 = <J_i^T D_i, J_i^T D_i>: the rule's kernel diagonal with one cotangent per sample
+  // (K_in(a_i, a_i) |D_i|^2 for Linear; Note [Structured Jacobians]).
   for (std::size_t l = 0; l < parts.captured.layers.size(); ++l) {
     const StructuredCall& call = parts.captured.layers[l];
-    sq = sq + sum(square(parts.d[l]), {1}) * call.rule->input_kernel_diagonal(call.input.value());
+    const Tensor own = call.rule->cotangent_kernel_diagonal(call.input.value(), parts.d[l].unsqueeze(1), kNormChunkBytes);
+    sq = sq + own.reshape({n});
   }
   for (const Tensor& g : fallback_per_sample(model, x, parts.output_cotangent, parts.captured.other_params))
     sq = sq + sum(square(g.reshape_copy({n, -1})), {1});

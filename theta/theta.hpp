@@ -26,6 +26,7 @@
 #include "autograd/var.hpp"
 
 #include "nn/checkpoint.hpp"
+#include "nn/conv.hpp"
 #include "nn/data.hpp"
 #include "nn/eval.hpp"
 #include "nn/functional.hpp"

@@ -1,0 +1,137 @@
+// The structured NTK and per-sample gradients of CNNs (Conv2d's rule, both routes) against
+// Jacobian contraction and one backward pass per sample.
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+
+#include "autograd/engine.hpp"
+#include "nn/conv.hpp"
+#include "nn/functional.hpp"
+#include "tensor/ops.hpp"
+#include "theory/ntk.hpp"
+
+using namespace theta;
+using namespace theta::theory;
+using theta::autograd::Var;
+
+namespace {
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  return max(abs(a - b)).item();
+}
+
+// Sets the route of every Conv2d of the model.
+void set_route(nn::Module& model, nn::ConvNtkRoute route) {
+  for (const auto& [name, m] : model.named_modules())
+    if (auto* conv = dynamic_cast<nn::Conv2d*>(m)) conv->ntk_route = route;
+}
+
+// A CNN exercising strides, circular padding, a bias-free layer, pooling and a residual block.
+std::shared_ptr<nn::Sequential> mixed_cnn(Rng& rng) {
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Unflatten>(std::array<std::int64_t, 3>{2, 6, 6}));
+  net->add(std::make_shared<nn::Conv2d>(2, 3, 3, rng, nn::ConvOptions{.stride = 2, .padding = 1}));
+  net->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
+  net->add(nn::residual_conv_block(3, 3, rng, {.padding_mode = Padding::circular}, nn::ActivationKind::tanh));
+  net->add(std::make_shared<nn::Conv2d>(3, 4, 2, rng, nn::ConvOptions{.bias = false}));
+  net->add(std::make_shared<nn::AvgPool2d>(2));
+  net->add(std::make_shared<nn::Flatten>());
+  net->add(std::make_shared<nn::Linear>(4, 3, rng));
+  return net;
+}
+
+const nn::ConvNtkRoute kRoutes[] = {nn::ConvNtkRoute::automatic, nn::ConvNtkRoute::weight_gradients,
+                                    nn::ConvNtkRoute::pixel_pairs};
+
+const char* route_name(nn::ConvNtkRoute r) {
+  return r == nn::ConvNtkRoute::automatic ? "automatic"
+         : r == nn::ConvNtkRoute::weight_gradients ? "weight gradients"
+                                                   : "pixel pairs";
+}
+
+}  // namespace
+
+TEST_CASE("the structured NTK of CNNs equals Jacobian contraction in every form and route", "[theory][ntk][conv]") {
+  Rng rng(17);
+  auto mixed = mixed_cnn(rng);
+  auto ntk_net = nn::cnn({.image = {1, 5, 5},
+                          .channels = {4, 3},
+                          .out_features = 2,
+                          .padding_mode = Padding::circular,
+                          .parameterization = nn::Parameterization::ntk,
+                          .sigma_w = 1.3,
+                          .sigma_b = 0.2},
+                         rng);
+  struct Model {
+    nn::Module* model;
+    std::int64_t d;
+    const char* name;
+  };
+  for (const Model& m : {Model{mixed.get(), 72, "mixed"}, Model{ntk_net.get(), 25, "ntk cnn"}}) {
+    const Tensor x1 = rng.normal({5, m.d}), x2 = rng.normal({3, m.d});
+    const NtkOptions contraction{.method = NtkMethod::contraction};
+    const Tensor full11 = empirical_ntk(*m.model, x1, x1, contraction);
+    const Tensor full12 = empirical_ntk(*m.model, x1, x2, contraction);
+    const double scale = max(abs(full11)).item();
+    for (const auto route : kRoutes) {
+      INFO(m.name << ", route " << route_name(route));
+      set_route(*m.model, route);
+      for (const std::int64_t max_bytes : {std::int64_t{1} << 30, std::int64_t{600}}) {
+        INFO("max_bytes " << max_bytes);
+        const NtkOptions structured{.method = NtkMethod::structured, .max_bytes = max_bytes};
+        const Tensor k11 = empirical_ntk(*m.model, x1, x1, structured);
+        CHECK(max_abs_diff(k11, full11) <= 1e-10 * scale);
+        CHECK(max_abs_diff(k11, k11.permute({1, 0, 3, 2})) == 0.0);
+        CHECK(max_abs_diff(empirical_ntk(*m.model, x1, x2, structured), full12) <= 1e-10 * scale);
+        Tensor trace = zeros({5, 3});
+        for (std::int64_t o = 0; o < full12.size(2); ++o) trace = trace + full12.select(3, o).select(2, o);
+        CHECK(max_abs_diff(empirical_ntk_trace(*m.model, x1, x2, structured), trace) <= 1e-10 * scale);
+        const Tensor diag = empirical_ntk_diagonal(*m.model, x1, structured);
+        for (std::int64_t i = 0; i < 5; ++i)
+          CHECK(max_abs_diff(diag.select(0, i), full11.select(0, i).select(0, i)) <= 1e-10 * scale);
+      }
+    }
+    set_route(*m.model, nn::ConvNtkRoute::automatic);
+  }
+}
+
+TEST_CASE("per-sample gradients and their norms of a CNN equal one backward pass per sample",
+          "[theory][per_sample][conv]") {
+  Rng rng(23);
+  auto net = mixed_cnn(rng);
+  const Tensor x = rng.normal({4, 72});
+  const Tensor labels = from_indices({2, 0, 1, 2});
+  const PerSampleLoss loss = [&](const Var& f) { return nn::cross_entropy(f, labels, nn::Reduction::none); };
+  const auto per_sample = per_sample_gradients(*net, x, loss);
+  const auto params = net->named_parameters();
+  REQUIRE(per_sample.size() == params.size());
+  Tensor norms_sq = zeros({4});
+  for (std::int64_t i = 0; i < 4; ++i) {
+    std::vector<Var> vars;
+    for (const auto& [name, p] : params) vars.push_back(p);
+    const Var li = nn::cross_entropy((*net)(Var(x.slice(0, i, i + 1))), labels.slice(0, i, i + 1));
+    const auto g = autograd::grad({li}, vars);
+    double sq = 0;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      INFO("sample " << i << ", " << params[k].first);
+      CHECK(max_abs_diff(per_sample[k].second.select(0, i), g[k].value()) < 1e-12);
+      sq += sum(square(g[k].value())).item();
+    }
+    norms_sq.select(0, i).fill_(sq);
+  }
+  for (const auto route : kRoutes) {
+    INFO(route_name(route));
+    set_route(*net, route);
+    CHECK(max_abs_diff(per_sample_gradient_norms(*net, x, loss), sqrt(norms_sq)) < 1e-12);
+  }
+}
+
+TEST_CASE("Conv2d's rule checks the cotangents it is given", "[theory][ntk][conv]") {
+  Rng rng(2);
+  nn::Conv2d conv(2, 3, 3, rng, {.padding = 1});
+  const Tensor a = rng.normal({2, 2, 4, 4});
+  CHECK_THROWS_WITH(conv.cotangent_kernel(a, zeros({2, 1, 3, 4, 5}), a, zeros({2, 1, 3, 4, 5}), true, true, 1 << 20),
+                    Catch::Contains("cotangents [2, 1, 3, 4, 5] do not match the output of input [2, 2, 4, 4]"));
+}
