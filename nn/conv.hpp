@@ -19,7 +19,8 @@ namespace theta::nn {
 /// How Conv2d's structured-NTK rule evaluates its kernel block (Note [Conv2d NTK routes] in
 /// conv_ntk.cpp); both give the same kernel.
 enum class ConvNtkRoute {
-  automatic,         ///< the cheaper of the two by operation count
+  automatic,         ///< the cheaper of the two by operation count, or the channel-factored form
+                     ///< when the cotangents allow it (Note [Channel-factored cotangents])
   weight_gradients,  ///< per-sample weight gradients D_i^T patches_i, then their Gram
   pixel_pairs,       ///< sum over output pixel pairs of <D_p, D'_q> <patch_p, patch'_q>
 };

@@ -2,6 +2,8 @@
 // block and per-sample gradients from the layer's input patches and output cotangents.
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 
 #include "nn/conv.hpp"
 #include "tensor/interrupt.hpp"
@@ -27,6 +29,20 @@ namespace theta::nn {
 // cheaper count. Both chunk their temporaries under max_bytes: the feature route recomputes a
 // chunk's features for each partner chunk (a fraction L / (chunk m) of the Gram's cost), the
 // pixel route splits the partners of a sample.
+//
+// Note [Channel-factored cotangents]
+// With m > 1 cotangents per sample, both routes pay m^2 per pair of samples. Often the m
+// cotangents differ only by a per-channel factor: D[i, a][c, :] = U[a, c] V[i][c, :], whenever
+// everything between the layer and the outputs acts on each channel alone before a linear readout
+// mixes them (activations, pooling, global average pooling, then Linear: U is the readout's
+// weight). The block is then
+//   K[i, a, j, b] = sum_c U[a, c] U[b, c] H[c, i, j],   H[c, i, j] = <G_i[c], G_j[c]>,
+// with G_i = (s_w V_i P_i^T, s_b V_i 1):[C_out, K + 1] one feature row per channel: n^2 C_out K
+// for the per-channel Grams plus n^2 m^2 C_out to mix them, instead of n^2 m^2 C_out K. The
+// factorisation is found from the cotangents themselves: per channel, the output whose cotangent
+// is largest gives V, the ratios at its largest entry give U, and every cotangent must then match
+// U V to 1e-13 of the channel's largest entry (products of a readout weight and a 0/1 activation
+// mask match to rounding). Otherwise, or when a route is forced, the plain routes run.
 
 namespace {
 
@@ -69,20 +85,13 @@ std::int64_t chunk_rows(std::int64_t max_bytes, std::int64_t bytes_per_row, std:
   return std::clamp<std::int64_t>(max_bytes / std::max<std::int64_t>(1, 2 * bytes_per_row), 1, std::max<std::int64_t>(n, 1));
 }
 
-// Writes the [b1, m, b2, m] (or trace [b1, b2]) block of chunk pair (a0, b0) into out.
-void put_block(const Tensor& out, bool trace, std::int64_t a0, std::int64_t b0, const Tensor& block) {
-  if (trace)
-    out.slice(0, a0, a0 + block.size(0)).slice(1, b0, b0 + block.size(1)).copy_(block);
-  else
-    out.slice(0, a0, a0 + block.size(0)).slice(2, b0, b0 + block.size(2)).copy_(block);
-}
-
 Tensor by_features(const Conv2d& layer, const ConvFactors& f1, const ConvFactors& f2, bool same, bool trace,
                    std::int64_t max_bytes) {
   const std::int64_t m = f1.m, width = feature_width(layer, f1);
   const std::int64_t chunk = chunk_rows(max_bytes, m * width * 8, std::max(f1.n, f2.n));
   const DType dtype = f1.d.dtype();
-  Tensor out = trace ? Tensor::empty({f1.n, f2.n}, dtype) : Tensor::empty({f1.n, m, f2.n, m}, dtype);
+  Tensor out = trace ? Tensor::empty({f1.n, f2.n}, dtype) : Tensor::empty({f1.n, f2.n, m, m}, dtype);
+  // With `same`, blocks above the diagonal are mirrored from those below.
   for (std::int64_t a0 = 0; a0 < f1.n; a0 += chunk) {
     const std::int64_t a1 = std::min(f1.n, a0 + chunk);
     const Tensor fa = features(layer, f1, a0, a1);
@@ -92,20 +101,20 @@ Tensor by_features(const Conv2d& layer, const ConvFactors& f1, const ConvFactors
       const bool diagonal = same && b0 == a0;
       const Tensor fb = diagonal ? fa : features(layer, f2, b0, b1);
       const std::int64_t na = a1 - a0, nb = b1 - b0;
+      const Tensor target = out.slice(0, a0, a1).slice(1, b0, b1);
       if (trace) {
         const Tensor ra = fa.reshape({na, m * width});
         const Tensor block = diagonal ? gram(ra) : matmul(ra, fb.reshape({nb, m * width}).t());
-        put_block(out, true, a0, b0, block);
-        if (same && !diagonal) put_block(out, true, b0, a0, block.t());
+        target.copy_(block);
+        if (same && !diagonal) out.slice(0, b0, b1).slice(1, a0, a1).copy_(block.t());
       } else {
         const Tensor ra = fa.reshape({na * m, width});
-        const Tensor block =
-            (diagonal ? gram(ra) : matmul(ra, fb.reshape({nb * m, width}).t())).reshape({na, m, nb, m});
-        put_block(out, false, a0, b0, block);
-        if (same && !diagonal) put_block(out, false, b0, a0, block.permute({2, 3, 0, 1}));
+        const Tensor block = diagonal ? gram(ra) : matmul(ra, fb.reshape({nb * m, width}).t());
+        target.copy_(block.reshape({na, m, nb, m}).permute({0, 2, 1, 3}));
       }
     }
   }
+  if (same && !trace) mirror_lower_blocks(out);
   return out;
 }
 
@@ -131,28 +140,107 @@ Tensor by_pixel_pairs(const Conv2d& layer, const ConvFactors& f1, const ConvFact
   const std::int64_t per_partner = (f1.pixels * f2.pixels + m * f2.c_out * f1.pixels) * 8;
   const std::int64_t chunk = chunk_rows(max_bytes, per_partner, f2.n);
   const DType dtype = f1.d.dtype();
-  Tensor out = trace ? Tensor::empty({f1.n, f2.n}, dtype) : Tensor::empty({f1.n, m, f2.n, m}, dtype);
+  Tensor out = trace ? Tensor::empty({f1.n, f2.n}, dtype) : Tensor::empty({f1.n, f2.n, m, m}, dtype);
+  // With `same`, partners j <= i only; the rest is mirrored.
   for (std::int64_t i = 0; i < f1.n; ++i) {
     check_interrupt();
     const std::int64_t end = same ? i + 1 : f2.n;
     for (std::int64_t b0 = 0; b0 < end; b0 += chunk) {
       const std::int64_t b1 = std::min(end, b0 + chunk);
       const Tensor rows = pixel_pair_rows(layer, f1, i, f2, b0, b1, trace);  // [count(, m, m)]
-      if (trace) {
-        out.select(0, i).slice(0, b0, b1).copy_(rows);
-        if (same) out.select(1, i).slice(0, b0, b1).copy_(rows);
-      } else {
-        out.select(0, i).slice(1, b0, b1).copy_(rows.permute({1, 0, 2}));
-        if (same) out.select(2, i).slice(0, b0, b1).copy_(rows.permute({0, 2, 1}));
-      }
+      out.select(0, i).slice(0, b0, b1).copy_(rows);
+      if (same && trace) out.select(1, i).slice(0, b0, b1).copy_(rows);
     }
   }
-  // A sample's own [m, m] block is symmetric up to rounding: make it exact.
-  if (same && !trace)
-    for (std::int64_t i = 0; i < f1.n; ++i) {
-      const Tensor own = out.select(0, i).select(1, i);
-      own.copy_((own + own.t()) * 0.5);
+  if (same && !trace) mirror_lower_blocks(out);
+  return out;
+}
+
+// U [m, C] and V [n, C, L] with d[i, a, c, :] = U[a, c] V[i, c, :] for the cotangents of both
+// blocks (Note [Channel-factored cotangents]); nullopt when they do not factor.
+struct ChannelFactors {
+  Tensor u, v1, v2;
+};
+
+std::optional<ChannelFactors> channel_factors(const ConvFactors& f1, const ConvFactors& f2, bool same) {
+  const std::int64_t m = f1.m, c_out = f1.c_out, l = f1.pixels;
+  if (m < 2) return std::nullopt;
+  const Tensor d1 = f1.d.contiguous(), d2 = f2.d.contiguous();
+  const DType dtype = d1.dtype();
+  ChannelFactors out{zeros({m, c_out}, DType::f64), Tensor::empty({f1.n, c_out, l}, dtype),
+                     same ? Tensor() : Tensor::empty({f2.n, c_out, l}, dtype)};
+  bool factored = true;
+  visit_float_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* blocks[2] = {d1.data<T>(), d2.data<T>()};
+    const std::int64_t rows[2] = {f1.n, f2.n};
+    T* vs[2] = {out.v1.data<T>(), same ? nullptr : out.v2.data<T>()};
+    double* u = out.u.data<double>();
+    const auto at = [&](int b, std::int64_t i, std::int64_t a, std::int64_t c) {
+      return blocks[b] + ((i * m + a) * c_out + c) * l;
+    };
+    for (std::int64_t c = 0; c < c_out && factored; ++c) {
+      // The reference output: the largest cotangent entry of the channel over both blocks.
+      double top = 0.0;
+      std::int64_t ref_a = 0, ref_i = 0, ref_p = 0;
+      int ref_b = 0;
+      for (int b = 0; b < (same ? 1 : 2); ++b)
+        for (std::int64_t i = 0; i < rows[b]; ++i)
+          for (std::int64_t a = 0; a < m; ++a)
+            for (std::int64_t p = 0; p < l; ++p)
+              if (const double v = std::abs(static_cast<double>(at(b, i, a, c)[p])); v > top) {
+                top = v;
+                ref_a = a, ref_i = i, ref_p = p, ref_b = b;
+              }
+      const double pivot = static_cast<double>(at(ref_b, ref_i, ref_a, c)[ref_p]);
+      for (std::int64_t a = 0; a < m; ++a)
+        u[a * c_out + c] = top == 0.0 ? 0.0 : static_cast<double>(at(ref_b, ref_i, a, c)[ref_p]) / pivot;
+      const double tolerance = 1e-13 * top;
+      for (int b = 0; b < (same ? 1 : 2) && factored; ++b)
+        for (std::int64_t i = 0; i < rows[b] && factored; ++i) {
+          const T* ref = at(b, i, ref_a, c);
+          std::copy(ref, ref + l, vs[b] + (i * c_out + c) * l);
+          for (std::int64_t a = 0; a < m && factored; ++a) {
+            const T* row = at(b, i, a, c);
+            for (std::int64_t p = 0; p < l; ++p)
+              if (std::abs(static_cast<double>(row[p]) - u[a * c_out + c] * static_cast<double>(ref[p])) > tolerance) {
+                factored = false;
+                break;
+              }
+          }
+        }
     }
+  });
+  if (!factored) return std::nullopt;
+  out.u = out.u.to(dtype);
+  return out;
+}
+
+// Per-channel features G = (s_w V P^T, s_b V 1): [n, C, K (+ 1)].
+Tensor channel_features(const Conv2d& layer, const Tensor& v, const Tensor& patches) {
+  Tensor g = matmul(v, patches.transpose(1, 2)) * layer.weight_scale();
+  if (layer.options().bias) g = concat({g, sum(v, {2}, true) * layer.bias_scale()}, 2);
+  return g;
+}
+
+Tensor by_channel_factors(const Conv2d& layer, const ConvFactors& f1, const ConvFactors& f2,
+                          const ChannelFactors& cf, bool same, bool trace) {
+  const std::int64_t c_out = f1.c_out, m = f1.m, n1 = f1.n, n2 = f2.n;
+  const Tensor g1 = channel_features(layer, cf.v1, f1.patches).permute({1, 0, 2}).contiguous();  // [C, n1, W]
+  const Tensor g2 = same ? g1 : channel_features(layer, cf.v2, f2.patches).permute({1, 0, 2}).contiguous();
+  Tensor h = Tensor::empty({c_out, n1, n2}, g1.dtype());
+  for (std::int64_t c = 0; c < c_out; ++c) {
+    check_interrupt();
+    h.select(0, c).copy_(same ? gram(g1.select(0, c)) : matmul(g1.select(0, c), g2.select(0, c).t()));
+  }
+  const Tensor hf = h.reshape({c_out, n1 * n2});
+  if (trace) {
+    Tensor out = matmul(sum(square(cf.u), {0}, true), hf).reshape({n1, n2});
+    return same ? (out + out.t()) * 0.5 : out;
+  }
+  const Tensor uu = (cf.u.unsqueeze(1) * cf.u.unsqueeze(0)).reshape({m * m, c_out});  // [(a, b), c]
+  const Tensor out = matmul(hf.t(), uu.t()).reshape({n1, n2, m, m});
+  if (same) mirror_lower_blocks(out);
   return out;
 }
 
@@ -173,6 +261,11 @@ Tensor Conv2d::cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor
   const ConvFactors f2 = same ? f1 : factors(*this, a2, d2);
   THETA_CHECK(f2.m == f1.m, ShapeError, describe(), ": cotangent counts differ: ", shape_str(d1.shape()), " and ",
               shape_str(d2.shape()));
+  if (ntk_route == ConvNtkRoute::automatic) {
+    const std::int64_t width = f1.c_out * (f1.taps + 1);
+    if ((f1.n + f2.n) * width * 8 + f1.c_out * f1.n * f2.n * 8 <= max_bytes)
+      if (const auto cf = channel_factors(f1, f2, same)) return by_channel_factors(*this, f1, f2, *cf, same, trace);
+  }
   const bool use_features = ntk_route == ConvNtkRoute::weight_gradients ||
                             (ntk_route == ConvNtkRoute::automatic && features_cheaper(f1, f2.n, trace));
   return use_features ? by_features(*this, f1, f2, same, trace, max_bytes)

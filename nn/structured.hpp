@@ -31,9 +31,10 @@ class StructuredLayer {
   virtual bool structured_input(const autograd::Var& input) const = 0;
 
   /// The layer's NTK block for inputs a1 (n1 samples) and a2 (n2) with cotangents d1:[n1, m, ...],
-  /// d2:[n2, m, ...]: K[i, a, j, b] = <J_i^T d1[i, a], J_j^T d2[j, b]> as [n1, m, n2, m], or with
-  /// `trace` its sum over a = b, [n1, n2]. `same` says a2, d2 are a1, d1 (the result is then
-  /// exactly symmetric). Temporaries stay under about max_bytes where the rule can chunk.
+  /// d2:[n2, m, ...]: K[i, j, a, b] = <J_i^T d1[i, a], J_j^T d2[j, b]> as [n1, n2, m, m] (the
+  /// layout of the empirical NTK), or with `trace` its sum over a = b, [n1, n2]. `same` says a2,
+  /// d2 are a1, d1; the result is then exactly symmetric. Temporaries stay under about max_bytes
+  /// where the rule can chunk.
   virtual Tensor cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2, bool same,
                                   bool trace, std::int64_t max_bytes) const = 0;
 
@@ -61,5 +62,10 @@ class FactoredLayer : public StructuredLayer {
                           bool trace, std::int64_t max_bytes) const final;
   Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const final;
 };
+
+/// Completes a kernel k:[n, n, m, m] of samples with themselves from its lower half: block [j, i]
+/// becomes the transpose of block [i, j] for j < i, and each diagonal block [i, i] its symmetric
+/// part, so k is exactly symmetric.
+void mirror_lower_blocks(const Tensor& k);
 
 }  // namespace theta::nn

@@ -91,7 +91,7 @@ void contract_into(nn::Module& model, const Tensor& x1, const Tensor& x2, bool s
 // k[i1, i2, o1, o2] += dd[i1 O + o1, i2 O + o2] * aa[i1, i2]: the layer's term written straight
 // into the output layout (one pass, no [n1, O, n2, O] temporaries or final transpose). With
 // `lower`, dd holds only its lower triangle (from syrk) and only blocks i2 <= i1 are updated;
-// mirror_blocks() completes the kernel once all layers are in.
+// nn::mirror_lower_blocks() completes the kernel once all layers are in.
 void accumulate_layer(const Tensor& k, const Tensor& dd, const Tensor& aa, std::int64_t outputs, bool lower) {
   THETA_ASSERT(k.is_contiguous() && dd.is_contiguous() && aa.is_contiguous());
   const std::int64_t n1 = k.size(0), n2 = k.size(1), o = outputs, cols = n2 * o;
@@ -115,22 +115,6 @@ void accumulate_layer(const Tensor& k, const Tensor& dd, const Tensor& aa, std::
             }
           }
         }
-    });
-  });
-}
-
-// k[i2, i1, o2, o1] = k[i1, i2, o1, o2] for i2 < i1 (the NTK of x with itself is symmetric).
-void mirror_blocks(const Tensor& k) {
-  const std::int64_t n = k.size(0), o = k.size(2);
-  visit_float_dtype(k.dtype(), [&](auto v) {
-    using T = decltype(v);
-    T* kp = k.data<T>();
-    parallel_for(n, 1, [&](std::int64_t i0, std::int64_t i_end) {
-      for (std::int64_t i1 = i0; i1 < i_end; ++i1)
-        for (std::int64_t i2 = 0; i2 < i1; ++i2)
-          for (std::int64_t o1 = 0; o1 < o; ++o1)
-            for (std::int64_t o2 = 0; o2 < o; ++o2)
-              kp[((i2 * n + i1) * o + o2) * o + o1] = kp[((i1 * n + i2) * o + o1) * o + o2];
     });
   });
 }
@@ -170,7 +154,7 @@ Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const 
       } else if (trace) {
         k = k + rule.cotangent_kernel(a1, d1, a2, d2, same, true, max_bytes);
       } else {
-        k = k + rule.cotangent_kernel(a1, d1, a2, d2, same, false, max_bytes).permute({0, 2, 1, 3});
+        k = k + rule.cotangent_kernel(a1, d1, a2, d2, same, false, max_bytes);
       }
       continue;
     }
@@ -190,7 +174,7 @@ Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const 
       accumulate_layer(k, dd, aa, outputs, same);
     }
   }
-  if (form == KernelForm::full && same) mirror_blocks(k);
+  if (form == KernelForm::full && same) nn::mirror_lower_blocks(k);
   if (trace) {
     contract_into(model, f1.x, f2.x, same, c1.other_params, outputs, max_bytes, true, k);
   } else if (!c1.other_params.empty()) {

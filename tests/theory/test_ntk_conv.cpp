@@ -135,3 +135,41 @@ TEST_CASE("Conv2d's rule checks the cotangents it is given", "[theory][ntk][conv
   CHECK_THROWS_WITH(conv.cotangent_kernel(a, zeros({2, 1, 3, 4, 5}), a, zeros({2, 1, 3, 4, 5}), true, true, 1 << 20),
                     Catch::Contains("cotangents [2, 1, 3, 4, 5] do not match the output of input [2, 2, 4, 4]"));
 }
+
+TEST_CASE("Conv2d's rule: channel-factored cotangents give the same block as both plain routes",
+          "[theory][ntk][conv]") {
+  Rng rng(29);
+  nn::Conv2d conv(2, 3, 3, rng, {.padding = 1, .padding_mode = Padding::circular});
+  const Tensor a1 = rng.normal({4, 2, 5, 5}), a2 = rng.normal({3, 2, 5, 5});
+  // d[i, a, c, p] = U[a, c] V[i, c, p] with a 0/1 mask in V, as a ReLU and a readout make them.
+  const Tensor u = rng.normal({1, 4, 3, 1, 1});
+  const auto masked = [&](std::int64_t n) {
+    const Tensor z = rng.normal({n, 1, 3, 5, 5});
+    return (rng.normal({n, 1, 3, 5, 5}) * gt(z, zeros(z.shape())).to(DType::f64)) * u;
+  };
+  const Tensor d1 = masked(4), d2 = masked(3);
+  const Tensor noise = rng.normal({4, 4, 3, 5, 5}) * 1e-3;
+  for (const bool trace : {false, true})
+    for (const bool same : {true, false}) {
+      INFO("trace " << trace << ", same " << same);
+      const Tensor& b = same ? a1 : a2;
+      const Tensor& e = same ? d1 : d2;
+      conv.ntk_route = nn::ConvNtkRoute::automatic;
+      const Tensor factored = conv.cotangent_kernel(a1, d1, b, e, same, trace, 1 << 30);
+      conv.ntk_route = nn::ConvNtkRoute::weight_gradients;
+      const Tensor features = conv.cotangent_kernel(a1, d1, b, e, same, trace, 1 << 30);
+      conv.ntk_route = nn::ConvNtkRoute::pixel_pairs;
+      const Tensor pixels = conv.cotangent_kernel(a1, d1, b, e, same, trace, 1 << 30);
+      const double scale = max(abs(features)).item();
+      CHECK(max_abs_diff(factored, features) <= 1e-12 * scale);
+      CHECK(max_abs_diff(pixels, features) <= 1e-12 * scale);
+      // Cotangents that do not factor take a plain route and still agree.
+      if (same) {
+        conv.ntk_route = nn::ConvNtkRoute::automatic;
+        const Tensor near = conv.cotangent_kernel(a1, d1 + noise, a1, d1 + noise, true, trace, 1 << 30);
+        conv.ntk_route = nn::ConvNtkRoute::weight_gradients;
+        CHECK(max_abs_diff(near, conv.cotangent_kernel(a1, d1 + noise, a1, d1 + noise, true, trace, 1 << 30)) <=
+              1e-12 * scale);
+      }
+    }
+}
