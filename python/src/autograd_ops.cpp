@@ -209,9 +209,8 @@ Cross-correlation (PyTorch's conv2d without bias): x:[N, C_in, H, W], weight:[C_
 stride, padding, dilation: an int or a pair (height, width); padding_mode "zeros" or "circular".)doc");
   m.def(
       "conv2d_input_grad",
-      [](const Var& grad_out, const Var& weight, const std::vector<std::int64_t>& input_shape,
-         const py::object& stride, const py::object& padding, const py::object& dilation,
-         const std::string& padding_mode) {
+      [](const Var& grad_out, const Var& weight, const std::vector<std::int64_t>& input_shape, const py::object& stride,
+         const py::object& padding, const py::object& dilation, const std::string& padding_mode) {
         const Conv2dOptions options = conv2d_options(stride, padding, dilation, padding_mode);
         return without_gil([&] { return ag::conv2d_input_grad(grad_out, weight, Shape(input_shape), options); });
       },

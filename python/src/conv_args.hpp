@@ -32,8 +32,7 @@ inline std::array<std::int64_t, 2> pair_arg(const py::handle& value, const char*
     if (seq.size() == 2 && py::isinstance<py::int_>(seq[0]) && py::isinstance<py::int_>(seq[1]))
       return {seq[0].cast<std::int64_t>(), seq[1].cast<std::int64_t>()};
   }
-  throw py::type_error(std::string(what) + ": expected an int or a pair of ints, got " +
-                       std::string(py::str(value)));
+  throw py::type_error(std::string(what) + ": expected an int or a pair of ints, got " + std::string(py::str(value)));
 }
 
 /// The geometry of a 2-D convolution from its Python arguments.

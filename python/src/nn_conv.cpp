@@ -62,8 +62,8 @@ in k^2); "ntk" computes sigma_w / sqrt(fan_in) conv(x, W) + sigma_b b with W, b 
 )doc")
       .def(py::init([](std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
                        std::int64_t stride, std::int64_t padding, std::int64_t dilation,
-                       const std::string& padding_mode, bool bias, const std::string& parameterization,
-                       double sigma_w, double sigma_b, const py::handle& dtype, std::uint64_t seed) {
+                       const std::string& padding_mode, bool bias, const std::string& parameterization, double sigma_w,
+                       double sigma_b, const py::handle& dtype, std::uint64_t seed) {
              const nn::ConvOptions options{.stride = stride,
                                            .padding = padding,
                                            .dilation = dilation,
@@ -200,10 +200,10 @@ With batch_norm, a BatchNorm2d precedes each activation.)doc");
         return nn::cnn(options, rng);
       },
       py::kw_only(), py::arg("image") = std::vector<std::int64_t>{1, 8, 8},
-      py::arg("channels") = std::vector<std::int64_t>{32, 64}, py::arg("kernel_size") = 3,
-      py::arg("out_features") = 10, py::arg("readout") = "global_average", py::arg("activation") = "relu",
-      py::arg("padding_mode") = "zeros", py::arg("bias") = true, py::arg("parameterization") = "standard",
-      py::arg("sigma_w") = 1.0, py::arg("sigma_b") = 0.0, py::arg("dtype") = "float64", py::arg("seed") = 0, R"doc(
+      py::arg("channels") = std::vector<std::int64_t>{32, 64}, py::arg("kernel_size") = 3, py::arg("out_features") = 10,
+      py::arg("readout") = "global_average", py::arg("activation") = "relu", py::arg("padding_mode") = "zeros",
+      py::arg("bias") = true, py::arg("parameterization") = "standard", py::arg("sigma_w") = 1.0,
+      py::arg("sigma_b") = 0.0, py::arg("dtype") = "float64", py::arg("seed") = 0, R"doc(
 A plain CNN on flat inputs x:[n, C*H*W] -> [n, out_features] for images image = (C, H, W):
 Unflatten, then per entry of `channels` a k x k Conv2d (padding k // 2) and the activation, then the
 readout: "global_average" (GlobalAvgPool2d, Linear(C_last -> out)) or "flatten" (Flatten,

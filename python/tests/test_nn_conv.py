@@ -438,8 +438,10 @@ def test_conv_layer_errors_name_the_shapes(rng):
         nn.Conv2d(1, 4, 3, dtype="int64")
     with pytest.raises(ValueError, match="parameterization"):
         nn.Conv2d(1, 4, 3, parameterization="mup")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"Unflatten\(\[1, 8, 8\]\): expected input \[n, 64\], got \[2, 63\]"):
         nn.cnn(image=(1, 8, 8))(rng.normal(size=(2, 63)))
+    with pytest.raises(TypeError):
+        nn.Conv2d(1, 2, 3)(rng.normal(size=(1, 1, 4, 4)).astype(np.float32))
 
 
 # ---- theory on a CNN -------------------------------------------------------------------------
@@ -482,6 +484,28 @@ def test_cnn_ntk_structured_equals_contraction_and_finite_differences(rng, kwarg
     j1, j2 = fd_jacobian(net, x1), fd_jacobian(net, x2)
     assert rel_err(contraction, np.einsum("iap,jbp->ijab", j1, j2)) < 1e-6
     np.testing.assert_allclose(th.ntk(net, x1, form="trace"), np.einsum("iap,jap->ij", j1, j1), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("conv", [
+    dict(stride=2, padding=1),
+    dict(stride=2, padding=2, dilation=2, padding_mode="circular", bias=False),
+    dict(padding=1, parameterization="ntk", sigma_w=1.1, sigma_b=0.4),
+])
+def test_handmade_conv_net_ntk_routes_agree(rng, conv):
+    """Strided, dilated and circular convolutions, a residual block and average pooling in one model."""
+    net = nn.Sequential(nn.Unflatten((2, 6, 5)), nn.Conv2d(2, 3, 3, seed=1, **conv), nn.Activation("tanh"),
+                        nn.residual_conv_block(3, seed=2), nn.AvgPool2d(2, stride=1), nn.Flatten())
+    net.append(nn.Linear(net(np.zeros((1, 60))).shape[1], 2, seed=3))
+    x1, x2 = rng.normal(size=(3, 60)), rng.normal(size=(2, 60))
+    contraction = th.ntk(net, x1, x2, method="jacobian")
+    convs = [net[1], net[3].body[1], net[3].body[3]]
+    for route in ("weight_gradients", "pixel_pairs"):
+        for layer in convs:
+            layer.ntk_route = route
+        assert rel_err(th.ntk(net, x1, x2, method="structured"), contraction) < 1e-10
+        np.testing.assert_allclose(th.ntk(net, x1, form="diagonal"),
+                                   np.einsum("iiab->iab", th.ntk(net, x1, method="jacobian")), rtol=1e-10, atol=1e-12)
+    assert rel_err(contraction, np.einsum("iap,jbp->ijab", fd_jacobian(net, x1), fd_jacobian(net, x2))) < 1e-6
 
 
 def test_cnn_per_sample_gradients_equal_single_sample_backward(rng):
