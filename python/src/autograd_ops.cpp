@@ -9,6 +9,7 @@
 #include "autograd/ops.hpp"
 #include "autograd/var.hpp"
 #include "bindings.hpp"
+#include "conv_args.hpp"
 
 namespace theta::python {
 
@@ -189,6 +190,71 @@ void bind_autograd_ops(py::module_& m) {
   m.def(
       "linear", [](const Var& x, const Var& weight) { return without_gil([&] { return ag::linear(x, weight); }); }, x_,
       py::arg("weight"), "x @ weight.T for weight [out, in] and x [..., in] (one recorded op).");
+
+  // ---- convolution and pooling (NCHW) -------------------------------------------------------
+  const auto stride_ = py::arg("stride") = 1;
+  const auto padding_ = py::arg("padding") = 0;
+  const auto dilation_ = py::arg("dilation") = 1;
+  const auto padding_mode_ = py::arg("padding_mode") = "zeros";
+  m.def(
+      "conv2d",
+      [](const Var& x, const Var& weight, const py::object& stride, const py::object& padding,
+         const py::object& dilation, const std::string& padding_mode) {
+        const Conv2dOptions options = conv2d_options(stride, padding, dilation, padding_mode);
+        return without_gil([&] { return ag::conv2d(x, weight, options); });
+      },
+      x_, py::arg("weight"), stride_, padding_, dilation_, padding_mode_, R"doc(
+Cross-correlation (PyTorch's conv2d without bias): x:[N, C_in, H, W], weight:[C_out, C_in, kh, kw]
+-> [N, C_out, H_out, W_out], H_out = (H + 2 padding - dilation (kh - 1) - 1) // stride + 1.
+stride, padding, dilation: an int or a pair (height, width); padding_mode "zeros" or "circular".)doc");
+  m.def(
+      "conv2d_input_grad",
+      [](const Var& grad_out, const Var& weight, const std::vector<std::int64_t>& input_shape, const py::object& stride,
+         const py::object& padding, const py::object& dilation, const std::string& padding_mode) {
+        const Conv2dOptions options = conv2d_options(stride, padding, dilation, padding_mode);
+        return without_gil([&] { return ag::conv2d_input_grad(grad_out, weight, Shape(input_shape), options); });
+      },
+      py::arg("grad_out"), py::arg("weight"), py::arg("input_shape"), stride_, padding_, dilation_, padding_mode_,
+      "The adjoint of conv2d in its input, for an input of `input_shape` (differentiable).");
+  m.def(
+      "conv2d_weight_grad",
+      [](const Var& x, const Var& grad_out, const std::vector<std::int64_t>& weight_shape, const py::object& stride,
+         const py::object& padding, const py::object& dilation, const std::string& padding_mode) {
+        const Conv2dOptions options = conv2d_options(stride, padding, dilation, padding_mode);
+        return without_gil([&] { return ag::conv2d_weight_grad(x, grad_out, Shape(weight_shape), options); });
+      },
+      x_, py::arg("grad_out"), py::arg("weight_shape"), stride_, padding_, dilation_, padding_mode_,
+      "The adjoint of conv2d in its weight, for a weight of `weight_shape`, summed over the batch (differentiable).");
+  m.def(
+      "avg_pool2d",
+      [](const Var& x, const py::object& kernel_size, const py::object& stride, const py::object& padding) {
+        const auto kernel = pair_arg(kernel_size, "kernel_size");
+        const auto step = stride.is_none() ? kernel : pair_arg(stride, "stride");
+        const auto pad = pair_arg(padding, "padding");
+        return without_gil([&] { return ag::avg_pool2d(x, kernel, step, pad); });
+      },
+      x_, py::arg("kernel_size"), py::arg("stride") = py::none(), padding_, R"doc(
+Mean over kernel windows of x:[N, C, H, W] (stride None: the kernel size; zero padding, at most half
+the kernel, counts in the mean). kernel_size, stride, padding: an int or a pair.)doc");
+  m.def(
+      "avg_pool2d_grad",
+      [](const Var& grad_out, const std::vector<std::int64_t>& input_shape, const py::object& kernel_size,
+         const py::object& stride, const py::object& padding) {
+        const auto kernel = pair_arg(kernel_size, "kernel_size");
+        const auto step = stride.is_none() ? kernel : pair_arg(stride, "stride");
+        const auto pad = pair_arg(padding, "padding");
+        return without_gil([&] { return ag::avg_pool2d_grad(grad_out, Shape(input_shape), kernel, step, pad); });
+      },
+      py::arg("grad_out"), py::arg("input_shape"), py::arg("kernel_size"), py::arg("stride") = py::none(), padding_,
+      "The adjoint of avg_pool2d for an input of `input_shape` (differentiable).");
+  m.def("global_avg_pool2d", &ag::global_avg_pool2d, x_, "Mean over the image: x:[N, C, H, W] -> [N, C].");
+  m.def(
+      "global_avg_pool2d_grad",
+      [](const Var& grad_out, const std::vector<std::int64_t>& input_shape) {
+        return ag::global_avg_pool2d_grad(grad_out, Shape(input_shape));
+      },
+      py::arg("grad_out"), py::arg("input_shape"),
+      "The adjoint of global_avg_pool2d: grad_out:[N, C] -> [N, C, H, W], each entry divided by H W.");
 
   // ---- views and joins ----------------------------------------------------------------------
   m.def(

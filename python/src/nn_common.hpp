@@ -23,6 +23,10 @@ nn::Reduction parse_reduction(const std::string& name);
 /// An activation name ("relu", "tanh", ...); ValueError listing the valid names otherwise.
 nn::ActivationKind parse_activation(const std::string& name);
 
+/// Registers Conv2d, AvgPool2d, GlobalAvgPool2d, Unflatten, BatchNorm2d, residual_conv_block and cnn
+/// (nn_conv.cpp).
+void bind_nn_conv(py::module_& m);
+
 /// The losses train_step, fit and evaluate take by name.
 enum class LossKind { mse, cross_entropy, binary_logistic };
 /// "mse", "cross_entropy" or "binary_logistic"; ValueError otherwise. `op` names the caller.
