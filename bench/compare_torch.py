@@ -61,6 +61,9 @@ WORKLOADS = [
     ("BM_NtkStructured_F64/10", "ntk_structured_10", False, "NTK 32-256-256-10, n=256: structured"),
     ("BM_NtkContraction_F64/1", "ntk_contraction_1", False, "NTK O=1: vmap(jacrev) + einsum"),
     ("BM_NtkContraction_F64/10", "ntk_contraction_10", True, "NTK O=10: vmap(jacrev) + einsum"),
+    ("BM_Conv2dTrainStep_F32", "cnn_train_step", False, "CNN 1-32-64 3x3 + GAP + Linear, 128 digits: SGD step"),
+    ("BM_NtkStructuredCnn_F64", "cnn_ntk_full", True, "NTK of that CNN, 256 digits, [n,n,10,10]: vs vmap(jacrev)"),
+    ("BM_NtkStructuredCnnTrace_F64", "cnn_ntk_trace", True, "same, trace over outputs [n,n]: vs vmap(jacrev)"),
 ]
 
 # Extra PyTorch variants shown under a theta row: (theta name, torch key, single run, label).
@@ -76,6 +79,7 @@ MEMORY_WORKLOADS = [
     "BM_NtkStructured_F64/10",
     "BM_NtkContraction_F64/1",
     "BM_NtkContraction_F64/10",
+    "BM_NtkStructuredCnn_F64",
 ]
 
 # Set by main(): extra environment of the PyTorch children, and the lock file held around
@@ -87,6 +91,17 @@ NTK_N, NTK_D, NTK_WIDTH = 256, 32, 256
 STREAM_N = 1 << 24
 MLP_WIDTHS = (784, 512, 512, 10)
 MLP_BATCH = 128
+
+
+CNN_CHANNELS = (1, 32, 64)  # 3x3 convolutions with padding 1 on 8x8 digits, then GAP and Linear(64 -> 10)
+CNN_OUTPUTS = 10
+CNN_TRAIN_BATCH, CNN_NTK_N = 128, 256
+
+
+def cnn_parameter_count():
+    """Parameters of the CNN benchmarks' network (with biases)."""
+    convs = sum(c_out * c_in * 9 + c_out for c_in, c_out in zip(CNN_CHANNELS, CNN_CHANNELS[1:]))
+    return convs + CNN_CHANNELS[-1] * CNN_OUTPUTS + CNN_OUTPUTS
 
 
 def ntk_parameter_count(outputs):
@@ -148,6 +163,63 @@ def torch_setup(key, torch):
         return torch_mlp_workload(key, torch, F, normal)
     if key.startswith("ntk_"):
         return torch_ntk_workload(key, torch, normal)
+    if key.startswith("cnn_"):
+        return torch_cnn_workload(key, torch, F)
+    raise KeyError(key)
+
+
+def first_digits(n):
+    """The first n 8x8 digits of theta's data set as [n, 64] pixel values / 16, and their labels."""
+    import gzip
+
+    import numpy as np
+
+    with gzip.open(ROOT / "data" / "digits.csv.gz", "rt") as f:
+        rows = np.loadtxt(f, delimiter=",", max_rows=n)
+    return rows[:, :64] / 16.0, rows[:, 64].astype(np.int64)
+
+
+def torch_cnn_workload(key, torch, F):
+    """The CNN of bench/bench_cnn.cpp: 3x3 convolutions (padding 1) 1 -> 32 -> 64 with ReLU, global
+    average pooling, Linear(64 -> 10). Training: float32, PyTorch's default init, SGD on the first
+    128 digits. Kernels: float64, NTK parameterisation (N(0, 1) parameters, sigma_w = 1, sigma_b = 0),
+    the first 256 digits, by functorch vmap(jacrev) and einsum contraction."""
+    torch.manual_seed(3)
+    if key == "cnn_train_step":
+        x, y = first_digits(CNN_TRAIN_BATCH)
+        x = torch.from_numpy(x).float().reshape(-1, 1, 8, 8)
+        y = torch.from_numpy(y)
+        layers = []
+        for c_in, c_out in zip(CNN_CHANNELS, CNN_CHANNELS[1:]):
+            layers += [torch.nn.Conv2d(c_in, c_out, 3, padding=1), torch.nn.ReLU()]
+        net = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                  torch.nn.Linear(CNN_CHANNELS[-1], CNN_OUTPUTS))
+        opt = torch.optim.SGD(net.parameters(), lr=1e-2)
+
+        def step():
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+        return step
+    params = []
+    for c_in, c_out in zip(CNN_CHANNELS, CNN_CHANNELS[1:]):
+        params += [torch.randn(c_out, c_in, 3, 3, dtype=torch.float64), torch.randn(c_out, dtype=torch.float64)]
+    params += [torch.randn(CNN_OUTPUTS, CNN_CHANNELS[-1], dtype=torch.float64),
+               torch.randn(CNN_OUTPUTS, dtype=torch.float64)]
+    params = tuple(params)
+    x = torch.from_numpy(first_digits(CNN_NTK_N)[0])
+
+    def forward(ps, inputs):
+        h = inputs.reshape(-1, 1, 8, 8)
+        for i in range(len(CNN_CHANNELS) - 1):
+            w, b = ps[2 * i], ps[2 * i + 1]
+            h = torch.relu(F.conv2d(h, w, padding=1) / math.sqrt(w.shape[1] * 9) + 0.0 * b[:, None, None])
+        h = h.mean((2, 3))
+        return h @ ps[-2].t() / math.sqrt(ps[-2].shape[1]) + 0.0 * ps[-1]
+
+    if key in ("cnn_ntk_full", "cnn_ntk_trace"):
+        return lambda: ntk_contraction(params, x, forward, torch, trace=key.endswith("trace"))
     raise KeyError(key)
 
 
@@ -258,9 +330,10 @@ def ntk_forward(params, x, activation, sigma_w, sigma_b, torch):
     return h
 
 
-def ntk_contraction(params, x, forward, torch):
+def ntk_contraction(params, x, forward, torch, trace=False):
     """Jacobian contraction (neural-tangents' "jacobian contraction"): per-sample Jacobians by
-    vmap(jacrev), then K[i, j, a, b] = sum_P J[i, a, P] J[j, b, P] by einsum. -> [n, n, O, O]."""
+    vmap(jacrev), then K[i, j, a, b] = sum_P J[i, a, P] J[j, b, P] by einsum -> [n, n, O, O], or
+    with trace K[i, j] = sum_a,P J[i, a, P] J[j, a, P] -> [n, n]."""
     from functorch import jacrev, vmap
 
     def single(ps, xi):
@@ -271,7 +344,7 @@ def ntk_contraction(params, x, forward, torch):
     kernel = None
     for j in jac:
         flat = j.reshape(n, j.shape[1], -1)
-        term = torch.einsum("iap,jbp->ijab", flat, flat)
+        term = torch.einsum("iap,jap->ij", flat, flat) if trace else torch.einsum("iap,jbp->ijab", flat, flat)
         kernel = term if kernel is None else kernel + term
     return kernel
 
@@ -621,8 +694,12 @@ def measure_memory(bench, theta_names, names, threads):
     rows = []
     for name in names:
         key = dict((w[0], w[1]) for w in WORKLOADS)[name]
-        outputs = int(name.rsplit("/", 1)[1])
-        row = {"name": name, "jacobian_bytes": NTK_N * outputs * ntk_parameter_count(outputs) * 8,
+        if "Cnn" in name:
+            jacobian_bytes = CNN_NTK_N * CNN_OUTPUTS * cnn_parameter_count() * 8
+        else:
+            outputs = int(name.rsplit("/", 1)[1])
+            jacobian_bytes = NTK_N * outputs * ntk_parameter_count(outputs) * 8
+        row = {"name": name, "jacobian_bytes": jacobian_bytes,
                "theta_base": theta_base, "torch_base": torch_base, "theta": None, "torch": None}
         if name in theta_names:
             cmd = [str(bench), f"--benchmark_filter={exact_filter([name])}", "--benchmark_min_time=1e-9"]

@@ -64,7 +64,7 @@ ConvFactors factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
   THETA_CHECK(d.dim() == 5 && d.size(0) == f.n && d.size(2) == f.c_out && d.size(3) * d.size(4) == f.pixels,
               ShapeError, layer.describe(), ": cotangents ", shape_str(d.shape()), " do not match the output of input ",
               shape_str(a.shape()));
-  f.d = d.reshape_copy({f.n, f.m, f.c_out, f.pixels});
+  f.d = d.contiguous().reshape({f.n, f.m, f.c_out, f.pixels});
   return f;
 }
 
