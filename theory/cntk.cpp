@@ -312,8 +312,8 @@ AnalyticKernels analytic_cntk(const Tensor& x1_in, const Tensor& x2_in, const Cn
   const bool gap = options.readout == CntkReadout::global_average;
   const std::int64_t len = g.row_length, feature = g.channels * len, self_len = layers * len;
   double *out_nngp = nngp.data<double>(), *out_ntk = ntk.data<double>();
-  // Rows i are taken from a shared counter (row i of a symmetric kernel holds n - i pairs);
-  // Note [Interrupt points]: only the calling thread polls, between its rows.
+  // Rows i are taken from a shared counter (row i of a symmetric kernel holds n - i pairs).
+  // Note [Interrupt points]: only the calling thread polls, before each row it takes.
   std::atomic<std::int64_t> next{0};
   std::atomic<bool> stop{false};
   std::exception_ptr failure;
@@ -321,9 +321,11 @@ AnalyticKernels analytic_cntk(const Tensor& x1_in, const Tensor& x2_in, const Cn
   const std::thread::id caller = std::this_thread::get_id();
   const auto work = [&] {
     Workspace w(gap ? g.pair_length : g.row_length);
-    for (std::int64_t i; !stop && (i = next++) < n1;) {
+    while (!stop) {
       try {
         if (std::this_thread::get_id() == caller) check_interrupt();
+        const std::int64_t i = next++;
+        if (i >= n1) return;
         for (std::int64_t j = same ? i : 0; j < n2; ++j) {
           const PairInputs in{images1.data() + i * feature, im2.data() + j * feature, self1.data() + i * self_len,
                               sf2.data() + j * self_len};

@@ -7,9 +7,12 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <stdexcept>
 #include <vector>
 
 #include "tensor/conv.hpp"
+#include "tensor/interrupt.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 #include "theory/cntk.hpp"
@@ -188,6 +191,13 @@ struct NaiveCntk {
     return {from_vector(nngp, shape), from_vector(ntk, shape)};
   }
 };
+
+int interrupt_polls = 0;
+
+// Asks to stop at the third poll.
+void stop_at_third_poll() {
+  if (++interrupt_polls == 3) throw std::runtime_error("interrupted");
+}
 
 }  // namespace
 
@@ -384,4 +394,21 @@ TEST_CASE("analytic_cntk is exactly symmetric, accepts float32 and rejects bad a
   bad[3] = std::numeric_limits<double>::quiet_NaN();
   CHECK_THROWS_WITH(theory::analytic_cntk(x, from_vector(bad, y.shape()), o),
                     Catch::Contains("analytic_cntk") && Catch::Contains("x2"));
+}
+
+TEST_CASE("analytic_cntk polls for interrupts between rows and stops", "[cntk]") {
+  Rng rng(23);
+  const Tensor x = rng.normal({6, 1, 4, 4});
+  const int threads = get_num_threads();
+  const InterruptHook previous = set_interrupt_hook(&stop_at_third_poll);
+  set_num_threads(1);  // one thread polls before each of rows 0, 1, 2
+  interrupt_polls = 0;
+  CHECK_THROWS_WITH(theory::analytic_cntk(x, x), "interrupted");
+  CHECK(interrupt_polls == 3);
+  set_num_threads(2);  // the calling thread polls before its first row at the latest
+  interrupt_polls = 2;
+  CHECK_THROWS_WITH(theory::analytic_cntk(x, x), "interrupted");
+  set_interrupt_hook(previous);
+  set_num_threads(threads);
+  CHECK(theory::analytic_cntk(x, x).ntk.shape() == Shape{6, 6});
 }
