@@ -9,6 +9,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tensor/interrupt.hpp"
@@ -72,6 +73,7 @@ struct Grid {
   std::int64_t channels = 0, height = 0, width = 0, pixels = 0;  // C, H, W, P = H W
   std::int64_t radius = 0, padded = 0;                           // r, Pp
   std::int64_t begin = 0, end = 0;                               // the run [first interior pixel, rounded-up end)
+  std::vector<std::pair<std::int64_t, std::int64_t>> runs;       // (start, length): the same pixels in fewer vectors
   std::int64_t row_length = 0;          // padded images and 1-D arrays: Pp rounded up plus a tail
   std::int64_t gram_length = 0;         // Gram rows are computed over [0, gram_length)
   std::int64_t pair_length = 0;         // [Pp, Pp] pair arrays plus a tail
@@ -94,6 +96,14 @@ Grid make_grid(const Shape& shape, const CntkOptions& options, std::int64_t vect
   const std::int64_t first = r * wp + r, last = (g.height - 1 + r) * wp + (g.width - 1 + r);
   g.begin = first;
   g.end = first + round_up(last + 1 - first, vector_width);
+  // One run per image row when that needs fewer vectors than the whole span (8 of 10 for 8x8
+  // images with 3x3 filters in vectors of 8): the halo between rows is then skipped.
+  const std::int64_t row_run = round_up(g.width, vector_width);
+  if (row_run * g.height < g.end - g.begin) {
+    for (std::int64_t i = 0; i < g.height; ++i) g.runs.emplace_back((i + r) * wp + r, row_run);
+  } else {
+    g.runs.emplace_back(g.begin, g.end - g.begin);
+  }
   g.gram_length = round_up(g.padded, vector_width);
   g.row_length = g.gram_length + 2 * vector_width;
   g.pair_length = g.padded * g.padded + g.row_length;
@@ -201,41 +211,46 @@ struct PairKernels {
   double ntk = 0.0;
 };
 
-// The global-average readout: the full [P, P] programme, row by interior row.
+// The global-average readout: the full [P, P] programme, row by interior row, each row over
+// the runs of the grid.
 PairKernels gap_pair(const PairInputs& in, const Grid& g, std::int64_t layers, const Scales& s,
                      const detail::CntkKernelTable& kern, Workspace& w) {
-  const std::int64_t len = g.row_length, run = g.end - g.begin, pp = g.padded;
+  const std::int64_t len = g.row_length, pp = g.padded;
   const auto taps = static_cast<std::int64_t>(g.pair_taps.size());
   double *k = w.k.data(), *tk = w.theta_kdot.data(), *sigma = w.sigma.data(), *theta = w.theta.data();
   // Gram of the padded pixels in k (halo rows stay 0 with zero padding).
   for (std::int64_t row = 0; row < pp; ++row)
     if (g.circular || g.is_interior[static_cast<std::size_t>(row)])
       kern.gram(in.x1 + row, len, in.x2, len, g.channels, false, k + row * pp, g.gram_length);
-  for (const std::int64_t row : g.interior) {
-    const std::int64_t at = row * pp + g.begin;
-    kern.tap_sum(k + at, g.pair_taps.data(), taps, s.first, nullptr, s.bias, sigma + at, run);
-  }
+  for (const std::int64_t row : g.interior)
+    for (const auto& [start, run] : g.runs) {
+      const std::int64_t at = row * pp + start;
+      kern.tap_sum(k + at, g.pair_taps.data(), taps, s.first, nullptr, s.bias, sigma + at, run);
+    }
   const double* theta_now = sigma;  // Theta^1 = Sigma^1
   for (std::int64_t h = 1; h < layers; ++h) {
-    const double *d1 = in.self1 + (h - 1) * len, *d2 = in.self2 + (h - 1) * len + g.begin;
-    for (const std::int64_t row : g.interior) {
-      const std::int64_t at = row * pp + g.begin;
-      kern.relu_step(sigma + at, theta_now + at, d1 + row, 0, d2, k + at, tk + at, run);
-    }
+    const double *d1 = in.self1 + (h - 1) * len, *d2 = in.self2 + (h - 1) * len;
+    for (const std::int64_t row : g.interior)
+      for (const auto& [start, run] : g.runs) {
+        const std::int64_t at = row * pp + start;
+        kern.relu_step(sigma + at, theta_now + at, d1 + row, 0, d2 + start, k + at, tk + at, run);
+      }
     if (g.circular) wrap_pairs(k, g), wrap_pairs(tk, g);
-    for (const std::int64_t row : g.interior) {
-      const std::int64_t at = row * pp + g.begin;
-      kern.tap_sum(k + at, g.pair_taps.data(), taps, s.next, nullptr, s.bias, sigma + at, run);
-      kern.tap_sum(tk + at, g.pair_taps.data(), taps, s.next, sigma + at, 0.0, theta + at, run);
-    }
+    for (const std::int64_t row : g.interior)
+      for (const auto& [start, run] : g.runs) {
+        const std::int64_t at = row * pp + start;
+        kern.tap_sum(k + at, g.pair_taps.data(), taps, s.next, nullptr, s.bias, sigma + at, run);
+        kern.tap_sum(tk + at, g.pair_taps.data(), taps, s.next, sigma + at, 0.0, theta + at, run);
+      }
     theta_now = theta;
   }
   double sums[2] = {0.0, 0.0};
-  const double *d1 = in.self1 + (layers - 1) * len, *d2 = in.self2 + (layers - 1) * len + g.begin;
-  for (const std::int64_t row : g.interior) {
-    const std::int64_t at = row * pp + g.begin;
-    kern.relu_sums(sigma + at, theta_now + at, d1 + row, 0, d2, sums, run);
-  }
+  const double *d1 = in.self1 + (layers - 1) * len, *d2 = in.self2 + (layers - 1) * len;
+  for (const std::int64_t row : g.interior)
+    for (const auto& [start, run] : g.runs) {
+      const std::int64_t at = row * pp + start;
+      kern.relu_sums(sigma + at, theta_now + at, d1 + row, 0, d2 + start, sums, run);
+    }
   const double pairs = static_cast<double>(g.pixels) * static_cast<double>(g.pixels);
   const double nngp = s.w2 * (sums[0] / pairs) + s.bias;
   return {nngp, nngp + s.w2 * (sums[1] / pairs)};
