@@ -49,10 +49,11 @@ namespace theta::theory {
 // (di Wp + dj)(Pp + 1): every tap sum is a sum of shifted contiguous runs, with no bounds checks.
 // The halo holds zeros (Padding::zeros) or copies of the pixels it wraps to (Padding::circular,
 // refreshed after every layer). The runs cover the positions from the first interior pixel to the
-// last, rounded up to whole vectors, so they include halo positions; there the self-covariance
-// array holds 0, which makes K and Theta Kdot 0 (the zero halo of the next layer), and the sums
-// of the readout see only interior pixels. Arrays carry a zero tail so the rounded runs and their
-// shifted reads stay inside them.
+// last (or each pixel row on its own, when that takes fewer vectors), rounded up to whole
+// vectors, so they include halo positions; there the self-covariance array holds 0, which makes
+// K and Theta Kdot 0 (the zero halo of the next layer), and the sums of the readout see only
+// interior pixels. Positions no run covers keep their zeros (or wrapped copies). Arrays carry a
+// zero tail so the rounded runs and their shifted reads stay inside them.
 
 // Note [Exact self-covariances]
 // The self-covariances Sigma^h(x, x)_pp are computed once per image by the same vector loops, in

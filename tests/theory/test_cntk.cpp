@@ -265,36 +265,41 @@ TEST_CASE("analytic_cntk with 1x1 filters averages the fully connected kernel ov
   }
 }
 
+// Two image sizes: 4 x 5, covered by one run of vectors from the first pixel to the last, and
+// 3 x 8, where each pixel row is a run of its own (Note [Padded pixel grid] in theory/cntk.cpp).
 TEST_CASE("analytic_cntk matches a plain loop implementation of the recursion", "[cntk]") {
   Rng rng(7);
-  Tensor x1 = rng.normal({3, 2, 4, 5});
-  const Tensor x2 = rng.normal({2, 2, 4, 5});
-  // One image black but for its lower right corner: all-zero patches (Sigma = 0 without bias).
-  std::vector<double> v = to_vector(x1);
-  for (std::int64_t c = 0; c < 2; ++c)
-    for (std::int64_t i = 0; i < 4; ++i)
-      for (std::int64_t j = 0; j < 5; ++j)
-        if (i < 2 || j < 3) v[static_cast<std::size_t>(((2 * 2 + c) * 4 + i) * 5 + j)] = 0.0;
-  x1 = from_vector(v, x1.shape());
-  for (const std::int64_t k : {1, 3, 5})
-    for (const Padding padding : {Padding::zeros, Padding::circular})
-      for (const CntkReadout readout : {CntkReadout::global_average, CntkReadout::flatten})
-        for (const double sigma_b : {0.0, 0.3}) {
-          const CntkOptions o{.conv_layers = 3,
-                              .kernel_size = k,
-                              .padding = padding,
-                              .readout = readout,
-                              .sigma_w = 1.4,
-                              .sigma_b = sigma_b};
-          CAPTURE(k, padding == Padding::circular, readout == CntkReadout::flatten, sigma_b);
-          NaiveCntk naive{o};
-          const theory::AnalyticKernels want = naive.kernels(x1, x2), got = theory::analytic_cntk(x1, x2, o);
-          CHECK(relative_error(got.nngp, want.nngp) < 1e-13);
-          CHECK(relative_error(got.ntk, want.ntk) < 1e-13);
-          const theory::AnalyticKernels want_self = naive.kernels(x1, x1), got_self = theory::analytic_cntk(x1, x1, o);
-          CHECK(relative_error(got_self.nngp, want_self.nngp) < 1e-13);
-          CHECK(relative_error(got_self.ntk, want_self.ntk) < 1e-13);
-        }
+  for (const auto& [h, w] : {std::pair<std::int64_t, std::int64_t>{4, 5}, {3, 8}}) {
+    Tensor x1 = rng.normal({3, 2, h, w});
+    const Tensor x2 = rng.normal({2, 2, h, w});
+    // One image black but for its lower right corner: all-zero patches (Sigma = 0 without bias).
+    std::vector<double> v = to_vector(x1);
+    for (std::int64_t c = 0; c < 2; ++c)
+      for (std::int64_t i = 0; i < h; ++i)
+        for (std::int64_t j = 0; j < w; ++j)
+          if (i < h / 2 || j < w / 2) v[static_cast<std::size_t>(((2 * 2 + c) * h + i) * w + j)] = 0.0;
+    x1 = from_vector(v, x1.shape());
+    for (const std::int64_t k : {1, 3, 5})
+      for (const Padding padding : {Padding::zeros, Padding::circular})
+        for (const CntkReadout readout : {CntkReadout::global_average, CntkReadout::flatten})
+          for (const double sigma_b : {0.0, 0.3}) {
+            const CntkOptions o{.conv_layers = 3,
+                                .kernel_size = k,
+                                .padding = padding,
+                                .readout = readout,
+                                .sigma_w = 1.4,
+                                .sigma_b = sigma_b};
+            CAPTURE(h, w, k, padding == Padding::circular, readout == CntkReadout::flatten, sigma_b);
+            NaiveCntk naive{o};
+            const theory::AnalyticKernels want = naive.kernels(x1, x2), got = theory::analytic_cntk(x1, x2, o);
+            CHECK(relative_error(got.nngp, want.nngp) < 1e-13);
+            CHECK(relative_error(got.ntk, want.ntk) < 1e-13);
+            const theory::AnalyticKernels want_self = naive.kernels(x1, x1),
+                                          got_self = theory::analytic_cntk(x1, x1, o);
+            CHECK(relative_error(got_self.nngp, want_self.nngp) < 1e-13);
+            CHECK(relative_error(got_self.ntk, want_self.ntk) < 1e-13);
+          }
+  }
 }
 
 TEST_CASE("analytic_cntk with circular padding and global averaging is shift invariant", "[cntk]") {
