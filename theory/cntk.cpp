@@ -335,26 +335,30 @@ AnalyticKernels analytic_cntk(const Tensor& x1_in, const Tensor& x2_in, const Cn
   std::exception_ptr failure;
   std::mutex failure_lock;
   const std::thread::id caller = std::this_thread::get_id();
-  const auto work = [&] {
-    Workspace w(gap ? g.pair_length : g.row_length);
+  const auto rows = [&](Workspace& w) {
     while (!stop) {
-      try {
-        if (std::this_thread::get_id() == caller) check_interrupt();
-        const std::int64_t i = next++;
-        if (i >= n1) return;
-        for (std::int64_t j = same ? i : 0; j < n2; ++j) {
-          const PairInputs in{images1.data() + i * feature, im2.data() + j * feature, self1.data() + i * self_len,
-                              sf2.data() + j * self_len};
-          const PairKernels kij =
-              gap ? gap_pair(in, g, layers, scales, kern, w) : flatten_pair(in, g, layers, scales, kern, w);
-          out_nngp[i * n2 + j] = kij.nngp, out_ntk[i * n2 + j] = kij.ntk;
-          if (same) out_nngp[j * n2 + i] = kij.nngp, out_ntk[j * n2 + i] = kij.ntk;
-        }
-      } catch (...) {
-        const std::lock_guard<std::mutex> lock(failure_lock);
-        if (!failure) failure = std::current_exception();
-        stop = true;
+      if (std::this_thread::get_id() == caller) check_interrupt();
+      const std::int64_t i = next++;
+      if (i >= n1) return;
+      for (std::int64_t j = same ? i : 0; j < n2; ++j) {
+        const PairInputs in{images1.data() + i * feature, im2.data() + j * feature, self1.data() + i * self_len,
+                            sf2.data() + j * self_len};
+        const PairKernels kij =
+            gap ? gap_pair(in, g, layers, scales, kern, w) : flatten_pair(in, g, layers, scales, kern, w);
+        out_nngp[i * n2 + j] = kij.nngp, out_ntk[i * n2 + j] = kij.ntk;
+        if (same) out_nngp[j * n2 + i] = kij.nngp, out_ntk[j * n2 + i] = kij.ntk;
       }
+    }
+  };
+  // A failure (an interrupt, a failed allocation) stops every worker and is rethrown here.
+  const auto work = [&] {
+    try {
+      Workspace w(gap ? g.pair_length : g.row_length);
+      rows(w);
+    } catch (...) {
+      const std::lock_guard<std::mutex> lock(failure_lock);
+      if (!failure) failure = std::current_exception();
+      stop = true;
     }
   };
   const std::int64_t workers = std::min<std::int64_t>(get_num_threads(), n1);
