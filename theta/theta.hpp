@@ -39,6 +39,7 @@
 #include "nn/structured.hpp"
 #include "nn/train.hpp"
 
+#include "theory/cntk.hpp"
 #include "theory/deep_linear.hpp"
 #include "theory/hessian.hpp"
 #include "theory/linalg.hpp"

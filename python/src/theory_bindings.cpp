@@ -1,6 +1,7 @@
 // theta.theory: the shared helpers of the theory bindings and the area's entry point. The
-// functions themselves live in theory_ntk.cpp (kernels), theory_hessian.cpp (Hessian spectra),
-// theory_dynamics.cpp (symmetries, deep linear networks) and theory_models.cpp (model specs).
+// functions themselves live in theory_ntk.cpp (kernels), theory_cntk.cpp (convolutional
+// kernels), theory_hessian.cpp (Hessian spectra), theory_dynamics.cpp (symmetries, deep linear
+// networks) and theory_models.cpp (model specs).
 
 #include <sstream>
 
@@ -47,6 +48,7 @@ void require_same_width(const Tensor& x1, const Tensor& x2, const char* function
 void bind_theory(py::module_& m) {
   bind_theory_models(m);
   bind_theory_ntk(m);
+  bind_theory_cntk(m);
   bind_theory_hessian(m);
   bind_theory_dynamics(m);
 }

@@ -34,6 +34,7 @@ void require_batch(const Tensor& x, const char* function, const char* what);
 void require_same_width(const Tensor& x1, const Tensor& x2, const char* function);
 
 void bind_theory_ntk(py::module_& m);
+void bind_theory_cntk(py::module_& m);  // analytic convolutional kernels
 void bind_theory_hessian(py::module_& m);
 void bind_theory_dynamics(py::module_& m);  // symmetries and deep linear networks
 void bind_theory_models(py::module_& m);    // model.json specs and state dicts
