@@ -1,11 +1,13 @@
 #include "theory/demos/demo_common.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <vector>
 
 #include "tensor/blas_runtime.hpp"
+#include "tensor/ops.hpp"
 
 namespace theta::demos {
 
@@ -48,6 +50,20 @@ std::string fmt(double v, int precision) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%.*g", precision, v);
   return buffer;
+}
+
+double frobenius(const Tensor& t) { return norm(t).item(); }
+
+double log_log_slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const double count = static_cast<double>(x.size());
+  double mx = 0, my = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) mx += std::log(x[i]) / count, my += std::log(y[i]) / count;
+  double sxy = 0, sxx = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    sxy += (std::log(x[i]) - mx) * (std::log(y[i]) - my);
+    sxx += (std::log(x[i]) - mx) * (std::log(x[i]) - mx);
+  }
+  return sxy / sxx;
 }
 
 }  // namespace theta::demos

@@ -6,6 +6,9 @@
 
 #include <functional>
 #include <string>
+#include <vector>
+
+#include "tensor/tensor.hpp"
 
 #include "theory/demos/demo_args.hpp"
 #include "theory/demos/demo_results.hpp"
@@ -29,5 +32,11 @@ void progress(const std::string& message);
 
 /// `v` with `precision` significant digits (printf's %g), for summaries and check lines.
 std::string fmt(double v, int precision = 3);
+
+/// The Frobenius norm of t (of every element).
+double frobenius(const Tensor& t);
+
+/// The least-squares slope of log(y) against log(x) (x, y > 0, of equal length >= 2).
+double log_log_slope(const std::vector<double>& x, const std::vector<double>& y);
 
 }  // namespace theta::demos

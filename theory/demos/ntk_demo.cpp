@@ -33,25 +33,11 @@ nn::MlpOptions mlp_options() {
           .sigma_b = kSigmaB};
 }
 
-double frobenius(const Tensor& t) { return norm(t).item(); }
-
 // Inputs on the unit sphere (the analytic kernel depends on norms and angles only).
 Tensor sphere_inputs(std::int64_t n, std::int64_t d, std::uint64_t seed) {
   Rng rng(seed);
   const Tensor x = rng.normal({n, d});
   return x / norm(x, 2.0, {1}, true) * std::sqrt(static_cast<double>(d));
-}
-
-// Least-squares slope of log(y) against log(x).
-double log_log_slope(const std::vector<double>& x, const std::vector<double>& y) {
-  double mx = 0, my = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) mx += std::log(x[i]) / x.size(), my += std::log(y[i]) / y.size();
-  double sxy = 0, sxx = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    sxy += (std::log(x[i]) - mx) * (std::log(y[i]) - my);
-    sxx += (std::log(x[i]) - mx) * (std::log(x[i]) - mx);
-  }
-  return sxy / sxx;
 }
 
 void dump_model(const std::string& dir, nn::Sequential& net, const std::vector<std::int64_t>& widths, const Tensor& x,
@@ -95,17 +81,17 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
       Rng rng(args.seed * 1000 + static_cast<std::uint64_t>(width) * 10 + static_cast<std::uint64_t>(s));
       auto net = nn::mlp(widths_for(width, 1), rng, mlp_options());
       const Tensor k = theory::empirical_ntk_trace(*net, x, x);
-      err += frobenius(k - exact) / frobenius(exact) / inits;
+      err += demos::frobenius(k - exact) / demos::frobenius(exact) / inits;
       mean_kernel = mean_kernel + k / inits;
     }
     w_axis.push_back(static_cast<double>(width));
     errors.push_back(err);
-    averaged_errors.push_back(frobenius(mean_kernel - exact) / frobenius(exact));
+    averaged_errors.push_back(demos::frobenius(mean_kernel - exact) / demos::frobenius(exact));
     demos::progress("width " + std::to_string(width) + ": relative error " + std::to_string(err) +
                     " per init, " + std::to_string(averaged_errors.back()) + " for the mean of " +
                     std::to_string(inits) + " inits");
   }
-  const double slope = log_log_slope(w_axis, errors);
+  const double slope = demos::log_log_slope(w_axis, errors);
   double err_1024 = 0, avg_err_1024 = 0;
   for (std::size_t i = 0; i < widths.size(); ++i)
     if (widths[i] == 1024) err_1024 = errors[i], avg_err_1024 = averaged_errors[i];
@@ -131,7 +117,7 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
         autograd::backward(l);
         sgd.step();
       }
-      change += frobenius(theory::empirical_ntk_trace(*net, x, x) - k0) / frobenius(k0) / inits;
+      change += demos::frobenius(theory::empirical_ntk_trace(*net, x, x) - k0) / demos::frobenius(k0) / inits;
     }
     tw_axis.push_back(static_cast<double>(width));
     changes.push_back(change);
@@ -147,7 +133,7 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   auto net = nn::mlp(dump_widths, rng, mlp_options());
   const Tensor k_fast = theory::empirical_ntk(*net, x, x);
   const Tensor k_slow = theory::empirical_ntk(*net, x, x, {.method = theory::NtkMethod::contraction});
-  const double agreement = frobenius(k_fast - k_slow) / frobenius(k_slow);
+  const double agreement = demos::frobenius(k_fast - k_slow) / demos::frobenius(k_slow);
   if (!args.dump.empty()) dump_model(args.dump, *net, dump_widths, x, k_fast);
 
   results.write_csv("convergence.csv", {"width", "relative_error_per_init", "relative_error_of_mean"},
