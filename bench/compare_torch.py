@@ -69,7 +69,13 @@ WORKLOADS = [
 # Extra PyTorch variants shown under a theta row: (theta name, torch key, single run, label).
 EXTRA_ROWS = [
     ("BM_NtkStructured_F64/1", "ntk_nvp_1", False, "  same vs functorch NTK-vector products"),
+    ("BM_Conv2dTrainStep_F32", "cnn_train_step@avx2", False, "  same vs PyTorch with oneDNN capped at AVX2"),
 ]
+# A key ending in "@avx2" runs its workload in a child whose oneDNN may use AVX2 at most
+# (ONEDNN_MAX_CPU_ISA): PyTorch's convolutions do not go through OpenBLAS, so OPENBLAS_CORETYPE
+# does not limit them, and with theta's OpenBLAS held to Haswell kernels (AVX2) this row compares
+# the two at the same instruction set.
+ISA_CAP_SUFFIX = "@avx2"
 # (The NTK-vector products cost n * O vjp + jvp pairs over the whole batch: O = 10 takes about a
 # minute per run in PyTorch 1.13 on one core, so only O = 1 is measured.)
 
@@ -460,7 +466,7 @@ def child_run(args):
     results = {}
     for key in args.child_workloads.split(","):
         try:
-            results[key] = time_call(torch_setup(key, torch), args.child_min_time)
+            results[key] = time_call(torch_setup(key.removesuffix(ISA_CAP_SUFFIX), torch), args.child_min_time)
         except Exception as error:  # report and go on with the other workloads
             results[key] = None
             print(f"compare_torch: PyTorch workload {key} failed: {error!r}", file=sys.stderr)
@@ -656,13 +662,24 @@ def run_theta(bench, names, threads, min_time):
 
 
 def run_torch(keys, threads, min_time):
-    """One PyTorch child run over the workload keys; returns {key: seconds per call or None}."""
+    """PyTorch child runs over the workload keys (one child, plus one with oneDNN capped at AVX2 for
+    keys ending in ISA_CAP_SUFFIX); returns {key: seconds per call or None}."""
+    capped = [k for k in keys if k.endswith(ISA_CAP_SUFFIX)]
+    plain = [k for k in keys if not k.endswith(ISA_CAP_SUFFIX)]
+    results = run_torch_child(plain, threads, min_time, {})
+    results.update(run_torch_child(capped, threads, min_time, {"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"}))
+    return results
+
+
+def run_torch_child(keys, threads, min_time, extra_env):
+    """One PyTorch child run over the workload keys with extra environment variables."""
     if not keys:
         return {}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "run", "--child-threads", str(threads),
            "--child-workloads", ",".join(keys), "--child-min-time", str(min_time)]
     with Lock(LOCK_PATH):
-        proc = subprocess.run(cmd, env=thread_env(threads, for_torch=True), capture_output=True, text=True)
+        proc = subprocess.run(cmd, env={**thread_env(threads, for_torch=True), **extra_env}, capture_output=True,
+                              text=True)
     sys.stderr.write(proc.stderr)
     if proc.returncode != 0:
         print(f"compare_torch: PyTorch child failed ({proc.returncode})", file=sys.stderr)

@@ -150,11 +150,11 @@ Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const 
       const nn::StructuredLayer& rule = *c1.layers[l].rule;
       if (one) {
         const Tensor e1 = d1.slice(1, output, output + 1), e2 = d2.slice(1, output, output + 1);
-        k = k + rule.cotangent_kernel(a1, e1, a2, e2, same, false, max_bytes).reshape({n1, n2});
+        k.add_(rule.cotangent_kernel(a1, e1, a2, e2, same, false, max_bytes).reshape({n1, n2}));
       } else if (trace) {
-        k = k + rule.cotangent_kernel(a1, d1, a2, d2, same, true, max_bytes);
+        k.add_(rule.cotangent_kernel(a1, d1, a2, d2, same, true, max_bytes));
       } else {
-        k = k + rule.cotangent_kernel(a1, d1, a2, d2, same, false, max_bytes);
+        k.add_(rule.cotangent_kernel(a1, d1, a2, d2, same, false, max_bytes));
       }
       continue;
     }
