@@ -6,6 +6,8 @@
 //   BM_NtkStructuredCnn_F64         float64, NTK parameterisation, the full [256, 256, 10, 10]
 //                                   empirical NTK of 256 digits by the structured rule
 //   BM_NtkStructuredCnnTrace_F64    the same kernel's trace over outputs [256, 256]
+//   BM_NtkTiledCnn_F64              the full kernel again, in tiles of 64 x 64 samples (bounded
+//                                   memory: one row of tiles' factors at a time)
 // bench/compare_torch.py runs the same workloads in PyTorch (functorch vmap(jacrev) + contraction
 // for the kernels).
 
@@ -16,6 +18,7 @@
 #include "nn/data.hpp"
 #include "nn/optim.hpp"
 #include "theory/ntk.hpp"
+#include "theory/ntk_tiled.hpp"
 
 using namespace theta;
 
@@ -64,5 +67,16 @@ void BM_NtkStructuredCnn_F64(benchmark::State& state) { run_cnn_ntk(state, false
 void BM_NtkStructuredCnnTrace_F64(benchmark::State& state) { run_cnn_ntk(state, true); }
 BENCHMARK(BM_NtkStructuredCnn_F64)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_NtkStructuredCnnTrace_F64)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_NtkTiledCnn_F64(benchmark::State& state) {
+  Rng rng(4);
+  auto net = nn::cnn(bench_cnn(DType::f64, nn::Parameterization::ntk), rng);
+  const Tensor x = first_digits(256, DType::f64).x;
+  for (auto _ : state) {
+    const Tensor k = theory::tiled_ntk(*net, x, x, {.tile = 64, .form = theory::NtkForm::full});
+    benchmark::DoNotOptimize(k.raw_data());
+  }
+}
+BENCHMARK(BM_NtkTiledCnn_F64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
