@@ -365,7 +365,7 @@ def symmetry(run):
 
 # ---- train_digits --------------------------------------------------------------------------------
 
-def train_digits(run):
+def _learning_curve(run, caption):
     data = run.csv("learning_curve.csv")
     fig, axes = st.figure(1, 2, width=7.5, height=3.0)
     loss, acc = axes[0, 0], axes[0, 1]
@@ -381,10 +381,67 @@ def train_digits(run):
     acc.set_ylabel("accuracy (held-out 20%)")
     acc.set_title("Test accuracy")
     acc.legend(loc="lower right")
-    return [(run.save(fig, "learning_curve"),
-             "MLP 64-128-10 on the digits: training loss (left, log scale) and held-out accuracy (right) per "
-             "epoch, with the accuracy target.")]
+    return [(run.save(fig, "learning_curve"), caption)]
+
+
+def train_digits(run):
+    return _learning_curve(run, "MLP 64-128-10 on the digits: training loss (left, log scale) and held-out accuracy "
+                                "(right) per epoch, with the accuracy target.")
+
+
+def cnn_digits(run):
+    return _learning_curve(run, "A CNN (three 3x3 convolutions, average pooling, linear readout) on the digits and "
+                                "their one-pixel shifts: training loss (left, log scale) and held-out accuracy "
+                                "(right) per epoch, with the accuracy target.")
+
+
+# ---- cntk_demo -----------------------------------------------------------------------------------
+
+def cntk(run):
+    out = []
+    data = run.csv("convergence.csv")
+    c = data["channels"]
+    per_init, mean, spread = (data["relative_error_per_init"], data["relative_error_of_mean"],
+                              data["relative_spread_over_inits"])
+    scale = np.exp(np.mean(np.log(spread) + 0.5 * np.log(c)))
+    grid = np.geomspace(c.min(), c.max(), 50)
+    fig, axes = st.figure(1, 1, height=3.6)
+    ax = axes[0, 0]
+    ax.plot(grid, scale * grid ** -0.5, color=st.color(2), linestyle="--",
+            label=r"channels$^{-1/2}$ (asymptotic law, fitted)")
+    ax.plot(c, spread, color=st.color(2), marker="D", linestyle="none", label="spread over inits")
+    ax.plot(c, per_init, color=st.color(0), marker="o", linestyle="none", label="error per init")
+    ax.plot(c, mean, color=st.color(1), marker="s", linestyle="none", label="error of the mean kernel")
+    limit = run.limit("mean_kernel")
+    if limit is not None:
+        ax.plot([c.max()], [limit], color="black", marker="v", linestyle="none",
+                label=f"tolerance for the mean at {int(c.max())} channels ({limit:g})")
+    _width_axis(ax, c)
+    ax.set_xlabel("channels")
+    st.log_axis(ax, "y", np.concatenate([per_init, mean, spread]))
+    ax.set_ylabel(r"relative Frobenius distance to $K_\infty$")
+    ax.set_title("Empirical CNTK against the analytic CNTK (3 conv layers, GAP)")
+    ax.legend(loc="lower left")
+    out.append((run.save(fig, "convergence"),
+                "Empirical NTK of finite CNNs (NTK parameterisation, 24 digits) against the analytic CNTK-GAP: "
+                "the error per initialisation, the spread of the kernels over initialisations with the "
+                "channels^-1/2 law fitted through it, and the error of the kernel averaged over the initialisations."))
+    data = run.csv("kernel_regression.csv")
+    names = ["CNTK-GAP", "CNTK-flatten", "FC NTK"]
+    acc = data["test_accuracy"]
+    fig, axes = st.figure(1, 1, height=3.0)
+    ax = axes[0, 0]
+    ax.bar(names[: len(acc)], acc, color=[st.color(i) for i in range(len(acc))])
+    for i, a in enumerate(acc):
+        ax.text(i, a, f"{a:.4f}", ha="center", va="bottom")
+    ax.set_ylim(max(0.0, acc.min() - 0.05), 1.0)
+    ax.set_ylabel("test accuracy (797 digits)")
+    ax.set_title("Kernel regression on 1000 training digits")
+    out.append((run.save(fig, "kernel_regression"),
+                "Test accuracy of kernel regression to one-hot labels with the analytic CNTK (global average and "
+                "flatten readouts) and the fully connected ReLU NTK of the same depth."))
+    return out
 
 
 FIGURES = {"deep_linear_demo": deep_linear, "ntk_demo": ntk, "hessian_demo": hessian, "symmetry_demo": symmetry,
-           "train_digits": train_digits}
+           "train_digits": train_digits, "cnn_digits": cnn_digits, "cntk_demo": cntk}
