@@ -102,8 +102,11 @@ Var GlobalAvgPool2d::forward(const Var& x) {
 }
 
 Unflatten::Unflatten(std::array<std::int64_t, 3> image) : image_(image) {
-  THETA_CHECK(image[0] > 0 && image[1] > 0 && image[2] > 0, ShapeError, "Unflatten: image sizes must be positive, got [",
-              image[0], ", ", image[1], ", ", image[2], "]");
+  std::int64_t size = 0;
+  THETA_CHECK(image[0] > 0 && image[1] > 0 && image[2] > 0 && !__builtin_mul_overflow(image[0], image[1], &size) &&
+                  !__builtin_mul_overflow(size, image[2], &size),
+              ShapeError, "Unflatten: image sizes must be positive with a product below 2^63, got [", image[0], ", ",
+              image[1], ", ", image[2], "]");
 }
 
 Var Unflatten::forward(const Var& x) {
@@ -124,6 +127,8 @@ std::string Unflatten::describe() const {
 BatchNorm2d::BatchNorm2d(std::int64_t channels, NormOptions options) : channels_(channels), options_(options) {
   THETA_CHECK(channels > 0, ShapeError, "BatchNorm2d: channels must be positive, got ", channels);
   THETA_CHECK(options.eps >= 0, std::invalid_argument, "BatchNorm2d: eps must be >= 0, got ", options.eps);
+  THETA_CHECK(options.momentum >= 0 && options.momentum <= 1, std::invalid_argument,
+              "BatchNorm2d: momentum must be in [0, 1], got ", options.momentum);
   if (options.affine) {
     register_parameter("weight", ones({channels}, options.dtype));
     register_parameter("bias", zeros({channels}, options.dtype));

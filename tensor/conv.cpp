@@ -68,6 +68,11 @@ Geometry geometry(const char* op, const Shape& input, const Shape& weight, const
   THETA_CHECK(o.stride[0] >= 1 && o.stride[1] >= 1, ShapeError, op, ": stride must be positive", where());
   THETA_CHECK(o.dilation[0] >= 1 && o.dilation[1] >= 1, ShapeError, op, ": dilation must be positive", where());
   THETA_CHECK(o.padding[0] >= 0 && o.padding[1] >= 0, ShapeError, op, ": padding must not be negative", where());
+  // Every size below 2^31, so the sizes derived from them below cannot overflow.
+  for (const std::int64_t v : {input[2], input[3], weight[2], weight[3], o.stride[0], o.stride[1], o.padding[0],
+                               o.padding[1], o.dilation[0], o.dilation[1]})
+    THETA_CHECK(v < INT_MAX, ShapeError, op, ": image, kernel, stride, padding and dilation must be below 2^31",
+                where());
   Geometry g;
   g.n = input[0];
   g.c_in = input[1];

@@ -3,6 +3,7 @@
 #include "tensor/pool.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <string>
 
 #include "tensor/dtype.hpp"
@@ -35,6 +36,9 @@ PoolGeometry pool_geometry(const char* op, const Shape& input, std::array<std::i
   THETA_CHECK(kernel[0] >= 1 && kernel[1] >= 1, ShapeError, op, ": kernel must be positive", where());
   THETA_CHECK(stride[0] >= 1 && stride[1] >= 1, ShapeError, op, ": stride must be positive", where());
   THETA_CHECK(padding[0] >= 0 && padding[1] >= 0, ShapeError, op, ": padding must not be negative", where());
+  // Every size below 2^31, so the sizes derived from them below cannot overflow.
+  for (const std::int64_t v : {input[2], input[3], kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]})
+    THETA_CHECK(v < INT_MAX, ShapeError, op, ": image, kernel, stride and padding must be below 2^31", where());
   THETA_CHECK(2 * padding[0] <= kernel[0] && 2 * padding[1] <= kernel[1], ShapeError, op,
               ": padding must be at most half the kernel", where());
   PoolGeometry g;

@@ -207,4 +207,12 @@ TEST_CASE("Conv2d errors name the layer and the shapes", "[nn][conv]") {
   CHECK_THROWS_AS(conv(Var(rng.normal({2, 3, 5, 5}).to(DType::f32))), DTypeError);
   CHECK_THROWS_WITH(Conv2d(3, 0, 3, rng), Contains("positive"));
   CHECK_THROWS_WITH(Conv2d(3, 4, 3, rng, {.stride = 0}), Contains("stride"));
+  // Sizes whose products would overflow are refused, not wrapped around.
+  const std::int64_t huge = std::int64_t{1} << 40;
+  CHECK_THROWS_WITH(Unflatten({huge, huge, huge}), Contains("below 2^63"));
+  CHECK_THROWS_WITH(theta::avg_pool2d(ones({1, 1, 4, 4}), {std::int64_t{1} << 32, 4}, {1, 1}, {std::int64_t{1} << 31, 0}),
+                    Contains("below 2^31"));
+  CHECK_THROWS_WITH(theta::conv2d(ones({1, 1, 4, 4}), ones({1, 1, 3, 3}), {.padding = {std::int64_t{1} << 62, 0}}),
+                    Contains("below 2^31"));
+  CHECK_THROWS_WITH(BatchNorm2d(3, {.momentum = 2.0}), Contains("momentum must be in [0, 1]"));
 }
