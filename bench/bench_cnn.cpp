@@ -6,8 +6,9 @@
 //   BM_NtkStructuredCnn_F64         float64, NTK parameterisation, the full [256, 256, 10, 10]
 //                                   empirical NTK of 256 digits by the structured rule
 //   BM_NtkStructuredCnnTrace_F64    the same kernel's trace over outputs [256, 256]
-//   BM_NtkTiledCnn_F64              the full kernel again, in tiles of 64 x 64 samples (bounded
-//                                   memory: one row of tiles' factors at a time)
+//   BM_NtkTiledCnn_F64/T            the full kernel again, in tiles of T x T samples (bounded
+//                                   memory: one row and one column of tiles' factors at a time)
+// The kernel rows report their working memory (peak_MiB) next to the per-sample Jacobian's.
 // bench/compare_torch.py runs the same workloads in PyTorch (functorch vmap(jacrev) + contraction
 // for the kernels).
 
@@ -17,6 +18,7 @@
 #include "nn/conv.hpp"
 #include "nn/data.hpp"
 #include "nn/optim.hpp"
+#include "tensor/storage.hpp"
 #include "theory/ntk.hpp"
 #include "theory/ntk_tiled.hpp"
 
@@ -54,14 +56,28 @@ void BM_Conv2dTrainStep_F32(benchmark::State& state) {
 }
 BENCHMARK(BM_Conv2dTrainStep_F32)->Unit(benchmark::kMillisecond);
 
+// Working memory of one kernel computation, against the per-sample Jacobian's n O P 8 bytes:
+// the high-water mark of live tensor bytes (allocator_stats), so the allocator's cache of freed
+// blocks does not count.
+void report_memory(benchmark::State& state, const nn::Module& net, std::int64_t n, std::int64_t outputs) {
+  std::int64_t params = 0;
+  for (const auto& p : net.parameters()) params += p.numel();
+  const double mib = 1 << 20;
+  const double live = static_cast<double>(allocator_stats().peak_live_bytes - allocator_stats().live_bytes);
+  state.counters["peak_MiB"] = live / mib;
+  state.counters["jacobian_MiB"] = static_cast<double>(n * outputs * params * 8) / mib;
+}
+
 void run_cnn_ntk(benchmark::State& state, bool trace) {
   Rng rng(4);
   auto net = nn::cnn(bench_cnn(DType::f64, nn::Parameterization::ntk), rng);
   const Tensor x = first_digits(256, DType::f64).x;
   for (auto _ : state) {
+    reset_peak_live_bytes();
     const Tensor k = trace ? theory::empirical_ntk_trace(*net, x, x) : theory::empirical_ntk(*net, x, x);
     benchmark::DoNotOptimize(k.raw_data());
   }
+  report_memory(state, *net, 256, 10);
 }
 void BM_NtkStructuredCnn_F64(benchmark::State& state) { run_cnn_ntk(state, false); }
 void BM_NtkStructuredCnnTrace_F64(benchmark::State& state) { run_cnn_ntk(state, true); }
@@ -73,10 +89,12 @@ void BM_NtkTiledCnn_F64(benchmark::State& state) {
   auto net = nn::cnn(bench_cnn(DType::f64, nn::Parameterization::ntk), rng);
   const Tensor x = first_digits(256, DType::f64).x;
   for (auto _ : state) {
-    const Tensor k = theory::tiled_ntk(*net, x, x, {.tile = 64, .form = theory::NtkForm::full});
+    reset_peak_live_bytes();
+    const Tensor k = theory::tiled_ntk(*net, x, x, {.tile = state.range(0), .form = theory::NtkForm::full});
     benchmark::DoNotOptimize(k.raw_data());
   }
+  report_memory(state, *net, 256, 10);
 }
-BENCHMARK(BM_NtkTiledCnn_F64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_NtkTiledCnn_F64)->Arg(64)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

@@ -64,7 +64,7 @@ WORKLOADS = [
     ("BM_Conv2dTrainStep_F32", "cnn_train_step", False, "CNN 1-32-64 3x3 + GAP + Linear, 128 digits: SGD step"),
     ("BM_NtkStructuredCnn_F64", "cnn_ntk_full", True, "NTK of that CNN, 256 digits, [n,n,10,10]: vs vmap(jacrev)"),
     ("BM_NtkStructuredCnnTrace_F64", "cnn_ntk_trace", True, "same, trace over outputs [n,n]: vs vmap(jacrev)"),
-    ("BM_NtkTiledCnn_F64", "cnn_ntk_full", True, "full kernel again in 64 x 64 tiles: vs vmap(jacrev)"),
+    ("BM_NtkTiledCnn_F64/32", "cnn_ntk_full", True, "full kernel again in 32 x 32 tiles: vs vmap(jacrev)"),
 ]
 
 # Extra PyTorch variants shown under a theta row: (theta name, torch key, single run, label).
@@ -87,7 +87,7 @@ MEMORY_WORKLOADS = [
     "BM_NtkContraction_F64/1",
     "BM_NtkContraction_F64/10",
     "BM_NtkStructuredCnn_F64",
-    "BM_NtkTiledCnn_F64",
+    "BM_NtkTiledCnn_F64/32",
 ]
 
 # Set by main(): extra environment of the PyTorch children, and the lock file held around

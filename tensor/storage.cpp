@@ -1,5 +1,6 @@
 #include "tensor/storage.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <limits>
@@ -116,7 +117,16 @@ class CachingAllocator {
   void note_live(std::size_t block_bytes, int sign) {
     stats_.live_blocks += sign;
     stats_.live_bytes += sign * static_cast<std::int64_t>(block_bytes);
+    stats_.peak_live_bytes = std::max(stats_.peak_live_bytes, stats_.live_bytes);
   }
+
+ public:
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_live_bytes = stats_.live_bytes;
+  }
+
+ private:
 
   std::mutex mutex_;
   std::vector<void*> free_[kClasses];
@@ -134,6 +144,8 @@ CachingAllocator& allocator() {
 AllocatorStats allocator_stats() { return allocator().stats(); }
 
 void empty_allocator_cache() { allocator().empty_cache(); }
+
+void reset_peak_live_bytes() { allocator().reset_peak(); }
 
 Storage::Storage(std::size_t bytes) : bytes_(bytes) {
   data_ = allocator().allocate(bytes, block_bytes_);

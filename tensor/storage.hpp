@@ -17,6 +17,7 @@ struct AllocatorStats {
   std::int64_t cached_bytes = 0;    // returned blocks kept for reuse
   std::int64_t fresh_allocations = 0;  // requests served by the system allocator
   std::int64_t reused_allocations = 0; // requests served from the cache
+  std::int64_t peak_live_bytes = 0;    // the most live_bytes reached since start or the last reset
 };
 
 /// A snapshot of the allocator's counters.
@@ -24,6 +25,10 @@ AllocatorStats allocator_stats();
 
 /// Returns every cached block to the system.
 void empty_allocator_cache();
+
+/// Restarts peak_live_bytes from the current live_bytes (to measure one computation's working
+/// memory: reset, run, read allocator_stats().peak_live_bytes).
+void reset_peak_live_bytes();
 
 /// A raw byte buffer. Tensors hold it through std::shared_ptr; views share it.
 class Storage {

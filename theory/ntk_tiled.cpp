@@ -253,12 +253,12 @@ Tensor tiled_ntk(nn::Module& model, const Tensor& x1, const Tensor& x2, TiledNtk
   THETA_CHECK(options.parts == 1, std::invalid_argument, "tiled_ntk: an in-memory kernel is computed whole, got ",
               options.parts, " parts (tiled_ntk_to_npy splits a run)");
   const nn::BufferSnapshot keep_buffers(model);
-  // The first tile row's factors tell the output width and dtype.
-  const BlockFactors probe = block_factors(model, x1.slice(0, 0, std::min(p.n1, p.tile)), p.op);
-  const std::int64_t outputs = probe.outputs();
+  // The model on the first tile row tells the output width and dtype (a forward pass without a
+  // graph, gone before the tiles start).
+  const OutputInfo probe = checked_output_info(model, x1.slice(0, 0, std::min(p.n1, p.tile)), p.op);
+  const std::int64_t outputs = probe.outputs;
   check_output_index(p, outputs);
-  Tensor k = p.square_tiles() ? zeros({p.n1, p.n2}, probe.dtype())
-                                         : zeros({p.n1, p.n2, outputs, outputs}, probe.dtype());
+  Tensor k = p.square_tiles() ? zeros({p.n1, p.n2}, probe.dtype) : zeros({p.n1, p.n2, outputs, outputs}, probe.dtype);
   MemorySink sink(k);
   const auto [done, stopped] = run_tiles(model, x1, x2, p, options, sink);
   THETA_CHECK(!stopped, std::runtime_error, "tiled_ntk: stopped by on_tile after ", done,
@@ -270,8 +270,7 @@ TiledNtkRun tiled_ntk_to_npy(nn::Module& model, const Tensor& x1, const Tensor& 
                              TiledNtkOptions options) {
   const Problem p = check_problem(x1, x2, options, "tiled_ntk_to_npy");
   const nn::BufferSnapshot keep_buffers(model);
-  const BlockFactors probe = block_factors(model, x1.slice(0, 0, std::min(p.n1, p.tile)), p.op);
-  const std::int64_t outputs = probe.outputs();
+  const std::int64_t outputs = checked_output_info(model, x1.slice(0, 0, std::min(p.n1, p.tile)), p.op).outputs;
   TileProblem problem;
   check_output_index(p, outputs);
   problem.shape = p.square_tiles() ? Shape{p.n1, p.n2} : Shape{p.n1, p.n2, outputs, outputs};

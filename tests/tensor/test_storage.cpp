@@ -146,3 +146,22 @@ TEST_CASE("operator<< prints the values, dtype and shape", "[tensor][print]") {
   CHECK(big.size() < 200);
   CHECK(print(Tensor()) == "tensor(undefined)");
 }
+
+TEST_CASE("peak_live_bytes records the high-water mark of live bytes since the last reset", "[storage]") {
+  theta::reset_peak_live_bytes();
+  const std::int64_t base = theta::allocator_stats().live_bytes;
+  CHECK(theta::allocator_stats().peak_live_bytes == base);
+  {
+    const theta::Tensor a = theta::zeros({1 << 20});  // 8 MiB
+    const theta::Tensor b = theta::zeros({1 << 18});  // 2 MiB
+    CHECK(theta::allocator_stats().peak_live_bytes >= base + (10 << 20));
+  }
+  const std::int64_t peak = theta::allocator_stats().peak_live_bytes;
+  CHECK(theta::allocator_stats().live_bytes == base);
+  {
+    const theta::Tensor c = theta::zeros({1 << 10});
+    CHECK(theta::allocator_stats().peak_live_bytes == peak);  // below the mark: unchanged
+  }
+  theta::reset_peak_live_bytes();
+  CHECK(theta::allocator_stats().peak_live_bytes == base);
+}
