@@ -7,8 +7,9 @@
 // - scale (a Linear feeding BatchNorm1d, or a Conv2d feeding BatchNorm2d, with eps = 0):
 //   Q_c = |W[c, :]|^2 + b_c^2, for Conv2d |W[c, :, :, :]|^2 + b_c^2 per output channel c;
 // - rescale (a positively homogeneous hidden unit i between Linear layers l and l + 1, or a
-//   hidden channel i between Conv2d layers): Q_i = |W_{l+1}[:, i]|^2 - |W_l[i, :]|^2 - b_l[i]^2,
-//   for Conv2d |W_{l+1}[:, i, :, :]|^2 - |W_l[i, :, :, :]|^2 - b_l[i]^2;
+//   hidden channel i between Conv2d layers, or between a Conv2d and, through global average
+//   pooling, a Linear): Q_i = |W_{l+1}[:, i]|^2 - |W_l[i, :]|^2 - b_l[i]^2, for Conv2d
+//   |W_{l+1}[:, i, :, :]|^2 - |W_l[i, :, :, :]|^2 - b_l[i]^2;
 // - balancedness (a linear hidden layer): D = W_{l+1}^T W_{l+1} - W_l W_l^T - b_l b_l^T, for
 //   Conv2d layers with the channel slices above as rows (channel mixing is the symmetry).
 //
@@ -45,12 +46,13 @@ Tensor scale_quantity(const Tensor& weight, const Tensor& bias = Tensor());
 
 /// Rescale: in_weight:[H, I], in_bias:[H] or undefined, out_weight:[O, H] -> [H],
 /// Q_i = |out_weight[:, i]|^2 - |in_weight[i, :]|^2 - in_bias[i]^2. Conv2d weights
-/// in_weight:[H, C, k, k], out_weight:[O, H, k', k'] use the channel slices [i, ...] and [:, i, ...].
+/// in_weight:[H, C, k, k], out_weight:[O, H, k', k'] use the channel slices [i, ...] and [:, i, ...]
+/// (either may be a Conv2d weight and the other 2-D: a Conv2d, global pooling, then a Linear).
 Tensor rescale_quantity(const Tensor& in_weight, const Tensor& in_bias, const Tensor& out_weight);
 
 /// Balancedness: in_weight:[H, I], out_weight:[O, H], in_bias:[H] or undefined -> [H, H],
 /// out_weight^T out_weight - in_weight in_weight^T - in_bias in_bias^T. Conv2d weights
-/// [H, C, k, k] and [O, H, k', k']: entry (a, b) is <out[:, a, ...], out[:, b, ...]> -
+/// [H, C, k, k] and [O, H, k', k'] (or [O, H]): entry (a, b) is <out[:, a, ...], out[:, b, ...]> -
 /// <in[a, ...], in[b, ...]> - in_bias[a] in_bias[b].
 Tensor balancedness(const Tensor& in_weight, const Tensor& out_weight, const Tensor& in_bias = Tensor());
 
@@ -131,7 +133,10 @@ class SymmetryTracker {
   /// eps = 0; rescale for Linear -> ReLU or leaky ReLU -> Linear and the same between two Conv2d;
   /// balancedness for Linear -> (identity) -> Linear and Conv2d -> (identity) -> Conv2d; and
   /// translation for a final Linear when `softmax_output` (the net's logits go to softmax
-  /// cross-entropy). Any other layer between two weight layers (BatchNorm, pooling) breaks the pair.
+  /// cross-entropy). After a Conv2d, AvgPool2d and GlobalAvgPool2d count as identities, and a
+  /// Linear after GlobalAvgPool2d pairs with the last Conv2d (its columns are channels), so the
+  /// nets of nn::cnn with the global-average readout are covered. Any other layer between two
+  /// weight layers (BatchNorm, Flatten) breaks the pair.
   SymmetryTracker& track_sequential(const nn::Sequential& net, bool softmax_output);
 
   /// Records Q at the current parameters and installs the tracker as `optimizer`'s observer.

@@ -32,6 +32,15 @@ struct Piece {
   std::size_t param = 0;  // index into the optimizer's parameters, set by attach()
 };
 
+// Note [Pooling between weight layers]
+// AvgPool2d and GlobalAvgPool2d act on each channel alone, linearly, so they commute with scaling a
+// channel by a > 0 and with mixing channels by any matrix A. Between two Conv2d layers they are
+// therefore as transparent as the identity: Conv2d -> ReLU -> AvgPool2d -> Conv2d keeps the rescale
+// symmetry, Conv2d -> AvgPool2d -> Conv2d the balancedness one. GlobalAvgPool2d turns channel c
+// into feature c of [n, C], so a Linear after it pairs with the Conv2d before it (its column c
+// against the Conv2d's output channel c); after a GlobalAvgPool2d nothing but activations may
+// follow before that Linear. Flatten is not looked through: it spreads a channel over H W features.
+
 // Note [Convolution units]
 // A Conv2d weight [C_out, C_in, k, k] enters the quantities through its channels: output channel
 // c is the slice W[c, :, :, :] (a unit of the layer it feeds, as row c of a Linear weight) and
@@ -303,19 +312,25 @@ SymmetryTracker& SymmetryTracker::track_sequential(const nn::Sequential& net, bo
           kind == Kind::linear ? bn1 && bn1->options().eps == 0.0 : bn2 && bn2->options().eps == 0.0;
       if (scale_invariant) track_scale(weight, bias);
     }
-    // The next layer of the same kind, reached through positively homogeneous activations only
-    // (for Conv2d -> Conv2d the units are channels: Note [Convolution units]).
-    bool homogeneous = true, all_identity = true;
+    // The next weight layer, reached through positively homogeneous activations only, and for a
+    // Conv2d also through pooling (Note [Pooling between weight layers]).
+    bool homogeneous = true, all_identity = true, global_pool = false;
     std::size_t j = i + 1;
     for (; j < n && kind_of(j) == Kind::other; ++j) {
       const auto* act = dynamic_cast<const nn::Activation*>(&net.at(j));
-      const bool identity = act && act->kind() == nn::ActivationKind::identity;
+      const bool pool = kind == Kind::conv && !global_pool && dynamic_cast<const nn::AvgPool2d*>(&net.at(j));
+      const bool gap = kind == Kind::conv && !global_pool && dynamic_cast<const nn::GlobalAvgPool2d*>(&net.at(j));
+      const bool identity = pool || gap || (act && act->kind() == nn::ActivationKind::identity);
       const bool relu_like =
           act && (act->kind() == nn::ActivationKind::relu || act->kind() == nn::ActivationKind::leaky_relu);
       homogeneous = homogeneous && (identity || relu_like);
       all_identity = all_identity && identity;
+      global_pool = global_pool || gap;
     }
-    if (j < n && kind_of(j) == kind && homogeneous) {
+    // Conv2d -> Conv2d, Linear -> Linear, or Conv2d -> GlobalAvgPool2d -> Linear (channels as features).
+    const Kind next = j < n ? kind_of(j) : Kind::other;
+    const bool paired = global_pool ? next == Kind::linear : next == kind;
+    if (paired && homogeneous) {
       const std::string out = prefix(j) + "weight";
       if (all_identity) track_balancedness(weight, out, bias);
       else track_rescale(weight, bias, out);

@@ -26,7 +26,7 @@ constexpr std::array<std::int64_t, 3> kImage = {2, 6, 6};
 //   6 Conv2d(5 -> 4, 3x3, stride 2), 7 identity,
 //   8 Conv2d(4 -> 3, 1x1), 9 GlobalAvgPool2d, 10 Linear(3 -> 3),
 // so layers.1 carries scale (when eps = 0), layers.4 -> layers.6 rescale, layers.6 -> layers.8
-// balancedness and layers.10 translation.
+// and layers.8 -> layers.10 (through global pooling) balancedness, and layers.10 translation.
 std::shared_ptr<nn::Sequential> cnn_net(double eps, std::uint64_t seed) {
   Rng rng(seed);
   auto net = std::make_shared<nn::Sequential>();
@@ -112,8 +112,10 @@ TEST_CASE("symmetry on CNNs: channel quantities match loops over the 4-D weights
   }
   // Mismatched channels or ranks are refused, naming both shapes.
   CHECK_THROWS_AS(theory::rescale_quantity(w_in, b_in, rng.normal({5, 3, 1, 1})), ShapeError);
-  CHECK_THROWS_WITH(theory::balancedness(w_in, rng.normal({5, 4})),
-                    Catch::Contains("[4, 2, 3, 3]") && Catch::Contains("[5, 4]"));
+  CHECK_THROWS_WITH(theory::balancedness(w_in, rng.normal({5, 3})),
+                    Catch::Contains("[4, 2, 3, 3]") && Catch::Contains("[5, 3]"));
+  // A Conv2d weight followed (through global pooling) by a Linear one is a valid pair.
+  CHECK(theory::balancedness(w_in, rng.normal({5, 4})).shape() == Shape{4, 4});
   CHECK_THROWS_AS(theory::scale_quantity(w_in, rng.normal({3})), ShapeError);
 }
 
@@ -175,7 +177,7 @@ TEST_CASE("symmetry on CNNs: track_sequential finds the convolutional symmetries
     nn::Sgd opt(p.net->named_parameters(), {});
     t.attach(opt);
     std::vector<std::string> expected = {"rescale layers.4 -> layers.6", "balancedness layers.6 -> layers.8",
-                                         "translation layers.10"};
+                                         "balancedness layers.8 -> layers.10", "translation layers.10"};
     if (eps == 0.0) expected.insert(expected.begin(), "scale layers.1");
     CHECK(group_names(t) == expected);
   }
@@ -208,7 +210,7 @@ TEST_CASE("symmetry on CNNs: exact discrete laws hold to 1e-12 over 50 SGD steps
     nn::Sgd opt(p.net->named_parameters(), oc.options);
     SymmetryTracker tracker;
     tracker.track_sequential(*p.net, true).attach(opt);
-    REQUIRE(tracker.size() == 4);
+    REQUIRE(tracker.size() == 5);
     train(p, opt, 50, 12);
     REQUIRE(tracker.steps() == 50);
     CHECK(tracker.max_exact_error() <= 1e-12);
@@ -227,10 +229,11 @@ TEST_CASE("symmetry on CNNs: exact discrete laws hold to 1e-12 over 50 SGD steps
     const Tensor w1 = param(*p.net, "layers.1.weight"), b1 = param(*p.net, "layers.1.bias");
     const Tensor w4 = param(*p.net, "layers.4.weight"), b4 = param(*p.net, "layers.4.bias");
     const Tensor w6 = param(*p.net, "layers.6.weight"), b6 = param(*p.net, "layers.6.bias");
-    const Tensor w8 = param(*p.net, "layers.8.weight");
+    const Tensor w8 = param(*p.net, "layers.8.weight"), b8 = param(*p.net, "layers.8.bias");
     const Tensor expected[] = {theory::scale_quantity(w1, b1), theory::rescale_quantity(w4, b4, w6),
-                               theory::balancedness(w6, w8, b6)};
-    for (std::size_t i = 0; i < 3; ++i) {
+                               theory::balancedness(w6, w8, b6),
+                               theory::balancedness(w8, param(*p.net, "layers.10.weight"), b8)};
+    for (std::size_t i = 0; i < 4; ++i) {
       const auto h = tracker.history(i);
       CHECK(theory::max_relative_error(h.measured.select(0, 50), expected[i], h.magnitude.select(0, 50)) <= 1e-14);
     }
@@ -279,4 +282,107 @@ TEST_CASE("symmetry on CNNs: the scale law written out per channel, and eps > 0 
   const Tensor q_eps = run(0.1, predicted, broken_tracker);
   CHECK(theory::max_relative_error(q_eps, from_vector(predicted), q_eps) > 1e-6);
   CHECK(broken_tracker.max_exact_error() > 1e-6);
+}
+
+namespace {
+
+// Unflatten {1, 6, 6}, 1 Conv2d(1 -> 3, 3x3, pad 1), 2 act, 3 AvgPool2d(2), 4 Conv2d(3 -> 4, 3x3,
+// pad 1), 5 act, 6 GlobalAvgPool2d, 7 Linear(4 -> 3): pooling between the weight layers.
+std::shared_ptr<nn::Sequential> pooled_net(nn::ActivationKind activation, std::uint64_t seed) {
+  Rng rng(seed);
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Unflatten>(std::array<std::int64_t, 3>{1, 6, 6}));
+  net->add(std::make_shared<nn::Conv2d>(1, 3, 3, rng, nn::ConvOptions{.padding = 1}));
+  net->add(std::make_shared<nn::Activation>(activation));
+  net->add(std::make_shared<nn::AvgPool2d>(2));
+  net->add(std::make_shared<nn::Conv2d>(3, 4, 3, rng, nn::ConvOptions{.padding = 1}));
+  net->add(std::make_shared<nn::Activation>(activation));
+  net->add(std::make_shared<nn::GlobalAvgPool2d>());
+  net->add(std::make_shared<nn::Linear>(4, kClasses, rng));
+  return net;
+}
+
+Problem pooled_problem(nn::ActivationKind activation, std::uint64_t seed) {
+  Problem p;
+  p.net = pooled_net(activation, seed);
+  Rng rng(seed + 1000);
+  p.x = rng.normal({kSamples, 36});
+  p.y = rng.integers({kSamples}, 0, kClasses);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("symmetry on CNNs: pooling between weight layers keeps rescale and balancedness", "[theory][symmetry]") {
+  SECTION("track_sequential looks through AvgPool2d and GlobalAvgPool2d, not through Flatten") {
+    auto names = [](const std::shared_ptr<nn::Sequential>& net) {
+      SymmetryTracker t;
+      t.track_sequential(*net, true);
+      nn::Sgd opt(net->named_parameters(), {});
+      t.attach(opt);
+      return group_names(t);
+    };
+    CHECK(names(pooled_net(nn::ActivationKind::relu, 1)) == std::vector<std::string>{"rescale layers.1 -> layers.4",
+                                                                                     "rescale layers.4 -> layers.7",
+                                                                                     "translation layers.7"});
+    CHECK(names(pooled_net(nn::ActivationKind::identity, 1)) ==
+          std::vector<std::string>{"balancedness layers.1 -> layers.4", "balancedness layers.4 -> layers.7",
+                                   "translation layers.7"});
+    Rng rng(2);
+    nn::CnnOptions o{.image = {1, 6, 6}, .channels = {3, 4}, .out_features = kClasses};
+    CHECK(names(nn::cnn(o, rng)) == std::vector<std::string>{"rescale layers.1 -> layers.3",
+                                                             "rescale layers.3 -> layers.6", "translation layers.6"});
+    o.readout = nn::CnnReadout::flatten;
+    CHECK(names(nn::cnn(o, rng)) == std::vector<std::string>{"rescale layers.1 -> layers.3", "translation layers.6"});
+  }
+  SECTION("the loss is invariant to the symmetries through pooling") {
+    for (auto activation : {nn::ActivationKind::relu, nn::ActivationKind::identity}) {
+      INFO(nn::activation_name(activation));
+      Problem p = pooled_problem(activation, 3);
+      const double before = loss_of(p, p.x, p.y).item();
+      const Tensor w1 = param(*p.net, "layers.1.weight"), b1 = param(*p.net, "layers.1.bias");
+      const Tensor w4 = param(*p.net, "layers.4.weight"), b4 = param(*p.net, "layers.4.bias");
+      const Tensor w7 = param(*p.net, "layers.7.weight");
+      // Channel 1 of layers.1 (through AvgPool2d) and channel 2 of layers.4 (through
+      // GlobalAvgPool2d into the Linear's column 2), each scaled by a and compensated by 1 / a.
+      w1.select(0, 1).copy_(w1.select(0, 1) * 1.9);
+      b1.select(0, 1).copy_(b1.select(0, 1) * 1.9);
+      w4.select(1, 1).copy_(w4.select(1, 1) / 1.9);
+      w4.select(0, 2).copy_(w4.select(0, 2) * 0.4);
+      b4.select(0, 2).copy_(b4.select(0, 2) * 0.4);
+      w7.select(1, 2).copy_(w7.select(1, 2) / 0.4);
+      CHECK(rel_diff(loss_of(p, p.x, p.y).item(), before) <= 1e-12);
+      w7.select(1, 2).copy_(w7.select(1, 2) * 0.4);  // not vacuous: uncompensated, the loss moves
+      CHECK(rel_diff(loss_of(p, p.x, p.y).item(), before) > 1e-6);
+    }
+  }
+  SECTION("exact laws over 50 steps of SGD with momentum and weight decay") {
+    for (auto activation : {nn::ActivationKind::relu, nn::ActivationKind::identity}) {
+      INFO(nn::activation_name(activation));
+      Problem p = pooled_problem(activation, 5);
+      nn::Sgd opt(p.net->named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 0.01});
+      SymmetryTracker tracker;
+      tracker.track_sequential(*p.net, true).attach(opt);
+      REQUIRE(tracker.size() == 3);
+      train(p, opt, 50, 6);
+      CHECK(tracker.max_exact_error() <= 1e-12);
+      // The Conv2d -> GlobalAvgPool2d -> Linear group against the free functions and a loop.
+      const Tensor w4 = param(*p.net, "layers.4.weight"), b4 = param(*p.net, "layers.4.bias");
+      const Tensor w7 = param(*p.net, "layers.7.weight");
+      const auto h = tracker.history(1);
+      const Tensor q = activation == nn::ActivationKind::relu ? theory::rescale_quantity(w4, b4, w7)
+                                                              : theory::balancedness(w4, w7, b4);
+      CHECK(theory::max_relative_error(h.measured.select(0, 50), q, h.magnitude.select(0, 50)) <= 1e-14);
+      for (std::int64_t c = 0; c < 4; ++c) {
+        double out = 0;
+        for (std::int64_t o = 0; o < kClasses; ++o) out += w7.at({o, c}) * w7.at({o, c});
+        const double expected = out - out_channel_dot(w4, c, w4, c) - b4.at({c}) * b4.at({c});
+        const double got = activation == nn::ActivationKind::relu ? q.at({c}) : q.at({c, c});
+        CHECK(got == Approx(expected).margin(1e-13));
+      }
+      const Tensor moved = theta::div(theta::abs(theta::sub(h.measured.select(0, 50), h.measured.select(0, 0))),
+                                      h.magnitude.select(0, 50));
+      CHECK(theta::max(moved).item<double>() > 1e-5);
+    }
+  }
 }
