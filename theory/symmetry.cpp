@@ -24,8 +24,9 @@ namespace theta::theory {
 //   rows are units (scale: [W[c, :], b_c], sign +; rescale and balancedness: W_out^T with sign +,
 //   [W_in, b_in] with sign -) and s_p = +-1. The symmetry makes sum_p s_p X_p G_p^T antisymmetric
 //   (its diagonal is <g, theta> = 0 for scale and rescale; for balancedness
-//   W_out^T G_out = G_in W_in^T holds for linear layers), so its symmetric part vanishes. With
-//   Z_k = sym(sum_p s_p X_p B_{p,k-1}^T) (Z_0 from the buffer before the first step, 0 if none),
+//   W_out^T G_out = G_in W_in^T holds for linear layers, and for Conv2d layers with their
+//   channel slices as rows: Note [Convolution units] in symmetry_tracker.cpp), so its symmetric
+//   part vanishes. With Z_k = sym(sum_p s_p X_p B_{p,k-1}^T) (Z_0 from the buffer before the first step, 0 if none),
 //   E_k = sum_p s_p B_{p,k} B_{p,k}^T and W_k = beta Z_k + c_k lambda Q_k, expanding
 //   theta_{k+1} = theta_k - eta b_k gives
 //     Q_{k+1} = Q_k - 2 eta W_k + eta^2 E_k,   Z_{k+1} = W_k - eta E_k.
@@ -81,9 +82,24 @@ Tensor translation_quantity(const Tensor& weight) {
   return theta::sum(weight, {0});
 }
 
+namespace {
+// A weight's units as rows, the rest flattened (Note [Convolution units] in symmetry_tracker.cpp):
+// [U, a, ...] -> [U, a ...] along axis 0, [a, U, b, ...] -> [U, a b ...] along axis 1. 2-D
+// weights are returned as they are (axis 0) or transposed (axis 1).
+Tensor unit_rows(const Tensor& weight, std::int64_t axis) {
+  if (weight.dim() == 2) return axis == 0 ? weight : weight.t();
+  const std::int64_t units = weight.size(axis);
+  std::int64_t rest = 1;
+  for (std::int64_t a = 0; a < weight.dim(); ++a)
+    if (a != axis) rest *= weight.size(a);
+  return (axis == 0 ? weight : weight.transpose(0, axis)).reshape_copy({units, rest});
+}
+}  // namespace
+
 Tensor scale_quantity(const Tensor& weight, const Tensor& bias) {
-  THETA_CHECK(weight.dim() == 2, ShapeError, "scale_quantity: weight must be [C, I], got ", shape_str(weight.shape()));
-  Tensor q = theta::sum(theta::square(weight), {1});
+  THETA_CHECK(weight.dim() >= 2, ShapeError, "scale_quantity: weight must be [C, I] or [C, C_in, k, k], got ",
+              shape_str(weight.shape()));
+  Tensor q = theta::sum(theta::square(unit_rows(weight, 0)), {1});
   if (!bias.defined()) return q;
   THETA_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), ShapeError, "scale_quantity: bias ",
               shape_str(bias.shape()), " does not match weight ", shape_str(weight.shape()));
@@ -91,17 +107,20 @@ Tensor scale_quantity(const Tensor& weight, const Tensor& bias) {
 }
 
 Tensor rescale_quantity(const Tensor& in_weight, const Tensor& in_bias, const Tensor& out_weight) {
-  THETA_CHECK(in_weight.dim() == 2 && out_weight.dim() == 2 && out_weight.size(1) == in_weight.size(0), ShapeError,
-              "rescale_quantity: need in_weight [H, I] and out_weight [O, H], got ", shape_str(in_weight.shape()),
-              " and ", shape_str(out_weight.shape()));
-  return theta::sub(theta::sum(theta::square(out_weight), {0}), scale_quantity(in_weight, in_bias));
+  THETA_CHECK(in_weight.dim() >= 2 && out_weight.dim() >= 2 && out_weight.size(1) == in_weight.size(0), ShapeError,
+              "rescale_quantity: need in_weight [H, I] or [H, C, k, k] and out_weight [O, H] or [O, H, k, k], got ",
+              shape_str(in_weight.shape()), " and ", shape_str(out_weight.shape()));
+  const Tensor out_sq = out_weight.dim() == 2 ? theta::sum(theta::square(out_weight), {0})
+                                              : theta::sum(theta::square(unit_rows(out_weight, 1)), {1});
+  return theta::sub(out_sq, scale_quantity(in_weight, in_bias));
 }
 
 Tensor balancedness(const Tensor& in_weight, const Tensor& out_weight, const Tensor& in_bias) {
-  THETA_CHECK(in_weight.dim() == 2 && out_weight.dim() == 2 && out_weight.size(1) == in_weight.size(0), ShapeError,
-              "balancedness: need in_weight [H, I] and out_weight [O, H], got ", shape_str(in_weight.shape()),
-              " and ", shape_str(out_weight.shape()));
-  Tensor d = theta::sub(theta::matmul(out_weight.t(), out_weight), theta::matmul(in_weight, in_weight.t()));
+  THETA_CHECK(in_weight.dim() >= 2 && out_weight.dim() >= 2 && out_weight.size(1) == in_weight.size(0), ShapeError,
+              "balancedness: need in_weight [H, I] or [H, C, k, k] and out_weight [O, H] or [O, H, k, k], got ",
+              shape_str(in_weight.shape()), " and ", shape_str(out_weight.shape()));
+  const Tensor in = unit_rows(in_weight, 0), out = unit_rows(out_weight, 1);
+  Tensor d = theta::sub(theta::matmul(out, out.t()), theta::matmul(in, in.t()));
   if (!in_bias.defined()) return d;
   THETA_CHECK(in_bias.dim() == 1 && in_bias.size(0) == in_weight.size(0), ShapeError, "balancedness: in_bias ",
               shape_str(in_bias.shape()), " does not match in_weight ", shape_str(in_weight.shape()));

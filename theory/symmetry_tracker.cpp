@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "nn/conv.hpp"
 #include "tensor/ops.hpp"
 #include "theory/symmetry.hpp"
 
@@ -14,8 +15,8 @@ namespace {
 
 // How a parameter tensor is cut into per-unit rows.
 enum class Layout {
-  rows,     // [U, n] as is
-  columns,  // [n, U] transposed
+  rows,     // [U, n] as is; [U, a, b, ...] -> [U, a b ...] (Note [Convolution units])
+  columns,  // [n, U] transposed; [n, U, a, ...] -> [U, n a ...]
   entries,  // [U] -> [U, 1]
   whole,    // [n] -> [1, n] (one unit: the bias sum of translation)
 };
@@ -31,10 +32,37 @@ struct Piece {
   std::size_t param = 0;  // index into the optimizer's parameters, set by attach()
 };
 
+// Note [Pooling between weight layers]
+// AvgPool2d and GlobalAvgPool2d act on each channel alone, linearly, so they commute with scaling a
+// channel by a > 0 and with mixing channels by any matrix A. Between two Conv2d layers they are
+// therefore as transparent as the identity: Conv2d -> ReLU -> AvgPool2d -> Conv2d keeps the rescale
+// symmetry, Conv2d -> AvgPool2d -> Conv2d the balancedness one. GlobalAvgPool2d turns channel c
+// into feature c of [n, C], so a Linear after it pairs with the Conv2d before it (its column c
+// against the Conv2d's output channel c); after a GlobalAvgPool2d nothing but activations may
+// follow before that Linear. Flatten is not looked through: it spreads a channel over H W features.
+
+// Note [Convolution units]
+// A Conv2d weight [C_out, C_in, k, k] enters the quantities through its channels: output channel
+// c is the slice W[c, :, :, :] (a unit of the layer it feeds, as row c of a Linear weight) and
+// input channel c is W[:, c, :, :] (as column c). Scaling either slice by a scalar is the same
+// symmetry as for a Linear layer, since the convolution is linear in each channel and applies one
+// per-channel factor at every pixel and kernel offset; so the slices are flattened to rows and
+// every law applies unchanged. Only inner products of matching rows are taken (X_p Y_p^T), so
+// the order in which a slice is flattened does not matter, as long as parameter, gradient and
+// buffer use the same one. 2-D tensors take the original path, untouched.
+// The product of t's sizes except along `axis`.
+std::int64_t numel_without(const Tensor& t, std::int64_t axis) {
+  std::int64_t n = 1;
+  for (std::int64_t a = 0; a < t.dim(); ++a)
+    if (a != axis) n *= t.size(a);
+  return n;
+}
+
 Tensor as_rows(const Tensor& t, Layout layout) {
   switch (layout) {
-    case Layout::rows: return t;
-    case Layout::columns: return t.t();
+    case Layout::rows: return t.dim() == 2 ? t : t.reshape_copy({t.size(0), numel_without(t, 0)});
+    case Layout::columns:
+      return t.dim() == 2 ? t.t() : t.transpose(0, 1).reshape_copy({t.size(1), numel_without(t, 1)});
     case Layout::entries: return t.reshape({t.size(0), 1});
     case Layout::whole: return t.reshape({1, t.size(0)});
   }
@@ -260,35 +288,54 @@ SymmetryTracker& SymmetryTracker::track_balancedness(const std::string& in_weigh
 
 SymmetryTracker& SymmetryTracker::track_sequential(const nn::Sequential& net, bool softmax_output) {
   auto prefix = [](std::size_t i) { return "layers." + std::to_string(i) + "."; };
-  auto bias_of = [&](std::size_t i, const nn::Linear& l) {
-    return l.options().bias ? prefix(i) + "bias" : std::string();
+  // The layers that carry the weights of the laws; the others are looked through or break a pair.
+  enum class Kind { other, linear, conv };
+  auto kind_of = [&](std::size_t i) {
+    if (dynamic_cast<const nn::Linear*>(&net.at(i))) return Kind::linear;
+    if (dynamic_cast<const nn::Conv2d*>(&net.at(i))) return Kind::conv;
+    return Kind::other;
+  };
+  auto bias_of = [&](std::size_t i, Kind kind) {
+    const bool bias = kind == Kind::linear ? dynamic_cast<const nn::Linear&>(net.at(i)).options().bias
+                                           : dynamic_cast<const nn::Conv2d&>(net.at(i)).options().bias;
+    return bias ? prefix(i) + "bias" : std::string();
   };
   const std::size_t n = net.size();
   for (std::size_t i = 0; i < n; ++i) {
-    const auto* linear = dynamic_cast<const nn::Linear*>(&net.at(i));
-    if (!linear) continue;
-    const std::string weight = prefix(i) + "weight", bias = bias_of(i, *linear);
+    const Kind kind = kind_of(i);
+    if (kind == Kind::other) continue;
+    const std::string weight = prefix(i) + "weight", bias = bias_of(i, kind);
     if (i + 1 < n) {
-      const auto* bn = dynamic_cast<const nn::BatchNorm1d*>(&net.at(i + 1));
-      if (bn && bn->options().eps == 0.0) track_scale(weight, bias);
+      const auto* bn1 = dynamic_cast<const nn::BatchNorm1d*>(&net.at(i + 1));
+      const auto* bn2 = dynamic_cast<const nn::BatchNorm2d*>(&net.at(i + 1));
+      const bool scale_invariant =
+          kind == Kind::linear ? bn1 && bn1->options().eps == 0.0 : bn2 && bn2->options().eps == 0.0;
+      if (scale_invariant) track_scale(weight, bias);
     }
-    // The next Linear, reached through positively homogeneous activations only.
-    bool homogeneous = true, all_identity = true;
+    // The next weight layer, reached through positively homogeneous activations only, and for a
+    // Conv2d also through pooling (Note [Pooling between weight layers]).
+    bool homogeneous = true, all_identity = true, global_pool = false;
     std::size_t j = i + 1;
-    for (; j < n && !dynamic_cast<const nn::Linear*>(&net.at(j)); ++j) {
+    for (; j < n && kind_of(j) == Kind::other; ++j) {
       const auto* act = dynamic_cast<const nn::Activation*>(&net.at(j));
-      const bool identity = act && act->kind() == nn::ActivationKind::identity;
+      const bool pool = kind == Kind::conv && !global_pool && dynamic_cast<const nn::AvgPool2d*>(&net.at(j));
+      const bool gap = kind == Kind::conv && !global_pool && dynamic_cast<const nn::GlobalAvgPool2d*>(&net.at(j));
+      const bool identity = pool || gap || (act && act->kind() == nn::ActivationKind::identity);
       const bool relu_like =
           act && (act->kind() == nn::ActivationKind::relu || act->kind() == nn::ActivationKind::leaky_relu);
       homogeneous = homogeneous && (identity || relu_like);
       all_identity = all_identity && identity;
+      global_pool = global_pool || gap;
     }
-    if (j < n && homogeneous) {
+    // Conv2d -> Conv2d, Linear -> Linear, or Conv2d -> GlobalAvgPool2d -> Linear (channels as features).
+    const Kind next = j < n ? kind_of(j) : Kind::other;
+    const bool paired = global_pool ? next == Kind::linear : next == kind;
+    if (paired && homogeneous) {
       const std::string out = prefix(j) + "weight";
       if (all_identity) track_balancedness(weight, out, bias);
       else track_rescale(weight, bias, out);
     }
-    if (i + 1 == n && softmax_output) track_translation(weight, bias);
+    if (i + 1 == n && softmax_output && kind == Kind::linear) track_translation(weight, bias);
   }
   return *this;
 }
@@ -320,9 +367,12 @@ void SymmetryTracker::attach(nn::Sgd& optimizer) {
       }
       p.param = static_cast<std::size_t>(it - s.params.begin());
       const Tensor& v = values[p.param];
+      // Weights may be Conv2d's [C_out, C_in, k, k] except for translation (Note [Convolution units]).
       const bool is_matrix = p.layout == Layout::rows || p.layout == Layout::columns;
-      THETA_CHECK(v.dim() == (is_matrix ? 2 : 1), ShapeError, "SymmetryTracker: ", g.name, ": '", p.name, "' must be ",
-                  is_matrix ? "2-D" : "1-D", ", got ", shape_str(v.shape()));
+      const bool conv_ok = is_matrix && g.form != Form::linear;
+      const char* rank = conv_ok ? "at least 2-D" : (is_matrix ? "2-D" : "1-D");
+      THETA_CHECK(conv_ok ? v.dim() >= 2 : v.dim() == (is_matrix ? 2 : 1), ShapeError, "SymmetryTracker: ", g.name,
+                  ": '", p.name, "' must be ", rank, ", got ", shape_str(v.shape()));
       if (!buffers[p.param].defined()) buffers[p.param] = zeros(v.shape(), v.dtype());
     }
     // Every piece must cut into the same units.

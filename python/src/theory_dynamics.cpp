@@ -110,7 +110,8 @@ void bind_theory_dynamics(py::module_& m) {
       [](const Tensor& weight, const std::optional<Tensor>& bias) {
         return theory::scale_quantity(weight, optional_tensor(bias));
       },
-      py::arg("weight"), py::arg("bias") = py::none(), "Scale: weight:[C, I], bias:[C] -> [C], |W[c]|^2 + b_c^2.");
+      py::arg("weight"), py::arg("bias") = py::none(),
+      "Scale: weight:[C, I] or Conv2d [C, C_in, k, k], bias:[C] -> [C], |W[c]|^2 + b_c^2.");
   m.def(
       "rescale_quantity",
       [](const Tensor& in_weight, const std::optional<Tensor>& in_bias, const Tensor& out_weight) {
@@ -118,14 +119,15 @@ void bind_theory_dynamics(py::module_& m) {
       },
       py::arg("in_weight"), py::arg("in_bias"), py::arg("out_weight"),
       "Rescale: in_weight:[H, I], in_bias:[H] or None, out_weight:[O, H] -> [H], "
-      "|W_out[:, i]|^2 - |W_in[i]|^2 - b_in[i]^2.");
+      "|W_out[:, i]|^2 - |W_in[i]|^2 - b_in[i]^2 (Conv2d weights [H, C, k, k], [O, H, k, k]: channel slices).");
   m.def(
       "balancedness",
       [](const Tensor& in_weight, const Tensor& out_weight, const std::optional<Tensor>& in_bias) {
         return theory::balancedness(in_weight, out_weight, optional_tensor(in_bias));
       },
       py::arg("in_weight"), py::arg("out_weight"), py::arg("in_bias") = py::none(),
-      "Balancedness of a linear hidden layer: W_out^T W_out - W_in W_in^T - b_in b_in^T -> [H, H].");
+      "Balancedness of a linear hidden layer: W_out^T W_out - W_in W_in^T - b_in b_in^T -> [H, H] "
+      "(Conv2d weights: channel slices as rows).");
   m.def(
       "decay_step",
       [](double rate, double h) {
@@ -163,13 +165,14 @@ a theta.nn.Sgd optimizer); read history(i) and the worst relative errors.)doc")
       .def("track_translation", &theory::SymmetryTracker::track_translation, py::arg("weight"), py::arg("bias") = "",
            py::return_value_policy::reference_internal, "A layer feeding softmax cross-entropy.")
       .def("track_scale", &theory::SymmetryTracker::track_scale, py::arg("weight"), py::arg("bias") = "",
-           py::return_value_policy::reference_internal, "A Linear feeding BatchNorm with eps = 0.")
+           py::return_value_policy::reference_internal,
+           "A Linear feeding BatchNorm1d, or a Conv2d feeding BatchNorm2d, with eps = 0.")
       .def("track_rescale", &theory::SymmetryTracker::track_rescale, py::arg("in_weight"), py::arg("in_bias"),
            py::arg("out_weight"), py::return_value_policy::reference_internal,
-           "A positively homogeneous hidden layer between two Linear layers (in_bias may be \"\").")
+           "A positively homogeneous hidden layer between two Linear or two Conv2d layers (in_bias may be \"\").")
       .def("track_balancedness", &theory::SymmetryTracker::track_balancedness, py::arg("in_weight"),
            py::arg("out_weight"), py::arg("in_bias") = "", py::return_value_policy::reference_internal,
-           "A linear hidden layer between two Linear layers.")
+           "A linear hidden layer between two Linear or two Conv2d layers.")
       .def(
           "track_sequential",
           [](theory::SymmetryTracker& self, const std::shared_ptr<nn::Module>& model,
