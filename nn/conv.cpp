@@ -122,42 +122,6 @@ std::string Unflatten::describe() const {
   return out.str();
 }
 
-// ---- BatchNorm2d ----------------------------------------------------------------------------
-
-BatchNorm2d::BatchNorm2d(std::int64_t channels, NormOptions options) : channels_(channels), options_(options) {
-  THETA_CHECK(channels > 0, ShapeError, "BatchNorm2d: channels must be positive, got ", channels);
-  THETA_CHECK(options.eps >= 0, std::invalid_argument, "BatchNorm2d: eps must be >= 0, got ", options.eps);
-  THETA_CHECK(options.momentum >= 0 && options.momentum <= 1, std::invalid_argument,
-              "BatchNorm2d: momentum must be in [0, 1], got ", options.momentum);
-  if (options.affine) {
-    register_parameter("weight", ones({channels}, options.dtype));
-    register_parameter("bias", zeros({channels}, options.dtype));
-  }
-  register_buffer("running_mean", zeros({channels}, options.dtype));
-  register_buffer("running_var", ones({channels}, options.dtype));
-}
-
-Var BatchNorm2d::forward(const Var& x) {
-  THETA_CHECK(x.dim() == 4 && x.size(1) == channels_, ShapeError, describe(), ": expected input [n, ", channels_,
-              ", H, W], got ", shape_str(x.shape()));
-  detail::check_input_dtype(*this, x, options_.dtype);
-  return detail::batch_norm(x, {0, 2, 3}, {channels_, 1, 1},
-                            {.layer = describe(),
-                             .training = training(),
-                             .running_mean = buffer(0),
-                             .running_var = buffer(1),
-                             .weight = options_.affine ? param(0) : Var(),
-                             .bias = options_.affine ? param(1) : Var(),
-                             .eps = options_.eps,
-                             .momentum = options_.momentum});
-}
-
-std::string BatchNorm2d::describe() const {
-  std::ostringstream out;
-  out << "BatchNorm2d(" << channels_ << ", eps=" << options_.eps << ")";
-  return out.str();
-}
-
 // ---- builders -------------------------------------------------------------------------------
 
 std::shared_ptr<Residual> residual_conv_block(std::int64_t channels, std::int64_t kernel_size, Rng& rng,

@@ -1,7 +1,7 @@
 #pragma once
 // Convolutional layers on NCHW images: Conv2d (standard and NTK parameterisation), AvgPool2d,
-// GlobalAvgPool2d, BatchNorm2d, Unflatten (flat rows to images), the pre-activation residual
-// convolution block and the small CNN builder.
+// GlobalAvgPool2d, Unflatten (flat rows to images), the pre-activation residual convolution block
+// and the small CNN builder (BatchNorm2d sits with the other normalisation layers in layers.hpp).
 
 #include <array>
 #include <cstdint>
@@ -108,20 +108,6 @@ class Unflatten : public Cloneable<Unflatten> {
 
  private:
   std::array<std::int64_t, 3> image_;
-};
-
-/// BatchNorm over the batch and spatial axes of x:[n, C, H, W], per channel; statistics as
-/// BatchNorm1d. eps may be 0: the layer is then exactly invariant to scaling its input.
-class BatchNorm2d : public Cloneable<BatchNorm2d> {
- public:
-  BatchNorm2d(std::int64_t channels, NormOptions options = {});
-  Var forward(const Var& x) override;
-  std::string describe() const override;
-  const NormOptions& options() const { return options_; }
-
- private:
-  std::int64_t channels_;
-  NormOptions options_;
 };
 
 /// A pre-activation residual block on [n, C, H, W]: x + conv(act(conv(act(x)))) with two k x k

@@ -167,36 +167,60 @@ std::shared_ptr<Sequential> mlp(const std::vector<std::int64_t>& widths, Rng& rn
 
 // ---- normalisation --------------------------------------------------------------------------
 
-BatchNorm1d::BatchNorm1d(std::int64_t features, NormOptions options) : features_(features), options_(options) {
-  THETA_CHECK(features > 0, ShapeError, "BatchNorm1d: features must be positive, got ", features);
-  THETA_CHECK(options.eps >= 0, std::invalid_argument, "BatchNorm1d: eps must be >= 0, got ", options.eps);
+template <class Derived>
+BatchNormBase<Derived>::BatchNormBase(const char* kind, std::int64_t channels, NormOptions options)
+    : kind_(kind), channels_(channels), options_(options) {
+  THETA_CHECK(channels > 0, ShapeError, kind, ": channels must be positive, got ", channels);
+  THETA_CHECK(options.eps >= 0, std::invalid_argument, kind, ": eps must be >= 0, got ", options.eps);
+  THETA_CHECK(options.momentum >= 0 && options.momentum <= 1, std::invalid_argument, kind,
+              ": momentum must be in [0, 1], got ", options.momentum);
   if (options.affine) {
-    register_parameter("weight", ones({features}, options.dtype));
-    register_parameter("bias", zeros({features}, options.dtype));
+    this->register_parameter("weight", ones({channels}, options.dtype));
+    this->register_parameter("bias", zeros({channels}, options.dtype));
   }
-  register_buffer("running_mean", zeros({features}, options.dtype));
-  register_buffer("running_var", ones({features}, options.dtype));
+  this->register_buffer("running_mean", zeros({channels}, options.dtype));
+  this->register_buffer("running_var", ones({channels}, options.dtype));
 }
 
-Var BatchNorm1d::forward(const Var& x) {
-  THETA_CHECK(x.dim() == 2 && x.size(1) == features_, ShapeError, "BatchNorm1d(", features_,
-              "): expected input [n, ", features_, "], got ", shape_str(x.shape()));
+template <class Derived>
+Var BatchNormBase<Derived>::normalize(const Var& x, const std::vector<std::int64_t>& axes, const Shape& param_shape) {
   check_input_dtype(*this, x, options_.dtype);
-  return detail::batch_norm(x, {0}, {features_},
+  return detail::batch_norm(x, axes, param_shape,
                             {.layer = describe(),
-                             .training = training(),
-                             .running_mean = buffer(0),
-                             .running_var = buffer(1),
-                             .weight = options_.affine ? param(0) : Var(),
-                             .bias = options_.affine ? param(1) : Var(),
+                             .training = this->training(),
+                             .running_mean = this->buffer(0),
+                             .running_var = this->buffer(1),
+                             .weight = options_.affine ? this->param(0) : Var(),
+                             .bias = options_.affine ? this->param(1) : Var(),
                              .eps = options_.eps,
                              .momentum = options_.momentum});
 }
 
-std::string BatchNorm1d::describe() const {
+template <class Derived> std::string BatchNormBase<Derived>::describe() const {
   std::ostringstream out;
-  out << "BatchNorm1d(" << features_ << ", eps=" << options_.eps << ")";
+  out << kind_ << "(" << channels_ << ", eps=" << options_.eps << ")";
   return out.str();
+}
+
+template class BatchNormBase<BatchNorm1d>;
+template class BatchNormBase<BatchNorm2d>;
+
+BatchNorm1d::BatchNorm1d(std::int64_t features, NormOptions options)
+    : BatchNormBase("BatchNorm1d", features, options) {}
+
+Var BatchNorm1d::forward(const Var& x) {
+  THETA_CHECK(x.dim() == 2 && x.size(1) == channels(), ShapeError, "BatchNorm1d(", channels(),
+              "): expected input [n, ", channels(), "], got ", shape_str(x.shape()));
+  return normalize(x, {0}, {channels()});
+}
+
+BatchNorm2d::BatchNorm2d(std::int64_t channels, NormOptions options)
+    : BatchNormBase("BatchNorm2d", channels, options) {}
+
+Var BatchNorm2d::forward(const Var& x) {
+  THETA_CHECK(x.dim() == 4 && x.size(1) == channels(), ShapeError, describe(), ": expected input [n, ", channels(),
+              ", H, W], got ", shape_str(x.shape()));
+  return normalize(x, {0, 2, 3}, {channels(), 1, 1});
 }
 
 LayerNorm::LayerNorm(std::int64_t features, NormOptions options) : features_(features), options_(options) {

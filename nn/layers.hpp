@@ -1,6 +1,6 @@
 #pragma once
 // Layers: Linear (standard and NTK parameterisation), Activation, Sequential, the MLP builder,
-// BatchNorm1d and LayerNorm.
+// BatchNorm1d, BatchNorm2d and LayerNorm.
 
 #include <memory>
 #include <string>
@@ -104,19 +104,42 @@ struct NormOptions {
   DType dtype = DType::f64;
 };
 
-/// BatchNorm over the batch axis of x:[n, features]: batch statistics in training (biased
-/// variance for normalising, unbiased for the running estimate, as PyTorch), running
-/// statistics in eval. Parameters weight/bias [features]; buffers running_mean/running_var.
-class BatchNorm1d : public Cloneable<BatchNorm1d> {
+/// What BatchNorm1d and BatchNorm2d share: per-channel parameters weight/bias [C] (when affine),
+/// buffers running_mean/running_var [C], batch statistics in training (biased variance for
+/// normalising, unbiased for the running estimate, as PyTorch) and running statistics in eval.
+template <class Derived> class BatchNormBase : public Cloneable<Derived> {
+ public:
+  const NormOptions& options() const { return options_; }
+  std::int64_t channels() const { return channels_; }
+  std::string describe() const override;
+
+ protected:
+  /// kind names the layer in errors and describe(): "BatchNorm1d", "BatchNorm2d".
+  BatchNormBase(const char* kind, std::int64_t channels, NormOptions options);
+  /// x normalised per channel over `axes`, the [C] statistics and parameters reshaped to
+  /// `param_shape`; the caller has checked x's shape.
+  Var normalize(const Var& x, const std::vector<std::int64_t>& axes, const Shape& param_shape);
+
+ private:
+  const char* kind_;
+  std::int64_t channels_;
+  NormOptions options_;
+};
+
+/// BatchNorm over the batch axis of x:[n, features] (BatchNormBase's statistics).
+class BatchNorm1d : public BatchNormBase<BatchNorm1d> {
  public:
   BatchNorm1d(std::int64_t features, NormOptions options = {});
   Var forward(const Var& x) override;
-  std::string describe() const override;
-  const NormOptions& options() const { return options_; }
+};
 
- private:
-  std::int64_t features_;
-  NormOptions options_;
+/// BatchNorm over the batch and spatial axes of images x:[n, C, H, W], per channel
+/// (BatchNormBase's statistics). eps may be 0: the layer is then exactly invariant to scaling its
+/// input.
+class BatchNorm2d : public BatchNormBase<BatchNorm2d> {
+ public:
+  BatchNorm2d(std::int64_t channels, NormOptions options = {});
+  Var forward(const Var& x) override;
 };
 
 /// LayerNorm over the last axis of x:[..., features].
