@@ -423,9 +423,27 @@ def cntk(run):
     ax.set_title("Empirical CNTK against the analytic CNTK (3 conv layers, GAP)")
     ax.legend(loc="lower left")
     out.append((run.save(fig, "convergence"),
-                "Empirical NTK of finite CNNs (NTK parameterisation, 24 digits) against the analytic CNTK-GAP: "
+                "Empirical NTK of finite CNNs with three convolutions (NTK parameterisation, 24 digits) against "
+                "the analytic CNTK-GAP: "
                 "the error per initialisation, the spread of the kernels over initialisations with the "
                 "channels^-1/2 law fitted through it, and the error of the kernel averaged over the initialisations."))
+    data = run.csv("convergence_1_layer.csv")
+    c, per_init = data["channels"], data["relative_error_per_init"]
+    scale = np.exp(np.mean(np.log(per_init) + 0.5 * np.log(c)))
+    grid = np.geomspace(c.min(), c.max(), 50)
+    fig, axes = st.figure(1, 1, height=3.4)
+    ax = axes[0, 0]
+    ax.plot(grid, scale * grid ** -0.5, color=st.color(0), linestyle="--", label=r"prediction $\propto$ channels$^{-1/2}$")
+    ax.plot(c, per_init, color=st.color(0), marker="o", linestyle="none", label="measured, error per init (12 inits)")
+    _width_axis(ax, c)
+    ax.set_xlabel("channels")
+    st.log_axis(ax, "y", per_init)
+    ax.set_ylabel(r"$\|K_{\rm emp} - K_\infty\|_F / \|K_\infty\|_F$")
+    ax.set_title("One convolution, GAP readout: the channels$^{-1/2}$ law")
+    ax.legend(loc="lower left")
+    out.append((run.save(fig, "convergence_1_layer"),
+                "With one convolution each kernel is an average over independent channels: the error per "
+                "initialisation against the analytic CNTK follows channels^-1/2 (dashed, fitted)."))
     data = run.csv("kernel_regression.csv")
     names = ["CNTK-GAP", "CNTK-flatten", "FC NTK"]
     acc = data["test_accuracy"]
