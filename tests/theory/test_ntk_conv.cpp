@@ -173,3 +173,49 @@ TEST_CASE("Conv2d's rule: channel-factored cotangents give the same block as bot
       }
     }
 }
+
+TEST_CASE("cotangent_kernel and its diagonal are Grams of the rule's own per-sample gradients (Linear and Conv2d)",
+          "[theory][ntk][conv]") {
+  Rng rng(31);
+  nn::Linear linear(5, 4, rng, {.parameterization = nn::Parameterization::ntk, .sigma_w = 1.3, .sigma_b = 0.4});
+  nn::Conv2d conv(2, 3, 3, rng, {.stride = 2, .padding = 1});
+  struct Case {
+    const nn::StructuredLayer* rule;
+    Tensor a1, a2, d1, d2;
+    const char* name;
+  };
+  const Case cases[] = {
+      {&linear, rng.normal({4, 5}), rng.normal({3, 5}), rng.normal({4, 2, 4}), rng.normal({3, 2, 4}), "Linear"},
+      {&conv, rng.normal({4, 2, 5, 5}), rng.normal({3, 2, 5, 5}), rng.normal({4, 2, 3, 3, 3}), rng.normal({3, 2, 3, 3, 3}),
+       "Conv2d"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    // g[a][k]: per-sample gradients [n, *param] of parameter k for cotangent slot a.
+    const auto grads = [&](const Tensor& a, const Tensor& d) {
+      std::vector<std::vector<Tensor>> out;
+      for (std::int64_t s = 0; s < d.size(1); ++s) out.push_back(c.rule->per_sample_gradients(a, d.select(1, s)));
+      return out;
+    };
+    const auto g1 = grads(c.a1, c.d1), g2 = grads(c.a2, c.d2);
+    const std::int64_t n1 = c.a1.size(0), n2 = c.a2.size(0), m = c.d1.size(1);
+    Tensor want = zeros({n1, n2, m, m});
+    for (std::int64_t x = 0; x < m; ++x)
+      for (std::int64_t y = 0; y < m; ++y)
+        for (std::size_t k = 0; k < g1[0].size(); ++k) {
+          const Tensor block = matmul(g1[x][k].reshape({n1, -1}), g2[y][k].reshape({n2, -1}).t());  // [n1, n2]
+          want.select(3, y).select(2, x).add_(block);
+        }
+    const Tensor got = c.rule->cotangent_kernel(c.a1, c.d1, c.a2, c.d2, false, false, 1 << 20);
+    const double scale = max(abs(want)).item();
+    CHECK(max_abs_diff(got, want) <= 1e-12 * scale);
+    Tensor trace = zeros({n1, n2});
+    for (std::int64_t x = 0; x < m; ++x) trace = trace + want.select(3, x).select(2, x);
+    CHECK(max_abs_diff(c.rule->cotangent_kernel(c.a1, c.d1, c.a2, c.d2, false, true, 1 << 20), trace) <= 1e-12 * scale);
+    const Tensor self = c.rule->cotangent_kernel(c.a1, c.d1, c.a1, c.d1, true, false, 1 << 20);
+    CHECK(max_abs_diff(self, self.permute({1, 0, 3, 2})) == 0.0);
+    const Tensor diag = c.rule->cotangent_kernel_diagonal(c.a1, c.d1, 1 << 20);
+    for (std::int64_t i = 0; i < n1; ++i)
+      CHECK(max_abs_diff(diag.select(0, i), self.select(0, i).select(0, i)) <= 1e-12 * scale);
+  }
+}
