@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import theta.theory as th
-from theory_helpers import forward, mlp_state_dict, rel_err
+from theory_helpers import forward, mlp_state_dict
 
 # ---- conserved quantities ------------------------------------------------------------------------
 
