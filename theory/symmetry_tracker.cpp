@@ -50,6 +50,7 @@ struct Piece {
 // every law applies unchanged. Only inner products of matching rows are taken (X_p Y_p^T), so
 // the order in which a slice is flattened does not matter, as long as parameter, gradient and
 // buffer use the same one. 2-D tensors take the original path, untouched.
+
 // The product of t's sizes except along `axis`.
 std::int64_t numel_without(const Tensor& t, std::int64_t axis) {
   std::int64_t n = 1;
