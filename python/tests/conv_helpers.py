@@ -1,11 +1,6 @@
-"""NumPy references and finite differences shared by the convolution tests."""
+"""NumPy references of convolution and pooling, and the geometries the convolution tests use."""
 
 import numpy as np
-
-import theta.autograd as ag
-from theta.autograd import Var
-
-EPS = 1e-6
 
 
 def pair(v):
@@ -46,35 +41,6 @@ def avg_pool_ref(x, kernel, stride=None, padding=0):
         for xx in range(wo):
             out[:, :, y, xx] = xp[:, :, y * sh:y * sh + kh, xx * sw:xx * sw + kw].mean(axis=(2, 3))
     return out
-
-
-def finite_difference(f, arrays, eps=EPS):
-    """Central differences of the scalar f(list of arrays) with respect to each array."""
-    grads = []
-    for i, a in enumerate(arrays):
-        g = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            plus = [x.copy() for x in arrays]
-            minus = [x.copy() for x in arrays]
-            plus[i][idx] += eps
-            minus[i][idx] -= eps
-            g[idx] = (f(plus) - f(minus)) / (2 * eps)
-        grads.append(g)
-    return grads
-
-
-def check_gradients(op, arrays, rng, rtol=1e-6, atol=1e-7):
-    """Gradients of <w, op(*xs)> for a random w, by grad() and by central differences."""
-    w = rng.standard_normal(op(*[Var(a.copy()) for a in arrays]).shape)
-
-    def loss(values):
-        with ag.no_grad():
-            return float(np.sum(w * op(*[Var(v) for v in values]).value))
-
-    xs = [Var(a.copy(), requires_grad=True) for a in arrays]
-    grads = ag.grad(ag.vdot(op(*xs), Var(w)), xs)
-    for got, want in zip(grads, finite_difference(loss, arrays)):
-        np.testing.assert_allclose(got.value, want, rtol=rtol, atol=atol)
 
 
 GEOMETRIES = [

@@ -5,7 +5,8 @@ import pytest
 
 import theta.autograd as ag
 from theta.autograd import Var
-from conv_helpers import GEOMETRIES, avg_pool_ref, check_gradients, conv_ref
+from grad_helpers import check_gradients
+from conv_helpers import GEOMETRIES, avg_pool_ref, conv_ref
 
 
 # ---- theta.autograd ops -----------------------------------------------------------------------

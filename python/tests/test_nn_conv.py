@@ -7,7 +7,8 @@ import pytest
 import theta.autograd as ag
 from theta import nn
 from theta.autograd import Var
-from conv_helpers import avg_pool_ref, conv_ref, finite_difference
+from grad_helpers import finite_difference
+from conv_helpers import avg_pool_ref, conv_ref
 
 
 # ---- layers ----------------------------------------------------------------------------------
