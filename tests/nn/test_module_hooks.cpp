@@ -9,8 +9,10 @@
 
 #include "autograd/engine.hpp"
 #include "nn/layers.hpp"
+#include "tests/support/kernel_compare.hpp"
 
 using namespace theta;
+using theta::test::max_abs_diff;
 using namespace theta::nn;
 using Catch::Contains;
 
@@ -23,11 +25,6 @@ std::shared_ptr<Sequential> small_net(Rng& rng) {
   net->add(std::make_shared<LayerNorm>(4));
   net->add(std::make_shared<Linear>(4, 2, rng));
   return net;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  return max(abs(a - b)).item();
 }
 
 }  // namespace

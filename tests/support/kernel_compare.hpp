@@ -21,4 +21,13 @@ inline double max_rel_diff(const Tensor& a, const Tensor& b) {
   return diff / scale;
 }
 
+/// The largest elementwise |a - b|; REQUIREs equal shapes.
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const auto va = to_vector(a), vb = to_vector(b);
+  double worst = 0;
+  for (std::size_t i = 0; i < va.size(); ++i) worst = std::max(worst, std::abs(va[i] - vb[i]));
+  return worst;
+}
+
 }  // namespace theta::test

@@ -10,17 +10,14 @@
 #include "nn/functional.hpp"
 #include "tensor/ops.hpp"
 #include "theory/ntk.hpp"
+#include "tests/support/kernel_compare.hpp"
 
 using namespace theta;
+using theta::test::max_abs_diff;
 using namespace theta::theory;
 using theta::autograd::Var;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  return max(abs(a - b)).item();
-}
 
 // Sets the route of every Conv2d of the model.
 void set_route(nn::Module& model, nn::ConvNtkRoute route) {

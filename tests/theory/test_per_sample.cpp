@@ -10,17 +10,14 @@
 #include "autograd/engine.hpp"
 #include "nn/layers.hpp"
 #include "theory/ntk.hpp"
+#include "tests/support/kernel_compare.hpp"
 
 using namespace theta;
+using theta::test::max_abs_diff;
 using namespace theta::theory;
 using theta::autograd::Var;
 
 namespace {
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  return max(abs(a - b)).item();
-}
 
 // Applies one Linear layer twice: y = L(tanh(L(x))), so the layer's per-sample Jacobian has
 // cross terms between its two uses.
