@@ -17,24 +17,16 @@
 #include "tensor/rng.hpp"
 #include "theory/cntk.hpp"
 #include "theory/ntk.hpp"
+#include "tests/support/kernel_compare.hpp"
+#include "tests/theory/cntk_reference.hpp"
 
 using namespace theta;
 using theory::CntkOptions;
 using theory::CntkReadout;
+using theta::test::max_rel_diff;
+using theta::test::NaiveCntk;
 
 namespace {
-
-// max |a - b| / max |b|
-double relative_error(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<double> va = to_vector(a), vb = to_vector(b);
-  double diff = 0.0, scale = 0.0;
-  for (std::size_t i = 0; i < va.size(); ++i) {
-    diff = std::max(diff, std::abs(va[i] - vb[i]));
-    scale = std::max(scale, std::abs(vb[i]));
-  }
-  return diff / scale;
-}
 
 // The images x:[n, C, H, W] as channel vectors, one row per (image, pixel): [n H W, C].
 Tensor pixel_rows(const Tensor& x) {
@@ -53,144 +45,6 @@ Tensor roll(const Tensor& x, std::int64_t s1, std::int64_t s2) {
             v[static_cast<std::size_t>((p * h + i) * w + j)];
   return from_vector(out, x.shape());
 }
-
-// ---- The recursion as plain loops over pixel pairs (Note [CNTK recursion] in theory/cntk.cpp).
-
-struct Image {
-  std::int64_t c = 0, h = 0, w = 0;
-  std::vector<double> v;
-};
-
-std::vector<Image> images_of(const Tensor& x) {
-  const std::vector<double> v = to_vector(x);
-  const std::int64_t size = x.size(1) * x.size(2) * x.size(3);
-  std::vector<Image> out;
-  for (std::int64_t n = 0; n < x.size(0); ++n)
-    out.push_back(
-        {x.size(1), x.size(2), x.size(3), std::vector<double>(v.begin() + n * size, v.begin() + (n + 1) * size)});
-  return out;
-}
-
-struct NaiveCntk {
-  CntkOptions o;
-  std::int64_t h = 0, w = 0;
-
-  // Reads a pixel (or pixel-pair) coordinate through the padding: false when it is outside a
-  // zero-padded image.
-  bool fetch(std::int64_t& i, std::int64_t& j) const {
-    if (o.padding == Padding::circular) {
-      i = (i % h + h) % h, j = (j % w + w) % w;
-      return true;
-    }
-    return i >= 0 && i < h && j >= 0 && j < w;
-  }
-  std::int64_t pixels() const { return h * w; }
-
-  // The ReLU expectations at one entry.
-  static void relu(double s, double sx, double sy, double& k, double& kdot) {
-    const double r = std::sqrt(sx * sy);
-    if (r == 0.0) {
-      k = kdot = 0.0;
-      return;
-    }
-    const double c = std::clamp(s / r, -1.0, 1.0), angle = std::acos(c), pi = std::numbers::pi;
-    k = r * (std::sin(angle) + (pi - angle) * c) / (2 * pi);
-    kdot = (pi - angle) / (2 * pi);
-  }
-
-  // Per layer, the pixel-pair covariances Sigma^h[p][q] (p, q flattened); with `self` the
-  // self-covariances are the diagonal of the run itself (x = y).
-  struct Run {
-    std::vector<std::vector<double>> sigma, theta;
-  };
-  Run run(const Image& x, const Image& y, const Run* self_x, const Run* self_y) const {
-    const std::int64_t r = o.kernel_size / 2, P = pixels();
-    const double k2 = static_cast<double>(o.kernel_size * o.kernel_size), w2 = o.sigma_w * o.sigma_w,
-                 b2 = o.sigma_b * o.sigma_b;
-    Run out;
-    std::vector<double> s(static_cast<std::size_t>(P * P));
-    for (std::int64_t p = 0; p < P; ++p)
-      for (std::int64_t q = 0; q < P; ++q) {
-        double acc = 0.0;
-        for (std::int64_t di = -r; di <= r; ++di)
-          for (std::int64_t dj = -r; dj <= r; ++dj) {
-            std::int64_t pi = p / w + di, pj = p % w + dj, qi = q / w + di, qj = q % w + dj;
-            if (!fetch(pi, pj) || !fetch(qi, qj)) continue;
-            for (std::int64_t c = 0; c < x.c; ++c)
-              acc += x.v[static_cast<std::size_t>((c * h + pi) * w + pj)] *
-                     y.v[static_cast<std::size_t>((c * h + qi) * w + qj)];
-          }
-        s[static_cast<std::size_t>(p * P + q)] = w2 / (static_cast<double>(x.c) * k2) * acc + b2;
-      }
-    out.sigma.push_back(s);
-    out.theta.push_back(s);
-    for (std::int64_t layer = 1; layer < o.conv_layers; ++layer) {
-      const std::vector<double>&sig = out.sigma.back(), &th = out.theta.back();
-      const std::vector<double>& dx = self_x ? self_x->sigma[static_cast<std::size_t>(layer - 1)] : sig;
-      const std::vector<double>& dy = self_y ? self_y->sigma[static_cast<std::size_t>(layer - 1)] : sig;
-      std::vector<double> k(sig.size()), tk(sig.size());
-      for (std::int64_t p = 0; p < P; ++p)
-        for (std::int64_t q = 0; q < P; ++q) {
-          const auto pq = static_cast<std::size_t>(p * P + q);
-          double kdot = 0.0;
-          relu(sig[pq], dx[static_cast<std::size_t>(p * P + p)], dy[static_cast<std::size_t>(q * P + q)], k[pq], kdot);
-          tk[pq] = th[pq] * kdot;
-        }
-      std::vector<double> ns(sig.size()), nt(sig.size());
-      for (std::int64_t p = 0; p < P; ++p)
-        for (std::int64_t q = 0; q < P; ++q) {
-          double ak = 0.0, at = 0.0;
-          for (std::int64_t di = -r; di <= r; ++di)
-            for (std::int64_t dj = -r; dj <= r; ++dj) {
-              std::int64_t pi = p / w + di, pj = p % w + dj, qi = q / w + di, qj = q % w + dj;
-              if (!fetch(pi, pj) || !fetch(qi, qj)) continue;
-              const auto at_pq = static_cast<std::size_t>((pi * w + pj) * P + qi * w + qj);
-              ak += k[at_pq], at += tk[at_pq];
-            }
-          const auto pq = static_cast<std::size_t>(p * P + q);
-          ns[pq] = w2 / k2 * ak + b2;
-          nt[pq] = w2 / k2 * at + ns[pq];
-        }
-      out.sigma.push_back(ns);
-      out.theta.push_back(nt);
-    }
-    return out;
-  }
-
-  // {nngp, ntk} of one pair from its run and the two self runs.
-  std::pair<double, double> readout(const Run& pair, const Run& sx, const Run& sy) const {
-    const std::int64_t P = pixels();
-    const std::vector<double>&sig = pair.sigma.back(), &th = pair.theta.back(), &dx = sx.sigma.back(),
-          &dy = sy.sigma.back();
-    double sum_k = 0.0, sum_tk = 0.0, count = 0.0;
-    for (std::int64_t p = 0; p < P; ++p)
-      for (std::int64_t q = 0; q < P; ++q) {
-        if (o.readout == CntkReadout::flatten && p != q) continue;
-        const auto pq = static_cast<std::size_t>(p * P + q);
-        double k = 0.0, kdot = 0.0;
-        relu(sig[pq], dx[static_cast<std::size_t>(p * P + p)], dy[static_cast<std::size_t>(q * P + q)], k, kdot);
-        sum_k += k, sum_tk += th[pq] * kdot, count += 1.0;
-      }
-    const double w2 = o.sigma_w * o.sigma_w, nngp = w2 * sum_k / count + o.sigma_b * o.sigma_b;
-    return {nngp, nngp + w2 * sum_tk / count};
-  }
-
-  theory::AnalyticKernels kernels(const Tensor& x1, const Tensor& x2) {
-    h = x1.size(2), w = x1.size(3);
-    const std::vector<Image> a = images_of(x1), b = images_of(x2);
-    std::vector<Run> self_a, self_b;
-    for (const Image& im : a) self_a.push_back(run(im, im, nullptr, nullptr));
-    for (const Image& im : b) self_b.push_back(run(im, im, nullptr, nullptr));
-    std::vector<double> nngp, ntk;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      for (std::size_t j = 0; j < b.size(); ++j) {
-        const auto [g, t] = readout(run(a[i], b[j], &self_a[i], &self_b[j]), self_a[i], self_b[j]);
-        nngp.push_back(g), ntk.push_back(t);
-      }
-    const Shape shape{x1.size(0), x2.size(0)};
-    return {from_vector(nngp, shape), from_vector(ntk, shape)};
-  }
-};
 
 int interrupt_polls = 0;
 
@@ -221,14 +75,14 @@ TEST_CASE("analytic_cntk on 1x1 images is the fully connected ReLU kernel", "[cn
           const theory::AnalyticKernels fc =
               theory::analytic_ntk(f1, f2, layers + 1, nn::ActivationKind::relu, 1.3, sigma_b);
           const theory::AnalyticKernels cntk = theory::analytic_cntk(x1, x2, o);
-          CHECK(relative_error(cntk.nngp, fc.nngp) < 1e-14);
-          CHECK(relative_error(cntk.ntk, fc.ntk) < 1e-14);
+          CHECK(max_rel_diff(cntk.nngp, fc.nngp) < 1e-14);
+          CHECK(max_rel_diff(cntk.ntk, fc.ntk) < 1e-14);
           // And the kernel of the images with themselves, diagonal included.
           const theory::AnalyticKernels fc_self =
               theory::analytic_ntk(f1, f1, layers + 1, nn::ActivationKind::relu, 1.3, sigma_b);
           const theory::AnalyticKernels self = theory::analytic_cntk(x1, x1, o);
-          CHECK(relative_error(self.nngp, fc_self.nngp) < 1e-14);
-          CHECK(relative_error(self.ntk, fc_self.ntk) < 1e-14);
+          CHECK(max_rel_diff(self.nngp, fc_self.nngp) < 1e-14);
+          CHECK(max_rel_diff(self.ntk, fc_self.ntk) < 1e-14);
         }
     }
 }
@@ -260,8 +114,8 @@ TEST_CASE("analytic_cntk with 1x1 filters averages the fully connected kernel ov
     const theory::AnalyticKernels cntk = theory::analytic_cntk(
         x1, x2, {.conv_layers = layers, .kernel_size = 1, .readout = readout, .sigma_w = 0.9, .sigma_b = 0.4});
     CAPTURE(flatten);
-    CHECK(relative_error(cntk.nngp, from_vector(nngp, {n1, n2})) < 1e-13);
-    CHECK(relative_error(cntk.ntk, from_vector(ntk, {n1, n2})) < 1e-13);
+    CHECK(max_rel_diff(cntk.nngp, from_vector(nngp, {n1, n2})) < 1e-13);
+    CHECK(max_rel_diff(cntk.ntk, from_vector(ntk, {n1, n2})) < 1e-13);
   }
 }
 
@@ -292,12 +146,12 @@ TEST_CASE("analytic_cntk matches a plain loop implementation of the recursion", 
             CAPTURE(h, w, k, padding == Padding::circular, readout == CntkReadout::flatten, sigma_b);
             NaiveCntk naive{o};
             const theory::AnalyticKernels want = naive.kernels(x1, x2), got = theory::analytic_cntk(x1, x2, o);
-            CHECK(relative_error(got.nngp, want.nngp) < 1e-13);
-            CHECK(relative_error(got.ntk, want.ntk) < 1e-13);
+            CHECK(max_rel_diff(got.nngp, want.nngp) < 1e-13);
+            CHECK(max_rel_diff(got.ntk, want.ntk) < 1e-13);
             const theory::AnalyticKernels want_self = naive.kernels(x1, x1),
                                           got_self = theory::analytic_cntk(x1, x1, o);
-            CHECK(relative_error(got_self.nngp, want_self.nngp) < 1e-13);
-            CHECK(relative_error(got_self.ntk, want_self.ntk) < 1e-13);
+            CHECK(max_rel_diff(got_self.nngp, want_self.nngp) < 1e-13);
+            CHECK(max_rel_diff(got_self.ntk, want_self.ntk) < 1e-13);
           }
   }
 }
@@ -316,10 +170,10 @@ TEST_CASE("analytic_cntk with circular padding and global averaging is shift inv
       const Tensor moved = roll(x1, s1, s2);
       o.readout = CntkReadout::global_average;
       const theory::AnalyticKernels gap = theory::analytic_cntk(moved, x2, o);
-      CHECK(relative_error(gap.nngp, base.nngp) < 1e-12);
-      CHECK(relative_error(gap.ntk, base.ntk) < 1e-12);
+      CHECK(max_rel_diff(gap.nngp, base.nngp) < 1e-12);
+      CHECK(max_rel_diff(gap.ntk, base.ntk) < 1e-12);
       o.readout = CntkReadout::flatten;
-      flatten_change = std::max(flatten_change, relative_error(theory::analytic_cntk(moved, x2, o).ntk, flat.ntk));
+      flatten_change = std::max(flatten_change, max_rel_diff(theory::analytic_cntk(moved, x2, o).ntk, flat.ntk));
     }
   CHECK(flatten_change > 1e-3);  // flatten keeps positions: no invariance
 }
@@ -377,7 +231,7 @@ TEST_CASE("analytic_cntk is exactly symmetric, accepts float32 and rejects bad a
   CHECK(to_vector(self.ntk) == to_vector(self.ntk.t().contiguous()));
   // A copy of x is another view: every pair is computed, to the same values.
   const theory::AnalyticKernels copy = theory::analytic_cntk(x, x.clone(), o);
-  CHECK(relative_error(copy.ntk, self.ntk) < 1e-14);
+  CHECK(max_rel_diff(copy.ntk, self.ntk) < 1e-14);
   const Tensor x32 = x.to(DType::f32);
   const theory::AnalyticKernels k32 = theory::analytic_cntk(x32, y, o);
   CHECK(k32.ntk.dtype() == DType::f64);
