@@ -162,10 +162,10 @@ TEST_CASE("BatchNorm2d: per-channel batch statistics over batch and pixels, runn
   const auto state = bn.named_buffers();
   const Tensor mu = mean(x, {0, 2, 3});
   const Tensor var_unbiased = sum(square(x - mu.reshape({1, 3, 1, 1})), {0, 2, 3}) / 39.0;
-  for (const auto& [name, t] : state) {
-    if (name == "running_mean") CHECK(allclose(t, mu * 0.1, 1e-13, 1e-15));
-    if (name == "running_var") CHECK(allclose(t, var_unbiased * 0.1 + 0.9, 1e-13, 1e-15));
-  }
+  REQUIRE(state.size() == 2);
+  REQUIRE((state[0].first == "running_mean" && state[1].first == "running_var"));
+  CHECK(allclose(state[0].second, mu * 0.1, 1e-13, 1e-15));
+  CHECK(allclose(state[1].second, var_unbiased * 0.1 + 0.9, 1e-13, 1e-15));
   // eps = 0: scaling the input leaves the output unchanged (the scale symmetry is exact).
   CHECK(allclose(bn(Var(x * 3.7)).value(), y, 1e-13, 1e-14));
   bn.eval();
