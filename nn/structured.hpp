@@ -30,13 +30,21 @@ class StructuredLayer {
   /// Whether the rule covers a call of the layer with this input (Linear: 2-D inputs [n, in]).
   virtual bool structured_input(const autograd::Var& input) const = 0;
 
-  /// The layer's NTK block for inputs a1 (n1 samples) and a2 (n2) with cotangents d1:[n1, m, ...],
-  /// d2:[n2, m, ...]: K[i, j, a, b] = <J_i^T d1[i, a], J_j^T d2[j, b]> as [n1, n2, m, m] (the
-  /// layout of the empirical NTK), or with `trace` its sum over a = b, [n1, n2]. `same` says a2,
-  /// d2 are a1, d1; the result is then exactly symmetric. Temporaries stay under about max_bytes
-  /// where the rule can chunk.
-  virtual Tensor cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2, bool same,
-                                  bool trace, std::int64_t max_bytes) const = 0;
+  /// Adds the layer's NTK block for inputs a1 (n1 samples) and a2 (n2) with cotangents
+  /// d1:[n1, m, ...], d2:[n2, m, ...] to k: K[i, j, a, b] = <J_i^T d1[i, a], J_j^T d2[j, b]> into
+  /// k:[n1, n2, m, m] (the layout of the empirical NTK), or with `trace` its sum over a = b into
+  /// k:[n1, n2]; k is contiguous. `same` says a2, d2 are a1, d1. Then in the full form only the
+  /// blocks k[i, j] with j <= i must be right afterwards (diagonal blocks in full): the caller
+  /// completes the kernel with mirror_lower_blocks, and the rule may add anything above the
+  /// diagonal; in the trace form the rule adds an exactly symmetric [n1, n1]. Temporaries stay
+  /// under about max_bytes where the rule can chunk.
+  virtual void add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tensor& d1, const Tensor& a2,
+                                    const Tensor& d2, bool same, bool trace, std::int64_t max_bytes) const = 0;
+
+  /// The block alone: a new [n1, n2, m, m] (or [n1, n2] with `trace`) holding what
+  /// add_cotangent_kernel adds, exactly symmetric with `same`.
+  Tensor cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2, bool same,
+                          bool trace, std::int64_t max_bytes) const;
 
   /// The per-sample diagonal: [n, m, m] with K[i, a, b] = <J_i^T d[i, a], J_i^T d[i, b]>.
   virtual Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const = 0;
@@ -46,9 +54,9 @@ class StructuredLayer {
   virtual std::vector<Tensor> per_sample_gradients(const Tensor& a, const Tensor& d) const = 0;
 };
 
-/// A rule whose NTK block factors as K_in(a_i, a_j) <D_i, D_j> (Linear). Theory uses the two
-/// factors directly (one Gram each, written straight into the kernel's layout); the general
-/// methods are derived from them here.
+/// A rule whose NTK block factors as K_in(a_i, a_j) <D_i, D_j> (Linear): the layer states the
+/// input factor, the block is derived from it here (one Gram of inputs, one of cotangents,
+/// multiplied straight into the kernel's layout).
 class FactoredLayer : public StructuredLayer {
  public:
   /// The input factor K_in of the layer's NTK block: a1:[n1, in], a2:[n2, in] -> [n1, n2].
@@ -58,8 +66,8 @@ class FactoredLayer : public StructuredLayer {
   /// The diagonal K_in(a_i, a_i): a:[n, in] -> [n].
   virtual Tensor input_kernel_diagonal(const Tensor& a) const = 0;
 
-  Tensor cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2, bool same,
-                          bool trace, std::int64_t max_bytes) const final;
+  void add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2,
+                            bool same, bool trace, std::int64_t max_bytes) const final;
   Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const final;
 };
 
@@ -67,5 +75,11 @@ class FactoredLayer : public StructuredLayer {
 /// becomes the transpose of block [i, j] for j < i, and each diagonal block [i, i] its symmetric
 /// part, so k is exactly symmetric.
 void mirror_lower_blocks(const Tensor& k);
+
+/// k[i, j, a, b] += dd[i m + a, j m + b] * scale[i, j] for k:[n1, n2, m, m] (a view whose [m, m]
+/// blocks are contiguous), dd:[n1 m, n2 m] contiguous and scale:[n1, n2] contiguous (undefined:
+/// 1). With `lower` (n1 == n2), dd holds its lower triangle only (gram(x, false)) and only the
+/// blocks j <= i are updated, the diagonal ones in full. One pass, no [n1, m, n2, m] temporary.
+void add_pair_blocks(const Tensor& k, const Tensor& dd, const Tensor& scale, bool lower);
 
 }  // namespace theta::nn

@@ -88,37 +88,6 @@ void contract_into(nn::Module& model, const Tensor& x1, const Tensor& x2, bool s
   }
 }
 
-// k[i1, i2, o1, o2] += dd[i1 O + o1, i2 O + o2] * aa[i1, i2]: the layer's term written straight
-// into the output layout (one pass, no [n1, O, n2, O] temporaries or final transpose). With
-// `lower`, dd holds only its lower triangle (from syrk) and only blocks i2 <= i1 are updated;
-// nn::mirror_lower_blocks() completes the kernel once all layers are in.
-void accumulate_layer(const Tensor& k, const Tensor& dd, const Tensor& aa, std::int64_t outputs, bool lower) {
-  THETA_ASSERT(k.is_contiguous() && dd.is_contiguous() && aa.is_contiguous());
-  const std::int64_t n1 = k.size(0), n2 = k.size(1), o = outputs, cols = n2 * o;
-  visit_float_dtype(k.dtype(), [&](auto v) {
-    using T = decltype(v);
-    T* kp = k.data<T>();
-    const T* dp = dd.data<T>();
-    const T* ap = aa.data<T>();
-    parallel_for(n1, 1, [&](std::int64_t i0, std::int64_t i1_end) {
-      for (std::int64_t i1 = i0; i1 < i1_end; ++i1)
-        for (std::int64_t o1 = 0; o1 < o; ++o1) {
-          const std::int64_t r = i1 * o + o1;
-          const T* drow = dp + r * cols;
-          const std::int64_t i2_end = lower ? i1 + 1 : n2;
-          for (std::int64_t i2 = 0; i2 < i2_end; ++i2) {
-            const T scale = ap[i1 * n2 + i2];
-            T* kout = kp + ((i1 * n2 + i2) * o + o1) * o;
-            for (std::int64_t o2 = 0; o2 < o; ++o2) {
-              const std::int64_t c = i2 * o + o2;
-              kout[o2] += (!lower || c <= r ? drow[c] : dp[c * cols + r]) * scale;
-            }
-          }
-        }
-    });
-  });
-}
-
 }  // namespace
 
 BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op) {
@@ -138,43 +107,19 @@ Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const 
   const Captured& c1 = f1.captured;
   const Captured& c2 = f2.captured;
   Tensor k = trace || one ? zeros({n1, n2}, dtype) : zeros({n1, n2, outputs, outputs}, dtype);
+  // Every rule adds its block; with `same`, the lower half of the full (or one output's) kernel,
+  // completed once at the end.
+  const Tensor target = one ? k.reshape({n1, n2, 1, 1}) : k;
   for (std::size_t l = 0; l < c1.layers.size(); ++l) {
     const Tensor& a1 = c1.layers[l].input.value();
     const Tensor& a2 = same ? a1 : c2.layers[l].input.value();
     const Tensor& d1 = f1.output_grads[l];
     const Tensor& d2 = same ? d1 : f2.output_grads[l];
-    const auto* factored = dynamic_cast<const nn::FactoredLayer*>(c1.layers[l].rule);
-    if (factored == nullptr) {
-      // A rule without an input factor gives its whole block (rows for output o alone in the
-      // output form).
-      const nn::StructuredLayer& rule = *c1.layers[l].rule;
-      if (one) {
-        const Tensor e1 = d1.slice(1, output, output + 1), e2 = d2.slice(1, output, output + 1);
-        k.add_(rule.cotangent_kernel(a1, e1, a2, e2, same, false, max_bytes).reshape({n1, n2}));
-      } else if (trace) {
-        k.add_(rule.cotangent_kernel(a1, d1, a2, d2, same, true, max_bytes));
-      } else {
-        k.add_(rule.cotangent_kernel(a1, d1, a2, d2, same, false, max_bytes));
-      }
-      continue;
-    }
-    const Tensor aa = factored->input_kernel(a1, a2);  // [n1, n2]
-    const std::int64_t width = d1.size(2);
-    if (trace) {
-      const Tensor a = d1.reshape({n1, outputs * width});
-      const Tensor dd = same ? gram(a) : matmul(a, d2.reshape({n2, outputs * width}).t());
-      k = k + dd * aa;
-    } else if (one) {
-      const Tensor a = d1.select(1, output).contiguous();  // [n1, width]
-      const Tensor dd = same ? gram(a) : matmul(a, d2.select(1, output).t());
-      k = k + dd * aa;
-    } else {
-      const Tensor a = d1.reshape({n1 * outputs, width});
-      const Tensor dd = same ? gram(a, false) : matmul(a, d2.reshape({n2 * outputs, width}).t());
-      accumulate_layer(k, dd, aa, outputs, same);
-    }
+    const Tensor e1 = one ? d1.slice(1, output, output + 1) : d1;
+    const Tensor e2 = one ? d2.slice(1, output, output + 1) : d2;
+    c1.layers[l].rule->add_cotangent_kernel(target, a1, e1, a2, e2, same, trace, max_bytes);
   }
-  if (form == KernelForm::full && same) nn::mirror_lower_blocks(k);
+  if (same && !trace) nn::mirror_lower_blocks(target);
   if (trace) {
     contract_into(model, f1.x, f2.x, same, c1.other_params, outputs, max_bytes, true, k);
   } else if (!c1.other_params.empty()) {
