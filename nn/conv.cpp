@@ -52,11 +52,13 @@ Var Conv2d::forward(const Var& x) {
   THETA_CHECK(x.dim() == 4 && x.size(1) == in_, ShapeError, describe(), ": expected input [n, ", in_,
               ", H, W], got ", shape_str(x.shape()));
   detail::check_input_dtype(*this, x, options_.dtype);
-  Var y = autograd::conv2d(x, weight(), geometry());
-  if (options_.parameterization == Parameterization::ntk) y = y * weight_scale();
+  // The NTK scale multiplies the weight, not the output: a pass over [C_out, C_in, k, k] instead
+  // of one over the output, forward and in every backward pass.
+  const bool ntk = options_.parameterization == Parameterization::ntk;
+  Var y = autograd::conv2d(x, ntk ? weight() * weight_scale() : weight(), geometry());
   if (options_.bias) {
     const Var b = autograd::reshape(bias(), {out_, 1, 1});
-    y = y + (options_.parameterization == Parameterization::ntk ? b * bias_scale() : b);
+    y = y + (ntk ? b * bias_scale() : b);
   }
   return y;
 }
