@@ -61,16 +61,15 @@ struct ConvFactors {
 
 ConvFactors factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
   ConvFactors f;
-  const Tensor patches = conv2d_patches(a, layer.weight().shape(), layer.geometry());
+  f.cols = conv2d_patches(a, layer.weight().shape(), layer.geometry()) * layer.weight_scale();
   f.n = a.size(0);
-  f.taps = patches.size(1);
-  f.pixels = patches.size(2);
+  f.taps = f.cols.size(1);
+  f.pixels = f.cols.size(2);
   f.c_out = layer.out_channels();
   f.m = d.size(1);
   THETA_CHECK(d.dim() == 5 && d.size(0) == f.n && d.size(2) == f.c_out && d.size(3) * d.size(4) == f.pixels,
               ShapeError, layer.describe(), ": cotangents ", shape_str(d.shape()), " do not match the output of input ",
               shape_str(a.shape()));
-  f.cols = patches * layer.weight_scale();
   if (layer.options().bias) f.cols = concat({f.cols, full({f.n, 1, f.pixels}, layer.bias_scale(), a.dtype())}, 1);
   f.width = f.cols.size(1);
   f.d = d.contiguous().reshape({f.n, f.m, f.c_out, f.pixels});
