@@ -59,20 +59,34 @@ struct ConvFactors {
   std::int64_t n = 0, m = 0, c_out = 0, taps = 0, width = 0, pixels = 0;
 };
 
-ConvFactors factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
-  ConvFactors f;
-  f.cols = conv2d_patches(a, layer.weight().shape(), layer.geometry()) * layer.weight_scale();
-  f.n = a.size(0);
-  f.taps = f.cols.size(1);
-  f.pixels = f.cols.size(2);
-  f.c_out = layer.out_channels();
-  f.m = d.size(1);
-  THETA_CHECK(d.dim() == 5 && d.size(0) == f.n && d.size(2) == f.c_out && d.size(3) * d.size(4) == f.pixels,
+// The output size of the layer along one axis for an input of `size`.
+std::int64_t output_size(const Conv2d& layer, std::int64_t size) {
+  const ConvOptions& o = layer.options();
+  return (size + 2 * o.padding - o.dilation * (layer.kernel_size() - 1) - 1) / o.stride + 1;
+}
+
+// Everything but the windows: cotangents checked against the output of input a, as [n, m, C_out, L].
+ConvFactors cotangent_factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
+  THETA_CHECK(a.dim() == 4 && a.size(1) == layer.in_channels() && d.dim() == 5 && d.size(0) == a.size(0) &&
+                  d.size(2) == layer.out_channels() && d.size(3) == output_size(layer, a.size(2)) &&
+                  d.size(4) == output_size(layer, a.size(3)),
               ShapeError, layer.describe(), ": cotangents ", shape_str(d.shape()), " do not match the output of input ",
               shape_str(a.shape()));
+  ConvFactors f;
+  f.n = a.size(0);
+  f.m = d.size(1);
+  f.c_out = layer.out_channels();
+  f.pixels = d.size(3) * d.size(4);
+  f.d = d.contiguous().reshape({f.n, f.m, f.c_out, f.pixels});
+  return f;
+}
+
+ConvFactors factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
+  ConvFactors f = cotangent_factors(layer, a, d);
+  f.cols = conv2d_patches(a, layer.weight().shape(), layer.geometry()) * layer.weight_scale();
+  f.taps = f.cols.size(1);
   if (layer.options().bias) f.cols = concat({f.cols, full({f.n, 1, f.pixels}, layer.bias_scale(), a.dtype())}, 1);
   f.width = f.cols.size(1);
-  f.d = d.contiguous().reshape({f.n, f.m, f.c_out, f.pixels});
   return f;
 }
 
@@ -187,6 +201,9 @@ std::optional<ChannelFactors> channel_factors(const ConvFactors& f1, const ConvF
           for (std::int64_t c = 0; c < c_out; ++c) {
             const T* row = at(b, i, a, c);
             ChannelPivot& pv = pivots[static_cast<std::size_t>(c)];
+            T row_top = 0;  // a scan without the bookkeeping first; positions only when the row wins
+            for (std::int64_t p = 0; p < l; ++p) row_top = std::max(row_top, std::abs(row[p]));
+            if (static_cast<double>(row_top) <= pv.top) continue;
             for (std::int64_t p = 0; p < l; ++p)
               if (const double v = std::abs(static_cast<double>(row[p])); v > pv.top) pv = {v, b, i, a, p};
           }
@@ -254,6 +271,58 @@ void by_channel_factors(const ConvFactors& f1, const ConvFactors& f2, const Chan
   }
 }
 
+// Whether the transposed convolution is a convolution of the same size (Note [Conv2d input
+// cotangents]): stride 1, and zero padding of at most d (k - 1), or circular padding that keeps
+// the image size.
+bool pullback_by_windows(const Conv2d& layer) {
+  const ConvOptions& o = layer.options();
+  const std::int64_t reach = o.dilation * (layer.kernel_size() - 1);
+  if (o.stride != 1) return false;
+  return o.padding_mode == Padding::circular ? 2 * o.padding == reach : o.padding <= reach;
+}
+
+// Samples per chunk of the channel pullback: their Z, C_out C_in L numbers each, stay within a
+// few MiB so that mixing reads them from cache (64 MiB chunks ran 2.5x slower).
+constexpr std::int64_t kPullbackBytes = std::int64_t{4} << 20;
+
+// E[i, a] = sum_c U[a, c] Z_i[c] with Z_i[c] = flip(s_w W[c]) Q_i[c] (Note [Conv2d input
+// cotangents]).
+Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ConvFactors& f, const ChannelFactors& cf) {
+  const std::int64_t n = f.n, m = f.m, c_out = f.c_out, c_in = layer.in_channels(), k = layer.kernel_size();
+  const std::int64_t taps = k * k, h = a.size(2), w = a.size(3), pixels = h * w;
+  const DType dtype = f.d.dtype();
+  // flip(W)[c, c_in, t] = W[c, c_in, K - 1 - t]: both spatial axes reversed.
+  const Tensor weight = (layer.weight().value() * layer.weight_scale()).contiguous();
+  const Tensor flipped = Tensor::empty({c_out, c_in, taps}, dtype);
+  visit_float_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = weight.data<T>();
+    T* dst = flipped.data<T>();
+    for (std::int64_t row = 0; row < c_out * c_in; ++row)
+      for (std::int64_t t = 0; t < taps; ++t) dst[row * taps + t] = src[row * taps + taps - 1 - t];
+  });
+  const ConvOptions& o = layer.options();
+  const std::int64_t pad = o.dilation * (k - 1) - o.padding;
+  const Conv2dOptions transposed{.stride = {1, 1}, .padding = {pad, pad}, .dilation = {o.dilation, o.dilation},
+                                 .padding_mode = o.padding_mode};
+  const Tensor out = Tensor::empty({n, m, c_in, h, w}, dtype);
+  const std::int64_t chunk = std::clamp<std::int64_t>(kPullbackBytes / (c_out * c_in * pixels * 8), 1, n);
+  for (std::int64_t b0 = 0; b0 < n; b0 += chunk) {
+    check_interrupt();
+    const std::int64_t b1 = std::min(n, b0 + chunk), count = b1 - b0;
+    const Tensor v = cf.v1.slice(0, b0, b1).reshape({count * c_out, 1, output_size(layer, h), output_size(layer, w)});
+    const Tensor windows = conv2d_patches(v, {1, 1, k, k}, transposed)  // [count C_out, K, L]
+                               .reshape({count, c_out, taps, pixels})
+                               .permute({1, 2, 0, 3})
+                               .contiguous()
+                               .reshape({c_out, taps, count * pixels});
+    const Tensor z = matmul(flipped, windows);  // [C_out, C_in, count L]
+    const Tensor e = matmul(cf.u, z.reshape({c_out, c_in * count * pixels}));
+    out.slice(0, b0, b1).copy_(e.reshape({m, c_in, count, h, w}).permute({2, 0, 1, 3, 4}));
+  }
+  return out;
+}
+
 // Operation counts per pair of samples of the two routes (Note [Conv2d NTK routes]).
 bool features_cheaper(const ConvFactors& f, std::int64_t partners, bool trace) {
   const double m = static_cast<double>(f.m), c = static_cast<double>(f.c_out), k = static_cast<double>(f.taps),
@@ -286,6 +355,17 @@ void Conv2d::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tenso
     by_features(f1, f2, same, trace, max_bytes, k);
   else
     by_pixel_pairs(f1, f2, same, trace, max_bytes, k);
+}
+
+Tensor Conv2d::input_cotangents(const Tensor& a, const Tensor& d) const {
+  const ConvFactors f = cotangent_factors(*this, a, d);
+  if (ntk_route == ConvNtkRoute::automatic && pullback_by_windows(*this))
+    if (const auto cf = channel_factors(f, f, true)) return pullback_by_channels(*this, a, f, *cf);
+  const std::int64_t n = f.n, m = f.m;
+  const Tensor flat = f.d.reshape({n * m, f.c_out, d.size(3), d.size(4)});
+  const Tensor w = weight_scale() == 1.0 ? weight().value() : weight().value() * weight_scale();
+  return conv2d_input_grad(flat, w, {n * m, in_, a.size(2), a.size(3)}, geometry())
+      .reshape({n, m, in_, a.size(2), a.size(3)});
 }
 
 Tensor Conv2d::cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const {

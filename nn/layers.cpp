@@ -111,6 +111,13 @@ Tensor Linear::input_kernel_diagonal(const Tensor& a) const {
   return k;
 }
 
+Tensor Linear::input_cotangents(const Tensor& a, const Tensor& d) const {
+  THETA_CHECK(a.dim() == 2 && a.size(1) == in_ && d.dim() == 3 && d.size(0) == a.size(0) && d.size(2) == out_,
+              ShapeError, describe(), ": cotangents ", shape_str(d.shape()), " do not match the output of input ",
+              shape_str(a.shape()));
+  return matmul(d, weight().value()) * weight_scale();  // [n, m, out] @ [out, in]
+}
+
 std::vector<Tensor> Linear::per_sample_gradients(const Tensor& a, const Tensor& d) const {
   std::vector<Tensor> out{matmul(d.unsqueeze(2), a.unsqueeze(1)) * weight_scale()};  // [n, out, in]
   if (options_.bias) out.push_back(d * bias_scale());                                 // [n, out]

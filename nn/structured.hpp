@@ -49,6 +49,12 @@ class StructuredLayer {
   /// The per-sample diagonal: [n, m, m] with K[i, a, b] = <J_i^T d[i, a], J_i^T d[i, b]>.
   virtual Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const = 0;
 
+  /// Cotangents of the layer's input from cotangents of its output: the vector-Jacobian product of
+  /// every d[:, a] at input a, d:[n, m, *y.shape[1:]] -> [n, m, *a.shape[1:]]. Theory carries
+  /// output gradients from one structured layer to the one before with it, for all m at once
+  /// (Note [Cotangent pullback] in theory/ntk_blocks.cpp).
+  virtual Tensor input_cotangents(const Tensor& a, const Tensor& d) const = 0;
+
   /// Per-sample gradients of the layer's parameters (in the layer's parameters() order) from its
   /// inputs a:[n, ...] and output cotangents d:[n, *y.shape[1:]]: one [n, *param.shape] per parameter.
   virtual std::vector<Tensor> per_sample_gradients(const Tensor& a, const Tensor& d) const = 0;

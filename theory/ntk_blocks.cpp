@@ -4,6 +4,8 @@
 #include "theory/ntk_blocks.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <unordered_set>
 
 #include "autograd/engine.hpp"
 #include "tensor/interrupt.hpp"
@@ -21,29 +23,98 @@ namespace theta::theory::detail {
 // input kernel [n1, n2] and one gemm for D1 D2^T [n1 O, n2 O], with no Jacobian of size n * P
 // ever formed. D is obtained with O backward passes over the whole batch (cotangent e_o on every
 // row): because samples are independent, row i of the gradient with respect to y is exactly
-// D[i, o]. This file holds no layer formula. Parameters outside single-use structured layers
+// D[i, o]. Along chains of structured layers most of those passes are saved (Note [Cotangent
+// pullback]). This file holds no layer formula. Parameters outside single-use structured layers
 // fall back to Jacobian contraction, for their blocks only.
 
 namespace {
 
-// D[l] = [n, O, out_l]: gradients of every output with respect to each captured layer output.
+// Note [Cotangent pullback]
+// O backward passes over the whole model give D for every layer, but each pass pays for all the
+// layers between the outputs and the first structured layer: for a CNN, O transposed
+// convolutions of its widest layer. When a structured layer's output reaches the outputs only
+// through the next structured layer (through that layer's input, and from there only through the
+// layer itself: a chain, as in a Sequential stack, not a skip connection around it), its D
+// follows from the next layer's: that layer's rule maps its output cotangents to input cotangents
+// for all O at once (StructuredLayer::input_cotangents, free to use structure such as
+// channel-factored cotangents), and O backward passes over the segment between the two layers
+// (activations, pooling: cheap) carry them to the earlier layer's output. The chain condition is
+// read off the autograd graph; layers outside chains get D from the full passes as before.
+
+// Whether `output` depends on `from` along a path of the autograd graph that avoids `blocked`.
+bool depends_avoiding(const Var& output, const Var& from, const Var& blocked) {
+  std::vector<const Var*> stack{&output};
+  std::unordered_set<const void*> seen{output.id()};
+  while (!stack.empty()) {
+    const Var* v = stack.back();
+    stack.pop_back();
+    if (v->id() == blocked.id()) continue;
+    if (v->id() == from.id()) return true;
+    if (const auto& fn = v->grad_fn())
+      for (const Var& in : fn->inputs)
+        if (in.requires_grad() && seen.insert(in.id()).second) stack.push_back(&in);
+  }
+  return false;
+}
+
+// Whether layer l's cotangents can be pulled back from layer l + 1's (Note [Cotangent pullback]).
+bool chained(const Captured& c, std::size_t l) {
+  const StructuredCall& next = c.layers[l + 1];
+  return next.input.requires_grad() && !depends_avoiding(c.output, c.layers[l].output, next.input) &&
+         !depends_avoiding(c.output, next.input, next.output);
+}
+
+// One backward pass per output o from `outputs` with cotangent cotangents(o) to `targets`: the
+// gradients as [n, O, *target.shape[1:]] (zeros where a target does not matter).
+std::vector<Tensor> backward_per_output(const Var& outputs, const std::vector<Var>& targets, std::int64_t count,
+                                        const std::function<Tensor(std::int64_t)>& cotangents) {
+  std::vector<Tensor> d;
+  for (const Var& t : targets) {
+    Shape shape{t.size(0), count};
+    shape.insert(shape.end(), t.shape().begin() + 1, t.shape().end());
+    d.push_back(zeros(shape, t.dtype()));
+  }
+  if (targets.empty()) return d;
+  for (std::int64_t o = 0; o < count; ++o) {
+    const auto g = autograd::grad({outputs}, targets, {Var(cotangents(o))}, {.retain_graph = true, .allow_unused = true});
+    for (std::size_t l = 0; l < targets.size(); ++l)
+      if (g[l].defined()) d[l].select(1, o).copy_(g[l].value());
+  }
+  return d;
+}
+
+// D[l] = [n, O, *out_l.shape[1:]]: gradients of every output with respect to each captured layer
+// output, by full backward passes for the last layer and any layer outside a chain, and by
+// pullback from the next layer for the rest.
 std::vector<Tensor> output_gradients(const Captured& c) {
   const std::int64_t n = c.output.size(0), outputs = c.output.size(1);
-  std::vector<Var> targets;
-  for (const auto& r : c.layers) targets.push_back(r.output);
-  std::vector<Tensor> d;
-  if (targets.empty()) return d;
-  for (const auto& r : c.layers) {
-    Shape shape{n, outputs};
-    shape.insert(shape.end(), r.output.shape().begin() + 1, r.output.shape().end());
-    d.push_back(Tensor::empty(shape, c.output.dtype()));
+  const std::size_t layers = c.layers.size();
+  std::vector<Tensor> d(layers);
+  if (layers == 0) return d;
+  std::vector<char> pulled(layers, 0);
+  std::vector<Var> direct;
+  std::vector<std::size_t> direct_index;
+  for (std::size_t l = 0; l < layers; ++l) {
+    pulled[l] = l + 1 < layers && chained(c, l);
+    if (!pulled[l]) direct.push_back(c.layers[l].output), direct_index.push_back(l);
   }
-  for (std::int64_t o = 0; o < outputs; ++o) {
+  const auto one_hot = [&](std::int64_t o) {
     Tensor cot = zeros({n, outputs}, c.output.dtype());
     cot.select(1, o).fill_(1.0);
-    const auto g = autograd::grad({c.output}, targets, {Var(cot)}, {.retain_graph = true, .allow_unused = true});
-    for (std::size_t l = 0; l < targets.size(); ++l)
-      d[l].select(1, o).copy_(g[l].defined() ? g[l].value() : zeros(targets[l].shape(), c.output.dtype()));
+    return cot;
+  };
+  auto full = backward_per_output(c.output, direct, outputs, one_hot);
+  for (std::size_t k = 0; k < direct.size(); ++k) d[direct_index[k]] = std::move(full[k]);
+  for (std::size_t l = layers - 1; l-- > 0;) {
+    if (!pulled[l]) continue;
+    const StructuredCall& next = c.layers[l + 1];
+    const Tensor into_next = next.rule->input_cotangents(next.input.value(), d[l + 1]);  // [n, O, *a.shape[1:]]
+    if (next.input.id() == c.layers[l].output.id()) {
+      d[l] = into_next;
+      continue;
+    }
+    d[l] = backward_per_output(next.input, {c.layers[l].output}, outputs,
+                               [&](std::int64_t o) { return into_next.select(1, o).contiguous(); })[0];
   }
   // A finite output can still have infinite derivatives (sqrt at 0). The factors are checked
   // rather than the kernel they make: a width-th of its size (Note [Non-finite values]).
