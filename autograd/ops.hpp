@@ -51,6 +51,9 @@ Var div(const Var& a, const Var& b);
 Var pow(const Var& a, const Var& b);
 Var maximum(const Var& a, const Var& b);
 Var minimum(const Var& a, const Var& b);
+/// grad where x > 0, else 0: relu's backward as one primitive; x is a constant (relu's derivative
+/// has no derivative of its own), the result is linear in grad.
+Var relu_grad(const Var& grad, const Tensor& x);
 /// mask != 0 ? a : b; mask is a constant (no gradient).
 Var where(const Tensor& mask, const Var& a, const Var& b);
 

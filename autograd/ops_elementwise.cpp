@@ -42,6 +42,7 @@ THETA_PRIMITIVE(pow, "pow");
 THETA_PRIMITIVE(maximum, "maximum");
 THETA_PRIMITIVE(minimum, "minimum");
 THETA_PRIMITIVE(where, "where");
+THETA_PRIMITIVE(relu_grad, "relu_grad");
 
 namespace {
 // Note [Guarded derivatives]
@@ -120,9 +121,15 @@ Var sigmoid(const Var& x) {
 }
 
 Var relu(const Var& x) {
-  return unary_primitive("relu", x, theta::relu(x.value()), [](const Var& g, const Var& in) {
-    return g * constant(theta::gt(in.value(), zeros({}, in.dtype())));
-  });
+  return unary_primitive("relu", x, theta::relu(x.value()),
+                         [](const Var& g, const Var& in) { return relu_grad(g, in.value()); });
+}
+
+Var relu_grad(const Var& grad, const Tensor& x) {
+  return make_result(theta::relu_grad(grad.value(), x), "relu_grad", {grad},
+                     [x](const Var& g, const Node& n, const InputMask&) {
+                       return VarList{sum_to(relu_grad(g, x), n.inputs[0].shape())};
+                     });
 }
 
 Var sin(const Var& x) {

@@ -61,6 +61,9 @@ Tensor lt(const Tensor& a, const Tensor& b);
 Tensor le(const Tensor& a, const Tensor& b);
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
+/// grad where x > 0, else 0 (broadcast together): relu's derivative at x applied to grad, in one
+/// pass (relu'(0) = 0; a NaN x gives 0).
+Tensor relu_grad(const Tensor& grad, const Tensor& x);
 /// mask != 0 ? a : b elementwise, all three broadcast together (mask of any dtype).
 Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b);
 

@@ -154,6 +154,7 @@ std::int64_t int_binary(BinaryOp op, std::int64_t a, std::int64_t b) {
     case BinaryOp::le: return a <= b;
     case BinaryOp::gt: return a > b;
     case BinaryOp::ge: return a >= b;
+    case BinaryOp::relu_grad: return b > 0 ? a : 0;
     case BinaryOp::div:
     case BinaryOp::pow: break;
   }
@@ -252,6 +253,7 @@ Tensor lt(const Tensor& a, const Tensor& b) { return binary(BinaryOp::lt, a, b, 
 Tensor le(const Tensor& a, const Tensor& b) { return binary(BinaryOp::le, a, b, "le"); }
 Tensor gt(const Tensor& a, const Tensor& b) { return binary(BinaryOp::gt, a, b, "gt"); }
 Tensor ge(const Tensor& a, const Tensor& b) { return binary(BinaryOp::ge, a, b, "ge"); }
+Tensor relu_grad(const Tensor& grad, const Tensor& x) { return binary(BinaryOp::relu_grad, grad, x, "relu_grad"); }
 
 namespace {
 template <class T>

@@ -21,7 +21,8 @@ enum class UnaryOp {
   erf, reciprocal, pow_scalar, clamp
 };
 
-enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge };
+/// relu_grad: a where b > 0, else 0 (the derivative of relu at b applied to a).
+enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, relu_grad };
 
 enum class ReduceOp { sum, max, min };
 

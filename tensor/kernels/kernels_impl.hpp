@@ -163,6 +163,8 @@ void binary(BinaryOp op, const T* a, std::int64_t sa, const T* b, std::int64_t s
       return map_binary([](V p, V q) { return xsimd::select(p > q, V(1), V(0)); }, a, sa, b, sb, y, n);
     case BinaryOp::ge:
       return map_binary([](V p, V q) { return xsimd::select(p >= q, V(1), V(0)); }, a, sa, b, sb, y, n);
+    case BinaryOp::relu_grad:
+      return map_binary([](V p, V q) { return xsimd::select(q > V(0), p, V(0)); }, a, sa, b, sb, y, n);
   }
 }
 

@@ -67,6 +67,9 @@ namespace {
 /// A fixed [3, 4] where() mask with both branches taken in every row and column.
 Tensor mask_3x4() { return tensor({1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1}, {3, 4}); }
 
+/// A fixed [3, 4] relu_grad() input with positive, negative and zero entries in every row.
+Tensor signs_3x4() { return tensor({1.5, -2, 0, 0.5, -1, 3, 2, 0, 0, -0.5, 1, -3}, {3, 4}); }
+
 /// An int64 index tensor of `shape`.
 Tensor index_2d(std::initializer_list<std::int64_t> values, const Shape& shape) {
   return from_indices(std::vector<std::int64_t>(values)).reshape(shape);
@@ -150,6 +153,10 @@ std::vector<OpCase> build_cases() {
                [](V x) { return where(mask_3x4(), x[0], x[1]); }, kNoBroadcast});
   c.push_back({"where", "[3, 1] mask, [3, 4] a, [] b", {{{3, 4}}, {{}}},
                [](V x) { return where(tensor({1, 0, 1}, {3, 1}), x[0], x[1]); }});
+  c.push_back({"relu_grad", "[3, 4] grad, fixed [3, 4] x", {{{3, 4}}},
+               [](V x) { return relu_grad(x[0], signs_3x4()); }});
+  c.push_back({"relu_grad", "[3, 1] grad broadcast against [3, 4] x", {{{3, 1}}},
+               [](V x) { return relu_grad(x[0], signs_3x4()); }, kNoBroadcast});
   c.push_back({"where", "same Var on both sides", {{{3, 4}}},
                [](V x) { return where(mask_3x4(), x[0] * x[0], sin(x[0])); }});
 

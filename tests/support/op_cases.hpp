@@ -126,6 +126,8 @@ inline std::vector<BinaryCase> binary_cases() {
        [cmp](double a, double b) { return cmp(a > b); }, ints, ints},
       {"ge", [](const Tensor& a, const Tensor& b) { return ge(a, b); },
        [cmp](double a, double b) { return cmp(a >= b); }, ints, ints},
+      {"relu_grad", [](const Tensor& a, const Tensor& b) { return relu_grad(a, b); },
+       [](double a, double b) { return b > 0 ? a : 0.0; }, any, ints},
   };
 }
 

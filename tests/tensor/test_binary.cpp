@@ -200,6 +200,7 @@ TEST_CASE("binary ops on int64", "[tensor][binary][int64]") {
   check(le(a, b), [](std::int64_t p, std::int64_t q) { return std::int64_t{p <= q}; });
   check(gt(a, b), [](std::int64_t p, std::int64_t q) { return std::int64_t{p > q}; });
   check(ge(a, b), [](std::int64_t p, std::int64_t q) { return std::int64_t{p >= q}; });
+  check(relu_grad(a, b), [](std::int64_t p, std::int64_t q) { return q > 0 ? p : std::int64_t{0}; });
   // Transposed and sliced int64 views.
   const Tensor m = from_indices({1, 2, 3, 4, 5, 6}).reshape({2, 3});
   CHECK(ref::read_i64(add(m.t(), m.t())) == std::vector<std::int64_t>{2, 8, 4, 10, 6, 12});
@@ -217,4 +218,18 @@ TEST_CASE("where on int64 operands", "[tensor][where][int64]") {
   const Tensor z = where(mask, from_indices({1, 2, 3}), from_indices({7, 8, 9}).unsqueeze(0));
   CHECK(z.shape() == Shape{2, 3});
   CHECK(ref::read_i64(z) == std::vector<std::int64_t>{7, 8, 9, 1, 2, 3});
+}
+
+TEST_CASE("relu_grad passes grad where x > 0 only, whatever grad holds elsewhere", "[tensor][binary][nan]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (DType dtype : {DType::f32, DType::f64}) {
+    const Tensor grad = tensor({nan, inf, 2.0, nan, 5.0}, {5}, dtype);
+    const Tensor x = tensor({-1.0, 0.0, nan, 3.0, 1e-30}, {5}, dtype);
+    const auto got = ref::read(relu_grad(grad, x));
+    CHECK(got[0] == 0.0);
+    CHECK(got[1] == 0.0);  // relu'(0) = 0
+    CHECK(got[2] == 0.0);  // a NaN input is not > 0
+    CHECK(std::isnan(got[3]));
+    CHECK(got[4] == 5.0);
+  }
 }
