@@ -123,8 +123,7 @@ void by_features(const ConvFactors& f1, const ConvFactors& f2, bool same, bool t
         if (same && !diagonal) k.slice(0, b0, b1).slice(1, a0, a1).add_(block.t());
       } else {
         const Tensor ra = fa.reshape({na * m, width});
-        add_pair_blocks(target, diagonal ? gram(ra, false) : matmul(ra, fb.reshape({nb * m, width}).t()), Tensor(),
-                        diagonal);
+        add_feature_gram(target, ra, diagonal ? ra : fb.reshape({nb * m, width}), Tensor(), diagonal);
       }
     }
   }

@@ -1,5 +1,7 @@
 #include "nn/structured.hpp"
 
+#include <algorithm>
+
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
 
@@ -24,7 +26,7 @@ void FactoredLayer::add_cotangent_kernel(const Tensor& k, const Tensor& a1, cons
     return;
   }
   const Tensor f1 = d1.reshape_copy({n1 * m, -1});
-  add_pair_blocks(k, same ? gram(f1, false) : matmul(f1, d2.reshape_copy({n2 * m, -1}).t()), aa, same);
+  add_feature_gram(k, f1, same ? f1 : d2.reshape_copy({n2 * m, -1}), aa, same);
 }
 
 Tensor FactoredLayer::cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t) const {
@@ -56,44 +58,58 @@ void mirror_lower_blocks(const Tensor& k) {
   });
 }
 
-void add_pair_blocks(const Tensor& k, const Tensor& dd, const Tensor& scale, bool lower) {
-  THETA_CHECK(k.dim() == 4 && k.size(2) == k.size(3) && k.strides()[3] == 1 && k.strides()[2] == k.size(3) &&
-                  dd.dim() == 2 && dd.is_contiguous() && dd.size(0) == k.size(0) * k.size(2) &&
-                  dd.size(1) == k.size(1) * k.size(3) && (!lower || k.size(0) == k.size(1)) &&
-                  (!scale.defined() || (scale.is_contiguous() && scale.shape() == Shape{k.size(0), k.size(1)})),
-              ShapeError, "add_pair_blocks: kernel ", shape_str(k.shape()), ", pair products ", shape_str(dd.shape()),
-              " and scale ", scale.defined() ? shape_str(scale.shape()) : std::string("(none)"), " do not fit");
-  THETA_CHECK(dd.dtype() == k.dtype() && (!scale.defined() || scale.dtype() == k.dtype()), DTypeError,
-              "add_pair_blocks: dtypes differ");
-  const std::int64_t n1 = k.size(0), n2 = k.size(1), m = k.size(2), cols = n2 * m;
-  const std::int64_t row_stride = k.strides()[0], col_stride = k.strides()[1];
-  visit_float_dtype(k.dtype(), [&](auto v) {
-    using T = decltype(v);
-    T* kp = k.data<T>();
-    const T* dp = dd.data<T>();
-    const T* sp = scale.defined() ? scale.data<T>() : nullptr;
-    parallel_for(n1, 1, [&](std::int64_t i0, std::int64_t i_end) {
-      for (std::int64_t i = i0; i < i_end; ++i)
-        for (std::int64_t a = 0; a < m; ++a) {
-          const std::int64_t r = i * m + a;
-          const T* drow = dp + r * cols;
-          const std::int64_t j_end = lower ? i + 1 : n2;
-          for (std::int64_t j = 0; j < j_end; ++j) {
-            const T s = sp ? sp[i * n2 + j] : T(1);
-            T* out = kp + i * row_stride + j * col_stride + a * m;
-            if (!lower || j < i) {
-              const T* src = drow + j * m;
-              for (std::int64_t b = 0; b < m; ++b) out[b] += src[b] * s;
-            } else {  // the diagonal block: its upper triangle from the transpose
-              for (std::int64_t b = 0; b < m; ++b) {
-                const std::int64_t c = j * m + b;
-                out[b] += (c <= r ? drow[c] : dp[c * cols + r]) * s;
-              }
-            }
-          }
+namespace {
+
+// Bytes of one panel of feature products: a few MiB, so it is added into the kernel from cache.
+constexpr std::int64_t kPanelBytes = std::int64_t{4} << 20;
+
+// k[i, j, a, b] += panel[i m + a, j m + b] * scale[i, j] for the rows of one panel; row i updates
+// columns j < j_end(i) = (last_column < 0 ? all : i + last_column + 1).
+template <class T>
+void add_panel(T* kp, std::int64_t k_row, std::int64_t k_col, const T* panel, std::int64_t rows, std::int64_t cols,
+               std::int64_t m, const T* scale, std::int64_t scale_row, std::int64_t last_column) {
+  parallel_for(rows, 1, [&](std::int64_t i0, std::int64_t i_end) {
+    for (std::int64_t i = i0; i < i_end; ++i) {
+      const std::int64_t j_end = last_column < 0 ? cols : std::min(cols, i + last_column + 1);
+      for (std::int64_t a = 0; a < m; ++a) {
+        const T* prow = panel + (i * m + a) * cols * m;
+        for (std::int64_t j = 0; j < j_end; ++j) {
+          const T s = scale ? scale[i * scale_row + j] : T(1);
+          T* out = kp + i * k_row + j * k_col + a * m;
+          const T* src = prow + j * m;
+          for (std::int64_t b = 0; b < m; ++b) out[b] += src[b] * s;
         }
-    });
+      }
+    }
   });
+}
+
+}  // namespace
+
+void add_feature_gram(const Tensor& k, const Tensor& f1, const Tensor& f2, const Tensor& scale, bool same) {
+  THETA_CHECK(k.dim() == 4 && k.size(2) == k.size(3) && k.strides()[3] == 1 && k.strides()[2] == k.size(3) &&
+                  f1.dim() == 2 && f2.dim() == 2 && f1.size(1) == f2.size(1) &&
+                  f1.size(0) == k.size(0) * k.size(2) && f2.size(0) == k.size(1) * k.size(3) &&
+                  (!same || k.size(0) == k.size(1)) &&
+                  (!scale.defined() || (scale.shape() == Shape{k.size(0), k.size(1)} && scale.strides()[1] == 1)),
+              ShapeError, "add_feature_gram: kernel ", shape_str(k.shape()), ", features ", shape_str(f1.shape()),
+              " and ", shape_str(f2.shape()), ", scale ", scale.defined() ? shape_str(scale.shape()) : std::string("(none)"),
+              " do not fit");
+  THETA_CHECK(f1.dtype() == k.dtype() && f2.dtype() == k.dtype() && (!scale.defined() || scale.dtype() == k.dtype()),
+              DTypeError, "add_feature_gram: dtypes differ");
+  const std::int64_t n1 = k.size(0), n2 = k.size(1), m = k.size(2);
+  if (n1 == 0 || n2 == 0 || m == 0) return;
+  const std::int64_t rows_per_panel = std::clamp<std::int64_t>(kPanelBytes / (m * m * n2 * 8), 1, n1);
+  for (std::int64_t r0 = 0; r0 < n1; r0 += rows_per_panel) {
+    const std::int64_t r1 = std::min(n1, r0 + rows_per_panel), cols = same ? r1 : n2;
+    const Tensor panel = matmul(f1.slice(0, r0 * m, r1 * m), f2.slice(0, 0, cols * m).t());  // [(r1 - r0) m, cols m]
+    visit_float_dtype(k.dtype(), [&](auto v) {
+      using T = decltype(v);
+      const T* sp = scale.defined() ? scale.data<T>() + r0 * scale.strides()[0] : nullptr;
+      add_panel<T>(k.data<T>() + r0 * k.strides()[0], k.strides()[0], k.strides()[1], panel.data<T>(), r1 - r0, cols, m,
+                   sp, scale.defined() ? scale.strides()[0] : 0, same ? r0 : -1);
+    });
+  }
 }
 
 }  // namespace theta::nn

@@ -82,10 +82,11 @@ class FactoredLayer : public StructuredLayer {
 /// part, so k is exactly symmetric.
 void mirror_lower_blocks(const Tensor& k);
 
-/// k[i, j, a, b] += dd[i m + a, j m + b] * scale[i, j] for k:[n1, n2, m, m] (a view whose [m, m]
-/// blocks are contiguous), dd:[n1 m, n2 m] contiguous and scale:[n1, n2] contiguous (undefined:
-/// 1). With `lower` (n1 == n2), dd holds its lower triangle only (gram(x, false)) and only the
-/// blocks j <= i are updated, the diagonal ones in full. One pass, no [n1, m, n2, m] temporary.
-void add_pair_blocks(const Tensor& k, const Tensor& dd, const Tensor& scale, bool lower);
+/// k[i, j, a, b] += <f1[i m + a], f2[j m + b]> * scale[i, j] for k:[n1, n2, m, m] (a view whose
+/// [m, m] blocks are contiguous), features f1:[n1 m, w], f2:[n2 m, w] and scale:[n1, n2] with
+/// unit inner stride (undefined: 1). With `same` (f2 is f1), only the blocks j <= i are updated,
+/// the diagonal ones in full. The products are formed a panel of rows at a time, added while in
+/// cache: no [n1 m, n2 m] product, no [n1, m, n2, m] temporary.
+void add_feature_gram(const Tensor& k, const Tensor& f1, const Tensor& f2, const Tensor& scale, bool same);
 
 }  // namespace theta::nn

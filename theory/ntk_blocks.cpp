@@ -72,13 +72,18 @@ std::vector<Tensor> backward_per_output(const Var& outputs, const std::vector<Va
   for (const Var& t : targets) {
     Shape shape{t.size(0), count};
     shape.insert(shape.end(), t.shape().begin() + 1, t.shape().end());
-    d.push_back(zeros(shape, t.dtype()));
+    d.push_back(Tensor::empty(shape, t.dtype()));
   }
   if (targets.empty()) return d;
   for (std::int64_t o = 0; o < count; ++o) {
     const auto g = autograd::grad({outputs}, targets, {Var(cotangents(o))}, {.retain_graph = true, .allow_unused = true});
-    for (std::size_t l = 0; l < targets.size(); ++l)
-      if (g[l].defined()) d[l].select(1, o).copy_(g[l].value());
+    for (std::size_t l = 0; l < targets.size(); ++l) {
+      const Tensor slot = d[l].select(1, o);
+      if (g[l].defined())
+        slot.copy_(g[l].value());
+      else
+        slot.fill_(0.0);
+    }
   }
   return d;
 }
@@ -114,7 +119,7 @@ std::vector<Tensor> output_gradients(const Captured& c) {
       continue;
     }
     d[l] = backward_per_output(next.input, {c.layers[l].output}, outputs,
-                               [&](std::int64_t o) { return into_next.select(1, o).contiguous(); })[0];
+                               [&](std::int64_t o) { return into_next.select(1, o); })[0];
   }
   // A finite output can still have infinite derivatives (sqrt at 0). The factors are checked
   // rather than the kernel they make: a width-th of its size (Note [Non-finite values]).
