@@ -71,13 +71,12 @@ void add_panel(T* kp, std::int64_t k_row, std::int64_t k_col, const T* panel, st
   parallel_for(rows, 1, [&](std::int64_t i0, std::int64_t i_end) {
     for (std::int64_t i = i0; i < i_end; ++i) {
       const std::int64_t j_end = last_column < 0 ? cols : std::min(cols, i + last_column + 1);
-      for (std::int64_t a = 0; a < m; ++a) {
-        const T* prow = panel + (i * m + a) * cols * m;
-        for (std::int64_t j = 0; j < j_end; ++j) {
-          const T s = scale ? scale[i * scale_row + j] : T(1);
-          T* out = kp + i * k_row + j * k_col + a * m;
-          const T* src = prow + j * m;
-          for (std::int64_t b = 0; b < m; ++b) out[b] += src[b] * s;
+      for (std::int64_t j = 0; j < j_end; ++j) {  // block by block: each [m, m] block written in one sweep
+        const T s = scale ? scale[i * scale_row + j] : T(1);
+        T* out = kp + i * k_row + j * k_col;
+        for (std::int64_t a = 0; a < m; ++a) {
+          const T* src = panel + (i * m + a) * cols * m + j * m;
+          for (std::int64_t b = 0; b < m; ++b) out[a * m + b] += src[b] * s;
         }
       }
     }
