@@ -441,7 +441,9 @@ def torch_ntk_workload(key, torch, normal):
 
 def time_call(fn, min_time):
     """Seconds per call, measured as Google Benchmark does: batches of growing size until one
-    batch lasts at least min_time; the last batch is the result."""
+    batch lasts at least min_time; the last batch is the result. One untimed call first (lazy
+    initialisation, first-touch memory), as theta's multi-second benchmarks warm up."""
+    fn()
     iterations = 1
     while True:
         start = time.perf_counter()
