@@ -630,19 +630,23 @@ def build_targets(build_dir, targets):
 
 
 def theta_benchmark_names(bench):
-    """Names of theta's benchmarks, without the "/real_time" suffix."""
+    """Names of theta's benchmarks, without Google Benchmark's option suffixes."""
     out = run_checked([str(bench), "--benchmark_list_tests"])
     return {strip_suffix(line.strip()) for line in out.splitlines() if line.strip()}
 
 
+# The parts Google Benchmark appends to a name for its options: a warm-up time, then the clock.
+OPTION_SUFFIX = r"(/min_warmup_time:[0-9.]+)?(/real_time|/manual_time)?$"
+
+
 def strip_suffix(name):
-    """Drops Google Benchmark's "/real_time" and "/manual_time" suffixes."""
-    return re.sub(r"/(real|manual)_time$", "", name)
+    """Drops Google Benchmark's option suffixes ("/min_warmup_time:0.500", "/real_time")."""
+    return re.sub(OPTION_SUFFIX, "", name)
 
 
 def exact_filter(names):
-    """A --benchmark_filter regex that matches exactly these names (with any time suffix)."""
-    return "^(" + "|".join(re.escape(n) for n in names) + ")(/real_time|/manual_time)?$"
+    """A --benchmark_filter regex that matches exactly these names (with any option suffix)."""
+    return "^(" + "|".join(re.escape(n) for n in names) + ")" + OPTION_SUFFIX
 
 
 def run_theta(bench, names, threads, min_time):
