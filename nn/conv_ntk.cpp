@@ -2,7 +2,6 @@
 // block and per-sample gradients from the layer's input patches and output cotangents.
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <optional>
 
@@ -41,10 +40,12 @@ namespace theta::nn {
 //   K[i, a, j, b] = sum_c U[a, c] U[b, c] H[c, i, j],   H[c, i, j] = <G_i[c], G_j[c]>,
 // with G_i = (s_w V_i P_i^T, s_b V_i 1):[C_out, K + 1] one feature row per channel: n^2 C_out K
 // for the per-channel Grams plus n^2 m^2 C_out to mix them, instead of n^2 m^2 C_out K. The
-// factorisation is found from the cotangents themselves: per channel, the output whose cotangent
-// is largest gives V, the ratios at its largest entry give U, and every cotangent must then match
-// U V to 1e-13 of the channel's largest entry (products of a readout weight and a 0/1 activation
-// mask match to rounding). Otherwise, or when a route is forced, the plain routes run.
+// factorisation is found from the cotangents themselves, in one pass: per channel, the first
+// sample where the channel is not all zero fixes U (the ratios of the outputs' cotangents at that
+// sample's largest entry; floating-point ratios are as precise at any magnitude) and which
+// output's cotangent is V, and every cotangent must then match U V to 1e-13 of the channel's
+// largest entry (products of a readout weight and a 0/1 activation mask match to rounding).
+// Otherwise, or when a route is forced, the plain routes run.
 
 namespace {
 
@@ -169,21 +170,24 @@ struct ChannelFactors {
   Tensor u, v1, v2;
 };
 
-// The channel's largest cotangent entry over both blocks, where it is, and the ratios U there.
-struct ChannelPivot {
-  double top = 0.0;
-  int block = 0;
-  std::int64_t sample = 0, output = 0, pixel = 0;
+// Per channel: the output whose cotangent is V (fixed at the first sample where the channel is not
+// all zero), the largest entry seen, and the largest deviation from U V.
+struct ChannelCheck {
+  bool pivoted = false;
+  std::int64_t output = 0;
+  double top = 0.0, worst = 0.0;
 };
 
+// One pass in memory order (the cotangents are the largest tensors here: passes dominate).
 std::optional<ChannelFactors> channel_factors(const ConvFactors& f1, const ConvFactors& f2, bool same) {
   const std::int64_t m = f1.m, c_out = f1.c_out, l = f1.pixels;
   if (m < 2) return std::nullopt;
   const DType dtype = f1.d.dtype();
   ChannelFactors out{zeros({m, c_out}, DType::f64), Tensor::empty({f1.n, c_out, l}, dtype),
                      same ? Tensor() : Tensor::empty({f2.n, c_out, l}, dtype)};
-  const int blocks = same ? 1 : 2;
-  std::atomic<bool> factored = true;
+  std::vector<ChannelCheck> checks(static_cast<std::size_t>(c_out));
+  double* u = out.u.data<double>();
+  bool factored = true;
   visit_float_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* data[2] = {f1.d.data<T>(), f2.d.data<T>()};
@@ -192,50 +196,43 @@ std::optional<ChannelFactors> channel_factors(const ConvFactors& f1, const ConvF
     const auto at = [&](int b, std::int64_t i, std::int64_t a, std::int64_t c) {
       return data[b] + ((i * m + a) * c_out + c) * l;
     };
-    // Pass 1, in memory order: each channel's pivot.
-    std::vector<ChannelPivot> pivots(static_cast<std::size_t>(c_out));
-    for (int b = 0; b < blocks; ++b)
-      for (std::int64_t i = 0; i < rows[b]; ++i)
-        for (std::int64_t a = 0; a < m; ++a)
-          for (std::int64_t c = 0; c < c_out; ++c) {
-            const T* row = at(b, i, a, c);
-            ChannelPivot& pv = pivots[static_cast<std::size_t>(c)];
-            T row_top = 0;  // a scan without the bookkeeping first; positions only when the row wins
-            for (std::int64_t p = 0; p < l; ++p) row_top = std::max(row_top, std::abs(row[p]));
-            if (static_cast<double>(row_top) <= pv.top) continue;
-            for (std::int64_t p = 0; p < l; ++p)
-              if (const double v = std::abs(static_cast<double>(row[p])); v > pv.top) pv = {v, b, i, a, p};
-          }
-    double* u = out.u.data<double>();
-    for (std::int64_t c = 0; c < c_out; ++c) {
-      const ChannelPivot& pv = pivots[static_cast<std::size_t>(c)];
-      const double pivot = static_cast<double>(at(pv.block, pv.sample, pv.output, c)[pv.pixel]);
-      for (std::int64_t a = 0; a < m; ++a)
-        u[a * c_out + c] = pv.top == 0.0 ? 0.0 : static_cast<double>(at(pv.block, pv.sample, a, c)[pv.pixel]) / pivot;
-    }
-    // Pass 2, sample by sample: V is the pivot output's cotangent, and every output must match U V.
-    for (int b = 0; b < blocks; ++b)
-      parallel_for(rows[b], 1, [&](std::int64_t i0, std::int64_t i1) {
-        for (std::int64_t i = i0; i < i1 && factored.load(std::memory_order_relaxed); ++i)
-          for (std::int64_t c = 0; c < c_out; ++c) {
-            const ChannelPivot& pv = pivots[static_cast<std::size_t>(c)];
-            const T* ref = at(b, i, pv.output, c);
-            std::copy(ref, ref + l, vs[b] + (i * c_out + c) * l);
-            const double tolerance = 1e-13 * pv.top;
-            for (std::int64_t a = 0; a < m; ++a) {
-              const T* row = at(b, i, a, c);
-              const double ua = u[a * c_out + c];
-              bool ok = true;
+    for (int b = 0; b < (same ? 1 : 2) && factored; ++b)
+      for (std::int64_t i = 0; i < rows[b] && factored; ++i)
+        for (std::int64_t c = 0; c < c_out; ++c) {
+          ChannelCheck& ch = checks[static_cast<std::size_t>(c)];
+          if (!ch.pivoted) {  // U[:, c]: the ratios at this sample's largest entry of the channel
+            double best = 0.0;
+            std::int64_t best_a = 0, best_p = 0;
+            for (std::int64_t a = 0; a < m; ++a)
               for (std::int64_t p = 0; p < l; ++p)
-                ok &= std::abs(static_cast<double>(row[p]) - ua * static_cast<double>(ref[p])) <= tolerance;
-              if (!ok) {
-                factored = false;
-                return;
-              }
+                if (const double v = std::abs(static_cast<double>(at(b, i, a, c)[p])); v > best)
+                  best = v, best_a = a, best_p = p;
+            if (best > 0.0) {
+              ch.pivoted = true;
+              ch.output = best_a;
+              const double pivot = static_cast<double>(at(b, i, best_a, c)[best_p]);
+              for (std::int64_t a = 0; a < m; ++a) u[a * c_out + c] = static_cast<double>(at(b, i, a, c)[best_p]) / pivot;
             }
           }
-      });
+          const T* ref = at(b, i, ch.output, c);
+          std::copy(ref, ref + l, vs[b] + (i * c_out + c) * l);
+          double top = ch.top, worst = ch.worst;
+          for (std::int64_t a = 0; a < m; ++a) {
+            const T* row = at(b, i, a, c);
+            const double ua = u[a * c_out + c];
+            for (std::int64_t p = 0; p < l; ++p) {
+              const double x = static_cast<double>(row[p]);
+              top = std::max(top, std::abs(x));
+              worst = std::max(worst, std::abs(x - ua * static_cast<double>(ref[p])));
+            }
+          }
+          ch.top = top, ch.worst = worst;
+          // Far past rounding: stop early (should a larger entry come later, this "no" only costs
+          // speed).
+          if (worst > 1e-10 * top) factored = false;
+        }
   });
+  for (const ChannelCheck& ch : checks) factored = factored && ch.worst <= 1e-13 * ch.top;
   if (!factored) return std::nullopt;
   out.u = out.u.to(dtype);
   return out;
