@@ -442,7 +442,7 @@ def torch_ntk_workload(key, torch, normal):
 def time_call(fn, min_time):
     """Seconds per call, measured as Google Benchmark does: batches of growing size until one
     batch lasts at least min_time; the last batch is the result. One untimed call first (lazy
-    initialisation, first-touch memory), as theta's multi-second benchmarks warm up."""
+    initialisation, first-touch memory), as theta's kernel benchmarks do."""
     fn()
     iterations = 1
     while True:
@@ -630,23 +630,19 @@ def build_targets(build_dir, targets):
 
 
 def theta_benchmark_names(bench):
-    """Names of theta's benchmarks, without Google Benchmark's option suffixes."""
+    """Names of theta's benchmarks, without the "/real_time" suffix."""
     out = run_checked([str(bench), "--benchmark_list_tests"])
     return {strip_suffix(line.strip()) for line in out.splitlines() if line.strip()}
 
 
-# The parts Google Benchmark appends to a name for its options: a warm-up time, then the clock.
-OPTION_SUFFIX = r"(/min_warmup_time:[0-9.]+)?(/real_time|/manual_time)?$"
-
-
 def strip_suffix(name):
-    """Drops Google Benchmark's option suffixes ("/min_warmup_time:0.500", "/real_time")."""
-    return re.sub(OPTION_SUFFIX, "", name)
+    """Drops Google Benchmark's "/real_time" and "/manual_time" suffixes."""
+    return re.sub(r"/(real|manual)_time$", "", name)
 
 
 def exact_filter(names):
-    """A --benchmark_filter regex that matches exactly these names (with any option suffix)."""
-    return "^(" + "|".join(re.escape(n) for n in names) + ")" + OPTION_SUFFIX
+    """A --benchmark_filter regex that matches exactly these names (with any time suffix)."""
+    return "^(" + "|".join(re.escape(n) for n in names) + ")(/real_time|/manual_time)?$"
 
 
 def run_theta(bench, names, threads, min_time):
