@@ -46,6 +46,17 @@ namespace theta::nn {
 // output's cotangent is V, and every cotangent must then match U V to 1e-13 of the channel's
 // largest entry (products of a readout weight and a 0/1 activation mask match to rounding).
 // Otherwise, or when a route is forced, the plain routes run.
+//
+// Note [Conv2d input cotangents]
+// input_cotangents maps output cotangents d[:, a] to s_w conv2d_input_grad(d[:, a], W): O
+// transposed convolutions, C_out C_in K L multiply-adds each per sample. When d factors by channel,
+// the transposed convolution is linear in d, so E[i, a] = sum_c U[a, c] Z_i[c] with Z_i[c] the
+// transposed convolution of V_i[c] by s_w W[c] alone: C_out C_in K L once for all Z, then
+// C_out C_in L per output to mix, (K + O) instead of K O. For stride 1 with zero padding p <=
+// d (k - 1), or circular padding that keeps the size, a transposed convolution is the
+// convolution with the flipped kernel and padding d (k - 1) - p, so Z_i[c] = flip(s_w W[c]) Q_i[c]
+// with Q_i[c] the [K, L] windows of channel c alone (conv2d_patches). Z is C_out C_in L numbers per
+// sample: chunks of samples keep it in cache while it is mixed.
 
 namespace {
 
