@@ -159,8 +159,22 @@ Tensor global_avg_pool2d_grad(const Tensor& grad_out, const Shape& input_shape) 
   THETA_CHECK(grad_out.shape() == Shape({input_shape[0], input_shape[1]}), ShapeError, op, ": grad_out is ",
               shape_str(grad_out.shape()), " but global_avg_pool2d of ", shape_str(input_shape), " gives [",
               input_shape[0], ", ", input_shape[1], "]");
-  const Tensor scaled = grad_out / static_cast<double>(input_shape[2] * input_shape[3]);
-  return scaled.reshape_copy({input_shape[0], input_shape[1], 1, 1}).expand(input_shape).contiguous();
+  // Each plane is filled with its share, grad_out / (H W): one write pass.
+  const std::int64_t planes = input_shape[0] * input_shape[1], pixels = input_shape[2] * input_shape[3];
+  Tensor dx = Tensor::empty(input_shape, grad_out.dtype());
+  if (dx.numel() == 0) return dx;
+  const Tensor dy = grad_out.contiguous();
+  visit_float_dtype(dy.dtype(), [&](auto v) {
+    using T = decltype(v);
+    const T* dyp = dy.data<T>();
+    T* dxp = dx.data<T>();
+    const T count = static_cast<T>(pixels);
+    const std::int64_t grain = std::max<std::int64_t>(1, kElementwiseGrain / pixels);  // as plane_grain
+    parallel_for(planes, grain, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t p = begin; p < end; ++p) std::fill(dxp + p * pixels, dxp + (p + 1) * pixels, dyp[p] / count);
+    });
+  });
+  return dx;
 }
 
 }  // namespace theta
