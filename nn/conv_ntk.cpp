@@ -93,12 +93,17 @@ ConvFactors cotangent_factors(const Conv2d& layer, const Tensor& a, const Tensor
   return f;
 }
 
-ConvFactors factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
-  ConvFactors f = cotangent_factors(layer, a, d);
+// The scaled windows with the bias tap, for the plain routes.
+void add_windows(const Conv2d& layer, const Tensor& a, ConvFactors& f) {
   f.cols = conv2d_patches(a, layer.weight().shape(), layer.geometry()) * layer.weight_scale();
   f.taps = f.cols.size(1);
   if (layer.options().bias) f.cols = concat({f.cols, full({f.n, 1, f.pixels}, layer.bias_scale(), a.dtype())}, 1);
   f.width = f.cols.size(1);
+}
+
+ConvFactors factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
+  ConvFactors f = cotangent_factors(layer, a, d);
+  add_windows(layer, a, f);
   return f;
 }
 
@@ -189,6 +194,30 @@ struct ChannelCheck {
   double top = 0.0, worst = 0.0;
 };
 
+// Raises top to the largest |x[p]| and worst to the largest |x[p] - u ref[p]| over a row, with
+// independent accumulators per lane so that the loop vectorises (a single running maximum is a
+// chain of dependent operations). NaN entries are skipped, as by std::max; they are caught by
+// the callers' finiteness checks.
+template <class T>
+void row_deviation(const T* x, const T* ref, double u, std::int64_t l, double& top, double& worst) {
+  constexpr std::int64_t kLanes = 8;
+  double tops[kLanes] = {}, worsts[kLanes] = {};
+  std::int64_t p = 0;
+  for (; p + kLanes <= l; p += kLanes)
+    for (std::int64_t j = 0; j < kLanes; ++j) {
+      const double v = static_cast<double>(x[p + j]);
+      const double size = std::abs(v), deviation = std::abs(v - u * static_cast<double>(ref[p + j]));
+      tops[j] = tops[j] < size ? size : tops[j];
+      worsts[j] = worsts[j] < deviation ? deviation : worsts[j];
+    }
+  for (; p < l; ++p) {
+    const double v = static_cast<double>(x[p]);
+    tops[0] = std::max(tops[0], std::abs(v));
+    worsts[0] = std::max(worsts[0], std::abs(v - u * static_cast<double>(ref[p])));
+  }
+  for (std::int64_t j = 0; j < kLanes; ++j) top = std::max(top, tops[j]), worst = std::max(worst, worsts[j]);
+}
+
 // One pass in memory order (the cotangents are the largest tensors here: passes dominate).
 std::optional<ChannelFactors> channel_factors(const ConvFactors& f1, const ConvFactors& f2, bool same) {
   const std::int64_t m = f1.m, c_out = f1.c_out, l = f1.pixels;
@@ -227,20 +256,10 @@ std::optional<ChannelFactors> channel_factors(const ConvFactors& f1, const ConvF
           }
           const T* ref = at(b, i, ch.output, c);
           std::copy(ref, ref + l, vs[b] + (i * c_out + c) * l);
-          double top = ch.top, worst = ch.worst;
-          for (std::int64_t a = 0; a < m; ++a) {
-            const T* row = at(b, i, a, c);
-            const double ua = u[a * c_out + c];
-            for (std::int64_t p = 0; p < l; ++p) {
-              const double x = static_cast<double>(row[p]);
-              top = std::max(top, std::abs(x));
-              worst = std::max(worst, std::abs(x - ua * static_cast<double>(ref[p])));
-            }
-          }
-          ch.top = top, ch.worst = worst;
+          for (std::int64_t a = 0; a < m; ++a) row_deviation(at(b, i, a, c), ref, u[a * c_out + c], l, ch.top, ch.worst);
           // Far past rounding: stop early (should a larger entry come later, this "no" only costs
           // speed).
-          if (worst > 1e-10 * top) factored = false;
+          if (ch.worst > 1e-10 * ch.top) factored = false;
         }
   });
   for (const ChannelCheck& ch : checks) factored = factored && ch.worst <= 1e-13 * ch.top;
@@ -249,32 +268,42 @@ std::optional<ChannelFactors> channel_factors(const ConvFactors& f1, const ConvF
   return out;
 }
 
-// Per-channel features G = V cols^T = (s_w V P^T, s_b V 1), as [C, n, width].
-Tensor channel_features(const Tensor& v, const Tensor& cols) {
-  return matmul(v, cols.transpose(1, 2)).permute({1, 0, 2}).contiguous();
+// Per-channel features G[c, i] = (s_w V_i[c] P_i^T, s_b V_i[c] 1) as [C, n, width], written
+// in place sample by sample (no permuted copy); the scales go on V, the smallest factor.
+Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
+  const std::int64_t n = v.size(0), c_out = v.size(1);
+  const Tensor patches = conv2d_patches(a, layer.weight().shape(), layer.geometry());  // [n, K, L]
+  const std::int64_t taps = patches.size(1), width = taps + (layer.options().bias ? 1 : 0);
+  const Tensor scaled = v * layer.weight_scale();
+  Tensor g = zeros({c_out, n, width}, v.dtype());
+  for (std::int64_t i = 0; i < n; ++i)
+    g.select(1, i).slice(1, 0, taps).add_matmul_(scaled.select(0, i), patches.select(0, i).t());
+  if (layer.options().bias) g.select(2, taps).copy_((sum(v, {2}) * layer.bias_scale()).t());
+  return g;
 }
 
-void by_channel_factors(const ConvFactors& f1, const ConvFactors& f2, const ChannelFactors& cf, bool same, bool trace,
-                        const Tensor& k) {
-  const std::int64_t c_out = f1.c_out, m = f1.m, n1 = f1.n, n2 = f2.n;
-  const Tensor g1 = channel_features(cf.v1, f1.cols);
-  const Tensor g2 = same ? g1 : channel_features(cf.v2, f2.cols);
-  // H[i, c, j] = <G_i[c], G_j[c]>; with `same` in the full form only j <= i is filled and read.
-  const Tensor h = Tensor::empty({n1, c_out, n2}, g1.dtype());
+void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf, bool same,
+                        bool trace, const Tensor& k) {
+  const std::int64_t c_out = cf.u.size(1), m = cf.u.size(0), n1 = cf.v1.size(0);
+  const Tensor g1 = channel_features(layer, a1, cf.v1);
+  const Tensor g2 = same ? g1 : channel_features(layer, a2, cf.v2);
+  const std::int64_t n2 = g2.size(1);
+  // H[c, i, j] = <G_i[c], G_j[c]>; with `same` in the full form only j <= i is filled and read.
+  const Tensor h = Tensor::empty({c_out, n1, n2}, g1.dtype());
   for (std::int64_t c = 0; c < c_out; ++c) {
     check_interrupt();
-    h.select(1, c).copy_(same ? gram(g1.select(0, c), trace) : matmul(g1.select(0, c), g2.select(0, c).t()));
+    h.select(0, c).copy_(same ? gram(g1.select(0, c), trace) : matmul(g1.select(0, c), g2.select(0, c).t()));
   }
   if (trace) {
-    const Tensor t = matmul(sum(square(cf.u), {0}, true), h).reshape({n1, n2});  // sum_c |U[:, c]|^2 H[c]
-    k.add_(same ? (t + t.t()) * 0.5 : t);
+    const Tensor t = matmul(sum(square(cf.u), {0}, true), h.reshape({c_out, n1 * n2})).reshape({n1, n2});
+    k.add_(same ? (t + t.t()) * 0.5 : t);  // sum_c |U[:, c]|^2 H[c]
     return;
   }
   const Tensor uu_t = (cf.u.unsqueeze(1) * cf.u.unsqueeze(0)).reshape({m * m, c_out}).t();  // [c, (a, b)]
   for (std::int64_t i = 0; i < n1; ++i) {
     const std::int64_t partners = same ? i + 1 : n2;
     k.select(0, i).slice(0, 0, partners).reshape({partners, m * m})
-        .add_matmul_(h.select(0, i).slice(1, 0, partners).t(), uu_t);
+        .add_matmul_(h.select(1, i).slice(1, 0, partners).t(), uu_t);
   }
 }
 
@@ -288,9 +317,10 @@ bool pullback_by_windows(const Conv2d& layer) {
   return o.padding_mode == Padding::circular ? 2 * o.padding == reach : o.padding <= reach;
 }
 
-// Samples per chunk of the channel pullback: their Z, C_out C_in L numbers each, stay within a
-// few MiB so that mixing reads them from cache (64 MiB chunks ran 2.5x slower).
-constexpr std::int64_t kPullbackBytes = std::int64_t{4} << 20;
+// Samples per chunk of the channel pullback: their Z, C_out C_in L numbers each, stay within about
+// one core's L2 cache so that mixing reads them from there (on a 1 MiB L2, 4 MiB chunks made the
+// pullback 1.4x slower, 64 MiB chunks 3.5x).
+constexpr std::int64_t kPullbackBytes = std::int64_t{1} << 20;
 
 // E[i, a] = sum_c U[a, c] Z_i[c] with Z_i[c] = flip(s_w W[c]) Q_i[c] (Note [Conv2d input
 // cotangents]).
@@ -343,8 +373,8 @@ bool features_cheaper(const ConvFactors& f, std::int64_t partners, bool trace) {
 
 void Conv2d::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tensor& d1, const Tensor& a2,
                                   const Tensor& d2, bool same, bool trace, std::int64_t max_bytes) const {
-  const ConvFactors f1 = factors(*this, a1, d1);
-  const ConvFactors f2 = same ? f1 : factors(*this, a2, d2);
+  ConvFactors f1 = cotangent_factors(*this, a1, d1);
+  ConvFactors f2 = same ? f1 : cotangent_factors(*this, a2, d2);
   THETA_CHECK(f2.m == f1.m, ShapeError, describe(), ": cotangent counts differ: ", shape_str(d1.shape()), " and ",
               shape_str(d2.shape()));
   const Shape expected = trace ? Shape{f1.n, f2.n} : Shape{f1.n, f2.n, f1.m, f1.m};
@@ -352,10 +382,15 @@ void Conv2d::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tenso
               ": the kernel to add to must be a contiguous ", shape_str(expected), " ", dtype_name(d1.dtype()),
               ", got ", shape_str(k.shape()), " ", dtype_name(k.dtype()));
   if (ntk_route == ConvNtkRoute::automatic) {
-    const std::int64_t width = f1.c_out * f1.width;
+    const std::int64_t width = f1.c_out * (in_ * kernel_ * kernel_ + (options_.bias ? 1 : 0));
     if ((f1.n + f2.n) * width * 8 + f1.c_out * f1.n * f2.n * 8 <= max_bytes)
-      if (const auto cf = channel_factors(f1, f2, same)) return by_channel_factors(f1, f2, *cf, same, trace, k);
+      if (const auto cf = channel_factors(f1, f2, same)) return by_channel_factors(*this, a1, a2, *cf, same, trace, k);
   }
+  add_windows(*this, a1, f1);
+  if (same)
+    f2 = f1;
+  else
+    add_windows(*this, a2, f2);
   const bool use_features = ntk_route == ConvNtkRoute::weight_gradients ||
                             (ntk_route == ConvNtkRoute::automatic && features_cheaper(f1, f2.n, trace));
   if (use_features)
