@@ -51,10 +51,10 @@ class Conv2d : public Cloneable<Conv2d>, public StructuredLayer {
   std::string describe() const override;
 
   bool structured_input(const Var& input) const override { return input.dim() == 4; }
-  void add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2,
-                            bool same, bool trace, std::int64_t max_bytes) const override;
+  void add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Cotangents& d1, const Tensor& a2,
+                            const Cotangents& d2, bool same, bool trace, std::int64_t max_bytes) const override;
   Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const override;
-  Tensor input_cotangents(const Tensor& a, const Tensor& d) const override;
+  Tensor input_cotangents(const Tensor& a, const Cotangents& d) const override;
   std::vector<Tensor> per_sample_gradients(const Tensor& a, const Tensor& d) const override;
 
   const Var& weight() const { return param(0); }

@@ -77,13 +77,19 @@ std::int64_t output_size(const Conv2d& layer, std::int64_t size) {
   return (size + 2 * o.padding - o.dilation * (layer.kernel_size() - 1) - 1) / o.stride + 1;
 }
 
+// Cotangents [n, m, C_out, H_out, W_out] must match the output of input a.
+void check_cotangents(const Conv2d& layer, const Tensor& a, const Cotangents& d) {
+  const Shape s = d.shape();
+  THETA_CHECK(a.dim() == 4 && a.size(1) == layer.in_channels() && s.size() == 5 && s[0] == a.size(0) &&
+                  s[2] == layer.out_channels() && s[3] == output_size(layer, a.size(2)) &&
+                  s[4] == output_size(layer, a.size(3)),
+              ShapeError, layer.describe(), ": cotangents ", shape_str(s), " do not match the output of input ",
+              shape_str(a.shape()));
+}
+
 // Everything but the windows: cotangents checked against the output of input a, as [n, m, C_out, L].
 ConvFactors cotangent_factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
-  THETA_CHECK(a.dim() == 4 && a.size(1) == layer.in_channels() && d.dim() == 5 && d.size(0) == a.size(0) &&
-                  d.size(2) == layer.out_channels() && d.size(3) == output_size(layer, a.size(2)) &&
-                  d.size(4) == output_size(layer, a.size(3)),
-              ShapeError, layer.describe(), ": cotangents ", shape_str(d.shape()), " do not match the output of input ",
-              shape_str(a.shape()));
+  check_cotangents(layer, a, d);
   ConvFactors f;
   f.n = a.size(0);
   f.m = d.size(1);
@@ -180,92 +186,57 @@ void by_pixel_pairs(const ConvFactors& f1, const ConvFactors& f2, bool same, boo
   }
 }
 
-// U [m, C] and V [n, C, L] with d[i, a, c, :] = U[a, c] V[i, c, :] for the cotangents of both
-// blocks (Note [Channel-factored cotangents]); nullopt when they do not factor.
+// U [m, C] and V [n, C, L] with d[i, a, c, :] = U[a, c] V[i, c, :], one U for the cotangents of
+// both blocks (Note [Channel-factored cotangents]).
 struct ChannelFactors {
   Tensor u, v1, v2;
 };
 
-// Per channel: the output whose cotangent is V (fixed at the first sample where the channel is not
-// all zero), the largest entry seen, and the largest deviation from U V.
-struct ChannelCheck {
-  bool pivoted = false;
-  std::int64_t output = 0;
-  double top = 0.0, worst = 0.0;
-};
-
-// Raises top to the largest |x[p]| and worst to the largest |x[p] - u ref[p]| over a row, with
-// independent accumulators per lane so that the loop vectorises (a single running maximum is a
-// chain of dependent operations). NaN entries are skipped, as by std::max; they are caught by
-// the callers' finiteness checks.
-template <class T>
-void row_deviation(const T* x, const T* ref, double u, std::int64_t l, double& top, double& worst) {
-  constexpr std::int64_t kLanes = 8;
-  double tops[kLanes] = {}, worsts[kLanes] = {};
-  std::int64_t p = 0;
-  for (; p + kLanes <= l; p += kLanes)
-    for (std::int64_t j = 0; j < kLanes; ++j) {
-      const double v = static_cast<double>(x[p + j]);
-      const double size = std::abs(v), deviation = std::abs(v - u * static_cast<double>(ref[p + j]));
-      tops[j] = tops[j] < size ? size : tops[j];
-      worsts[j] = worsts[j] < deviation ? deviation : worsts[j];
-    }
-  for (; p < l; ++p) {
-    const double v = static_cast<double>(x[p]);
-    tops[0] = std::max(tops[0], std::abs(v));
-    worsts[0] = std::max(worsts[0], std::abs(v - u * static_cast<double>(ref[p])));
-  }
-  for (std::int64_t j = 0; j < kLanes; ++j) top = std::max(top, tops[j]), worst = std::max(worst, worsts[j]);
+// The factors of one block's cotangents, given or found, with V as [n, C, L].
+std::optional<Cotangents> block_channel_factors(const Cotangents& d) {
+  if (d.count() < 2) return std::nullopt;
+  std::optional<Cotangents> c = d.factored() ? d : Cotangents::find_channel_factors(d.dense());
+  if (!c) return std::nullopt;
+  const Tensor& v = c->v();
+  return Cotangents::by_channel(c->u(), v.reshape({v.size(0), v.size(1), -1}));
 }
 
-// One pass in memory order (the cotangents are the largest tensors here: passes dominate).
-std::optional<ChannelFactors> channel_factors(const ConvFactors& f1, const ConvFactors& f2, bool same) {
-  const std::int64_t m = f1.m, c_out = f1.c_out, l = f1.pixels;
-  if (m < 2) return std::nullopt;
-  const DType dtype = f1.d.dtype();
-  ChannelFactors out{zeros({m, c_out}, DType::f64), Tensor::empty({f1.n, c_out, l}, dtype),
-                     same ? Tensor() : Tensor::empty({f2.n, c_out, l}, dtype)};
-  std::vector<ChannelCheck> checks(static_cast<std::size_t>(c_out));
-  double* u = out.u.data<double>();
-  bool factored = true;
-  visit_float_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const T* data[2] = {f1.d.data<T>(), f2.d.data<T>()};
-    const std::int64_t rows[2] = {f1.n, f2.n};
-    T* vs[2] = {out.v1.data<T>(), same ? nullptr : out.v2.data<T>()};
-    const auto at = [&](int b, std::int64_t i, std::int64_t a, std::int64_t c) {
-      return data[b] + ((i * m + a) * c_out + c) * l;
-    };
-    for (int b = 0; b < (same ? 1 : 2) && factored; ++b)
-      for (std::int64_t i = 0; i < rows[b] && factored; ++i)
-        for (std::int64_t c = 0; c < c_out; ++c) {
-          ChannelCheck& ch = checks[static_cast<std::size_t>(c)];
-          if (!ch.pivoted) {  // U[:, c]: the ratios at this sample's largest entry of the channel
-            double best = 0.0;
-            std::int64_t best_a = 0, best_p = 0;
-            for (std::int64_t a = 0; a < m; ++a)
-              for (std::int64_t p = 0; p < l; ++p)
-                if (const double v = std::abs(static_cast<double>(at(b, i, a, c)[p])); v > best)
-                  best = v, best_a = a, best_p = p;
-            if (best > 0.0) {
-              ch.pivoted = true;
-              ch.output = best_a;
-              const double pivot = static_cast<double>(at(b, i, best_a, c)[best_p]);
-              for (std::int64_t a = 0; a < m; ++a) u[a * c_out + c] = static_cast<double>(at(b, i, a, c)[best_p]) / pivot;
-            }
-          }
-          const T* ref = at(b, i, ch.output, c);
-          std::copy(ref, ref + l, vs[b] + (i * c_out + c) * l);
-          for (std::int64_t a = 0; a < m; ++a) row_deviation(at(b, i, a, c), ref, u[a * c_out + c], l, ch.top, ch.worst);
-          // Far past rounding: stop early (should a larger entry come later, this "no" only costs
-          // speed).
-          if (ch.worst > 1e-10 * ch.top) factored = false;
-        }
-  });
-  for (const ChannelCheck& ch : checks) factored = factored && ch.worst <= 1e-13 * ch.top;
-  if (!factored) return std::nullopt;
-  out.u = out.u.to(dtype);
-  return out;
+// Both blocks' factors over one U: block 2's are rescaled per channel, U2[:, c] = lambda_c U1[:, c]
+// and V2[c] <- lambda_c V2[c] (the blocks may have normalised U at different outputs). A channel
+// that is zero in block 1 takes block 2's column. nullopt when the columns are not proportional to
+// 1e-13 of their size, or either block does not factor.
+std::optional<ChannelFactors> channel_factors(const Cotangents& d1, const Cotangents& d2, bool same) {
+  const auto c1 = block_channel_factors(d1);
+  if (!c1) return std::nullopt;
+  if (same) return ChannelFactors{c1->u(), c1->v(), c1->v()};
+  const auto c2 = block_channel_factors(d2);
+  if (!c2) return std::nullopt;
+  const std::int64_t m = c1->u().size(0), c_out = c1->u().size(1);
+  if (c2->u().shape() != c1->u().shape()) return std::nullopt;
+  const Tensor u1 = c1->u().to(DType::f64).contiguous(), u2 = c2->u().to(DType::f64).contiguous();
+  Tensor u = u1.clone(), scale1 = ones({c_out}, DType::f64), scale2 = ones({c_out}, DType::f64);
+  const double *p1 = u1.data<double>(), *p2 = u2.data<double>();
+  double* pu = u.data<double>();
+  for (std::int64_t c = 0; c < c_out; ++c) {
+    std::int64_t top = 0;
+    double size2 = 0.0;
+    for (std::int64_t a = 0; a < m; ++a) {
+      if (std::abs(p1[a * c_out + c]) > std::abs(p1[top * c_out + c])) top = a;
+      size2 = std::max(size2, std::abs(p2[a * c_out + c]));
+    }
+    if (p1[top * c_out + c] == 0.0) {  // block 1 is zero in this channel: block 2's column
+      scale1.data<double>()[c] = 0.0;
+      for (std::int64_t a = 0; a < m; ++a) pu[a * c_out + c] = p2[a * c_out + c];
+      continue;
+    }
+    const double lambda = p2[top * c_out + c] / p1[top * c_out + c];
+    for (std::int64_t a = 0; a < m; ++a)
+      if (std::abs(p2[a * c_out + c] - lambda * p1[a * c_out + c]) > 1e-13 * size2) return std::nullopt;
+    scale2.data<double>()[c] = lambda;
+  }
+  const DType dtype = c1->v().dtype();
+  const auto rescaled = [&](const Tensor& v, const Tensor& scale) { return v * scale.to(dtype).reshape({1, c_out, 1}); };
+  return ChannelFactors{u.to(dtype), rescaled(c1->v(), scale1), rescaled(c2->v(), scale2)};
 }
 
 // Per-channel features G[c, i] = (s_w V_i[c] P_i^T, s_b V_i[c] 1) as [C, n, width], written
@@ -324,10 +295,10 @@ constexpr std::int64_t kPullbackBytes = std::int64_t{1} << 20;
 
 // E[i, a] = sum_c U[a, c] Z_i[c] with Z_i[c] = flip(s_w W[c]) Q_i[c] (Note [Conv2d input
 // cotangents]).
-Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ConvFactors& f, const ChannelFactors& cf) {
-  const std::int64_t n = f.n, m = f.m, c_out = f.c_out, c_in = layer.in_channels(), k = layer.kernel_size();
-  const std::int64_t taps = k * k, h = a.size(2), w = a.size(3), pixels = h * w;
-  const DType dtype = f.d.dtype();
+Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ChannelFactors& cf) {
+  const std::int64_t n = cf.v1.size(0), m = cf.u.size(0), c_out = cf.u.size(1), c_in = layer.in_channels();
+  const std::int64_t k = layer.kernel_size(), taps = k * k, h = a.size(2), w = a.size(3), pixels = h * w;
+  const DType dtype = cf.v1.dtype();
   // flip(W)[c, c_in, t] = W[c, c_in, K - 1 - t]: both spatial axes reversed.
   const Tensor weight = (layer.weight().value() * layer.weight_scale()).contiguous();
   const Tensor flipped = Tensor::empty({c_out, c_in, taps}, dtype);
@@ -371,26 +342,29 @@ bool features_cheaper(const ConvFactors& f, std::int64_t partners, bool trace) {
 
 }  // namespace
 
-void Conv2d::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tensor& d1, const Tensor& a2,
-                                  const Tensor& d2, bool same, bool trace, std::int64_t max_bytes) const {
-  ConvFactors f1 = cotangent_factors(*this, a1, d1);
-  ConvFactors f2 = same ? f1 : cotangent_factors(*this, a2, d2);
-  THETA_CHECK(f2.m == f1.m, ShapeError, describe(), ": cotangent counts differ: ", shape_str(d1.shape()), " and ",
-              shape_str(d2.shape()));
-  const Shape expected = trace ? Shape{f1.n, f2.n} : Shape{f1.n, f2.n, f1.m, f1.m};
+void Conv2d::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Cotangents& d1, const Tensor& a2,
+                                  const Cotangents& d2, bool same, bool trace, std::int64_t max_bytes) const {
+  check_cotangents(*this, a1, d1);
+  if (!same) check_cotangents(*this, a2, d2);
+  const Shape s1 = d1.shape(), s2 = (same ? d1 : d2).shape();
+  const std::int64_t n1 = s1[0], n2 = s2[0], m = s1[1];
+  THETA_CHECK(s2[1] == m, ShapeError, describe(), ": cotangent counts differ: ", shape_str(s1), " and ", shape_str(s2));
+  const Shape expected = trace ? Shape{n1, n2} : Shape{n1, n2, m, m};
   THETA_CHECK(k.shape() == expected && k.is_contiguous() && k.dtype() == d1.dtype(), ShapeError, describe(),
               ": the kernel to add to must be a contiguous ", shape_str(expected), " ", dtype_name(d1.dtype()),
               ", got ", shape_str(k.shape()), " ", dtype_name(k.dtype()));
   if (ntk_route == ConvNtkRoute::automatic) {
-    const std::int64_t width = f1.c_out * (in_ * kernel_ * kernel_ + (options_.bias ? 1 : 0));
-    if ((f1.n + f2.n) * width * 8 + f1.c_out * f1.n * f2.n * 8 <= max_bytes)
-      if (const auto cf = channel_factors(f1, f2, same)) return by_channel_factors(*this, a1, a2, *cf, same, trace, k);
+    const std::int64_t width = out_ * (in_ * kernel_ * kernel_ + (options_.bias ? 1 : 0));
+    if ((n1 + n2) * width * 8 + out_ * n1 * n2 * 8 <= max_bytes)
+      if (const auto cf = channel_factors(d1, d2, same)) return by_channel_factors(*this, a1, a2, *cf, same, trace, k);
   }
+  ConvFactors f1 = cotangent_factors(*this, a1, d1.dense());
   add_windows(*this, a1, f1);
-  if (same)
-    f2 = f1;
-  else
+  ConvFactors f2 = f1;
+  if (!same) {
+    f2 = cotangent_factors(*this, a2, d2.dense());
     add_windows(*this, a2, f2);
+  }
   const bool use_features = ntk_route == ConvNtkRoute::weight_gradients ||
                             (ntk_route == ConvNtkRoute::automatic && features_cheaper(f1, f2.n, trace));
   if (use_features)
@@ -399,12 +373,14 @@ void Conv2d::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tenso
     by_pixel_pairs(f1, f2, same, trace, max_bytes, k);
 }
 
-Tensor Conv2d::input_cotangents(const Tensor& a, const Tensor& d) const {
-  const ConvFactors f = cotangent_factors(*this, a, d);
+Tensor Conv2d::input_cotangents(const Tensor& a, const Cotangents& d) const {
+  check_cotangents(*this, a, d);
   if (ntk_route == ConvNtkRoute::automatic && pullback_by_windows(*this))
-    if (const auto cf = channel_factors(f, f, true)) return pullback_by_channels(*this, a, f, *cf);
+    if (const auto cf = channel_factors(d, d, true)) return pullback_by_channels(*this, a, *cf);
+  const ConvFactors f = cotangent_factors(*this, a, d.dense());
   const std::int64_t n = f.n, m = f.m;
-  const Tensor flat = f.d.reshape({n * m, f.c_out, d.size(3), d.size(4)});
+  const Shape s = d.shape();
+  const Tensor flat = f.d.reshape({n * m, f.c_out, s[3], s[4]});
   const Tensor w = weight_scale() == 1.0 ? weight().value() : weight().value() * weight_scale();
   return conv2d_input_grad(flat, w, {n * m, in_, a.size(2), a.size(3)}, geometry())
       .reshape({n, m, in_, a.size(2), a.size(3)});

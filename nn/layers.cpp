@@ -111,11 +111,13 @@ Tensor Linear::input_kernel_diagonal(const Tensor& a) const {
   return k;
 }
 
-Tensor Linear::input_cotangents(const Tensor& a, const Tensor& d) const {
+Tensor Linear::input_cotangents(const Tensor& a, const Cotangents& cotangents) const {
+  const Tensor d = cotangents.dense();
   THETA_CHECK(a.dim() == 2 && a.size(1) == in_ && d.dim() == 3 && d.size(0) == a.size(0) && d.size(2) == out_,
               ShapeError, describe(), ": cotangents ", shape_str(d.shape()), " do not match the output of input ",
               shape_str(a.shape()));
-  return matmul(d, weight().value()) * weight_scale();  // [n, m, out] @ [out, in]
+  const Tensor& w = weight().value();
+  return matmul(d, weight_scale() == 1.0 ? w : w * weight_scale());  // [n, m, out] @ [out, in]
 }
 
 std::vector<Tensor> Linear::per_sample_gradients(const Tensor& a, const Tensor& d) const {

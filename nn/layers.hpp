@@ -39,7 +39,7 @@ class Linear : public Cloneable<Linear>, public FactoredLayer {
   bool structured_input(const Var& input) const override { return input.dim() == 2; }
   Tensor input_kernel(const Tensor& a1, const Tensor& a2) const override;
   Tensor input_kernel_diagonal(const Tensor& a) const override;
-  Tensor input_cotangents(const Tensor& a, const Tensor& d) const override;
+  Tensor input_cotangents(const Tensor& a, const Cotangents& d) const override;
   std::vector<Tensor> per_sample_gradients(const Tensor& a, const Tensor& d) const override;
 
   const Var& weight() const { return param(0); }

@@ -7,17 +7,18 @@
 
 namespace theta::nn {
 
-Tensor StructuredLayer::cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2,
-                                         bool same, bool trace, std::int64_t max_bytes) const {
-  const std::int64_t n1 = d1.size(0), n2 = (same ? d1 : d2).size(0), m = d1.size(1);
+Tensor StructuredLayer::cotangent_kernel(const Tensor& a1, const Cotangents& d1, const Tensor& a2,
+                                         const Cotangents& d2, bool same, bool trace, std::int64_t max_bytes) const {
+  const std::int64_t n1 = d1.rows(), n2 = (same ? d1 : d2).rows(), m = d1.count();
   const Tensor k = trace ? zeros({n1, n2}, d1.dtype()) : zeros({n1, n2, m, m}, d1.dtype());
   add_cotangent_kernel(k, a1, d1, a2, d2, same, trace, max_bytes);
   if (same && !trace) mirror_lower_blocks(k);
   return k;
 }
 
-void FactoredLayer::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tensor& d1, const Tensor& a2,
-                                         const Tensor& d2, bool same, bool trace, std::int64_t) const {
+void FactoredLayer::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Cotangents& c1, const Tensor& a2,
+                                         const Cotangents& c2, bool same, bool trace, std::int64_t) const {
+  const Tensor d1 = c1.dense(), d2 = same ? d1 : c2.dense();
   const std::int64_t n1 = d1.size(0), n2 = (same ? d1 : d2).size(0), m = d1.size(1);
   const Tensor aa = input_kernel(a1, same ? a1 : a2);  // [n1, n2]
   if (trace) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "autograd/var.hpp"
+#include "nn/cotangents.hpp"
 
 namespace theta::nn {
 
@@ -21,7 +22,8 @@ namespace theta::nn {
 // and never knows the layer's formula. Every parameter of the layer is covered by its rule.
 //
 // Cotangents come m per sample: d:[n, m, *y.shape[1:]] holds d[i, a] for sample i (m = O outputs
-// for the NTK, m = 1 for one output or a per-sample loss).
+// for the NTK, m = 1 for one output or a per-sample loss), dense or factored by channel
+// (Cotangents in cotangents.hpp); a rule may use the factors or ask for the dense tensor.
 
 class StructuredLayer {
  public:
@@ -38,12 +40,12 @@ class StructuredLayer {
   /// completes the kernel with mirror_lower_blocks, and the rule may add anything above the
   /// diagonal; in the trace form the rule adds an exactly symmetric [n1, n1]. Temporaries stay
   /// under about max_bytes where the rule can chunk.
-  virtual void add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tensor& d1, const Tensor& a2,
-                                    const Tensor& d2, bool same, bool trace, std::int64_t max_bytes) const = 0;
+  virtual void add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Cotangents& d1, const Tensor& a2,
+                                    const Cotangents& d2, bool same, bool trace, std::int64_t max_bytes) const = 0;
 
   /// The block alone: a new [n1, n2, m, m] (or [n1, n2] with `trace`) holding what
   /// add_cotangent_kernel adds, exactly symmetric with `same`.
-  Tensor cotangent_kernel(const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2, bool same,
+  Tensor cotangent_kernel(const Tensor& a1, const Cotangents& d1, const Tensor& a2, const Cotangents& d2, bool same,
                           bool trace, std::int64_t max_bytes) const;
 
   /// The per-sample diagonal: [n, m, m] with K[i, a, b] = <J_i^T d[i, a], J_i^T d[i, b]>.
@@ -53,7 +55,7 @@ class StructuredLayer {
   /// every d[:, a] at input a, d:[n, m, *y.shape[1:]] -> [n, m, *a.shape[1:]]. Theory carries
   /// output gradients from one structured layer to the one before with it, for all m at once
   /// (Note [Cotangent pullback] in theory/ntk_blocks.cpp).
-  virtual Tensor input_cotangents(const Tensor& a, const Tensor& d) const = 0;
+  virtual Tensor input_cotangents(const Tensor& a, const Cotangents& d) const = 0;
 
   /// Per-sample gradients of the layer's parameters (in the layer's parameters() order) from its
   /// inputs a:[n, ...] and output cotangents d:[n, *y.shape[1:]]: one [n, *param.shape] per parameter.
@@ -72,8 +74,8 @@ class FactoredLayer : public StructuredLayer {
   /// The diagonal K_in(a_i, a_i): a:[n, in] -> [n].
   virtual Tensor input_kernel_diagonal(const Tensor& a) const = 0;
 
-  void add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Tensor& d1, const Tensor& a2, const Tensor& d2,
-                            bool same, bool trace, std::int64_t max_bytes) const final;
+  void add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Cotangents& d1, const Tensor& a2,
+                            const Cotangents& d2, bool same, bool trace, std::int64_t max_bytes) const final;
   Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const final;
 };
 

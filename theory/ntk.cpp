@@ -80,11 +80,11 @@ Tensor empirical_ntk_diagonal(nn::Module& model, const Tensor& x, NtkOptions opt
   }
   const BlockFactors f = block_factors(model, x, op);
   const Captured& c = f.captured;
-  const std::vector<Tensor>& d = f.output_grads;
+  const std::vector<nn::Cotangents>& d = f.output_grads;
   const std::int64_t outputs = f.outputs();
   Tensor out = zeros({n, outputs, outputs}, f.dtype());
   for (std::size_t l = 0; l < c.layers.size(); ++l)
-    out = out + c.layers[l].rule->cotangent_kernel_diagonal(c.layers[l].input.value(), d[l], options.max_bytes);
+    out = out + c.layers[l].rule->cotangent_kernel_diagonal(c.layers[l].input.value(), d[l].dense(), options.max_bytes);
   for (std::int64_t i = 0; i < n && !c.other_params.empty(); ++i) {
     check_interrupt();
     const Tensor j = jacobian_rows(model, x, i, 1, c.other_params, outputs);

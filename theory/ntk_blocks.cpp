@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <unordered_set>
 
 #include "autograd/engine.hpp"
 #include "tensor/interrupt.hpp"
+#include "tensor/ops.hpp"
+#include "tensor/rng.hpp"
 #include "tensor/parallel.hpp"
 #include "theory/checks.hpp"
 
@@ -88,13 +91,53 @@ std::vector<Tensor> backward_per_output(const Var& outputs, const std::vector<Va
   return d;
 }
 
+// Note [Channel-wise segments]
+// Pulled-back cotangents often factor by channel: a Linear readout's input cotangents are
+// E[i, o, c] = s W[o, c] for every sample. When the segment between two structured layers acts on
+// each channel alone (activations, pooling, global average pooling), so do its backward passes,
+// and the factorisation survives: the pass of U[o] * V is U[o] * (the pass of V). Two passes then
+// replace O, and the layer's cotangents are stored as U and V (O times smaller). Whether the
+// segment acts on each channel alone is tested rather than assumed: one pass with V, one with
+// R * V for random per-sample, per-channel factors R, which agree, R * pass(V) = pass(R * V), to
+// rounding (1e-12 of each channel's largest entry) only if no channel's cotangents leak into
+// another's (for a segment that mixes channels they differ almost surely). Otherwise the O passes
+// run as before.
+
+// One backward pass from `from` to `to` with cotangent `cotangent` (zeros when `to` does not matter).
+Tensor segment_pass(const Var& from, const Var& to, const Tensor& cotangent) {
+  const auto g = autograd::grad({from}, {to}, {Var(cotangent)}, {.retain_graph = true, .allow_unused = true});
+  return g[0].defined() ? g[0].value() : zeros(to.shape(), to.dtype());
+}
+
+// The cotangents at `to` from channel-factored cotangents e at `from` (Note [Channel-wise
+// segments]); nullopt when the segment does not act on each channel alone.
+std::optional<nn::Cotangents> channel_wise_segment(const Var& from, const Var& to, const nn::Cotangents& e) {
+  const Tensor& v = e.v();  // [n, C, ...] like `from`
+  if (to.dim() < 2 || to.size(1) != v.size(1)) return std::nullopt;
+  const std::int64_t n = v.size(0), channels = v.size(1);
+  Rng rng(0x5e6);
+  const Tensor r = rng.uniform({n, channels}, 0.5, 1.5, v.dtype());
+  const auto per_channel = [&](const Tensor& t) {
+    Shape shape{n, channels};
+    shape.resize(static_cast<std::size_t>(t.dim()), 1);
+    return r.reshape(shape);
+  };
+  const Tensor pass = segment_pass(from, to, v);
+  const Tensor mixed = segment_pass(from, to, v * per_channel(v));
+  std::vector<std::int64_t> others{0};
+  for (std::int64_t axis = 2; axis < mixed.dim(); ++axis) others.push_back(axis);
+  const Tensor top = max(abs(mixed), others), worst = max(abs(mixed - pass * per_channel(pass)), others);
+  if (!(max(worst - top * 1e-12).item() <= 0.0)) return std::nullopt;  // NaN too
+  return nn::Cotangents::by_channel(e.u(), pass);
+}
+
 // D[l] = [n, O, *out_l.shape[1:]]: gradients of every output with respect to each captured layer
 // output, by full backward passes for the last layer and any layer outside a chain, and by
 // pullback from the next layer for the rest.
-std::vector<Tensor> output_gradients(const Captured& c) {
+std::vector<nn::Cotangents> output_gradients(const Captured& c) {
   const std::int64_t n = c.output.size(0), outputs = c.output.size(1);
   const std::size_t layers = c.layers.size();
-  std::vector<Tensor> d(layers);
+  std::vector<nn::Cotangents> d(layers);
   if (layers == 0) return d;
   std::vector<char> pulled(layers, 0);
   std::vector<Var> direct;
@@ -118,12 +161,24 @@ std::vector<Tensor> output_gradients(const Captured& c) {
       d[l] = into_next;
       continue;
     }
+    if (const auto e = nn::Cotangents::find_channel_factors(into_next))
+      if (auto seg = channel_wise_segment(next.input, c.layers[l].output, *e)) {
+        d[l] = std::move(*seg);
+        continue;
+      }
     d[l] = backward_per_output(next.input, {c.layers[l].output}, outputs,
                                [&](std::int64_t o) { return into_next.select(1, o); })[0];
   }
   // A finite output can still have infinite derivatives (sqrt at 0). The factors are checked
   // rather than the kernel they make: a width-th of its size (Note [Non-finite values]).
-  for (const Tensor& g : d) require_finite(g, "empirical_ntk", "output gradient");
+  for (const nn::Cotangents& g : d) {
+    if (g.factored()) {
+      require_finite(g.u(), "empirical_ntk", "output gradient");
+      require_finite(g.v(), "empirical_ntk", "output gradient");
+    } else {
+      require_finite(g.dense(), "empirical_ntk", "output gradient");
+    }
+  }
   return d;
 }
 
@@ -189,10 +244,10 @@ Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const 
   for (std::size_t l = 0; l < c1.layers.size(); ++l) {
     const Tensor& a1 = c1.layers[l].input.value();
     const Tensor& a2 = same ? a1 : c2.layers[l].input.value();
-    const Tensor& d1 = f1.output_grads[l];
-    const Tensor& d2 = same ? d1 : f2.output_grads[l];
-    const Tensor e1 = one ? d1.slice(1, output, output + 1) : d1;
-    const Tensor e2 = one ? d2.slice(1, output, output + 1) : d2;
+    const nn::Cotangents& d1 = f1.output_grads[l];
+    const nn::Cotangents& d2 = same ? d1 : f2.output_grads[l];
+    const nn::Cotangents e1 = one ? d1.slots(output, output + 1) : d1;
+    const nn::Cotangents e2 = one ? d2.slots(output, output + 1) : d2;
     c1.layers[l].rule->add_cotangent_kernel(target, a1, e1, a2, e2, same, trace, max_bytes);
   }
   if (same && !trace) nn::mirror_lower_blocks(target);

@@ -18,11 +18,11 @@ enum class KernelForm { full, trace, output };
 
 /// What the structured kernel needs of one block of inputs x:[b, d]: the model's forward with
 /// its structured layers recorded, and per such layer the gradients of every output with respect
-/// to the layer's output, [b, O, width].
+/// to the layer's output, [b, O, width] (dense or factored by channel).
 struct BlockFactors {
   Tensor x;
   Captured captured;
-  std::vector<Tensor> output_grads;
+  std::vector<nn::Cotangents> output_grads;
 
   std::int64_t rows() const { return x.size(0); }
   std::int64_t outputs() const { return captured.output.size(1); }

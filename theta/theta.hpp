@@ -27,6 +27,7 @@
 
 #include "nn/checkpoint.hpp"
 #include "nn/conv.hpp"
+#include "nn/cotangents.hpp"
 #include "nn/data.hpp"
 #include "nn/eval.hpp"
 #include "nn/functional.hpp"

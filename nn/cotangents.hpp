@@ -1,0 +1,48 @@
+#pragma once
+// Output cotangents of a structured layer, m per sample, dense or factored by channel (Note
+// [Channel-factored cotangents] in conv_ntk.cpp).
+
+#include <cstdint>
+#include <optional>
+
+#include "tensor/tensor.hpp"
+
+namespace theta::nn {
+
+/// Cotangents d:[n, m, C, ...] of a layer's output: d[i, a] for sample i and slot a (m = O outputs
+/// for the NTK). Held dense, or, when known to factor by channel, as
+///   d[i, a, c, ...] = u[a, c] v[i, c, ...],   u:[m, C], v:[n, C, ...]
+/// which takes m times less memory and spares a rule that uses the factors from finding them. A
+/// dense tensor converts implicitly.
+class Cotangents {
+ public:
+  Cotangents() = default;
+  Cotangents(Tensor dense);  // NOLINT(google-explicit-constructor): any dense tensor is one
+  /// Factored cotangents from u:[m, C] and v:[n, C, ...] of one floating dtype.
+  static Cotangents by_channel(Tensor u, Tensor v);
+  /// The channel factors of dense d:[n, m, C, ...] (m >= 2, at least 3 dimensions) when every
+  /// d[i, a, c, :] equals u[a, c] v[i, c, :] to 1e-13 of channel c's largest entry; nullopt
+  /// otherwise. u is normalised to 1 at the output holding the channel's largest entry at the first
+  /// sample where the channel is not all zero (channels zero throughout get u = 0, v = 0). One pass
+  /// over d, stopping early once a deviation is far past rounding; NaN entries are not examined.
+  static std::optional<Cotangents> find_channel_factors(const Tensor& d);
+
+  bool defined() const { return dense_.defined() || u_.defined(); }
+  bool factored() const { return u_.defined(); }
+  const Tensor& u() const { return u_; }
+  const Tensor& v() const { return v_; }
+  /// The [n, m, C, ...] tensor: the stored one, or formed from the factors.
+  Tensor dense() const;
+  /// [n, m, C, ...] either way.
+  Shape shape() const;
+  std::int64_t rows() const { return shape()[0]; }
+  std::int64_t count() const { return shape()[1]; }
+  DType dtype() const { return factored() ? v_.dtype() : dense_.dtype(); }
+  /// Slots [begin, end) of every sample, in the same form.
+  Cotangents slots(std::int64_t begin, std::int64_t end) const;
+
+ private:
+  Tensor dense_, u_, v_;
+};
+
+}  // namespace theta::nn
