@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "nn/conv.hpp"
+#include "nn/conv_factors.hpp"
 #include "tensor/interrupt.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
@@ -47,57 +48,13 @@ namespace theta::nn {
 // largest entry (products of a readout weight and a 0/1 activation mask match to rounding).
 // Otherwise, or when a route is forced, the plain routes run.
 //
-// Note [Conv2d input cotangents]
-// input_cotangents maps output cotangents d[:, a] to s_w conv2d_input_grad(d[:, a], W): O
-// transposed convolutions, C_out C_in K L multiply-adds each per sample. When d factors by channel,
-// the transposed convolution is linear in d, so E[i, a] = sum_c U[a, c] Z_i[c] with Z_i[c] the
-// transposed convolution of V_i[c] by s_w W[c] alone: C_out C_in K L once for all Z, then
-// C_out C_in L per output to mix, (K + O) instead of K O. For stride 1 with zero padding p <=
-// d (k - 1), or circular padding that keeps the size, a transposed convolution is the
-// convolution with the flipped kernel and padding d (k - 1) - p, so Z_i[c] = flip(s_w W[c]) Q_i[c]
-// with Q_i[c] the [K, L] windows of channel c alone (conv2d_patches). Z is C_out C_in L numbers per
-// sample: chunks of samples keep it in cache while it is mixed.
-
 namespace {
 
-// The pieces of one call of the rule: the layer's input windows augmented with the bias as one
-// more tap and scaled, cols_i = [s_w P_i; s_b 1]:[width, L] (width = K + 1 with a bias, K
-// without), so J_i^T D = D cols_i^T holds weight and bias gradients at once and
-// <cols_i[:, p], cols_j[:, q]> = s_w^2 <P_i[:, p], P_j[:, q]> + s_b^2; cotangents as
-// [n, m, C_out, L].
-struct ConvFactors {
-  Tensor cols;
-  Tensor d;
-  std::int64_t n = 0, m = 0, c_out = 0, taps = 0, width = 0, pixels = 0;
-};
-
-// The output size of the layer along one axis for an input of `size`.
-std::int64_t output_size(const Conv2d& layer, std::int64_t size) {
-  const ConvOptions& o = layer.options();
-  return (size + 2 * o.padding - o.dilation * (layer.kernel_size() - 1) - 1) / o.stride + 1;
-}
-
-// Cotangents [n, m, C_out, H_out, W_out] must match the output of input a.
-void check_cotangents(const Conv2d& layer, const Tensor& a, const Cotangents& d) {
-  const Shape s = d.shape();
-  THETA_CHECK(a.dim() == 4 && a.size(1) == layer.in_channels() && s.size() == 5 && s[0] == a.size(0) &&
-                  s[2] == layer.out_channels() && s[3] == output_size(layer, a.size(2)) &&
-                  s[4] == output_size(layer, a.size(3)),
-              ShapeError, layer.describe(), ": cotangents ", shape_str(s), " do not match the output of input ",
-              shape_str(a.shape()));
-}
-
-// Everything but the windows: cotangents checked against the output of input a, as [n, m, C_out, L].
-ConvFactors cotangent_factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
-  check_cotangents(layer, a, d);
-  ConvFactors f;
-  f.n = a.size(0);
-  f.m = d.size(1);
-  f.c_out = layer.out_channels();
-  f.pixels = d.size(3) * d.size(4);
-  f.d = d.contiguous().reshape({f.n, f.m, f.c_out, f.pixels});
-  return f;
-}
+using detail::ChannelFactors;
+using detail::ConvFactors;
+using detail::channel_factors;
+using detail::check_cotangents;
+using detail::cotangent_factors;
 
 // The scaled windows with the bias tap, for the plain routes.
 void add_windows(const Conv2d& layer, const Tensor& a, ConvFactors& f) {
@@ -186,59 +143,6 @@ void by_pixel_pairs(const ConvFactors& f1, const ConvFactors& f2, bool same, boo
   }
 }
 
-// U [m, C] and V [n, C, L] with d[i, a, c, :] = U[a, c] V[i, c, :], one U for the cotangents of
-// both blocks (Note [Channel-factored cotangents]).
-struct ChannelFactors {
-  Tensor u, v1, v2;
-};
-
-// The factors of one block's cotangents, given or found, with V as [n, C, L].
-std::optional<Cotangents> block_channel_factors(const Cotangents& d) {
-  if (d.count() < 2) return std::nullopt;
-  std::optional<Cotangents> c = d.factored() ? d : Cotangents::find_channel_factors(d.dense());
-  if (!c) return std::nullopt;
-  const Tensor& v = c->v();
-  return Cotangents::by_channel(c->u(), v.reshape({v.size(0), v.size(1), -1}));
-}
-
-// Both blocks' factors over one U: block 2's are rescaled per channel, U2[:, c] = lambda_c U1[:, c]
-// and V2[c] <- lambda_c V2[c] (the blocks may have normalised U at different outputs). A channel
-// that is zero in block 1 takes block 2's column. nullopt when the columns are not proportional to
-// 1e-13 of their size, or either block does not factor.
-std::optional<ChannelFactors> channel_factors(const Cotangents& d1, const Cotangents& d2, bool same) {
-  const auto c1 = block_channel_factors(d1);
-  if (!c1) return std::nullopt;
-  if (same) return ChannelFactors{c1->u(), c1->v(), c1->v()};
-  const auto c2 = block_channel_factors(d2);
-  if (!c2) return std::nullopt;
-  const std::int64_t m = c1->u().size(0), c_out = c1->u().size(1);
-  if (c2->u().shape() != c1->u().shape()) return std::nullopt;
-  const Tensor u1 = c1->u().to(DType::f64).contiguous(), u2 = c2->u().to(DType::f64).contiguous();
-  Tensor u = u1.clone(), scale1 = ones({c_out}, DType::f64), scale2 = ones({c_out}, DType::f64);
-  const double *p1 = u1.data<double>(), *p2 = u2.data<double>();
-  double* pu = u.data<double>();
-  for (std::int64_t c = 0; c < c_out; ++c) {
-    std::int64_t top = 0;
-    double size2 = 0.0;
-    for (std::int64_t a = 0; a < m; ++a) {
-      if (std::abs(p1[a * c_out + c]) > std::abs(p1[top * c_out + c])) top = a;
-      size2 = std::max(size2, std::abs(p2[a * c_out + c]));
-    }
-    if (p1[top * c_out + c] == 0.0) {  // block 1 is zero in this channel: block 2's column
-      scale1.data<double>()[c] = 0.0;
-      for (std::int64_t a = 0; a < m; ++a) pu[a * c_out + c] = p2[a * c_out + c];
-      continue;
-    }
-    const double lambda = p2[top * c_out + c] / p1[top * c_out + c];
-    for (std::int64_t a = 0; a < m; ++a)
-      if (std::abs(p2[a * c_out + c] - lambda * p1[a * c_out + c]) > 1e-13 * size2) return std::nullopt;
-    scale2.data<double>()[c] = lambda;
-  }
-  const DType dtype = c1->v().dtype();
-  const auto rescaled = [&](const Tensor& v, const Tensor& scale) { return v * scale.to(dtype).reshape({1, c_out, 1}); };
-  return ChannelFactors{u.to(dtype), rescaled(c1->v(), scale1), rescaled(c2->v(), scale2)};
-}
-
 // Per-channel features G[c, i] = (s_w V_i[c] P_i^T, s_b V_i[c] 1) as [C, n, width], written
 // in place sample by sample (no permuted copy); the scales go on V, the smallest factor.
 Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
@@ -276,59 +180,6 @@ void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2,
     k.select(0, i).slice(0, 0, partners).reshape({partners, m * m})
         .add_matmul_(h.select(1, i).slice(1, 0, partners).t(), uu_t);
   }
-}
-
-// Whether the transposed convolution is a convolution of the same size (Note [Conv2d input
-// cotangents]): stride 1, and zero padding of at most d (k - 1), or circular padding that keeps
-// the image size.
-bool pullback_by_windows(const Conv2d& layer) {
-  const ConvOptions& o = layer.options();
-  const std::int64_t reach = o.dilation * (layer.kernel_size() - 1);
-  if (o.stride != 1) return false;
-  return o.padding_mode == Padding::circular ? 2 * o.padding == reach : o.padding <= reach;
-}
-
-// Samples per chunk of the channel pullback: their Z, C_out C_in L numbers each, stay within about
-// one core's L2 cache so that mixing reads them from there (on a 1 MiB L2, 4 MiB chunks made the
-// pullback 1.4x slower, 64 MiB chunks 3.5x).
-constexpr std::int64_t kPullbackBytes = std::int64_t{1} << 20;
-
-// E[i, a] = sum_c U[a, c] Z_i[c] with Z_i[c] = flip(s_w W[c]) Q_i[c] (Note [Conv2d input
-// cotangents]).
-Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ChannelFactors& cf) {
-  const std::int64_t n = cf.v1.size(0), m = cf.u.size(0), c_out = cf.u.size(1), c_in = layer.in_channels();
-  const std::int64_t k = layer.kernel_size(), taps = k * k, h = a.size(2), w = a.size(3), pixels = h * w;
-  const DType dtype = cf.v1.dtype();
-  // flip(W)[c, c_in, t] = W[c, c_in, K - 1 - t]: both spatial axes reversed.
-  const Tensor weight = (layer.weight().value() * layer.weight_scale()).contiguous();
-  const Tensor flipped = Tensor::empty({c_out, c_in, taps}, dtype);
-  visit_float_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const T* src = weight.data<T>();
-    T* dst = flipped.data<T>();
-    for (std::int64_t row = 0; row < c_out * c_in; ++row)
-      for (std::int64_t t = 0; t < taps; ++t) dst[row * taps + t] = src[row * taps + taps - 1 - t];
-  });
-  const ConvOptions& o = layer.options();
-  const std::int64_t pad = o.dilation * (k - 1) - o.padding;
-  const Conv2dOptions transposed{.stride = {1, 1}, .padding = {pad, pad}, .dilation = {o.dilation, o.dilation},
-                                 .padding_mode = o.padding_mode};
-  const Tensor out = Tensor::empty({n, m, c_in, h, w}, dtype);
-  const std::int64_t chunk = std::clamp<std::int64_t>(kPullbackBytes / (c_out * c_in * pixels * 8), 1, n);
-  for (std::int64_t b0 = 0; b0 < n; b0 += chunk) {
-    check_interrupt();
-    const std::int64_t b1 = std::min(n, b0 + chunk), count = b1 - b0;
-    const Tensor v = cf.v1.slice(0, b0, b1).reshape({count * c_out, 1, output_size(layer, h), output_size(layer, w)});
-    const Tensor windows = conv2d_patches(v, {1, 1, k, k}, transposed)  // [count C_out, K, L]
-                               .reshape({count, c_out, taps, pixels})
-                               .permute({1, 2, 0, 3})
-                               .contiguous()
-                               .reshape({c_out, taps, count * pixels});
-    const Tensor z = matmul(flipped, windows);  // [C_out, C_in, count L]
-    const Tensor e = matmul(cf.u, z.reshape({c_out, c_in * count * pixels}));
-    out.slice(0, b0, b1).copy_(e.reshape({m, c_in, count, h, w}).permute({2, 0, 1, 3, 4}));
-  }
-  return out;
 }
 
 // Operation counts per pair of samples of the two routes (Note [Conv2d NTK routes]).
@@ -371,19 +222,6 @@ void Conv2d::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Cotan
     by_features(f1, f2, same, trace, max_bytes, k);
   else
     by_pixel_pairs(f1, f2, same, trace, max_bytes, k);
-}
-
-Tensor Conv2d::input_cotangents(const Tensor& a, const Cotangents& d) const {
-  check_cotangents(*this, a, d);
-  if (ntk_route == ConvNtkRoute::automatic && pullback_by_windows(*this))
-    if (const auto cf = channel_factors(d, d, true)) return pullback_by_channels(*this, a, *cf);
-  const ConvFactors f = cotangent_factors(*this, a, d.dense());
-  const std::int64_t n = f.n, m = f.m;
-  const Shape s = d.shape();
-  const Tensor flat = f.d.reshape({n * m, f.c_out, s[3], s[4]});
-  const Tensor w = weight_scale() == 1.0 ? weight().value() : weight().value() * weight_scale();
-  return conv2d_input_grad(flat, w, {n * m, in_, a.size(2), a.size(3)}, geometry())
-      .reshape({n, m, in_, a.size(2), a.size(3)});
 }
 
 Tensor Conv2d::cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const {

@@ -15,7 +15,7 @@ namespace {
 const std::set<std::string> kInternalHeaders = {
     "tensor/block_pool.hpp",    "tensor/cpu_limit.hpp",   "tensor/dims.hpp",
     "tensor/file_io.hpp",       "tensor/npy_header.hpp",       "tensor/overlap.hpp",     "tensor/strided_loop.hpp",
-    "autograd/inline_list.hpp", "autograd/primitive.hpp", "nn/data_location.hpp", "nn/layer_support.hpp",
+    "autograd/inline_list.hpp", "autograd/primitive.hpp", "nn/conv_factors.hpp", "nn/data_location.hpp", "nn/layer_support.hpp",
     "theory/checks.hpp",        "theory/cntk_kernels.hpp", "theory/cntk_kernels_impl.hpp",
     "theory/lanczos.hpp",       "theory/model_probe.hpp",
     "theory/ntk_blocks.hpp",    "theory/tile_file.hpp",
