@@ -101,7 +101,9 @@ std::vector<Tensor> backward_per_output(const Var& outputs, const std::vector<Va
 // R * V for random per-sample, per-channel factors R, which agree, R * pass(V) = pass(R * V), to
 // rounding (1e-12 of each channel's largest entry) only if no channel's cotangents leak into
 // another's (for a segment that mixes channels they differ almost surely). Otherwise the O passes
-// run as before.
+// run as before. Only layers whose outputs are feature maps [n, C, ...] take this path: for a
+// plain [n, C] output (an MLP's hidden layer) the O passes are as cheap as the test, and the rule
+// would form the dense cotangents anyway.
 
 // One backward pass from `from` to `to` with cotangent `cotangent` (zeros when `to` does not matter).
 Tensor segment_pass(const Var& from, const Var& to, const Tensor& cotangent) {
@@ -161,11 +163,12 @@ std::vector<nn::Cotangents> output_gradients(const Captured& c) {
       d[l] = into_next;
       continue;
     }
-    if (const auto e = nn::Cotangents::find_channel_factors(into_next))
-      if (auto seg = channel_wise_segment(next.input, c.layers[l].output, *e)) {
-        d[l] = std::move(*seg);
-        continue;
-      }
+    if (c.layers[l].output.dim() > 2)  // feature maps (Note [Channel-wise segments])
+      if (const auto e = nn::Cotangents::find_channel_factors(into_next))
+        if (auto seg = channel_wise_segment(next.input, c.layers[l].output, *e)) {
+          d[l] = std::move(*seg);
+          continue;
+        }
     d[l] = backward_per_output(next.input, {c.layers[l].output}, outputs,
                                [&](std::int64_t o) { return into_next.select(1, o); })[0];
   }
