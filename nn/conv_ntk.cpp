@@ -41,11 +41,13 @@ namespace theta::nn {
 //   K[i, a, j, b] = sum_c U[a, c] U[b, c] H[c, i, j],   H[c, i, j] = <G_i[c], G_j[c]>,
 // with G_i = (s_w V_i P_i^T, s_b V_i 1):[C_out, K + 1] one feature row per channel: n^2 C_out K
 // for the per-channel Grams plus n^2 m^2 C_out to mix them, instead of n^2 m^2 C_out K. The
-// factorisation is found from the cotangents themselves, in one pass: per channel, the first
-// sample where the channel is not all zero fixes U (the ratios of the outputs' cotangents at that
-// sample's largest entry; floating-point ratios are as precise at any magnitude) and which
-// output's cotangent is V, and every cotangent must then match U V to 1e-13 of the channel's
-// largest entry (products of a readout weight and a 0/1 activation mask match to rounding).
+// factors come with the cotangents (nn::Cotangents, as theory carries them through channel-wise
+// segments) or are found from dense cotangents in one pass (Cotangents::find_channel_factors):
+// per channel, the first sample where the channel is not all zero fixes U (the ratios of the
+// outputs' cotangents at that sample's largest entry; floating-point ratios are as precise at any
+// magnitude) and which output's cotangent is V, and every cotangent must then match U V to 1e-13
+// of the channel's largest entry (products of a readout weight and a 0/1 activation mask match to
+// rounding). Two blocks normalised at different outputs are brought to one U per channel.
 // Otherwise, or when a route is forced, the plain routes run.
 //
 namespace {

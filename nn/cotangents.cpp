@@ -48,11 +48,12 @@ namespace {
 
 // Raises top to the largest |x[p]| and worst to the largest |x[p] - u ref[p]| over a row, with
 // independent accumulators per lane (a single running maximum is a chain of dependent
-// operations). NaN entries are skipped, as by std::max.
+// operations). `poison` collects x[p] * 0: it stays 0 for finite rows and becomes NaN for good at
+// the first Inf or NaN, which the maxima would skip.
 template <class T>
-void row_deviation(const T* x, const T* ref, double u, std::int64_t l, double& top, double& worst) {
+void row_deviation(const T* x, const T* ref, double u, std::int64_t l, double& top, double& worst, double& poison) {
   constexpr std::int64_t kLanes = 8;
-  double tops[kLanes] = {}, worsts[kLanes] = {};
+  double tops[kLanes] = {}, worsts[kLanes] = {}, poisons[kLanes] = {};
   std::int64_t p = 0;
   for (; p + kLanes <= l; p += kLanes)
     for (std::int64_t j = 0; j < kLanes; ++j) {
@@ -60,13 +61,16 @@ void row_deviation(const T* x, const T* ref, double u, std::int64_t l, double& t
       const double size = std::abs(v), deviation = std::abs(v - u * static_cast<double>(ref[p + j]));
       tops[j] = tops[j] < size ? size : tops[j];
       worsts[j] = worsts[j] < deviation ? deviation : worsts[j];
+      poisons[j] += v * 0.0;
     }
   for (; p < l; ++p) {
     const double v = static_cast<double>(x[p]);
     tops[0] = std::max(tops[0], std::abs(v));
     worsts[0] = std::max(worsts[0], std::abs(v - u * static_cast<double>(ref[p])));
+    poisons[0] += v * 0.0;
   }
-  for (std::int64_t j = 0; j < kLanes; ++j) top = std::max(top, tops[j]), worst = std::max(worst, worsts[j]);
+  for (std::int64_t j = 0; j < kLanes; ++j)
+    top = std::max(top, tops[j]), worst = std::max(worst, worsts[j]), poison += poisons[j];
 }
 
 // Per channel: the output whose cotangent is v (fixed at the first sample where the channel is not
@@ -74,7 +78,7 @@ void row_deviation(const T* x, const T* ref, double u, std::int64_t l, double& t
 struct ChannelCheck {
   bool pivoted = false;
   std::int64_t output = 0;
-  double top = 0.0, worst = 0.0;
+  double top = 0.0, worst = 0.0, poison = 0.0;
 };
 
 }  // namespace
@@ -114,13 +118,13 @@ std::optional<Cotangents> Cotangents::find_channel_factors(const Tensor& d_in) {
         }
         const T* ref = at(i, ch.output, c);
         std::copy(ref, ref + l, vp + (i * channels + c) * l);
-        for (std::int64_t a = 0; a < m; ++a) row_deviation(at(i, a, c), ref, up[a * channels + c], l, ch.top, ch.worst);
+        for (std::int64_t a = 0; a < m; ++a) row_deviation(at(i, a, c), ref, up[a * channels + c], l, ch.top, ch.worst, ch.poison);
         // Far past rounding: stop early (should a larger entry come later, this "no" only costs
         // speed).
-        if (ch.worst > 1e-10 * ch.top) factored = false;
+        if (ch.worst > 1e-10 * ch.top || ch.poison != 0.0) factored = false;
       }
   });
-  for (const ChannelCheck& ch : checks) factored = factored && ch.worst <= 1e-13 * ch.top;
+  for (const ChannelCheck& ch : checks) factored = factored && ch.worst <= 1e-13 * ch.top && ch.poison == 0.0;
   if (!factored) return std::nullopt;
   return by_channel(u.to(d.dtype()), v);
 }

@@ -24,7 +24,8 @@ class Cotangents {
   /// d[i, a, c, :] equals u[a, c] v[i, c, :] to 1e-13 of channel c's largest entry; nullopt
   /// otherwise. u is normalised to 1 at the output holding the channel's largest entry at the first
   /// sample where the channel is not all zero (channels zero throughout get u = 0, v = 0). One pass
-  /// over d, stopping early once a deviation is far past rounding; NaN entries are not examined.
+  /// over d, stopping early once a deviation is far past rounding; an Inf or NaN entry anywhere
+  /// gives nullopt (the dense tensor keeps it for the caller's checks).
   static std::optional<Cotangents> find_channel_factors(const Tensor& d);
 
   bool defined() const { return dense_.defined() || u_.defined(); }

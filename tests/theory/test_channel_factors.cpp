@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <memory>
 
 #include "nn/conv.hpp"
@@ -78,6 +79,13 @@ TEST_CASE("find_channel_factors recovers the factors and rejects cotangents that
     last.select(0, 1).select(0, 3).add_(full({}, size * max(abs(d)).item()));
     INFO("deviation " << size);
     CHECK_FALSE(nn::Cotangents::find_channel_factors(bent).has_value());
+  }
+  // A non-finite entry outside the row that fixes v is refused, not skipped.
+  for (const double bad : {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+    Tensor poisoned = d.clone();
+    poisoned.select(0, 3).select(0, 1).select(0, 0).select(0, 0).select(0, 2).fill_(bad);
+    INFO("entry " << bad);
+    CHECK_FALSE(nn::Cotangents::find_channel_factors(poisoned).has_value());
   }
   CHECK_FALSE(nn::Cotangents::find_channel_factors(d + rng.normal(d.shape()) * 1e-6).has_value());
   CHECK_FALSE(nn::Cotangents::find_channel_factors(d.slice(1, 0, 1)).has_value());  // one slot
