@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "nn/conv.hpp"
 #include "nn/layers.hpp"
 #include "nn/residual.hpp"
 #include "tensor/npy.hpp"
@@ -80,6 +81,24 @@ TEST_CASE("tiled NTK equals the whole-batch kernel for every tile size", "[theor
       CHECK(max_rel_diff(tiled_ntk(*net, x1, x2, {.tile = tile, .form = NtkForm::full}), full_cross) < 1e-12);
       CHECK(max_rel_diff(tiled_ntk(*net, x1, x2, {.tile = tile, .form = NtkForm::trace}), trace_cross) < 1e-12);
     }
+  }
+}
+
+TEST_CASE("tiled NTK of a CNN equals Jacobian contraction for every tile size", "[theory][ntk][tiled][conv]") {
+  // The last convolution's cotangents factor by channel; each tile's block finds (or carries) its
+  // own factors, normalised at its own samples, and pairs of blocks must agree on one U.
+  Rng rng(6);
+  auto net = nn::cnn({.image = {1, 4, 4}, .channels = {3, 4}, .out_features = 3}, rng);
+  const Tensor x1 = rng.normal({7, 16}), x2 = rng.normal({5, 16});
+  const NtkOptions contraction{.method = NtkMethod::contraction};
+  const Tensor full_sym = empirical_ntk(*net, x1, x1, contraction);
+  const Tensor full_cross = empirical_ntk(*net, x1, x2, contraction);
+  for (std::int64_t tile : {1, 3, 7}) {
+    INFO("tile " << tile);
+    CHECK(max_rel_diff(tiled_ntk(*net, x1, x1, {.tile = tile, .form = NtkForm::full}), full_sym) < 1e-12);
+    CHECK(max_rel_diff(tiled_ntk(*net, x1, x2, {.tile = tile, .form = NtkForm::full}), full_cross) < 1e-12);
+    CHECK(max_rel_diff(tiled_ntk(*net, x1, x2, {.tile = tile, .form = NtkForm::output, .output = 2}),
+                       full_cross.select(3, 2).select(2, 2)) < 1e-12);
   }
 }
 
