@@ -23,13 +23,11 @@ std::optional<Cotangents> block_channel_factors(const Cotangents& d) {
 
 }  // namespace
 
-// The output size of the layer along one axis for an input of `size`.
 std::int64_t output_size(const Conv2d& layer, std::int64_t size) {
   const ConvOptions& o = layer.options();
   return (size + 2 * o.padding - o.dilation * (layer.kernel_size() - 1) - 1) / o.stride + 1;
 }
 
-// Cotangents [n, m, C_out, H_out, W_out] must match the output of input a.
 void check_cotangents(const Conv2d& layer, const Tensor& a, const Cotangents& d) {
   const Shape s = d.shape();
   THETA_CHECK(a.dim() == 4 && a.size(1) == layer.in_channels() && s.size() == 5 && s[0] == a.size(0) &&
@@ -39,7 +37,6 @@ void check_cotangents(const Conv2d& layer, const Tensor& a, const Cotangents& d)
               shape_str(a.shape()));
 }
 
-// Everything but the windows: cotangents checked against the output of input a, as [n, m, C_out, L].
 ConvFactors cotangent_factors(const Conv2d& layer, const Tensor& a, const Tensor& d) {
   check_cotangents(layer, a, d);
   ConvFactors f;
