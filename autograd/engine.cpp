@@ -137,7 +137,8 @@ void accumulate(Var& acc, const Var& g) { acc = acc.defined() ? add(acc, g) : g;
 // adding it. The engine offers a slot's tensor only when nothing else can see it: the pass
 // records no graph, the Var is a constant held by this slot alone, its storage is referenced by
 // that Var alone (not a caller's grad_output, not a view shared with another slot). Anomaly mode
-// checks each contribution, so it takes the plain form.
+// checks each contribution, and in forward mode the contributions carry tangents (Note [Forward
+// mode]), so both take the plain form.
 bool offer_buffer(const Var& slot_grad) {
   return slot_grad.defined() && slot_grad.use_count() == 1 && slot_grad.is_leaf() &&
          slot_grad.value().storage().use_count() == 1;
@@ -188,6 +189,8 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
     if (outputs[i].requires_grad()) accumulate(grads[slot_of(outputs[i])], grad_outputs[i]);
 
   const bool anomaly = anomaly_mode_enabled();
+  // In forward mode gradients carry tangents, which an in-place accumulation would drop.
+  const bool in_place = !create_graph && !anomaly && detail::forward_level == 0;
   std::vector<std::pair<VarImpl*, Var>> result;
   result.reserve(16);
   for (std::size_t s = count; s-- > 0;) {
@@ -210,7 +213,7 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
     }
     VarList in_grads;
     try {
-      in_grads = node_backward(g, *fn, needs, grads, input_slots, !create_graph && !anomaly);
+      in_grads = node_backward(g, *fn, needs, grads, input_slots, in_place);
     } catch (const AnomalyError& e) {  // name the node whose backward failed, not the inner op
       throw AnomalyError(std::string("anomaly: in the backward of ") + fn->name + ": " + e.what());
     }

@@ -24,7 +24,8 @@ THETA_PRIMITIVE(global_avg_pool2d_grad, "global_avg_pool2d_grad");
 //   d/dg <h, I(g, w)>: B(h, w)    d/dw <h, I(g, w)>: W(h, g)
 //   d/dx <h, W(x, g)>: I(g, h)    d/dg <h, W(x, g)>: B(x, h)
 // so the three close under differentiation. Pooling is linear in one input: its adjoint's adjoint
-// is the pooling itself.
+// is the pooling itself. Tangents follow from bilinearity: d B(x, w) = B(dx, w) + B(x, dw), and
+// alike for I and W; a linear op's tangent is the op applied to the input's tangent.
 
 Var conv2d(const Var& x, const Var& weight, const Conv2dOptions& options) {
   return make_result(theta::conv2d(x.value(), weight.value(), options), "conv2d", {x, weight},
@@ -33,6 +34,10 @@ Var conv2d(const Var& x, const Var& weight, const Conv2dOptions& options) {
                        const Var& w = n.inputs[1];
                        return VarList{needs[0] ? conv2d_input_grad(h, w, in.shape(), options) : Var(),
                                       needs[1] ? conv2d_weight_grad(in, h, w.shape(), options) : Var()};
+                     },
+                     [&options](const VarList& t, const VarList& in) {
+                       return detail::add_defined(t[0].defined() ? conv2d(t[0], in[1], options) : Var(),
+                                                  t[1].defined() ? conv2d(in[0], t[1], options) : Var());
                      });
 }
 
@@ -45,6 +50,11 @@ Var conv2d_input_grad(const Var& grad_out, const Var& weight, const Shape& input
                        const Var& w = n.inputs[1];
                        return VarList{needs[0] ? conv2d(h, w, options) : Var(),
                                       needs[1] ? conv2d_weight_grad(h, g, w.shape(), options) : Var()};
+                     },
+                     [&](const VarList& t, const VarList& in) {
+                       return detail::add_defined(
+                           t[0].defined() ? conv2d_input_grad(t[0], in[1], input_shape, options) : Var(),
+                           t[1].defined() ? conv2d_input_grad(in[0], t[1], input_shape, options) : Var());
                      });
 }
 
@@ -56,6 +66,11 @@ Var conv2d_weight_grad(const Var& x, const Var& grad_out, const Shape& weight_sh
                        const Var& g = n.inputs[1];
                        return VarList{needs[0] ? conv2d_input_grad(g, h, in.shape(), options) : Var(),
                                       needs[1] ? conv2d(in, h, options) : Var()};
+                     },
+                     [&](const VarList& t, const VarList& in) {
+                       return detail::add_defined(
+                           t[0].defined() ? conv2d_weight_grad(t[0], in[1], weight_shape, options) : Var(),
+                           t[1].defined() ? conv2d_weight_grad(in[0], t[1], weight_shape, options) : Var());
                      });
 }
 
@@ -64,25 +79,29 @@ Var avg_pool2d(const Var& x, std::array<std::int64_t, 2> kernel, std::array<std:
   return detail::unary_primitive("avg_pool2d", x, theta::avg_pool2d(x.value(), kernel, stride, padding),
                                  [kernel, stride, padding](const Var& h, const Var& in) {
                                    return avg_pool2d_grad(h, in.shape(), kernel, stride, padding);
-                                 });
+                                 },
+                                 [&](const Var& t, const Var&) { return avg_pool2d(t, kernel, stride, padding); });
 }
 
 Var avg_pool2d_grad(const Var& grad_out, const Shape& input_shape, std::array<std::int64_t, 2> kernel,
                     std::array<std::int64_t, 2> stride, std::array<std::int64_t, 2> padding) {
   return detail::unary_primitive(
       "avg_pool2d_grad", grad_out, theta::avg_pool2d_grad(grad_out.value(), input_shape, kernel, stride, padding),
-      [kernel, stride, padding](const Var& h, const Var&) { return avg_pool2d(h, kernel, stride, padding); });
+      [kernel, stride, padding](const Var& h, const Var&) { return avg_pool2d(h, kernel, stride, padding); },
+      [&](const Var& t, const Var&) { return avg_pool2d_grad(t, input_shape, kernel, stride, padding); });
 }
 
 Var global_avg_pool2d(const Var& x) {
   return detail::unary_primitive("global_avg_pool2d", x, theta::global_avg_pool2d(x.value()),
-                                 [](const Var& h, const Var& in) { return global_avg_pool2d_grad(h, in.shape()); });
+                                 [](const Var& h, const Var& in) { return global_avg_pool2d_grad(h, in.shape()); },
+                                 [](const Var& t, const Var&) { return global_avg_pool2d(t); });
 }
 
 Var global_avg_pool2d_grad(const Var& grad_out, const Shape& input_shape) {
   return detail::unary_primitive("global_avg_pool2d_grad", grad_out,
                                  theta::global_avg_pool2d_grad(grad_out.value(), input_shape),
-                                 [](const Var& h, const Var&) { return global_avg_pool2d(h); });
+                                 [](const Var& h, const Var&) { return global_avg_pool2d(h); },
+                                 [&](const Var& t, const Var&) { return global_avg_pool2d_grad(t, input_shape); });
 }
 
 }  // namespace theta::autograd

@@ -10,7 +10,7 @@ namespace theta::autograd {
 using detail::binary_primitive;
 using detail::constant;
 using detail::scalar_like;
-using detail::unary_primitive;
+using detail::elementwise_unary;
 
 THETA_PRIMITIVE(neg, "neg");
 THETA_PRIMITIVE(abs, "abs");
@@ -66,98 +66,100 @@ Tensor is_zero(const Var& x) { return theta::eq(x.value(), zeros({}, x.dtype()))
 }  // namespace
 
 Var neg(const Var& x) {
-  return unary_primitive("neg", x, theta::neg(x.value()), [](const Var& g, const Var&) { return neg(g); });
+  return elementwise_unary("neg", x, theta::neg(x.value()), [](const Var& g, const Var&) { return neg(g); });
 }
 
 Var abs(const Var& x) {
-  return unary_primitive("abs", x, theta::abs(x.value()),
+  return elementwise_unary("abs", x, theta::abs(x.value()),
                          [](const Var& g, const Var& in) { return g * constant(theta::sign(in.value())); });
 }
 
 Var exp(const Var& x) {
-  return unary_primitive("exp", x, theta::exp(x.value()), [](const Var& g, const Var& in) { return g * exp(in); });
+  return elementwise_unary("exp", x, theta::exp(x.value()), [](const Var& g, const Var& in) { return g * exp(in); });
 }
 
 Var log(const Var& x) {
-  return unary_primitive("log", x, theta::log(x.value()), [](const Var& g, const Var& in) {
+  return elementwise_unary("log", x, theta::log(x.value()), [](const Var& g, const Var& in) {
     return guarded(g, in, non_positive(in), [](const Var& gg, const Var& s) { return gg / s; });
   });
 }
 
 Var log1p(const Var& x) {
-  return unary_primitive("log1p", x, theta::log1p(x.value()),
+  return elementwise_unary("log1p", x, theta::log1p(x.value()),
                          [](const Var& g, const Var& in) { return g / (in + 1.0); });
 }
 
 Var expm1(const Var& x) {
-  return unary_primitive("expm1", x, theta::expm1(x.value()),
+  return elementwise_unary("expm1", x, theta::expm1(x.value()),
                          [](const Var& g, const Var& in) { return g * exp(in); });
 }
 
 Var sqrt(const Var& x) {
-  return unary_primitive("sqrt", x, theta::sqrt(x.value()), [](const Var& g, const Var& in) {
+  return elementwise_unary("sqrt", x, theta::sqrt(x.value()), [](const Var& g, const Var& in) {
     return guarded(g, in, non_positive(in), [](const Var& gg, const Var& s) { return gg * 0.5 / sqrt(s); });
   });
 }
 
 Var rsqrt(const Var& x) {
-  return unary_primitive("rsqrt", x, theta::rsqrt(x.value()), [](const Var& g, const Var& in) {
+  return elementwise_unary("rsqrt", x, theta::rsqrt(x.value()), [](const Var& g, const Var& in) {
     return guarded(g, in, non_positive(in), [](const Var& gg, const Var& s) { return gg * -0.5 * rsqrt(s) / s; });
   });
 }
 
 Var tanh(const Var& x) {
-  return unary_primitive("tanh", x, theta::tanh(x.value()), [](const Var& g, const Var& in) {
+  return elementwise_unary("tanh", x, theta::tanh(x.value()), [](const Var& g, const Var& in) {
     const Var y = tanh(in);
     return g * (1.0 - y * y);
   });
 }
 
 Var sigmoid(const Var& x) {
-  return unary_primitive("sigmoid", x, theta::sigmoid(x.value()), [](const Var& g, const Var& in) {
+  return elementwise_unary("sigmoid", x, theta::sigmoid(x.value()), [](const Var& g, const Var& in) {
     const Var s = sigmoid(in);
     return g * s * (1.0 - s);
   });
 }
 
 Var relu(const Var& x) {
-  return unary_primitive("relu", x, theta::relu(x.value()),
+  return elementwise_unary("relu", x, theta::relu(x.value()),
                          [](const Var& g, const Var& in) { return relu_grad(g, in.value()); });
 }
 
 Var relu_grad(const Var& grad, const Tensor& x) {
-  return make_result(theta::relu_grad(grad.value(), x), "relu_grad", {grad},
-                     [x](const Var& g, const Node& n, const InputMask&) {
-                       return VarList{sum_to(relu_grad(g, x), n.inputs[0].shape())};
-                     });
+  return make_result(
+      theta::relu_grad(grad.value(), x), "relu_grad", {grad},
+      [x](const Var& g, const Node& n, const InputMask&) { return VarList{sum_to(relu_grad(g, x), n.inputs[0].shape())}; },
+      [&x](const VarList& t, const VarList&) { return relu_grad(t[0], x); });
 }
 
 Var sin(const Var& x) {
-  return unary_primitive("sin", x, theta::sin(x.value()), [](const Var& g, const Var& in) { return g * cos(in); });
+  return elementwise_unary("sin", x, theta::sin(x.value()), [](const Var& g, const Var& in) { return g * cos(in); });
 }
 
 Var cos(const Var& x) {
-  return unary_primitive("cos", x, theta::cos(x.value()), [](const Var& g, const Var& in) { return -(g * sin(in)); });
+  return elementwise_unary("cos", x, theta::cos(x.value()), [](const Var& g, const Var& in) { return -(g * sin(in)); });
 }
 
 Var square(const Var& x) {
-  return unary_primitive("square", x, theta::square(x.value()),
+  return elementwise_unary("square", x, theta::square(x.value()),
                          [](const Var& g, const Var& in) { return g * (in * 2.0); });
 }
 
 Var sign(const Var& x) {
-  return make_result(theta::sign(x.value()), "sign", {x},
-                     [](const Var&, const Node&, const InputMask&) { return VarList{Var()}; });
+  // Piecewise constant: zero gradient and zero tangent.
+  return make_result(
+      theta::sign(x.value()), "sign", {x}, [](const Var&, const Node&, const InputMask&) { return VarList{Var()}; },
+      [](const VarList&, const VarList&) { return Var(); });
 }
 
 Var erf(const Var& x) {
-  return unary_primitive("erf", x, theta::erf(x.value()), [](const Var& g, const Var& in) {
+  return elementwise_unary("erf", x, theta::erf(x.value()), [](const Var& g, const Var& in) {
     return g * (exp(-square(in)) * (2.0 / std::sqrt(std::numbers::pi)));
   });
 }
 
 Var reciprocal(const Var& x) {
-  return unary_primitive("reciprocal", x, theta::reciprocal(x.value()), [](const Var& g, const Var& in) {
+  return elementwise_unary("reciprocal", x, theta::reciprocal(x.value()), [](const Var& g, const Var& in) {
     return guarded(g, in, is_zero(in), [](const Var& gg, const Var& s) {
       const Var r = reciprocal(s);
       return -(gg * r * r);
@@ -166,7 +168,7 @@ Var reciprocal(const Var& x) {
 }
 
 Var pow(const Var& x, double p) {
-  return unary_primitive("pow_scalar", x, theta::pow(x.value(), p), [p](const Var& g, const Var& in) {
+  return elementwise_unary("pow_scalar", x, theta::pow(x.value(), p), [p](const Var& g, const Var& in) {
     if (p == 0.0) return g * constant(zeros({}, g.dtype()));
     const auto rule = [p](const Var& gg, const Var& s) { return gg * (pow(s, p - 1.0) * p); };
     // x^p is smooth for integer p >= 1; a negative integer p is singular at 0, any other p
@@ -178,7 +180,7 @@ Var pow(const Var& x, double p) {
 }
 
 Var clamp(const Var& x, double lo, double hi) {
-  return unary_primitive("clamp", x, theta::clamp(x.value(), lo, hi), [lo, hi](const Var& g, const Var& in) {
+  return elementwise_unary("clamp", x, theta::clamp(x.value(), lo, hi), [lo, hi](const Var& g, const Var& in) {
     const Tensor& v = in.value();
     const Tensor inside = theta::mul(theta::ge(v, full({}, lo, v.dtype())), theta::le(v, full({}, hi, v.dtype())));
     return g * constant(inside);
@@ -253,14 +255,22 @@ Var minimum(const Var& a, const Var& b) {
 }
 
 Var where(const Tensor& mask, const Var& a, const Var& b) {
-  return make_result(theta::where(mask, a.value(), b.value()), "where", {a, b},
-                     [mask](const Var& g, const Node& n, const InputMask& needs) {
-                       const Var zero = constant(zeros({}, g.dtype()));
-                       const Var& x = n.inputs[0];
-                       const Var& y = n.inputs[1];
-                       return VarList{needs[0] ? sum_to(where(mask, g, zero), x.shape()) : Var(),
-                                               needs[1] ? sum_to(where(mask, zero, g), y.shape()) : Var()};
-                     });
+  Tensor value = theta::where(mask, a.value(), b.value());
+  const Shape out_shape = value.shape();
+  return make_result(
+      std::move(value), "where", {a, b},
+      [mask](const Var& g, const Node& n, const InputMask& needs) {
+        const Var zero = constant(zeros({}, g.dtype()));
+        const Var& x = n.inputs[0];
+        const Var& y = n.inputs[1];
+        return VarList{needs[0] ? sum_to(where(mask, g, zero), x.shape()) : Var(),
+                       needs[1] ? sum_to(where(mask, zero, g), y.shape()) : Var()};
+      },
+      [&](const VarList& t, const VarList& in) {
+        const Var zero = constant(zeros({}, in[0].dtype()));
+        const Var picked = where(mask, t[0].defined() ? t[0] : zero, t[1].defined() ? t[1] : zero);
+        return picked.shape() == out_shape ? picked : expand(picked, out_shape);
+      });
 }
 
 Var operator-(const Var& x) { return neg(x); }
@@ -271,21 +281,21 @@ Var operator/(const Var& a, const Var& b) { return div(a, b); }
 // A Var and a double: the constant lives in the backward rule, not in a recorded 0-d input.
 // x - c is x + (-c) and c * x is x * c, exactly in IEEE arithmetic.
 Var add_scalar(const Var& x, double c) {
-  return make_result(x.value() + c, "add_scalar", {x}, [](const Var& g, const Node&, const InputMask&) {
-    return VarList{g};
-  });
+  return make_result(
+      x.value() + c, "add_scalar", {x}, [](const Var& g, const Node&, const InputMask&) { return VarList{g}; },
+      [](const VarList& t, const VarList&) { return t[0]; });
 }
 
 Var mul_scalar(const Var& x, double c) {
-  return make_result(x.value() * c, "mul_scalar", {x}, [c](const Var& g, const Node&, const InputMask&) {
-    return VarList{mul_scalar(g, c)};
-  });
+  return make_result(
+      x.value() * c, "mul_scalar", {x}, [c](const Var& g, const Node&, const InputMask&) { return VarList{mul_scalar(g, c)}; },
+      [c](const VarList& t, const VarList&) { return mul_scalar(t[0], c); });
 }
 
 Var div_scalar(const Var& x, double c) {
-  return make_result(x.value() / c, "div_scalar", {x}, [c](const Var& g, const Node&, const InputMask&) {
-    return VarList{div_scalar(g, c)};
-  });
+  return make_result(
+      x.value() / c, "div_scalar", {x}, [c](const Var& g, const Node&, const InputMask&) { return VarList{div_scalar(g, c)}; },
+      [c](const VarList& t, const VarList&) { return div_scalar(t[0], c); });
 }
 
 Var operator+(const Var& a, double b) { return add_scalar(a, b); }

@@ -73,8 +73,14 @@ VarList matmul_backward_into(const Var& g, const Node& n, const InputMask& needs
   return out;
 }
 
+// Bilinear: d(a b) = da b + a db.
+Var matmul_tangent(const VarList& t, const VarList& in) {
+  return detail::add_defined(t[0].defined() ? matmul_nd(t[0], in[1]) : Var(),
+                             t[1].defined() ? matmul_nd(in[0], t[1]) : Var());
+}
+
 Var matmul_nd(const Var& a, const Var& b) {
-  Var out = make_result(theta::matmul(a.value(), b.value()), "matmul", {a, b}, matmul_backward);
+  Var out = make_result(theta::matmul(a.value(), b.value()), "matmul", {a, b}, matmul_backward, matmul_tangent);
   if (const auto& node = out.grad_fn()) node->backward_into = matmul_backward_into;
   return out;
 }
@@ -130,7 +136,11 @@ Var linear(const Var& x, const Var& weight) {
               weight.size(1), " = the weight's input width ", shape_str(weight.shape()));
   // One node for x W^T: the weight's transpose is a BLAS flag here, not a recorded view, and the
   // weight's gradient g^T x comes out in the weight's own [out, in] layout.
-  Var out = make_result(theta::matmul(x.value(), weight.value().t()), "linear", {x, weight}, linear_backward);
+  Var out = make_result(theta::matmul(x.value(), weight.value().t()), "linear", {x, weight}, linear_backward,
+                        [](const VarList& t, const VarList& in) {
+                          return detail::add_defined(t[0].defined() ? linear(t[0], in[1]) : Var(),
+                                                     t[1].defined() ? linear(in[0], t[1]) : Var());
+                        });
   if (const auto& node = out.grad_fn()) node->backward_into = linear_backward_into;
   return out;
 }

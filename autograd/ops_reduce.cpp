@@ -33,18 +33,27 @@ std::vector<std::int64_t> axes_of(const Var& x, const std::vector<std::int64_t>&
   return normalize_axes(axes, x.dim(), op);
 }
 
-// Gradient of max/min: split evenly between the elements equal to the extreme value.
+// Weights of max/min's derivative: split evenly between the elements equal to the extreme value.
+Tensor extreme_share(const Tensor& x, const std::vector<std::int64_t>& axes, bool is_max) {
+  const Tensor ext = is_max ? theta::max(x, axes, true) : theta::min(x, axes, true);
+  const Tensor hit = theta::eq(x, ext);
+  return theta::div(hit, theta::sum(hit, axes, true));
+}
+
+// The tangent is the same weighted sum of the input's tangent (the mean over ties).
 Var extreme(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim, bool is_max) {
   const auto axes = axes_of(x, axes_in, is_max ? "max" : "min");
   Tensor value = is_max ? theta::max(x.value(), axes, keepdim) : theta::min(x.value(), axes, keepdim);
-  return make_result(std::move(value), is_max ? "max" : "min", {x},
-                     [axes, keepdim, is_max](const Var& g, const Node& n, const InputMask&) {
-                       const Var& in = n.inputs[0];
-                       const Tensor ext = is_max ? theta::max(in.value(), axes, true) : theta::min(in.value(), axes, true);
-                       const Tensor hit = theta::eq(in.value(), ext);
-                       const Tensor share = theta::div(hit, theta::sum(hit, axes, true));
-                       return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * constant(share)};
-                     });
+  return make_result(
+      std::move(value), is_max ? "max" : "min", {x},
+      [axes, keepdim, is_max](const Var& g, const Node& n, const InputMask&) {
+        const Var& in = n.inputs[0];
+        const Tensor share = extreme_share(in.value(), axes, is_max);
+        return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * constant(share)};
+      },
+      [&](const VarList& t, const VarList& in) {
+        return sum(t[0] * constant(extreme_share(in[0].value(), axes, is_max)), axes, keepdim);
+      });
 }
 }  // namespace
 
@@ -53,7 +62,8 @@ Var sum(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim) {
   return make_result(theta::sum(x.value(), axes, keepdim), "sum", {x},
                      [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
                        return VarList{detail::expand_reduced(g, n.inputs[0].shape(), axes, keepdim)};
-                     });
+                     },
+                     [&](const VarList& t, const VarList&) { return sum(t[0], axes, keepdim); });
 }
 
 Var mean(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim) {
@@ -67,18 +77,26 @@ Var max(const Var& x, const std::vector<std::int64_t>& axes, bool keepdim) { ret
 
 Var min(const Var& x, const std::vector<std::int64_t>& axes, bool keepdim) { return extreme(x, axes, keepdim, false); }
 
+namespace {
+// softmax = exp(x - lse) over `axes`, kept at x's shape; a non-finite lse (all -inf) is replaced
+// by 0 so the weights are exp(-inf) = 0 instead of NaN.
+Var softmax_weights(const Var& x, const std::vector<std::int64_t>& axes) {
+  const Var lse = logsumexp(x, axes, true);
+  const Tensor bad = theta::eq(theta::abs(lse.value()), full({}, INFINITY, x.dtype()));
+  const Var safe = where(bad, constant(zeros({}, x.dtype())), lse);
+  return exp(x - safe);
+}
+}  // namespace
+
 Var logsumexp(const Var& x, const std::vector<std::int64_t>& axes_in, bool keepdim) {
   const auto axes = axes_of(x, axes_in, "logsumexp");
-  return make_result(theta::logsumexp(x.value(), axes, keepdim), "logsumexp", {x},
-                     [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
-                       const Var& in = n.inputs[0];
-                       // softmax = exp(x - lse); a non-finite lse (all -inf) is replaced by 0 so
-                       // the gradient is exp(-inf) = 0 instead of NaN.
-                       const Var lse = logsumexp(in, axes, true);
-                       const Tensor bad = theta::eq(theta::abs(lse.value()), full({}, INFINITY, in.dtype()));
-                       const Var safe = where(bad, constant(zeros({}, in.dtype())), lse);
-                       return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * exp(in - safe)};
-                     });
+  return make_result(
+      theta::logsumexp(x.value(), axes, keepdim), "logsumexp", {x},
+      [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
+        const Var& in = n.inputs[0];
+        return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * softmax_weights(in, axes)};
+      },
+      [&](const VarList& t, const VarList& in) { return sum(t[0] * softmax_weights(in[0], axes), axes, keepdim); });
 }
 
 Var var(const Var& x, const std::vector<std::int64_t>& axes_in, std::int64_t correction, bool keepdim) {
@@ -92,16 +110,23 @@ Var var(const Var& x, const std::vector<std::int64_t>& axes_in, std::int64_t cor
 }
 
 namespace {
+Var norm2(const Var& x, const std::vector<std::int64_t>& axes, bool keepdim);
+
+// d|x|/dx = x / |x|, taken as 0 at the origin: divide by 1 there instead.
+Var unit_direction(const Var& x, const std::vector<std::int64_t>& axes) {
+  const Var nrm = norm2(x, axes, true);
+  const Tensor at_origin = theta::eq(nrm.value(), zeros({}, x.dtype()));
+  return x / where(at_origin, constant(ones({}, x.dtype())), nrm);
+}
+
 Var norm2(const Var& x, const std::vector<std::int64_t>& axes, bool keepdim) {
-  return make_result(theta::norm(x.value(), 2.0, axes, keepdim), "norm2", {x},
-                     [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
-                       const Var& in = n.inputs[0];
-                       // d|x|/dx = x / |x|, taken as 0 at the origin: divide by 1 there instead.
-                       const Var nrm = norm2(in, axes, true);
-                       const Tensor at_origin = theta::eq(nrm.value(), zeros({}, in.dtype()));
-                       const Var safe = where(at_origin, constant(ones({}, in.dtype())), nrm);
-                       return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * (in / safe)};
-                     });
+  return make_result(
+      theta::norm(x.value(), 2.0, axes, keepdim), "norm2", {x},
+      [axes, keepdim](const Var& g, const Node& n, const InputMask&) {
+        const Var& in = n.inputs[0];
+        return VarList{detail::expand_reduced(g, in.shape(), axes, keepdim) * unit_direction(in, axes)};
+      },
+      [&](const VarList& t, const VarList& in) { return sum(t[0] * unit_direction(in[0], axes), axes, keepdim); });
 }
 }  // namespace
 
@@ -118,7 +143,8 @@ Var sum_to(const Var& x, const Shape& shape) {
   return make_result(theta::sum_to(x.value(), shape), "sum_to", {x},
                      [](const Var& g, const Node& n, const InputMask&) {
                        return VarList{expand(g, n.inputs[0].shape())};
-                     });
+                     },
+                     [&shape](const VarList& t, const VarList&) { return sum_to(t[0], shape); });
 }
 
 Var expand(const Var& x, const Shape& shape) {
@@ -126,7 +152,8 @@ Var expand(const Var& x, const Shape& shape) {
   return make_result(x.value().expand(shape), "expand", {x},
                      [](const Var& g, const Node& n, const InputMask&) {
                        return VarList{sum_to(g, n.inputs[0].shape())};
-                     });
+                     },
+                     [&shape](const VarList& t, const VarList&) { return expand(t[0], shape); });
 }
 
 namespace {

@@ -20,9 +20,10 @@ Var reshape(const Var& x, const Shape& shape) {
   if (shape == x.shape()) return x;
   Tensor value = x.value().reshape_copy(shape);
   if (value.shape() == x.shape()) return x;
-  return make_result(std::move(value), "reshape", {x}, [](const Var& g, const Node& n, const InputMask&) {
-    return VarList{reshape(g, n.inputs[0].shape())};
-  });
+  return make_result(
+      std::move(value), "reshape", {x},
+      [](const Var& g, const Node& n, const InputMask&) { return VarList{reshape(g, n.inputs[0].shape())}; },
+      [&shape](const VarList& t, const VarList&) { return reshape(t[0], shape); });
 }
 
 Var permute(const Var& x, const std::vector<std::int64_t>& perm) {
@@ -30,16 +31,18 @@ Var permute(const Var& x, const std::vector<std::int64_t>& perm) {
   std::vector<std::int64_t> inverse(perm.size());
   for (std::size_t i = 0; i < perm.size(); ++i)
     inverse[static_cast<std::size_t>(normalize_axis(perm[i], x.dim(), "permute"))] = static_cast<std::int64_t>(i);
-  return make_result(std::move(value), "permute", {x}, [inverse](const Var& g, const Node&, const InputMask&) {
-    return VarList{permute(g, inverse)};
-  });
+  return make_result(
+      std::move(value), "permute", {x},
+      [inverse](const Var& g, const Node&, const InputMask&) { return VarList{permute(g, inverse)}; },
+      [&perm](const VarList& t, const VarList&) { return permute(t[0], perm); });
 }
 
 Var transpose(const Var& x, std::int64_t a, std::int64_t b) {
   // Its own primitive (self-inverse, two captured ints): matmul's backward transposes a lot.
-  return make_result(x.value().transpose(a, b), "transpose", {x}, [a, b](const Var& g, const Node&, const InputMask&) {
-    return VarList{transpose(g, a, b)};
-  });
+  return make_result(
+      x.value().transpose(a, b), "transpose", {x},
+      [a, b](const Var& g, const Node&, const InputMask&) { return VarList{transpose(g, a, b)}; },
+      [a, b](const VarList& t, const VarList&) { return transpose(t[0], a, b); });
 }
 
 Var t(const Var& x) {
@@ -49,9 +52,12 @@ Var t(const Var& x) {
 
 Var slice(const Var& x, std::int64_t axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
   Tensor value = x.value().slice(axis, start, stop, step);
-  return make_result(std::move(value), "slice", {x}, [axis, start, stop, step](const Var& g, const Node& n, const InputMask&) {
-    return VarList{slice_backward(g, n.inputs[0].shape(), axis, start, stop, step)};
-  });
+  return make_result(
+      std::move(value), "slice", {x},
+      [axis, start, stop, step](const Var& g, const Node& n, const InputMask&) {
+        return VarList{slice_backward(g, n.inputs[0].shape(), axis, start, stop, step)};
+      },
+      [&](const VarList& t, const VarList&) { return slice(t[0], axis, start, stop, step); });
 }
 
 Var slice_backward(const Var& x, const Shape& shape, std::int64_t axis, std::int64_t start,
@@ -64,7 +70,8 @@ Var slice_backward(const Var& x, const Shape& shape, std::int64_t axis, std::int
   return make_result(std::move(value), "slice_backward", {x},
                      [axis, start, stop, step](const Var& g, const Node&, const InputMask&) {
                        return VarList{slice(g, axis, start, stop, step)};
-                     });
+                     },
+                     [&](const VarList& t, const VarList&) { return slice_backward(t[0], shape, axis, start, stop, step); });
 }
 
 Var select(const Var& x, std::int64_t axis, std::int64_t index) {
@@ -96,6 +103,12 @@ Var concat(const std::vector<Var>& xs, std::int64_t axis) {
       start += len;
     }
     return grads;
+  },
+  [a](const VarList& t, const VarList& in) {
+    std::vector<Var> parts;  // zero blocks where an input has no tangent
+    for (std::size_t i = 0; i < in.size(); ++i)
+      parts.push_back(t[i].defined() ? t[i] : constant(zeros(in[i].shape(), in[i].dtype())));
+    return concat(parts, a);
   });
 }
 
@@ -120,7 +133,8 @@ Var index_select(const Var& x, std::int64_t axis, const Tensor& index) {
     const Tensor full_index = index.reshape_copy(idx_shape).expand(g.shape()).contiguous();
     const Var& in = n.inputs[0];
     return VarList{scatter_add(constant(zeros(in.shape(), in.dtype())), a, full_index, g)};
-  });
+  },
+  [a, &index](const VarList& t, const VarList&) { return index_select(t[0], a, index); });
 }
 
 Var gather(const Var& x, std::int64_t axis, const Tensor& index) {
@@ -128,13 +142,19 @@ Var gather(const Var& x, std::int64_t axis, const Tensor& index) {
                      [axis, index](const Var& g, const Node& n, const InputMask&) {
                        const Var& in = n.inputs[0];
                        return VarList{scatter_add(constant(zeros(in.shape(), in.dtype())), axis, index, g)};
-                     });
+                     },
+                     [axis, &index](const VarList& t, const VarList&) { return gather(t[0], axis, index); });
 }
 
 Var scatter_add(const Var& x, std::int64_t axis, const Tensor& index, const Var& src) {
   return make_result(theta::scatter_add(x.value(), axis, index, src.value()), "scatter_add", {x, src},
                      [axis, index](const Var& g, const Node&, const InputMask& needs) {
                        return VarList{needs[0] ? g : Var(), needs[1] ? gather(g, axis, index) : Var()};
+                     },
+                     [axis, &index](const VarList& t, const VarList& in) {
+                       if (!t[1].defined()) return t[0];
+                       const Var base = t[0].defined() ? t[0] : constant(zeros(in[0].shape(), in[0].dtype()));
+                       return scatter_add(base, axis, index, t[1]);
                      });
 }
 

@@ -105,7 +105,24 @@ VjpResult vjp(const Function& f, const std::vector<Tensor>& primals, const std::
 // For y = f(x), the VJP g(u) = J^T u is linear in the cotangent u. Recording it (create_graph)
 // and differentiating <g(u), t> with respect to u gives J t: the forward-mode product from two
 // reverse passes. This needs only that backward rules be differentiable.
-JvpResult jvp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents) {
+namespace {
+JvpResult jvp_forward(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents) {
+  const std::vector<Var> p = constants(primals);
+  check_matching(tangents, p, "jvp", "tangent");
+  const DualLevel level;
+  std::vector<Var> x;
+  x.reserve(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i) x.push_back(make_dual(p[i], Var(tangents[i])));
+  const std::vector<Var> y = f(x);
+  std::vector<Tensor> tangent_out;
+  for (const auto& yi : y) {
+    const Var t = tangent(yi);
+    tangent_out.push_back(t.defined() ? t.value() : zeros(yi.shape(), yi.dtype()));
+  }
+  return {values_of(y), tangent_out};
+}
+
+JvpResult jvp_double_vjp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents) {
   const std::vector<Var> x = make_leaves(primals);
   check_matching(tangents, x, "jvp", "tangent");
   const std::vector<Var> y = f(x);
@@ -128,7 +145,38 @@ JvpResult jvp(const Function& f, const std::vector<Tensor>& primals, const std::
   return {values_of(y), tangent_out};
 }
 
-std::vector<Tensor> hvp(const ScalarFunction& f, const std::vector<Tensor>& params, const std::vector<Tensor>& v) {
+// Note [HVP forward over reverse]
+// H v is the directional derivative of the gradient along v. Params enter as duals carrying v;
+// the forward pass gives every intermediate its tangent, and the backward pass, run inside the
+// same level, applies each backward rule to Vars that carry tangents, so each gradient arrives
+// with its tangent: H v. Nothing of the backward pass is recorded (reverse over reverse records
+// it whole), and the tangent arithmetic mirrors the gradient's: about twice its work.
+std::vector<Tensor> hvp_forward_over_reverse(const ScalarFunction& f, const std::vector<Tensor>& params,
+                                             const std::vector<Tensor>& v) {
+  const std::vector<Var> p = make_leaves(params);
+  check_matching(v, p, "hvp", "vector");
+  const DualLevel level;
+  std::vector<Var> duals;
+  duals.reserve(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i) duals.push_back(make_dual(p[i], Var(v[i])));
+  const Var y = scalar_output(f, duals, "hvp");
+  if (!y.requires_grad()) return densify(std::vector<Var>(p.size()), p);
+  const std::vector<Var> g = grad({y}, p, {}, {.allow_unused = true});
+  std::vector<Var> hv(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (g[i].defined()) hv[i] = tangent(g[i]);
+  return densify(hv, p);
+}
+}  // namespace
+
+JvpResult jvp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents,
+              JvpMethod method) {
+  return method == JvpMethod::forward ? jvp_forward(f, primals, tangents) : jvp_double_vjp(f, primals, tangents);
+}
+
+std::vector<Tensor> hvp(const ScalarFunction& f, const std::vector<Tensor>& params, const std::vector<Tensor>& v,
+                        HvpMethod method) {
+  if (method == HvpMethod::forward_over_reverse) return hvp_forward_over_reverse(f, params, v);
   return HessianVectorOperator(f, params).apply(v);
 }
 

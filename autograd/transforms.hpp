@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autograd/engine.hpp"
+#include "autograd/forward.hpp"
 #include "autograd/ops.hpp"
 
 namespace theta::autograd {
@@ -29,12 +30,28 @@ struct JvpResult {
   std::vector<Tensor> tangents{};  // J tangents, one per output
 };
 
-/// Jacobian-vector product (forward-mode result), computed by differentiating a VJP with
-/// respect to its cotangent (Note [JVP by double VJP]).
-JvpResult jvp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents);
+/// How jvp computes J t.
+enum class JvpMethod {
+  forward,     ///< one forward pass carrying tangents (Note [Forward mode] in var.hpp)
+  double_vjp,  ///< two reverse passes (Note [JVP by double VJP]); kept for cross-checks
+};
 
-/// Hessian-vector product H v of a scalar f at params, by double backward. One tensor per param.
-std::vector<Tensor> hvp(const ScalarFunction& f, const std::vector<Tensor>& params, const std::vector<Tensor>& v);
+/// Jacobian-vector product: f's outputs and J(primals) tangents, one tangent per primal (of its
+/// shape and dtype). With the forward method f sees its primals as constants carrying tangents
+/// (they do not require grad) and records no graph of its own.
+JvpResult jvp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents,
+              JvpMethod method = JvpMethod::forward);
+
+/// How hvp computes H v.
+enum class HvpMethod {
+  forward_over_reverse,  ///< the tangent of the gradient along v: one forward and one backward pass
+                         ///< carrying tangents, no recorded backward graph
+  reverse_over_reverse,  ///< a backward pass through the recorded gradient graph (double backward)
+};
+
+/// Hessian-vector product H v of a scalar f at params. One tensor per param.
+std::vector<Tensor> hvp(const ScalarFunction& f, const std::vector<Tensor>& params, const std::vector<Tensor>& v,
+                        HvpMethod method = HvpMethod::forward_over_reverse);
 
 /// v^T H. Equal to hvp for the symmetric Hessian of a twice continuously differentiable f; it is
 /// computed through a different graph for cross-checks: it differentiates the scalar

@@ -114,11 +114,51 @@ Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backw
   if (grad_mode)
     for (const auto& in : inputs) any = any || in.requires_grad();
   Var out(std::move(value), false);
+  if (detail::forward_level != 0)
+    for (const auto& in : inputs)
+      if (in.defined() && in.impl_->tangent_level == detail::forward_level &&
+          (in.impl_->tangent.defined() || in.impl_->missing_tangent != nullptr)) {
+        // A rule-carrying make_result overwrites this with the tangent (Note [Forward mode]).
+        out.impl_->tangent_level = detail::forward_level;
+        out.impl_->missing_tangent = name;
+        break;
+      }
   if (!any) return out;
   out.impl_->requires_grad = true;
   out.impl_->grad_fn = make_pooled<Node>(name, std::move(inputs), std::move(backward));
   return out;
 }
+
+namespace detail {
+bool input_tangents(const VarList& inputs, VarList& tangents) {
+  tangents = VarList(inputs.size());
+  bool any = false;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Var& in = inputs[i];
+    if (!in.defined() || in.id()->tangent_level != forward_level) continue;
+    THETA_CHECK(in.id()->missing_tangent == nullptr, std::logic_error, "forward mode: the op ",
+                in.id()->missing_tangent, " has no tangent rule, so the tangent of its output ",
+                shape_str(in.shape()), " is unknown");
+    tangents[i] = in.id()->tangent;
+    any = any || tangents[i].defined();
+  }
+  return any;
+}
+
+void set_tangent(const Var& out, const Var& tangent, const char* op) {
+  THETA_ASSERT(out.defined() && forward_level != 0);
+  if (tangent.defined()) {
+    THETA_CHECK(tangent.shape() == out.shape() && tangent.dtype() == out.dtype(), InternalError,
+                "tangent rule of ", op, " returned ", dtype_name(tangent.dtype()), " ",
+                shape_str(tangent.shape()), " for an output ", dtype_name(out.dtype()), " ",
+                shape_str(out.shape()));
+  }
+  VarImpl* impl = out.id();
+  impl->tangent = tangent;
+  impl->tangent_level = forward_level;
+  impl->missing_tangent = nullptr;
+}
+}  // namespace detail
 
 bool grad_mode_enabled() { return grad_mode; }
 void set_grad_mode(bool enabled) { grad_mode = enabled; }

@@ -21,6 +21,7 @@
 #include "tensor/tensor.hpp"
 
 #include "autograd/engine.hpp"
+#include "autograd/forward.hpp"
 #include "autograd/ops.hpp"
 #include "autograd/transforms.hpp"
 #include "autograd/var.hpp"
