@@ -93,9 +93,16 @@ class SlotMap {
 // One backward pass over the graph: every VarImpl reachable from the outputs through inputs that
 // require grad gets a slot; per-slot state lives in flat vectors (one hash lookup per edge).
 struct Pass {
-  std::vector<const Var*> order;  // post-order: inputs before their users
-  SlotMap slot;                   // position in `order`
+  std::vector<const Var*> order;     // post-order: inputs before their users
+  SlotMap slot;                      // position in `order`
+  const char* released = nullptr;    // the first released Node met, if any
 };
+
+[[noreturn]] void throw_released(const char* op) {
+  THETA_THROW(std::logic_error, "backward through ", op,
+              " a second time: its buffers were freed by the first backward; pass retain_graph (or "
+              "create_graph) to the first call");
+}
 
 // Iterative DFS from the outputs; children are the inputs of each impl's Node.
 Pass topological_order(const std::vector<Var>& outputs) {
@@ -115,6 +122,9 @@ Pass topological_order(const std::vector<Var>& outputs) {
     while (!stack.empty()) {
       Frame& f = stack.back();
       const auto& fn = f.var->grad_fn();
+      // A released Node has no inputs left to walk (Note [Releasing inputs]); a pass that needed
+      // them reports it.
+      if (fn && fn->released && f.next_child == 0 && !pass.released) pass.released = fn->name;
       if (fn && f.next_child < fn->inputs.size()) {
         const Var& child = fn->inputs[f.next_child++];
         if (child.requires_grad() && pass.slot.insert(child.id())) stack.push_back({&child, 0});
@@ -161,13 +171,32 @@ VarList node_backward(const Var& g, const Node& fn, const InputMask& needs, std:
   return fn.backward(g, fn, needs);
 }
 
+// Note [Releasing inputs]
+// A pass that does not retain the graph drops each Node's inputs once its backward has run, so
+// the activations (and, in forward mode, their tangents) a backward rule read are freed as the
+// pass moves down the graph instead of when the caller drops the output. pass.order may point
+// at a Var inside those inputs: such a Var is moved into the pass's own `kept` slot first, and
+// dropped in turn once its own Node has run. Targets are returned as Vars, so a leaf the graph
+// alone held stays alive for the caller.
+void release_inputs(Node& fn, Pass& pass, std::vector<Var>& kept, const std::vector<char>& in_pass) {
+  for (Var& in : fn.inputs) {
+    if (!in.defined() || !in.requires_grad()) continue;
+    const std::size_t s = pass.slot.at(in.id());
+    if (in_pass[s] && pass.order[s] == &in) {
+      kept[s] = std::move(in);
+      pass.order[s] = &kept[s];
+    }
+  }
+  fn.inputs = VarList();
+}
+
 // The shared core of grad() and backward(): the gradient of every impl in `targets` (or of every
-// leaf when `all_leaves`), as (impl, gradient) pairs.
-std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outputs,
+// leaf when `all_leaves`), as (target, gradient) pairs.
+std::vector<std::pair<Var, Var>> run_backward(const std::vector<Var>& outputs,
                                                    const std::vector<Var>& grad_outputs,
                                                    const std::unordered_set<VarImpl*>& targets,
                                                    bool all_leaves, bool create_graph, bool retain_graph) {
-  const Pass pass = topological_order(outputs);
+  Pass pass = topological_order(outputs);
   const std::size_t count = pass.order.size();
   auto slot_of = [&](const Var& v) { return pass.slot.at(v.id()); };
 
@@ -191,19 +220,24 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
   const bool anomaly = anomaly_mode_enabled();
   // In forward mode gradients carry tangents, which an in-place accumulation would drop.
   const bool in_place = !create_graph && !anomaly && detail::forward_level == 0;
-  std::vector<std::pair<VarImpl*, Var>> result;
+  bool reached_target = false;
+  for (std::size_t s = 0; s < count; ++s) reached_target = reached_target || (is_target[s] && needed[s]);
+  if (pass.released && !reached_target) throw_released(pass.released);
+  std::vector<std::pair<Var, Var>> result;
   result.reserve(16);
+  std::vector<Var> kept(retain_graph ? 0 : count);
+  std::vector<char> pending(count, 1);  // slots whose Var pass.order may still read
   for (std::size_t s = count; s-- > 0;) {
+    pending[s] = 0;
+    const Var var = *pass.order[s];
+    if (!retain_graph) kept[s] = Var();  // nothing reads this slot's Var after this iteration
     if (!needed[s] || !grads[s].defined()) continue;
     const Var g = std::move(grads[s]);  // free intermediate gradients as soon as they are consumed
     grads[s] = Var();
-    const Var& var = *pass.order[s];
-    if (is_target[s]) result.emplace_back(var.id(), g);
+    if (is_target[s]) result.emplace_back(var, g);
     const auto& fn = var.grad_fn();
     if (!fn) continue;
-    THETA_CHECK(!fn->released, std::logic_error, "backward through ", fn->name,
-                " a second time: its buffers were freed by the first backward; pass "
-                "retain_graph (or create_graph) to the first call");
+    if (fn->released) throw_released(fn->name);
     check_versions(*fn);
     InputMask needs(fn->inputs.size());
     InlineList<std::size_t, 4> input_slots(fn->inputs.size());
@@ -231,6 +265,7 @@ std::vector<std::pair<VarImpl*, Var>> run_backward(const std::vector<Var>& outpu
       fn->backward = nullptr;
       fn->backward_into = nullptr;
       fn->released = true;
+      release_inputs(*fn, pass, kept, pending);
     }
   }
   return result;
@@ -283,8 +318,9 @@ std::vector<Var> grad(const std::vector<Var>& outputs, const std::vector<Var>& i
   }
   const auto gos = default_grad_outputs(outputs, grad_outputs, "grad");
   const bool retain = options.retain_graph.value_or(options.create_graph);
-  const auto pairs = run_backward(outputs, gos, targets, false, options.create_graph, retain);
-  const std::unordered_map<VarImpl*, Var> result(pairs.begin(), pairs.end());
+  std::unordered_map<VarImpl*, Var> result;
+  for (auto& [target, g] : run_backward(outputs, gos, targets, false, options.create_graph, retain))
+    result.emplace(target.id(), std::move(g));
   std::vector<Var> out;
   out.reserve(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -313,7 +349,8 @@ void backward(const Var& loss, const Var& grad_output, bool retain_graph) {
   if (grad_output.defined()) gos.push_back(grad_output);
   gos = default_grad_outputs({loss}, gos, "backward");
   auto result = run_backward({loss}, gos, {}, true, false, retain_graph);
-  for (auto& [impl, g] : result) {
+  for (auto& [leaf, g] : result) {
+    VarImpl* impl = leaf.id();
     if (impl->grad_fn) continue;
     const Tensor gv = g.value();
     // g may be the caller's grad_output or shared with another leaf's gradient: copy it unless

@@ -73,10 +73,35 @@ VarList matmul_backward_into(const Var& g, const Node& n, const InputMask& needs
   return out;
 }
 
-// Bilinear: d(a b) = da b + a db.
+// Note [Bilinear tangents]
+// matmul and linear are bilinear: d(a b) = da b + a db. When the rule records nothing, the first
+// product is a fresh constant nobody else holds, and the second is added into its buffer by the
+// gemm itself (beta 1, Note [Accumulating gemm]): no second [m, n] temporary and no pass to add
+// it, which is most of a forward-over-reverse HVP's extra memory at the weight gradients.
+bool owns_fresh_buffer(const Var& v) {
+  return !v.requires_grad() && v.use_count() == 1 && v.value().storage().use_count() == 1 && v.value().is_contiguous();
+}
+
 Var matmul_tangent(const VarList& t, const VarList& in) {
-  return detail::add_defined(t[0].defined() ? matmul_nd(t[0], in[1]) : Var(),
-                             t[1].defined() ? matmul_nd(in[0], t[1]) : Var());
+  if (!t[0].defined()) return matmul_nd(in[0], t[1]);
+  Var first = matmul_nd(t[0], in[1]);
+  if (!t[1].defined()) return first;
+  if (first.dim() == 2 && in[0].dim() == 2 && t[1].dim() == 2 && owns_fresh_buffer(first)) {
+    first.value().add_matmul_(in[0].value(), t[1].value());
+    return first;
+  }
+  return first + matmul_nd(in[0], t[1]);
+}
+
+Var linear_tangent(const VarList& t, const VarList& in) {
+  if (!t[0].defined()) return linear(in[0], t[1]);
+  Var first = linear(t[0], in[1]);
+  if (!t[1].defined()) return first;
+  if (in[0].dim() == 2 && owns_fresh_buffer(first)) {
+    first.value().add_matmul_(in[0].value(), t[1].value().t());
+    return first;
+  }
+  return first + linear(in[0], t[1]);
 }
 
 Var matmul_nd(const Var& a, const Var& b) {
@@ -137,10 +162,7 @@ Var linear(const Var& x, const Var& weight) {
   // One node for x W^T: the weight's transpose is a BLAS flag here, not a recorded view, and the
   // weight's gradient g^T x comes out in the weight's own [out, in] layout.
   Var out = make_result(theta::matmul(x.value(), weight.value().t()), "linear", {x, weight}, linear_backward,
-                        [](const VarList& t, const VarList& in) {
-                          return detail::add_defined(t[0].defined() ? linear(t[0], in[1]) : Var(),
-                                                     t[1].defined() ? linear(in[0], t[1]) : Var());
-                        });
+                        linear_tangent);
   if (const auto& node = out.grad_fn()) node->backward_into = linear_backward_into;
   return out;
 }

@@ -156,6 +156,12 @@ std::vector<Tensor> hvp_forward_over_reverse(const ScalarFunction& f, const std:
   const std::vector<Var> p = make_leaves(params);
   check_matching(v, p, "hvp", "vector");
   const DualLevel level;
+  const bool recording = detail::record_tangents;
+  detail::record_tangents = false;  // the tangents are never differentiated here
+  struct Restore {
+    bool value;
+    ~Restore() { detail::record_tangents = value; }
+  } restore{recording};
   std::vector<Var> duals;
   duals.reserve(p.size());
   for (std::size_t i = 0; i < p.size(); ++i) duals.push_back(make_dual(p[i], Var(v[i])));

@@ -148,63 +148,6 @@ std::ostream& operator<<(std::ostream& out, const Var& v);
 /// rule: forward mode through it throws when its output's tangent is read.
 Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backward);
 
-// Note [Forward mode]
-// Inside a DualLevel (autograd/forward.hpp) a Var may carry a tangent: the directional
-// derivative of its value along the tangents given to make_dual. Each primitive states, next to
-// its forward and backward, a tangent rule rule(tangents, inputs) -> tangent of the output, where
-// tangents[i] is undefined when input i's tangent is zero. Rules are written in Var ops, like
-// backward rules, and run with tangent propagation suspended, so:
-// - when grad mode is on the rule is recorded, and reverse mode differentiates tangents
-//   (reverse-over-forward: linearised models train by backpropagation);
-// - a backward pass run inside a level propagates tangents through the backward rules' ops, so
-//   the gradient's tangent is a Hessian-vector product (forward-over-reverse).
-// Tangents are tagged with the level they belong to: a Var kept from a closed level carries
-// none in the next. Levels do not nest (no forward-over-forward).
-
-namespace detail {
-/// The open forward-mode level on this thread; 0 when none (Note [Forward mode]).
-inline thread_local std::uint64_t forward_level = 0;
-
-/// Collects the tangents of `inputs` at the open level into `tangents` (undefined: zero) and
-/// returns whether any is defined. Throws when an input came from an op with no tangent rule.
-bool input_tangents(const VarList& inputs, VarList& tangents);
-
-/// Stores `tangent` (undefined: zero) as out's tangent at the open level; `op` names the rule in
-/// the error when its shape or dtype is not out's.
-void set_tangent(const Var& out, const Var& tangent, const char* op);
-
-/// Suspends tangent propagation in a scope (tangent rules run under it).
-class SuspendForward {
- public:
-  SuspendForward() : level_(forward_level) { forward_level = 0; }
-  ~SuspendForward() { forward_level = level_; }
-  SuspendForward(const SuspendForward&) = delete;
-  SuspendForward& operator=(const SuspendForward&) = delete;
-
- private:
-  std::uint64_t level_;
-};
-}  // namespace detail
-
-/// make_result with a tangent rule: rule(const VarList& tangents, const VarList& inputs) -> Var,
-/// the output's tangent (undefined for zero) given the inputs' tangents (undefined where zero).
-/// Outside forward mode this costs one thread-local read.
-template <class TangentRule>
-Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backward, TangentRule&& rule) {
-  if (detail::forward_level == 0) return make_result(std::move(value), name, std::move(inputs), std::move(backward));
-  VarList tangents;
-  if (!detail::input_tangents(inputs, tangents))
-    return make_result(std::move(value), name, std::move(inputs), std::move(backward));
-  const VarList kept = inputs;
-  Var out = make_result(std::move(value), name, std::move(inputs), std::move(backward));
-  Var tangent;
-  {
-    const detail::SuspendForward suspend;
-    tangent = rule(std::as_const(tangents), kept);
-  }
-  detail::set_tangent(out, tangent, name);
-  return out;
-}
 
 /// Whether ops currently record history (thread-local; on by default).
 bool grad_mode_enabled();
@@ -233,6 +176,70 @@ class GradModeGuard {
  private:
   bool previous_;
 };
+
+// Note [Forward mode]
+// Inside a DualLevel (autograd/forward.hpp) a Var may carry a tangent: the directional
+// derivative of its value along the tangents given to make_dual. Each primitive states, next to
+// its forward and backward, a tangent rule rule(tangents, inputs) -> tangent of the output, where
+// tangents[i] is undefined when input i's tangent is zero. Rules are written in Var ops, like
+// backward rules, and run with tangent propagation suspended, so:
+// - when grad mode is on the rule is recorded, and reverse mode differentiates tangents
+//   (reverse-over-forward: linearised models train by backpropagation); a transform that never
+//   does (forward-over-reverse HVPs) turns detail::record_tangents off and keeps no such graph;
+// - a backward pass run inside a level propagates tangents through the backward rules' ops, so
+//   the gradient's tangent is a Hessian-vector product (forward-over-reverse).
+// Tangents are tagged with the level they belong to: a Var kept from a closed level carries
+// none in the next. Levels do not nest (no forward-over-forward).
+
+namespace detail {
+/// The open forward-mode level on this thread; 0 when none (Note [Forward mode]).
+inline thread_local std::uint64_t forward_level = 0;
+
+/// Collects the tangents of `inputs` at the open level into `tangents` (undefined: zero) and
+/// returns whether any is defined. Throws when an input came from an op with no tangent rule.
+bool input_tangents(const VarList& inputs, VarList& tangents);
+
+/// Stores `tangent` (undefined: zero) as out's tangent at the open level; `op` names the rule in
+/// the error when its shape or dtype is not out's.
+void set_tangent(const Var& out, const Var& tangent, const char* op);
+
+/// Whether tangent rules record their ops for reverse mode when grad mode is on (the default; a
+/// transform that never differentiates tangents turns it off, Note [Forward mode]).
+inline thread_local bool record_tangents = true;
+
+/// Suspends tangent propagation in a scope (tangent rules run under it).
+class SuspendForward {
+ public:
+  SuspendForward() : level_(forward_level) { forward_level = 0; }
+  ~SuspendForward() { forward_level = level_; }
+  SuspendForward(const SuspendForward&) = delete;
+  SuspendForward& operator=(const SuspendForward&) = delete;
+
+ private:
+  std::uint64_t level_;
+};
+}  // namespace detail
+
+/// make_result with a tangent rule: rule(const VarList& tangents, const VarList& inputs) -> Var,
+/// the output's tangent (undefined for zero) given the inputs' tangents (undefined where zero).
+/// Outside forward mode this costs one thread-local read.
+template <class TangentRule>
+Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backward, TangentRule&& rule) {
+  if (detail::forward_level == 0) return make_result(std::move(value), name, std::move(inputs), std::move(backward));
+  VarList tangents;
+  if (!detail::input_tangents(inputs, tangents))
+    return make_result(std::move(value), name, std::move(inputs), std::move(backward));
+  const VarList kept = inputs;
+  Var out = make_result(std::move(value), name, std::move(inputs), std::move(backward));
+  Var tangent;
+  {
+    const detail::SuspendForward suspend;
+    const GradModeGuard recording(grad_mode_enabled() && detail::record_tangents);
+    tangent = rule(std::as_const(tangents), kept);
+  }
+  detail::set_tangent(out, tangent, name);
+  return out;
+}
 
 /// Anomaly mode: every op checks its forward output, and the engine every gradient, for NaN/Inf
 /// and throws AnomalyError naming the op. Off by default (it costs a pass over each result).

@@ -6,6 +6,7 @@
 #include "autograd/engine.hpp"
 #include "autograd/transforms.hpp"
 #include "nn/functional.hpp"
+#include "nn/module.hpp"
 #include "nn/layers.hpp"
 #include "nn/optim.hpp"
 #include "theory/hessian.hpp"
@@ -49,35 +50,91 @@ MlpProblem make_mlp_problem() {
   return p;
 }
 
+// Working memory of one computation: the high-water mark of live tensor bytes above what was live
+// before it (the allocator's cache of freed blocks does not count).
+void report_peak(benchmark::State& state) {
+  state.counters["peak_MiB"] =
+      static_cast<double>(allocator_stats().peak_live_bytes - allocator_stats().live_bytes) / (1 << 20);
+}
+
 void BM_MlpGrad_F32(benchmark::State& state) {
   MlpProblem p = make_mlp_problem();
   const std::vector<Var> params = p.net->parameters();
   for (auto _ : state) {
+    reset_peak_live_bytes();
     const Var loss = nn::cross_entropy(p.net->forward(p.x), p.labels);
     const auto g = autograd::grad({loss}, params);
     benchmark::DoNotOptimize(g.front().value().raw_data());
   }
+  report_peak(state);
 }
 BENCHMARK(BM_MlpGrad_F32)->Unit(benchmark::kMillisecond);
 
-void BM_MlpHvp_F32(benchmark::State& state) {
+// The forward pass alone, as a function of parameter values (the baseline of BM_MlpJvp_F32).
+void BM_MlpForward_F32(benchmark::State& state) {
   MlpProblem p = make_mlp_problem();
-  Rng rng(3);
-  std::vector<Tensor> values, direction;
-  for (const auto& param : p.net->parameters()) {
-    values.push_back(param.value());
-    direction.push_back(rng.normal(param.shape(), 0, 1, DType::f32));
+  std::vector<Var> values;
+  for (const auto& param : p.net->parameters()) values.emplace_back(param.value());
+  for (auto _ : state) {
+    const Var out = nn::functional_call(*p.net, values, p.x);
+    benchmark::DoNotOptimize(out.value().raw_data());
   }
-  // The loss as a function of the parameter values (the form hvp differentiates): the network's
-  // own forward through functional_call, the same graph BM_MlpGrad_F32 differentiates.
+}
+BENCHMARK(BM_MlpForward_F32)->Unit(benchmark::kMillisecond);
+
+// Parameter values and a random direction in parameter space.
+struct Direction {
+  std::vector<Tensor> values, direction;
+};
+
+Direction parameter_direction(const nn::Module& net) {
+  Rng rng(3);
+  Direction d;
+  for (const auto& param : net.parameters()) {
+    d.values.push_back(param.value());
+    d.direction.push_back(rng.normal(param.shape(), 0, 1, param.dtype()));
+  }
+  return d;
+}
+
+// One JVP of the network's outputs with respect to its parameters: J(w) v, [128, 10].
+void run_mlp_jvp(benchmark::State& state, autograd::JvpMethod method) {
+  MlpProblem p = make_mlp_problem();
+  const Direction d = parameter_direction(*p.net);
+  const autograd::Function outputs = [&p](const std::vector<Var>& params) {
+    return std::vector<Var>{nn::functional_call(*p.net, params, p.x)};
+  };
+  for (auto _ : state) {
+    reset_peak_live_bytes();
+    const auto r = autograd::jvp(outputs, d.values, d.direction, method);
+    benchmark::DoNotOptimize(r.tangents.front().raw_data());
+  }
+  report_peak(state);
+}
+void BM_MlpJvp_F32(benchmark::State& state) { run_mlp_jvp(state, autograd::JvpMethod::forward); }
+BENCHMARK(BM_MlpJvp_F32)->Unit(benchmark::kMillisecond);
+void BM_MlpJvpDoubleVjp_F32(benchmark::State& state) { run_mlp_jvp(state, autograd::JvpMethod::double_vjp); }
+BENCHMARK(BM_MlpJvpDoubleVjp_F32)->Unit(benchmark::kMillisecond);
+
+// H v of the cross-entropy loss with respect to the parameters. The loss as a function of the
+// parameter values (the form hvp differentiates): the network's own forward through
+// functional_call, the same graph BM_MlpGrad_F32 differentiates.
+void run_mlp_hvp(benchmark::State& state, autograd::HvpMethod method) {
+  MlpProblem p = make_mlp_problem();
+  const Direction d = parameter_direction(*p.net);
   const auto loss_fn = theory::module_loss(
       p.net, p.x.value(), p.labels, [](const Var& logits, const Tensor& y) { return nn::cross_entropy(logits, y); });
   for (auto _ : state) {
-    const auto hv = autograd::hvp(loss_fn, values, direction);
+    reset_peak_live_bytes();
+    const auto hv = autograd::hvp(loss_fn, d.values, d.direction, method);
     benchmark::DoNotOptimize(hv.front().raw_data());
   }
+  report_peak(state);
 }
+void BM_MlpHvp_F32(benchmark::State& state) { run_mlp_hvp(state, autograd::HvpMethod::reverse_over_reverse); }
 BENCHMARK(BM_MlpHvp_F32)->Unit(benchmark::kMillisecond);
+void BM_MlpHvpFwdRev_F32(benchmark::State& state) { run_mlp_hvp(state, autograd::HvpMethod::forward_over_reverse); }
+BENCHMARK(BM_MlpHvpFwdRev_F32)->Unit(benchmark::kMillisecond);
 
 void BM_MlpTrainStep_F32(benchmark::State& state) {
   MlpProblem p = make_mlp_problem();

@@ -16,6 +16,19 @@ using autograd::Var;
 
 namespace {
 
+autograd::JvpMethod jvp_method(const std::string& name) {
+  if (name == "forward") return autograd::JvpMethod::forward;
+  if (name == "double_vjp") return autograd::JvpMethod::double_vjp;
+  THETA_THROW(std::invalid_argument, "jvp: method must be \"forward\" or \"double_vjp\", got \"", name, "\"");
+}
+
+autograd::HvpMethod hvp_method(const std::string& name) {
+  if (name == "forward_over_reverse") return autograd::HvpMethod::forward_over_reverse;
+  if (name == "reverse_over_reverse") return autograd::HvpMethod::reverse_over_reverse;
+  THETA_THROW(std::invalid_argument, "hvp: method must be \"forward_over_reverse\" or \"reverse_over_reverse\", got \"",
+              name, "\"");
+}
+
 // Note [Python functions in transforms]
 // The transforms call the Python function f, so they run with the GIL held (f runs in Python,
 // on the calling thread); an exception raised by f propagates unchanged through theta's C++ code
@@ -111,29 +124,32 @@ structure); cotangents: one array per output of f, of its shape (an array when f
 )doc");
   m.def(
       "jvp",
-      [](const py::function& f, const py::object& primals, const py::object& tangents) {
+      [](const py::function& f, const py::object& primals, const py::object& tangents, const std::string& method) {
         const PythonFunction fn{f};
-        const auto result = autograd::jvp(fn, tensor_list(primals, "primals"), tensor_list(tangents, "tangents"));
+        const auto result = autograd::jvp(fn, tensor_list(primals, "primals"), tensor_list(tangents, "tangents"),
+                                          jvp_method(method));
         return py::make_tuple(structured(result.outputs, *fn.single_output),
                               structured(result.tangents, *fn.single_output));
       },
-      f_, py::arg("primals"), py::arg("tangents"), R"doc(
+      f_, py::arg("primals"), py::arg("tangents"), py::kw_only(), py::arg("method") = "forward", R"doc(
 Jacobian-vector product: (f(primals), J tangents) as arrays, one tangent per output of f.
 
-tangents has the structure of primals. f runs in Python, as for vjp.
+tangents has the structure of primals. f runs in Python, as for vjp. method: "forward" (one forward
+pass carrying tangents; f sees its primals as constants) or "double_vjp" (two reverse passes).
 )doc");
   m.def(
       "hvp",
-      [](const py::function& f, const py::object& params, const py::object& v) {
+      [](const py::function& f, const py::object& params, const py::object& v, const std::string& method) {
         bool single = false;
         const auto ps = tensor_list(params, "params", single);
-        return structured(autograd::hvp(scalar_function(f), ps, tensor_list(v, "v")), single);
+        return structured(autograd::hvp(scalar_function(f), ps, tensor_list(v, "v"), hvp_method(method)), single);
       },
-      f_, py::arg("params"), py::arg("v"), R"doc(
-Hessian-vector product H v of a scalar f at params, by double backward.
+      f_, py::arg("params"), py::arg("v"), py::kw_only(), py::arg("method") = "forward_over_reverse", R"doc(
+Hessian-vector product H v of a scalar f at params.
 
 params and v: an array or a list of arrays (the result follows the same structure). f takes one Var
-per param and returns one scalar Var; it runs in Python.
+per param and returns one scalar Var; it runs in Python. method: "forward_over_reverse" (the
+gradient's tangent along v) or "reverse_over_reverse" (double backward, as HessianVectorOperator).
 )doc");
   m.def(
       "vhp",

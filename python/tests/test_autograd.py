@@ -457,8 +457,10 @@ def test_hvp_against_finite_differences_hessian_and_operator(rng):
     op = ag.HessianVectorOperator(loss_two, [w, b])
     assert op.size == 16
     assert op.loss == loss_two(Var(w), Var(b)).item()
-    for got, want in zip(op.apply([vw, vb]), hv):
+    for got, want in zip(op.apply([vw, vb]), ag.hvp(loss_two, [w, b], [vw, vb], method="reverse_over_reverse")):
         np.testing.assert_array_equal(got, want)
+    for got, want in zip(op.apply([vw, vb]), hv):  # forward over reverse, the default
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
     for got, want in zip(op.gradient(), numpy_grad(loss_two, [w, b])):
         np.testing.assert_array_equal(got, want)
     for got, want in zip(ag.vhp(loss_two, [w, b], [vw, vb]), hv):
@@ -477,7 +479,8 @@ def test_single_array_in_gives_single_array_out(rng):
     np.testing.assert_array_equal(ag.hvp(f, Var(a), v), hv)
     op = ag.HessianVectorOperator(f, a)
     assert isinstance(op.apply(v), np.ndarray)
-    np.testing.assert_array_equal(op.apply(v), hv)
+    np.testing.assert_array_equal(op.apply(v), ag.hvp(f, a, v, method="reverse_over_reverse"))
+    np.testing.assert_allclose(op.apply(v), hv, rtol=1e-12, atol=1e-13)
     assert isinstance(op.gradient(), np.ndarray)
     np.testing.assert_allclose(ag.hessian(f, a) @ v, hv, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(ag.vhp(f, a, v), hv, rtol=1e-12, atol=1e-13)
@@ -697,6 +700,25 @@ def test_one_computation_two_ways_is_bitwise_equal(rng):
     np.testing.assert_array_equal(ag.jacobian(f, a, chunk_size=5), jac)
     # the gradient graph of the operator, the hvp transform and vhp's transposed form
     op = ag.HessianVectorOperator(loss, a)
-    np.testing.assert_array_equal(op.apply(v), ag.hvp(loss, a, v))
+    np.testing.assert_array_equal(op.apply(v), ag.hvp(loss, a, v, method="reverse_over_reverse"))
     np.testing.assert_array_equal(op.gradient(), g)
     np.testing.assert_allclose(ag.vhp(loss, a, v), op.apply(v), rtol=1e-12, atol=1e-13)
+
+
+def test_jvp_and_hvp_methods_agree_and_unknown_methods_are_refused(rng):
+    x, y = rng.standard_normal((2, 3)), rng.standard_normal(3)
+    tx, ty = rng.standard_normal(x.shape), rng.standard_normal(y.shape)
+    out_f, tan_f = ag.jvp(f_multi, [x, y], [tx, ty])
+    out_r, tan_r = ag.jvp(f_multi, [x, y], [tx, ty], method="double_vjp")
+    for a, b in zip(out_f + tan_f, out_r + tan_r):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    w, b = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    vw, vb = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    fr = ag.hvp(loss_two, [w, b], [vw, vb], method="forward_over_reverse")
+    rr = ag.hvp(loss_two, [w, b], [vw, vb], method="reverse_over_reverse")
+    for a, b2 in zip(fr, rr):
+        np.testing.assert_allclose(a, b2, rtol=1e-12, atol=1e-13)
+    with pytest.raises(ValueError, match="double_vjp"):
+        ag.jvp(f_multi, [x, y], [tx, ty], method="reverse")
+    with pytest.raises(ValueError, match="reverse_over_reverse"):
+        ag.hvp(loss_two, [w, b], [vw, vb], method="fwd")
