@@ -34,6 +34,7 @@
 #include "nn/functional.hpp"
 #include "nn/init.hpp"
 #include "nn/layers.hpp"
+#include "nn/linearized.hpp"
 #include "nn/module.hpp"
 #include "nn/npz.hpp"
 #include "nn/optim.hpp"
