@@ -48,5 +48,6 @@
 #include "theory/linalg.hpp"
 #include "theory/model_spec.hpp"
 #include "theory/ntk.hpp"
+#include "theory/ntk_operator.hpp"
 #include "theory/ntk_tiled.hpp"
 #include "theory/symmetry.hpp"
