@@ -461,5 +461,41 @@ def cntk(run):
     return out
 
 
+# ---- ntk_spectrum_demo ---------------------------------------------------------------------------
+
+def ntk_spectrum(run):
+    subset = run.csv("subset_spectrum.csv")
+    top = run.csv("top_eigenvalues.csv")
+    mercer = run.csv("mercer.csv")
+    fig, axes = st.figure(1, 1, height=3.8)
+    ax = axes[0, 0]
+    ax.plot(subset["index"], subset["eigenvalue_over_n"], color=st.color(0),
+            label="all eigenvalues / n, 2000-point subset (eigh of the formed kernel)")
+    ax.plot(top["index"], top["eigenvalue_over_n"], color=st.color(1), marker="o", markersize=4, linestyle="none",
+            label="top 20 / n on all points (Lanczos on K v, kernel never formed)")
+    # The infinite-width prediction: mu_k repeated N(d, k) times, as a staircase.
+    start = 1
+    for k, (mu, mult) in enumerate(zip(mercer["mu"], mercer["multiplicity"])):
+        if mu <= 0:
+            continue
+        end = start + int(mult)
+        ax.plot([start, end - 1], [mu, mu], color="black", linestyle="--", linewidth=1.2,
+                label=r"Mercer eigenvalue $\mu_k$ of the analytic NTK, $N(d, k)$ times" if k == 0 else None)
+        ax.text(end - 1, mu, f" k={k}", va="center", fontsize=8)
+        start = end
+    ax.set_xscale("log")
+    st.log_axis(ax, "y", np.concatenate([subset["eigenvalue_over_n"][subset["eigenvalue_over_n"] > 0],
+                                         top["eigenvalue_over_n"]]))
+    ax.set_xlabel("eigenvalue index")
+    ax.set_ylabel("eigenvalue / n")
+    ax.set_title("NTK spectrum of a ReLU MLP on the sphere (d = 16, width 128)")
+    ax.legend(loc="lower left")
+    return [(run.save(fig, "spectrum"),
+             "Eigenvalue decay of the empirical NTK divided by the number of points: the whole spectrum of a "
+             "2000-point subset (eigh), the top 20 on all points from Lanczos on the kernel-free product K v, and "
+             "the infinite-width prediction (dashed): the Mercer eigenvalue of each spherical-harmonic degree k, "
+             "repeated as often as that degree has harmonics.")]
+
+
 FIGURES = {"deep_linear_demo": deep_linear, "ntk_demo": ntk, "hessian_demo": hessian, "symmetry_demo": symmetry,
-           "train_digits": train_digits, "cnn_digits": cnn_digits, "cntk_demo": cntk}
+           "train_digits": train_digits, "cnn_digits": cnn_digits, "cntk_demo": cntk, "ntk_spectrum_demo": ntk_spectrum}
