@@ -55,6 +55,9 @@ WORKLOADS = [
     ("BM_TinyDeepLinearStep", "tiny_step", False, "3x Linear(8,8) no bias, batch 16, MSE, SGD step"),
     ("BM_MlpGrad_F32", "mlp_grad", False, "MLP 784-512-512-10, batch 128: grad of CE"),
     ("BM_MlpHvp_F32", "mlp_hvp", False, "same: one Hessian-vector product"),
+    ("BM_MlpForward_F32", "mlp_forward", False, "same: forward pass alone, as a function of the weights"),
+    ("BM_MlpJvp_F32", "mlp_jvp", False, "same: J v of the outputs in the weights, forward mode (functorch.jvp)"),
+    ("BM_MlpHvpFwdRev_F32", "mlp_hvp_fwdrev", False, "same: H v forward over reverse (functorch jvp(grad))"),
     ("BM_MlpTrainStep_F32", "mlp_train_step", False, "same: one SGD step"),
     ("BM_Hvp_Lanczos20_F64", "lanczos20", False, "same MLP in float64: 20 Lanczos steps"),
     ("BM_NtkStructured_F64/1", "ntk_structured_1", False, "NTK 32-256-256-1, n=256: structured"),
@@ -167,7 +170,7 @@ def torch_setup(key, torch):
             loss.backward()
             opt.step()
         return step
-    if key in ("mlp_grad", "mlp_train_step", "mlp_hvp", "lanczos20"):
+    if key in ("mlp_grad", "mlp_train_step", "mlp_hvp", "lanczos20", "mlp_forward", "mlp_jvp", "mlp_hvp_fwdrev"):
         return torch_mlp_workload(key, torch, F, normal)
     if key.startswith("ntk_"):
         return torch_ntk_workload(key, torch, normal)
@@ -243,7 +246,8 @@ def torch_mlp(torch, dtype):
 
 
 def torch_mlp_workload(key, torch, F, normal):
-    """MLP workloads: gradient, HVP, SGD step (float32) and 20 Lanczos steps (float64)."""
+    """MLP workloads: forward, JVP, gradient, both HVPs, SGD step (float32) and 20 Lanczos steps
+    (float64)."""
     dtype = torch.float64 if key == "lanczos20" else torch.float32
     net = torch_mlp(torch, dtype)
     x = normal(MLP_BATCH, MLP_WIDTHS[0], dtype=dtype)
@@ -260,14 +264,34 @@ def torch_mlp_workload(key, torch, F, normal):
             opt.step()
         return step
 
-    def functional_loss(ps):
+    def functional_outputs(ps):
         h = x
         for i in range(0, len(ps), 2):
             h = F.linear(h, ps[i], ps[i + 1])
             if i + 2 < len(ps):
                 h = torch.relu(h)
-        return F.cross_entropy(h, labels)
+        return h
 
+    def functional_loss(ps):
+        return F.cross_entropy(functional_outputs(ps), labels)
+
+    if key == "mlp_forward":
+        ps = [p.detach() for p in params]
+        return lambda: functional_outputs(ps)
+    if key in ("mlp_jvp", "mlp_hvp_fwdrev"):
+        import functorch
+        ps = tuple(p.detach() for p in params)
+        direction = tuple(normal(*p.shape, dtype=dtype) for p in params)
+        if key == "mlp_jvp":
+            return lambda: functorch.jvp(lambda *w: functional_outputs(w), ps, direction)
+
+        # PyTorch 1.13 has no forward-mode rule for cross_entropy's backward (nll_loss_backward,
+        # _log_softmax_backward_data): the same loss as logsumexp minus the label's logit.
+        def loss(*w):
+            z = functional_outputs(w)
+            z = z - z.max(1, keepdim=True)[0].detach()
+            return (torch.log(torch.exp(z).sum(1)) - z.gather(1, labels[:, None])[:, 0]).mean()
+        return lambda: functorch.jvp(functorch.grad(loss, argnums=tuple(range(len(ps)))), ps, direction)
     if key == "mlp_hvp":
         direction = [normal(*p.shape, dtype=dtype) for p in params]
 
