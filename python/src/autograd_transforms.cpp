@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/forward.hpp"
 #include "autograd/transforms.hpp"
 #include "bindings.hpp"
 
@@ -21,6 +22,11 @@ autograd::JvpMethod jvp_method(const std::string& name) {
   if (name == "double_vjp") return autograd::JvpMethod::double_vjp;
   THETA_THROW(std::invalid_argument, "jvp: method must be \"forward\" or \"double_vjp\", got \"", name, "\"");
 }
+
+// A DualLevel opened by __enter__ and closed by __exit__ (a C++ DualLevel is scoped).
+struct PyDualLevel {
+  std::unique_ptr<autograd::DualLevel> level;
+};
 
 autograd::HvpMethod hvp_method(const std::string& name) {
   if (name == "forward_over_reverse") return autograd::HvpMethod::forward_over_reverse;
@@ -224,6 +230,32 @@ operator is built, then each apply(v) is one backward pass through the stored gr
           "The gradient of f at params, with the structure of params.")
       .def_property_readonly(
           "size", [](const PyHessianVectorOperator& self) { return self.op->size(); }, "Number of scalar parameters.");
+
+  py::class_<PyDualLevel>(m, "DualLevel", R"doc(
+A forward-mode level, as a context manager: inside `with DualLevel():`, make_dual(x, t) gives a Var
+carrying the tangent t, every op propagates it, and tangent(y) reads J t. Levels do not nest; a
+tangent is invisible once its level has closed.)doc")
+      .def(py::init<>())
+      .def(
+          "__enter__",
+          [](PyDualLevel& self) -> PyDualLevel& {
+            if (self.level) throw std::logic_error("DualLevel: this level is already open");
+            self.level = std::make_unique<autograd::DualLevel>();
+            return self;
+          },
+          py::return_value_policy::reference_internal)
+      .def("__exit__", [](PyDualLevel& self, const py::args&) { self.level.reset(); });
+  m.def("make_dual", &autograd::make_dual, py::arg("primal"), py::arg("tangent"), R"doc(
+A Var with primal's value carrying `tangent` (same shape and dtype) inside an open DualLevel;
+gradients flow to primal unchanged.)doc");
+  m.def(
+      "tangent",
+      [](const Var& x) -> py::object {
+        const Var t = autograd::tangent(x);
+        if (!t.defined()) return py::none();
+        return py::cast(t);
+      },
+      py::arg("x"), "x's tangent in the open DualLevel, or None when it is zero.");
 }
 
 }  // namespace theta::python

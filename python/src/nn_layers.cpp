@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/var.hpp"
+#include "nn/linearized.hpp"
 #include "nn/residual.hpp"
 #include "nn_common.hpp"
 
@@ -208,6 +209,33 @@ otherwise; parameters are named "body.<name>" then "projection.<name>".
           "The shortcut's projection, or None for the identity shortcut.");
 }
 
+void bind_linearized(py::module_& m) {
+  py::class_<nn::Linearized, nn::Module, std::shared_ptr<nn::Linearized>>(m, "Linearized", R"doc(
+f(w0, x) + J(w0, x)(w - w0): a model's first-order Taylor expansion in its parameters around w0,
+made by linearize(model). Its parameters (the model's names, starting at w0) train like any
+module's; its forward is one forward-mode pass (a JVP along w - w0).)doc")
+      .def_property_readonly(
+          "origin",
+          [](const nn::Linearized& self) {
+            py::list out;
+            for (const auto& t : self.origin()) out.append(array_from_tensor(t));
+            return out;
+          },
+          "The expansion point w0: one array per parameter, in named_parameters() order.");
+  m.def(
+      "linearize",
+      [](const py::handle& model) {
+        const auto base = as_module(model, "linearize: model");
+        ReleaseGil released;
+        auto lock = lock_module(*base);
+        return nn::linearize(*base);
+      },
+      py::arg("model"), R"doc(
+The linearisation of model around its current parameters (a new Linearized module; model is
+copied, not touched): its NTK is the model's NTK at w0 wherever its parameters go, and gradient
+descent on a squared loss follows the kernel dynamics exactly.)doc");
+}
+
 void bind_builders(py::module_& m) {
   m.def(
       "mlp",
@@ -267,6 +295,7 @@ void bind_nn_layers(py::module_& m) {
   bind_simple_layers(m);
   bind_sequential(m);
   bind_norms(m);
+  bind_linearized(m);
   bind_builders(m);
 }
 

@@ -12,6 +12,7 @@
 #include "tensor/shape.hpp"
 #include "theory/hessian.hpp"
 #include "theory/linalg.hpp"
+#include "theory/ntk_operator.hpp"
 #include "theory_common.hpp"
 
 namespace theta::python {
@@ -213,6 +214,27 @@ matrix) or LinearOperator(size, fn) for a Python function fn(v:[size]) -> [size]
             return self.op.apply(v64);
           },
           py::arg("v"), "H v for v:[size] -> [size].");
+
+  m.def(
+      "ntk_operator",
+      [](const std::shared_ptr<nn::Module>& model, const Tensor& x, std::int64_t chunk) {
+        PyOperator out;
+        out.model = model;
+        ReleaseGil released;
+        auto lock = lock_module(*model);
+        const theory::LinearOperator inner = theory::ntk_operator(model, x, {.chunk = chunk});
+        out.op.size = inner.size;
+        out.op.apply = [inner, model](const Tensor& v) {
+          auto lock_each = lock_module(*model);
+          return inner.apply(v);
+        };
+        return out;
+      },
+      py::arg("model").none(false), py::arg("x"), py::arg("chunk") = 1024, R"doc(
+The empirical NTK of model on x:[n, ...] as a LinearOperator on vectors [n O] (entry (i, a) at
+i O + a), never formed: K v = J (J^T v) by a reverse pass over chunks of `chunk` samples and a
+forward-mode pass, so memory stays at one chunk's activations whatever n is. For lanczos (top
+eigenvalues of the NTK) and hutchinson_trace at n where the kernel would not fit in memory.)doc");
 
   m.def("matrix_operator", &matrix_operator, py::arg("a"),
         "A dense symmetric matrix a:[n, n] as a LinearOperator (ValueError unless finite and symmetric).");

@@ -3,7 +3,7 @@
 The heavy lifting is theta's C++ library (the extension module ``theta._theta``); this package
 re-exports it in three areas, each also importable on its own:
 
-- ``theta.autograd``: Vars, grad, vjp, jvp, hvp, jacobian, hessian;
+- ``theta.autograd``: Vars, grad, vjp, jvp, hvp, jacobian, hessian, forward mode (DualLevel, make_dual, tangent);
 - ``theta.nn``: layers, models, losses, optimisers, data sets, checkpoints, training;
 - ``theta.theory``: empirical and analytic NTKs, Hessian spectra, symmetries, deep linear dynamics.
 
