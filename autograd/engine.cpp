@@ -93,7 +93,7 @@ class SlotMap {
 // One backward pass over the graph: every VarImpl reachable from the outputs through inputs that
 // require grad gets a slot; per-slot state lives in flat vectors (one hash lookup per edge).
 struct Pass {
-  std::vector<const Var*> order;     // post-order: inputs before their users
+  std::vector<Var> order;            // post-order: inputs before their users (owned, Note [Releasing inputs])
   SlotMap slot;                      // position in `order`
   const char* released = nullptr;    // the first released Node met, if any
 };
@@ -131,7 +131,7 @@ Pass topological_order(const std::vector<Var>& outputs) {
         continue;
       }
       pass.slot.at(f.var->id()) = pass.order.size();
-      pass.order.push_back(f.var);
+      pass.order.push_back(*f.var);
       stack.pop_back();
     }
   }
@@ -174,21 +174,11 @@ VarList node_backward(const Var& g, const Node& fn, const InputMask& needs, std:
 // Note [Releasing inputs]
 // A pass that does not retain the graph drops each Node's inputs once its backward has run, so
 // the activations (and, in forward mode, their tangents) a backward rule read are freed as the
-// pass moves down the graph instead of when the caller drops the output. pass.order may point
-// at a Var inside those inputs: such a Var is moved into the pass's own `kept` slot first, and
-// dropped in turn once its own Node has run. Targets are returned as Vars, so a leaf the graph
-// alone held stays alive for the caller.
-void release_inputs(Node& fn, Pass& pass, std::vector<Var>& kept, const std::vector<char>& in_pass) {
-  for (Var& in : fn.inputs) {
-    if (!in.defined() || !in.requires_grad()) continue;
-    const std::size_t s = pass.slot.at(in.id());
-    if (in_pass[s] && pass.order[s] == &in) {
-      kept[s] = std::move(in);
-      pass.order[s] = &kept[s];
-    }
-  }
-  fn.inputs = VarList();
-}
+// pass moves down the graph instead of when the caller drops the output. The pass holds its own
+// handle to every Var it visits (pass.order) and drops each once its slot is done, so a Var
+// stays valid until then whichever Node held it; targets are returned as Vars, so a leaf the
+// graph alone held stays alive for the caller.
+void release_inputs(Node& fn) { fn.inputs = VarList(); }
 
 // The shared core of grad() and backward(): the gradient of every impl in `targets` (or of every
 // leaf when `all_leaves`), as (target, gradient) pairs.
@@ -203,7 +193,7 @@ std::vector<std::pair<Var, Var>> run_backward(const std::vector<Var>& outputs,
   // is_target[s]: a requested gradient; needed[s]: a target is reachable from s.
   std::vector<char> is_target(count, 0), needed(count, 0);
   for (std::size_t s = 0; s < count; ++s) {  // children come before parents in post-order
-    const Var& var = *pass.order[s];
+    const Var& var = pass.order[s];
     is_target[s] = (!targets.empty() && targets.count(var.id()) > 0) || (all_leaves && var.is_leaf());
     bool need = is_target[s];
     if (const auto& fn = var.grad_fn())
@@ -225,12 +215,8 @@ std::vector<std::pair<Var, Var>> run_backward(const std::vector<Var>& outputs,
   if (pass.released && !reached_target) throw_released(pass.released);
   std::vector<std::pair<Var, Var>> result;
   result.reserve(16);
-  std::vector<Var> kept(retain_graph ? 0 : count);
-  std::vector<char> pending(count, 1);  // slots whose Var pass.order may still read
   for (std::size_t s = count; s-- > 0;) {
-    pending[s] = 0;
-    const Var var = *pass.order[s];
-    if (!retain_graph) kept[s] = Var();  // nothing reads this slot's Var after this iteration
+    const Var var = std::move(pass.order[s]);  // nothing reads this slot's Var after this iteration
     if (!needed[s] || !grads[s].defined()) continue;
     const Var g = std::move(grads[s]);  // free intermediate gradients as soon as they are consumed
     grads[s] = Var();
@@ -265,7 +251,7 @@ std::vector<std::pair<Var, Var>> run_backward(const std::vector<Var>& outputs,
       fn->backward = nullptr;
       fn->backward_into = nullptr;
       fn->released = true;
-      release_inputs(*fn, pass, kept, pending);
+      release_inputs(*fn);
     }
   }
   return result;

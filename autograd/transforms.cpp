@@ -101,10 +101,6 @@ VjpResult vjp(const Function& f, const std::vector<Tensor>& primals, const std::
   return {values_of(y), densify(g, x)};
 }
 
-// Note [JVP by double VJP]
-// For y = f(x), the VJP g(u) = J^T u is linear in the cotangent u. Recording it (create_graph)
-// and differentiating <g(u), t> with respect to u gives J t: the forward-mode product from two
-// reverse passes. This needs only that backward rules be differentiable.
 namespace {
 JvpResult jvp_forward(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents) {
   const std::vector<Var> p = constants(primals);
@@ -122,6 +118,10 @@ JvpResult jvp_forward(const Function& f, const std::vector<Tensor>& primals, con
   return {values_of(y), tangent_out};
 }
 
+// Note [JVP by double VJP]
+// For y = f(x), the VJP g(u) = J^T u is linear in the cotangent u. Recording it (create_graph)
+// and differentiating <g(u), t> with respect to u gives J t: the forward-mode product from two
+// reverse passes. This needs only that backward rules be differentiable.
 JvpResult jvp_double_vjp(const Function& f, const std::vector<Tensor>& primals, const std::vector<Tensor>& tangents) {
   const std::vector<Var> x = make_leaves(primals);
   check_matching(tangents, x, "jvp", "tangent");
@@ -156,12 +156,7 @@ std::vector<Tensor> hvp_forward_over_reverse(const ScalarFunction& f, const std:
   const std::vector<Var> p = make_leaves(params);
   check_matching(v, p, "hvp", "vector");
   const DualLevel level;
-  const bool recording = detail::record_tangents;
-  detail::record_tangents = false;  // the tangents are never differentiated here
-  struct Restore {
-    bool value;
-    ~Restore() { detail::record_tangents = value; }
-  } restore{recording};
+  const detail::RecordTangentsGuard unrecorded(false);  // the tangents are never differentiated here
   std::vector<Var> duals;
   duals.reserve(p.size());
   for (std::size_t i = 0; i < p.size(); ++i) duals.push_back(make_dual(p[i], Var(v[i])));

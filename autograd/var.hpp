@@ -148,7 +148,6 @@ std::ostream& operator<<(std::ostream& out, const Var& v);
 /// rule: forward mode through it throws when its output's tangent is read.
 Var make_result(Tensor value, const char* name, VarList inputs, BackwardFn backward);
 
-
 /// Whether ops currently record history (thread-local; on by default).
 bool grad_mode_enabled();
 void set_grad_mode(bool enabled);
@@ -206,6 +205,18 @@ void set_tangent(const Var& out, const Var& tangent, const char* op);
 /// Whether tangent rules record their ops for reverse mode when grad mode is on (the default; a
 /// transform that never differentiates tangents turns it off, Note [Forward mode]).
 inline thread_local bool record_tangents = true;
+
+/// Sets record_tangents in a scope.
+class RecordTangentsGuard {
+ public:
+  explicit RecordTangentsGuard(bool enabled) : previous_(record_tangents) { record_tangents = enabled; }
+  ~RecordTangentsGuard() { record_tangents = previous_; }
+  RecordTangentsGuard(const RecordTangentsGuard&) = delete;
+  RecordTangentsGuard& operator=(const RecordTangentsGuard&) = delete;
+
+ private:
+  bool previous_;
+};
 
 /// Suspends tangent propagation in a scope (tangent rules run under it).
 class SuspendForward {
