@@ -108,9 +108,8 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   demos::progress(std::to_string(n) + " points: one product K v against four rows of the kernel");
   const Tensor kv = op.apply(v);
   const std::vector<std::int64_t> rows = {0, n / 3, n / 2, n - 1};
-  std::vector<std::int64_t> row_index(rows.begin(), rows.end());
   // The rows by the structured kernel, a block of columns at a time (memory stays at one block).
-  const Tensor x_rows = index_select(x, 0, from_indices(row_index));
+  const Tensor x_rows = index_select(x, 0, from_indices(rows));
   Tensor rows_times_v = zeros({static_cast<std::int64_t>(rows.size()), 1});
   for (std::int64_t b = 0; b < n; b += 4096) {
     const std::int64_t e = std::min(n, b + 4096);
