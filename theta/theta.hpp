@@ -50,5 +50,6 @@
 #include "theory/ntk.hpp"
 #include "theory/ntk_operator.hpp"
 #include "theory/ntk_tiled.hpp"
+#include "theory/similarity.hpp"
 #include "theory/sphere_spectrum.hpp"
 #include "theory/symmetry.hpp"
