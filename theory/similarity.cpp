@@ -78,6 +78,12 @@ Tensor column_space(const Tensor& centred, double relative_tolerance) {
   return d.u.slice(1, 0, rank);
 }
 
+// Cosines of the principal angles between the spans of two orthonormal bases, descending.
+Tensor principal_cosines(const Tensor& ux, const Tensor& uy) {
+  // Rounding can push the largest a few ulps past 1.
+  return clamp(svd(matmul(ux.t(), uy)).s, 0.0, 1.0);
+}
+
 }  // namespace
 
 double linear_cka(const Tensor& x, const Tensor& y) {
@@ -121,12 +127,33 @@ Tensor canonical_correlations(const Tensor& x, const Tensor& y, double relative_
   const CentredFeatures cx = centre_features(x, kOp, "x");
   const CentredFeatures cy = centre_features(y, kOp, "y");
   require_same_examples(x, y, kOp, "x and y");
-  const Tensor ux = column_space(cx.centred, relative_tolerance);
-  const Tensor uy = column_space(cy.centred, relative_tolerance);
-  // Cosines of principal angles; rounding can push the largest a few ulps past 1.
-  return clamp(svd(matmul(ux.t(), uy)).s, 0.0, 1.0);
+  return principal_cosines(column_space(cx.centred, relative_tolerance), column_space(cy.centred, relative_tolerance));
 }
 
-double mean_cca(const Tensor& x, const Tensor& y) { return mean(canonical_correlations(x, y)).item<double>(); }
+double mean_cca(const Tensor& x, const Tensor& y, double relative_tolerance) {
+  return mean(canonical_correlations(x, y, relative_tolerance)).item<double>();
+}
+
+Tensor mean_cca_matrix(const std::vector<Tensor>& a, const std::vector<Tensor>& b, double relative_tolerance) {
+  constexpr const char* kOp = "mean_cca_matrix";
+  detail::require_finite(relative_tolerance, kOp, "relative_tolerance");
+  auto bases = [&](const std::vector<Tensor>& reps, const char* side) {
+    std::vector<Tensor> out;
+    for (std::size_t i = 0; i < reps.size(); ++i)
+      out.push_back(column_space(centre_features(reps[i], kOp, side + ("[" + std::to_string(i) + "]")).centred,
+                                 relative_tolerance));
+    return out;
+  };
+  const std::vector<Tensor> ua = bases(a, "a"), ub = bases(b, "b");
+  const auto rows = static_cast<std::int64_t>(a.size()), cols = static_cast<std::int64_t>(b.size());
+  Tensor out = zeros({rows, cols}, DType::f64);
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const auto ui = static_cast<std::size_t>(i), uj = static_cast<std::size_t>(j);
+      require_same_examples(a[ui], b[uj], kOp, "a[" + std::to_string(i) + "] and b[" + std::to_string(j) + "]");
+      out.data<double>()[i * cols + j] = mean(principal_cosines(ua[ui], ub[uj])).item<double>();
+    }
+  return out;
+}
 
 }  // namespace theta::theory

@@ -51,6 +51,11 @@ Tensor canonical_correlations(const Tensor& x, const Tensor& y, double relative_
 
 /// The mean canonical correlation (rho bar of Kornblith et al.): the mean of
 /// canonical_correlations(x, y). It is 1 for any x, y whose centred ranks both reach n - 1.
-double mean_cca(const Tensor& x, const Tensor& y);
+double mean_cca(const Tensor& x, const Tensor& y, double relative_tolerance = -1.0);
+
+/// mean_cca for every pair: entry (i, j) compares a[i] with b[j], all over the same n examples
+/// (each representation's column space is found once). Returns float64 [a.size(), b.size()].
+/// Throws as linear_cka does, naming the pair.
+Tensor mean_cca_matrix(const std::vector<Tensor>& a, const std::vector<Tensor>& b, double relative_tolerance = -1.0);
 
 }  // namespace theta::theory

@@ -179,3 +179,16 @@ TEST_CASE("representation similarity rejects bad input with the shapes in the me
   CHECK_THROWS_WITH(gram_cka(full({4, 4}, 2.0), rng.normal({4, 4})), Contains("zero after centring"));
   CHECK_THROWS_WITH(linear_cka_matrix({x}, {x, rng.normal({8, 3})}), Contains("a[0] and b[1]"));
 }
+
+TEST_CASE("mean_cca_matrix holds mean_cca of every pair", "[theory][similarity]") {
+  Rng rng(19);
+  const std::vector<Tensor> a{rng.normal({15, 3}), rng.normal({15, 20})};
+  const std::vector<Tensor> b{rng.normal({15, 5}), matmul(a[0], rng.normal({3, 3}))};
+  const Tensor m = mean_cca_matrix(a, b);
+  REQUIRE(m.shape() == Shape{2, 2});
+  for (std::int64_t i = 0; i < 2; ++i)
+    for (std::int64_t j = 0; j < 2; ++j)
+      CHECK(m.at({i, j}) == Approx(mean_cca(a[std::size_t(i)], b[std::size_t(j)])).epsilon(1e-13));
+  CHECK(m.at({0, 1}) == Approx(1.0).epsilon(1e-12));
+  CHECK_THROWS_WITH(mean_cca_matrix(a, {rng.normal({14, 2})}), Contains("a[0] and b[0]"));
+}
