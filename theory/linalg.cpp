@@ -96,4 +96,27 @@ Svd svd(const Tensor& a) {
   return {qt_buffer, values, p_buffer.t().contiguous()};
 }
 
+Tensor singular_values(const Tensor& a) {
+  THETA_CHECK(a.defined() && a.dim() == 2, ShapeError, "singular_values: expected a matrix, got ",
+              a.defined() ? shape_str(a.shape()) : "undefined");
+  const int rows = static_cast<int>(a.size(0)), cols = static_cast<int>(a.size(1));
+  const int k = std::min(rows, cols);
+  Tensor values = Tensor::empty({k}, DType::f64);
+  if (k == 0) return values;
+  // The singular values of the column-major a^T (Note [Row-major SVD]) are those of a.
+  Tensor work_matrix = a.to(DType::f64).contiguous().clone();
+  const char job = 'N';
+  const int lda = cols, unused_ld = 1;
+  int info = 0, lwork = -1;
+  double work_query = 0, unused = 0;
+  dgesvd_(&job, &job, &cols, &rows, work_matrix.data<double>(), &lda, values.data<double>(), &unused, &unused_ld,
+          &unused, &unused_ld, &work_query, &lwork, &info);
+  lwork = static_cast<int>(work_query);
+  std::vector<double> work(static_cast<std::size_t>(std::max(lwork, 1)));
+  dgesvd_(&job, &job, &cols, &rows, work_matrix.data<double>(), &lda, values.data<double>(), &unused, &unused_ld,
+          &unused, &unused_ld, work.data(), &lwork, &info);
+  THETA_CHECK(info == 0, std::runtime_error, "singular_values: LAPACK dgesvd failed with info ", info);
+  return values;
+}
+
 }  // namespace theta::theory

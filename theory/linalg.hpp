@@ -28,4 +28,7 @@ struct Svd {
 /// Thin singular value decomposition of a:[m,n] (float64, LAPACK dgesvd) -> u:[m,k], s:[k], v:[n,k].
 Svd svd(const Tensor& a);
 
+/// The singular values of a:[m,n] alone, descending: svd(a).s without forming u and v (cheaper).
+Tensor singular_values(const Tensor& a);
+
 }  // namespace theta::theory

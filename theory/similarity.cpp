@@ -81,7 +81,7 @@ Tensor column_space(const Tensor& centred, double relative_tolerance) {
 // Cosines of the principal angles between the spans of two orthonormal bases, descending.
 Tensor principal_cosines(const Tensor& ux, const Tensor& uy) {
   // Rounding can push the largest a few ulps past 1.
-  return clamp(svd(matmul(ux.t(), uy)).s, 0.0, 1.0);
+  return clamp(singular_values(matmul(ux.t(), uy)), 0.0, 1.0);
 }
 
 }  // namespace

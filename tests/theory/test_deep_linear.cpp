@@ -102,7 +102,7 @@ TEST_CASE("make_saxe_problem has whitened inputs and the chosen modes", "[theory
   CHECK_THROWS_AS(problem_from_data(p.x * 2.0, p.y, 3), std::invalid_argument);
 }
 
-TEST_CASE("svd reconstructs rectangular matrices with orthonormal factors", "[theory][deep_linear]") {
+TEST_CASE("svd reconstructs rectangular matrices with orthonormal factors; singular_values agrees", "[theory][deep_linear]") {
   Rng rng(11);
   for (const Shape& shape : {Shape{3, 5}, Shape{5, 3}, Shape{4, 4}}) {
     const Tensor a = rng.normal(shape);
@@ -118,6 +118,10 @@ TEST_CASE("svd reconstructs rectangular matrices with orthonormal factors", "[th
     const SymmetricEigen eig = eigh(matmul(a.t(), a));
     for (std::int64_t i = 0; i < k; ++i)
       CHECK(d.s.at({i}) * d.s.at({i}) == Approx(eig.values.at({shape[1] - 1 - i})).epsilon(1e-12));
+    // singular_values finds them without the vectors.
+    const Tensor s = singular_values(a);
+    REQUIRE(s.shape() == Shape{k});
+    for (std::int64_t i = 0; i < k; ++i) CHECK(s.at({i}) == Approx(d.s.at({i})).epsilon(1e-13));
   }
 }
 
@@ -133,6 +137,7 @@ TEST_CASE("solve, eigh and svd leave their inputs untouched, transposed views in
   eigh(m.t());
   svd(m.t());
   svd(c.t());
+  singular_values(m.t());
   CHECK(allclose(m, m_before, 0.0, 0.0));
   CHECK(allclose(c, c_before, 0.0, 0.0));
 }
