@@ -79,13 +79,18 @@ struct NtkRegressionInputs {
   /// Training time in steps; +infinity (the default) gives the converged prediction
   /// f_0(x) + K(x, X) K(X, X)^{-1} (Y - f_0(X)), which needs K(X, X) positive definite.
   double t = std::numeric_limits<double>::infinity();
+  /// false: gradient flow for time t (exp(-eta K t)). true: t steps of gradient descent
+  /// f <- f - eta K (f - Y), exactly ((I - eta K)^t, t a whole number), which is what a
+  /// linearised model trained by plain GD follows; t = infinity then needs eta lambda_max < 2.
+  bool discrete = false;
 };
 
 /// The linearised model's prediction after gradient flow for time t on the loss
 /// 1/2 sum |f(X) - Y|^2 with learning rate eta (t counts steps):
-/// f_t(x) = f_0(x) + K(x, X) K(X, X)^{-1} (I - exp(-eta K(X, X) t)) (Y - f_0(X)) -> [m, k].
-/// Uses an eigendecomposition of K(X, X); at finite t, directions with eigenvalue <= 0
-/// contribute eta t. Every tensor must be set; shapes are checked and named in errors.
+/// f_t(x) = f_0(x) + K(x, X) K(X, X)^{-1} (I - exp(-eta K(X, X) t)) (Y - f_0(X)) -> [m, k],
+/// or, with `discrete`, after t steps of gradient descent: (I - eta K(X, X))^t in place of the
+/// exponential. Uses an eigendecomposition of K(X, X); at finite t, directions with eigenvalue
+/// <= 0 contribute eta t. Every tensor must be set; shapes are checked and named in errors.
 Tensor ntk_regression(const NtkRegressionInputs& inputs);
 /// The same with positional arguments (k_test_train, k_train_train, y_train, f0_train, f0_test,
 /// eta, t); the named form above reads better at a call site.

@@ -43,6 +43,8 @@ Tensor ntk_regression(const NtkRegressionInputs& in) {
               "ntk_regression: t must be finite or +infinity (the converged prediction), got ", in.t);
   THETA_CHECK(!converged || in.eta > 0, std::invalid_argument,
               "ntk_regression: t = infinity needs eta > 0, got eta = ", in.eta);
+  THETA_CHECK(!in.discrete || converged || (in.t >= 0 && in.t == std::floor(in.t)), std::invalid_argument,
+              "ntk_regression: discrete gradient descent needs a whole number of steps t >= 0, got ", in.t);
   detail::require_finite(k_train_train, "ntk_regression", "k_train_train = K(X, X)");
   detail::require_finite(k_test_train, "ntk_regression", "k_test_train = K(x, X)");
   detail::require_finite(y_train, "ntk_regression", "y_train = Y");
@@ -58,18 +60,29 @@ Tensor ntk_regression(const NtkRegressionInputs& in) {
       THETA_CHECK(lam[i] > 1e-12 * largest, std::invalid_argument,
                   "ntk_regression: t = infinity needs a positive definite k_train_train = K(X, X), but it has "
                   "eigenvalue ", lam[i], " (largest ", largest, "); give a finite t");
+      THETA_CHECK(!in.discrete || in.eta * lam[i] < 2.0, std::invalid_argument,
+                  "ntk_regression: gradient descent with eta = ", in.eta, " diverges along eigenvalue ", lam[i],
+                  " of K(X, X) (eta lambda must stay below 2); give a finite t or a smaller eta");
       filt[i] = 1.0 / lam[i];
+    } else if (lam[i] <= 1e-300) {
+      filt[i] = in.eta * in.t;
+    } else if (in.discrete) {
+      // (1 - (1 - eta lambda)^t) / lambda; through log1p while the base is positive, so small
+      // eta lambda keeps its digits.
+      const double step = in.eta * lam[i];
+      filt[i] = (step < 1.0 ? -std::expm1(in.t * std::log1p(-step)) : 1.0 - std::pow(1.0 - step, in.t)) / lam[i];
     } else {
-      filt[i] = lam[i] > 1e-300 ? -std::expm1(-in.eta * lam[i] * in.t) / lam[i] : in.eta * in.t;
+      filt[i] = -std::expm1(-in.eta * lam[i] * in.t) / lam[i];
     }
   }
-  const Tensor filter = apply_spectral(eig, from_vector(filt));  // K^{-1} (I - e^{-eta K t})
+  const Tensor filter = apply_spectral(eig, from_vector(filt));  // K^{-1} (I - e^{-eta K t}) or (I - eta K)^t
   return f0_test.to(DType::f64) +
          matmul(k_test_train.to(DType::f64), matmul(filter, (y_train - f0_train).to(DType::f64)));
 }
 
 Tensor ntk_regression(const Tensor& k_test_train, const Tensor& k_train_train, const Tensor& y_train,
                       const Tensor& f0_train, const Tensor& f0_test, double eta, double t) {
+  // Gradient flow (discrete = false).
   return ntk_regression({.k_test_train = k_test_train,
                          .k_train_train = k_train_train,
                          .y_train = y_train,

@@ -181,7 +181,7 @@ The infinite-width kernels of an MLP with `layers` Linear layers in NTK paramete
   m.def(
       "ntk_regression",
       [](const Tensor& k_test_train, const Tensor& k_train_train, const Tensor& y_train, const Tensor& f0_train,
-         const Tensor& f0_test, double eta, double t) {
+         const Tensor& f0_test, double eta, double t, bool discrete) {
         theory::NtkRegressionInputs in;
         in.k_test_train = k_test_train;
         in.k_train_train = k_train_train;
@@ -190,13 +190,16 @@ The infinite-width kernels of an MLP with `layers` Linear layers in NTK paramete
         in.f0_test = f0_test;
         in.eta = eta;
         in.t = t;
+        in.discrete = discrete;
         ReleaseGil released;
         return theory::ntk_regression(in);
       },
       py::kw_only(), py::arg("k_test_train"), py::arg("k_train_train"), py::arg("y_train"), py::arg("f0_train"),
-      py::arg("f0_test"), py::arg("eta") = 1.0, py::arg("t") = std::numeric_limits<double>::infinity(), R"doc(
-The linearised model's test prediction after t steps of gradient descent with learning rate eta on
-1/2 |f(X) - Y|^2: f0_test + K(x,X) K(X,X)^-1 (I - exp(-eta K(X,X) t)) (Y - f0_train) -> [m, k].
+      py::arg("f0_test"), py::arg("eta") = 1.0, py::arg("t") = std::numeric_limits<double>::infinity(),
+      py::arg("discrete") = false, R"doc(
+The linearised model's test prediction after gradient flow for time t (in steps) with learning rate
+eta on 1/2 |f(X) - Y|^2: f0_test + K(x,X) K(X,X)^-1 (I - exp(-eta K(X,X) t)) (Y - f0_train) -> [m, k];
+discrete=True gives t steps of gradient descent exactly ((I - eta K(X,X))^t; t a whole number).
 k_test_train:[m, n], k_train_train:[n, n], y_train, f0_train:[n, k], f0_test:[m, k]; t=inf
 (the default) gives the converged prediction.)doc");
 

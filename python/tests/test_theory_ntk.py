@@ -209,6 +209,10 @@ def test_ntk_regression_matches_the_formula(rng):
     assert rel_err(got, expected) < 1e-12
     converged = th.ntk_regression(k_test_train=k_tx, k_train_train=k_xx, y_train=y, f0_train=f0x, f0_test=f0t)
     assert rel_err(converged, f0t + k_tx @ np.linalg.solve(k_xx, y - f0x)) < 1e-12
+    steps = v @ np.diag((1 - (1 - eta * lam) ** 25) / lam) @ v.T
+    discrete = th.ntk_regression(k_test_train=k_tx, k_train_train=k_xx, y_train=y, f0_train=f0x, f0_test=f0t,
+                                 eta=eta, t=t, discrete=True)
+    assert rel_err(discrete, f0t + k_tx @ steps @ (y - f0x)) < 1e-12
     with pytest.raises(ValueError, match=r"\[5, 2\]|\[4, 2\]"):
         th.ntk_regression(k_test_train=k_tx, k_train_train=k_xx, y_train=y[:5], f0_train=f0x, f0_test=f0t)
 

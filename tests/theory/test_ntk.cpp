@@ -12,6 +12,7 @@
 #include "nn/layers.hpp"
 #include "nn/residual.hpp"
 #include "tests/support/kernel_compare.hpp"
+#include "theory/linalg.hpp"
 #include "theory/ntk.hpp"
 
 using namespace theta;
@@ -155,6 +156,23 @@ TEST_CASE("NTK regression equals gradient descent on the linearised model", "[th
   CHECK(max_rel_diff(ntk_regression(k, k, y, f0, f0, eta, 1e7), y) < 1e-8);
   // t = 0 returns f0.
   CHECK(max_rel_diff(ntk_regression(k, k, y, f0, f0, eta, 0.0), f0) < 1e-15);
+  // The discrete form is the GD iteration itself, at a small step and at one past 1 / lambda_max
+  // (where the per-mode factor 1 - eta lambda turns negative).
+  const double lambda_max = eigh(k).values.at({5});
+  for (const double step : {eta, 1.5 / lambda_max}) {
+    Tensor g = f0;
+    for (int s = 0; s < steps; ++s) g = g - matmul(k, g - y) * step;
+    const Tensor gd = ntk_regression(
+        {.k_test_train = k, .k_train_train = k, .y_train = y, .f0_train = f0, .f0_test = f0, .eta = step,
+         .t = static_cast<double>(steps), .discrete = true});
+    CHECK(max_rel_diff(gd, g) < 1e-12);
+  }
+  CHECK_THROWS_WITH(ntk_regression({.k_test_train = k, .k_train_train = k, .y_train = y, .f0_train = f0,
+                                    .f0_test = f0, .eta = eta, .t = 2.5, .discrete = true}),
+                    Catch::Matchers::Contains("whole number of steps"));
+  CHECK_THROWS_WITH(ntk_regression({.k_test_train = k, .k_train_train = k, .y_train = y, .f0_train = f0,
+                                    .f0_test = f0, .eta = 2.5 / lambda_max, .discrete = true}),
+                    Catch::Matchers::Contains("diverges"));
 }
 
 TEST_CASE("structured NTK equals contraction on residual, LayerNorm and NTK-parameterised nets",
