@@ -45,6 +45,7 @@
 #include "theory/cntk.hpp"
 #include "theory/deep_linear.hpp"
 #include "theory/hessian.hpp"
+#include "theory/lazy_training.hpp"
 #include "theory/linalg.hpp"
 #include "theory/model_spec.hpp"
 #include "theory/ntk.hpp"
