@@ -1,6 +1,7 @@
 #include "theory/checks.hpp"
 
 #include <cmath>
+#include <set>
 #include <stdexcept>
 
 #include "tensor/ops.hpp"
@@ -24,6 +25,16 @@ void require_finite(double value, const char* op, const char* name) {
 void require_finite(const Tensor& t, const char* op, const char* name) {
   THETA_CHECK(all_finite(t), std::invalid_argument, op, ": ", name, " ", shape_str(t.shape()),
               " contains NaN or Inf");
+}
+
+std::vector<std::pair<std::string, autograd::Var>> unshared_parameters(const nn::Module& model, const char* op) {
+  auto params = model.named_parameters();
+  THETA_CHECK(!params.empty(), std::invalid_argument, op, ": ", model.describe(), " has no parameters");
+  std::set<const void*> seen;
+  for (const auto& [name, p] : params)
+    THETA_CHECK(seen.insert(p.id()).second, std::invalid_argument, op, ": parameter '", name,
+                "' is listed twice (a module registered twice); each parameter must be listed once");
+  return params;
 }
 
 }  // namespace theta::theory::detail

@@ -45,6 +45,8 @@
 #include "theory/cntk.hpp"
 #include "theory/deep_linear.hpp"
 #include "theory/hessian.hpp"
+#include "theory/landscape_directions.hpp"
+#include "theory/landscape_grid.hpp"
 #include "theory/linalg.hpp"
 #include "theory/model_spec.hpp"
 #include "theory/ntk.hpp"
@@ -52,3 +54,4 @@
 #include "theory/ntk_tiled.hpp"
 #include "theory/sphere_spectrum.hpp"
 #include "theory/symmetry.hpp"
+#include "theory/trajectory_pca.hpp"
