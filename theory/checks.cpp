@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 #include <stdexcept>
+#include <string>
 
 #include "tensor/ops.hpp"
 
@@ -35,6 +36,13 @@ std::vector<std::pair<std::string, autograd::Var>> unshared_parameters(const nn:
     THETA_CHECK(seen.insert(p.id()).second, std::invalid_argument, op, ": parameter '", name,
                 "' is listed twice (a module registered twice); each parameter must be listed once");
   return params;
+}
+
+void require_parameter_vector(const Tensor& v, std::int64_t size, const char* op, const std::string& name) {
+  THETA_CHECK(v.defined() && v.dim() == 1 && v.size(0) == size, ShapeError, op, ": ", name, " must be [", size,
+              "] (the model's parameter count), got ", v.defined() ? shape_str(v.shape()) : std::string("undefined"));
+  THETA_CHECK(is_floating(v.dtype()), DTypeError, op, ": ", name, " must be floating, got ", dtype_name(v.dtype()));
+  require_finite(v, op, name.c_str());
 }
 
 }  // namespace theta::theory::detail

@@ -25,4 +25,9 @@ void require_finite(const Tensor& t, const char* op, const char* name);
 /// would give a shared parameter two independent values. Throws std::invalid_argument naming op.
 std::vector<std::pair<std::string, autograd::Var>> unshared_parameters(const nn::Module& model, const char* op);
 
+/// Checks that v is a finite floating vector [size] (a flat parameter vector of a model with
+/// `size` parameters): ShapeError or DTypeError naming op, name and v's shape, or
+/// std::invalid_argument for NaN or Inf.
+void require_parameter_vector(const Tensor& v, std::int64_t size, const char* op, const std::string& name);
+
 }  // namespace theta::theory::detail

@@ -13,13 +13,6 @@ namespace theta::theory {
 
 namespace {
 
-void check_vector(const Tensor& v, std::int64_t size, const char* op, const char* name) {
-  THETA_CHECK(v.defined() && v.dim() == 1 && v.size(0) == size, ShapeError, op, ": ", name, " must be [", size,
-              "] (the model's parameter count), got ", v.defined() ? shape_str(v.shape()) : std::string("undefined"));
-  THETA_CHECK(is_floating(v.dtype()), DTypeError, op, ": ", name, " must be floating, got ", dtype_name(v.dtype()));
-  detail::require_finite(v, op, name);
-}
-
 // Note [Filters]
 // A filter is what one output unit of a layer owns: a row of a Linear weight [out, in], an output
 // channel [C_in, k, k] of a Conv2d weight [C_out, C_in, k, k]; in both it is a slice along the
@@ -28,13 +21,14 @@ void check_vector(const Tensor& v, std::int64_t size, const char* op, const char
 // each unit's weights matters to the loss; scaling d_j to |theta_j| makes a step alpha d move each
 // unit by the same relative amount whatever its scale, so L(c theta + alpha d(c theta)) =
 // L(theta + alpha d(theta)) for a layer rescaled by c. Rank <= 1 parameters (biases and
-// normalisation parameters) are zeroed: Li et al. found that plotting along them adds little.
+// normalisation parameters) have no filters to speak of; by default they are zeroed, as in Li et
+// al.'s own plots, so a slice moves the weights only.
 Tensor normalized(const nn::Module& model, const Tensor& direction, const Tensor& origin, const FilterOptions& options,
                   const char* op) {
   const auto params = detail::unshared_parameters(model, op);
   const std::int64_t size = model.parameter_count();
-  check_vector(direction, size, op, "direction");
-  check_vector(origin, size, op, "origin");
+  detail::require_parameter_vector(direction, size, op, "direction");
+  detail::require_parameter_vector(origin, size, op, "origin");
   const Tensor out = direction.to(DType::f64).contiguous().clone();
   const Tensor theta = origin.to(DType::f64).contiguous();
   double* d = out.data<double>();

@@ -21,13 +21,6 @@ namespace {
 
 std::string shape_of(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : std::string("undefined"); }
 
-void check_vector(const Tensor& v, std::int64_t size, const char* op, const std::string& name) {
-  THETA_CHECK(v.defined() && v.dim() == 1 && v.size(0) == size, ShapeError, op, ": ", name, " must be [", size,
-              "] (the model's parameter count), got ", shape_of(v));
-  THETA_CHECK(is_floating(v.dtype()), DTypeError, op, ": ", name, " must be floating, got ", dtype_name(v.dtype()));
-  detail::require_finite(v, op, name.c_str());
-}
-
 Tensor checked_points(const Tensor& t, const char* op, const char* name) {
   THETA_CHECK(t.defined() && t.dim() == 1, ShapeError, op, ": ", name, " must be 1-D [m], got ", shape_of(t));
   THETA_CHECK(is_floating(t.dtype()), DTypeError, op, ": ", name, " must be floating, got ", dtype_name(t.dtype()));
@@ -83,10 +76,10 @@ Tensor evaluate_losses(const nn::Module& model, const Tensor& x, const Tensor& y
   THETA_CHECK(static_cast<bool>(loss), std::invalid_argument, op, ": empty loss function");
   detail::unshared_parameters(model, op);
   const std::int64_t size = model.parameter_count();
-  check_vector(origin, size, op, "origin");
+  detail::require_parameter_vector(origin, size, op, "origin");
   std::vector<Tensor> d;
   for (std::size_t k = 0; k < directions.size(); ++k) {
-    check_vector(directions[k], size, op, "direction " + std::to_string(k));
+    detail::require_parameter_vector(directions[k], size, op, "direction " + std::to_string(k));
     d.push_back(directions[k].to(DType::f64).contiguous());
   }
   const auto k = static_cast<std::int64_t>(directions.size());
@@ -119,7 +112,7 @@ Tensor evaluate_losses(const nn::Module& model, const Tensor& x, const Tensor& y
   const auto work = [&](const PointEvaluator& evaluate) {
     for (std::int64_t i; !stop && (i = next++) < m;) {
       try {
-        if (std::this_thread::get_id() == caller) check_interrupt();  // Note [Interrupt points]
+        if (std::this_thread::get_id() == caller) check_interrupt();  // Note [Interrupt points] in tensor/interrupt.cpp
         losses[i] = evaluate(point(i));
       } catch (...) {
         const std::lock_guard<std::mutex> lock(failure_lock);
@@ -165,8 +158,8 @@ Tensor loss_interpolation(const nn::Module& model, const Tensor& x, const Tensor
   constexpr const char* op = "loss_interpolation";
   const Tensor a = checked_points(alphas, op, "alphas");
   const std::int64_t size = model.parameter_count();
-  check_vector(from, size, op, "from");
-  check_vector(to, size, op, "to");
+  detail::require_parameter_vector(from, size, op, "from");
+  detail::require_parameter_vector(to, size, op, "to");
   const Tensor start = from.to(DType::f64);
   return evaluate_losses(model, x, y, loss, start, {to.to(DType::f64) - start}, a.reshape({a.size(0), 1}));
 }

@@ -9,7 +9,8 @@
 //     c in {0.1, 10} leaves the filter-normalised 1-D slice unchanged, but not the slice along the
 //     same direction left unnormalised; (b) the second difference along a direction equals
 //     d^T H d from a Hessian-vector product (the MLP uses tanh so the loss is smooth: with ReLU a
-//     step of h crosses kinks of some of its 900k units and the second difference is not H's);
+//     step of h crosses kinks of some of its 900k units and the second difference is not H's),
+//     and d^T H d / |d|^2 is at most the top eigenvalue from Lanczos;
 //     (c) the PCA plane by SVD equals the one from the eigendecomposition of the Gram matrix
 //     M M^T (the covariance M^T M has the same nonzero eigenvalues, and [P, P] would be 57 GB
 //     here), explained-variance ratios sum to <= 1, and the final point projects to the origin;
@@ -280,6 +281,15 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   demos::progress("second differences against Hessian-vector products");
   const Curvature c1 = curvature_along(model, digits, solution, d1), c2 = curvature_along(model, digits, solution, d2);
   const double curvature_error = std::max(c1.relative_error(), c2.relative_error());
+  // The plotting directions against the sharpest one: the Rayleigh quotient d^T H d / |d|^2 is at
+  // most lambda_max. Lanczos' top Ritz value is itself at most lambda_max, so checking against it
+  // is the stronger inequality.
+  demos::progress("Lanczos for the top Hessian eigenvalue at the solution");
+  const EigenResult top = lanczos_top_k(
+      hessian_operator(module_loss(model, digits.x, digits.y, loss), parameter_values(*model)), 1,
+      {.iterations = quick ? 20 : 40, .seed = args.seed + 4});
+  const double lambda_max = top.values.at({0});
+  const double rayleigh = std::max(c1.hvp / dot(d1, d1).item(), c2.hvp / dot(d2, d2).item());
 
   results.check({.id = "batchnorm_filter_invariant",
                  .claim = "with BatchNorm (eps 0) after a layer, rescaling that layer by c in {0.1, 10} leaves the "
@@ -306,6 +316,15 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
                  .tolerance = "<= " + fmt(kCurvatureTolerance),
                  .pass = curvature_error <= kCurvatureTolerance,
                  .limit = kCurvatureTolerance});
+  results.check({.id = "curvature_below_lambda_max",
+                 .claim = "the curvature along the plotting directions is at most the Hessian's largest "
+                          "eigenvalue: d^T H d / |d|^2 <= lambda_max (Lanczos)",
+                 .measured = "max d^T H d / |d|^2 = " + fmt(rayleigh) + ", lambda_max = " + fmt(lambda_max) +
+                             " (residual " + fmt(top.residuals.at({0}), 2) + ")",
+                 .predicted = "<= lambda_max (random directions see a small part of the sharpest curvature)",
+                 .tolerance = "ratio <= 1",
+                 .pass = rayleigh <= lambda_max,
+                 .limit = 1.0});
   results.check({.id = "pca_svd_gram",
                  .claim = "the trajectory's PCA plane by SVD equals the eigendecomposition route (M M^T, " +
                           std::to_string(trained.trajectory.size(0)) + " points of P = " +
@@ -337,7 +356,7 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   std::ostringstream summary;
   summary << "BN slices: filter-normalised " << fmt(bn.filtered_worst, 2) << " (tol " << fmt(kInvarianceTolerance)
           << "), raw " << fmt(bn.raw_least) << " (> " << fmt(kRawDifference) << "); second difference vs HVP "
-          << fmt(curvature_error, 2) << "; PCA SVD vs Gram " << fmt(pca_error, 2) << ", explained "
+          << fmt(curvature_error, 2) << ", curvature / lambda_max " << fmt(rayleigh / lambda_max, 2) << "; PCA SVD vs Gram " << fmt(pca_error, 2) << ", explained "
           << fmt(ratio_sum) << "; " << grid_points << "x" << grid_points << " grid " << fmt(grid_seconds, 3)
           << " s on " << threads << " threads (" << fmt(seconds_since(start), 3) << " s)";
   return results.finish(summary.str());
