@@ -70,7 +70,7 @@ double direct_loss(const nn::Module& model, const Tensor& theta, const Tensor& x
   const auto values = unflatten_like(theta, like);
   for (std::size_t i = 0; i < params.size(); ++i) params[i].value().copy_(values[i]);
   const autograd::NoGradGuard no_grad;
-  return nn::cross_entropy((*copy)(autograd::Var(x)), y).value().item();
+  return nn::cross_entropy((*copy)(autograd::Var(x)), y).value().to(DType::f64).item();
 }
 
 // The filter normalisation written out per parameter tensor and per filter with tensor slices.
@@ -155,6 +155,30 @@ TEST_CASE("grid losses equal the loss of the model with its parameters set to th
   CHECK(max_abs(parameter_vector(*model) - origin) == 0.0);
   const auto buffers_after = model->named_buffers();
   for (std::size_t i = 0; i < buffers_before.size(); ++i) CHECK(max_abs(buffers_after[i].second - buffers_before[i]) == 0.0);
+}
+
+TEST_CASE("grid losses of a CNN with BatchNorm2d and of a float32 MLP match the direct loss", "[theory][landscape]") {
+  Rng rng(17);
+  auto f32 = nn::mlp({5, 6, 3}, rng, {.dtype = DType::f32});
+  struct Case {
+    std::shared_ptr<nn::Module> model;
+    Tensor x, y;
+    double rtol;
+  };
+  const std::vector<Case> cases{{conv_net(18), rng.normal({10, 16}), rng.integers({10}, 0, 2), 1e-12},
+                                {f32, rng.normal({10, 5}).to(DType::f32), rng.integers({10}, 0, 3), 1e-5}};
+  for (const Case& c : cases) {
+    INFO(c.model->describe());
+    const Tensor origin = parameter_vector(*c.model);
+    const Tensor d1 = random_direction(*c.model, rng), d2 = random_direction(*c.model, rng);
+    const Tensor axis = from_vector({-0.4, 0.6});
+    const Tensor surface = loss_surface(*c.model, c.x, c.y, kCrossEntropy, origin, d1, d2, axis, axis);
+    for (std::int64_t i = 0; i < 2; ++i)
+      for (std::int64_t j = 0; j < 2; ++j) {
+        const Tensor theta = origin + d1 * axis.at({i}) + d2 * axis.at({j});
+        CHECK(surface.at({i, j}) == Approx(direct_loss(*c.model, theta, c.x, c.y)).epsilon(c.rtol));
+      }
+  }
 }
 
 TEST_CASE("grid losses are bitwise the same for any thread count", "[theory][landscape]") {
