@@ -29,18 +29,21 @@ Tensor evaluate_losses(const nn::Module& model, const Tensor& x, const Tensor& y
                        const Tensor& origin, const std::vector<Tensor>& directions, const Tensor& coordinates);
 
 /// The 1-D slice L(origin + alpha_i d): alphas:[m] -> [m] (evaluate_losses with one direction).
+/// Throws as evaluate_losses does, and ShapeError when alphas is not 1-D.
 Tensor loss_slice(const nn::Module& model, const Tensor& x, const Tensor& y, const nn::LossFn& loss,
                   const Tensor& origin, const Tensor& direction, const Tensor& alphas);
 
 /// The 2-D slice L(origin + alpha_i d1 + beta_j d2): alphas:[a], betas:[b] -> [a, b], row i for
-/// alpha_i (evaluate_losses with two directions over the grid, row-major).
+/// alpha_i (evaluate_losses with two directions over the grid, row-major). Throws as
+/// evaluate_losses does, and ShapeError when alphas or betas is not 1-D.
 Tensor loss_surface(const nn::Module& model, const Tensor& x, const Tensor& y, const nn::LossFn& loss,
                     const Tensor& origin, const Tensor& d1, const Tensor& d2, const Tensor& alphas,
                     const Tensor& betas);
 
 /// Linear interpolation L(from + alpha_i (to - from)) between two parameter vectors (Goodfellow,
 /// Vinyals and Saxe 2015): from:[P], to:[P], alphas:[m] -> [m]; alpha 0 is `from`, 1 is `to`
-/// (up to the rounding of from + (to - from)).
+/// (up to the rounding of from + (to - from)). Throws as evaluate_losses does, and ShapeError when
+/// alphas is not 1-D.
 Tensor loss_interpolation(const nn::Module& model, const Tensor& x, const Tensor& y, const nn::LossFn& loss,
                           const Tensor& from, const Tensor& to, const Tensor& alphas);
 

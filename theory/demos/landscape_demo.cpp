@@ -103,7 +103,7 @@ struct ScaleSlices {
 };
 
 // The flat-vector range [begin, end) of the named parameters whose names start with `prefix`
-// (they must be consecutive, as one layer's are).
+// (consecutive, as the parameters of one module are).
 std::pair<std::int64_t, std::int64_t> parameter_range(const nn::Module& model, const std::string& prefix) {
   std::int64_t offset = 0, begin = -1, end = -1;
   for (const auto& [name, p] : model.named_parameters()) {
