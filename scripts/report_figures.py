@@ -6,6 +6,7 @@ hold what a function needs raises KeyError, which the page reports in place of t
 """
 
 import numpy as np
+from matplotlib.colors import LogNorm
 
 import report_style as st
 
@@ -507,9 +508,8 @@ def _grid(data, x, y):
 
 def _loss_contours(ax, xs, ys, losses):
     """Filled contours of a loss surface on log-spaced levels (losses span decades near a minimum)."""
-    import matplotlib.colors as colors
     levels = np.geomspace(np.nanmin(losses), np.nanmax(losses), 16)
-    filled = ax.contourf(xs, ys, losses, levels=levels, norm=colors.LogNorm(), cmap="viridis")
+    filled = ax.contourf(xs, ys, losses, levels=levels, norm=LogNorm(), cmap="viridis")
     ax.contour(xs, ys, losses, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
     return filled
 

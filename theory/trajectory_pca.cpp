@@ -23,7 +23,8 @@ std::pair<Tensor, Tensor> gram_route(const Tensor& m, std::int64_t k) {
   const std::int64_t t = m.size(0);
   const SymmetricEigen e = eigh(gram(m));
   // Columns t-1, t-2, ..., t-k: the eigenvectors of the k largest eigenvalues, descending.
-  const Tensor top = index_select(e.vectors, 1, arange(static_cast<double>(t - 1), static_cast<double>(t - 1 - k), -1.0, DType::i64));
+  const Tensor columns = arange(static_cast<double>(t - 1), static_cast<double>(t - 1 - k), -1.0, DType::i64);
+  const Tensor top = index_select(e.vectors, 1, columns);
   Tensor values = Tensor::empty({k}, DType::f64);
   for (std::int64_t i = 0; i < k; ++i) {
     const double lambda = e.values.at({t - 1 - i});

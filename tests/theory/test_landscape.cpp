@@ -95,7 +95,8 @@ Tensor naive_filter_normalize(const nn::Module& model, const Tensor& direction, 
 
 TEST_CASE("filter normalisation rescales every filter to the origin's and zeroes biases and norms",
           "[theory][landscape]") {
-  for (const auto& model : {std::shared_ptr<nn::Module>(batchnorm_net(1e-5, 1)), std::shared_ptr<nn::Module>(conv_net(2))}) {
+  const std::vector<std::shared_ptr<nn::Module>> models{batchnorm_net(1e-5, 1), conv_net(2)};
+  for (const auto& model : models) {
     INFO(model->describe());
     Rng rng(3);
     const Tensor origin = parameter_vector(*model);
@@ -154,7 +155,8 @@ TEST_CASE("grid losses equal the loss of the model with its parameters set to th
   // The caller's model is untouched: parameters and running statistics as before.
   CHECK(max_abs(parameter_vector(*model) - origin) == 0.0);
   const auto buffers_after = model->named_buffers();
-  for (std::size_t i = 0; i < buffers_before.size(); ++i) CHECK(max_abs(buffers_after[i].second - buffers_before[i]) == 0.0);
+  for (std::size_t i = 0; i < buffers_before.size(); ++i)
+    CHECK(max_abs(buffers_after[i].second - buffers_before[i]) == 0.0);
 }
 
 TEST_CASE("grid losses of a CNN with BatchNorm2d and of a float32 MLP match the direct loss", "[theory][landscape]") {
@@ -228,7 +230,8 @@ TEST_CASE("with BatchNorm (eps 0) the filter-normalised slice ignores a layer's 
   const Tensor draw = Rng(11).normal({origin.size(0)});
   // The raw direction: the draw at a fixed length, whatever the scale of the layer.
   const Tensor raw = draw * (norm(filter_normalize(*model, draw, origin)).item() / norm(draw).item());
-  const Tensor filtered_1 = loss_slice(*model, x, y, kCrossEntropy, origin, filter_normalize(*model, draw, origin), alphas);
+  const Tensor filtered_1 =
+      loss_slice(*model, x, y, kCrossEntropy, origin, filter_normalize(*model, draw, origin), alphas);
   const Tensor raw_1 = loss_slice(*model, x, y, kCrossEntropy, origin, raw, alphas);
   for (double c : {0.1, 10.0}) {
     INFO("c = " << c);

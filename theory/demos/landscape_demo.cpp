@@ -147,7 +147,8 @@ ScaleSlices batchnorm_slices(const nn::Dataset& data, const Tensor& alphas, std:
   }
   out.raw_least = std::numeric_limits<double>::infinity();
   for (std::size_t i = 1; i < out.scales.size(); ++i) {
-    out.filtered_worst = std::max(out.filtered_worst, max_abs(out.filtered[i] - out.filtered[0]) / range_of(out.filtered[0]));
+    out.filtered_worst =
+        std::max(out.filtered_worst, max_abs(out.filtered[i] - out.filtered[0]) / range_of(out.filtered[0]));
     out.raw_least = std::min(out.raw_least, max_abs(out.raw[i] - out.raw[0]) / range_of(out.raw[0]));
   }
   return out;
@@ -356,7 +357,8 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   std::ostringstream summary;
   summary << "BN slices: filter-normalised " << fmt(bn.filtered_worst, 2) << " (tol " << fmt(kInvarianceTolerance)
           << "), raw " << fmt(bn.raw_least) << " (> " << fmt(kRawDifference) << "); second difference vs HVP "
-          << fmt(curvature_error, 2) << ", curvature / lambda_max " << fmt(rayleigh / lambda_max, 2) << "; PCA SVD vs Gram " << fmt(pca_error, 2) << ", explained "
+          << fmt(curvature_error, 2) << ", curvature / lambda_max " << fmt(rayleigh / lambda_max, 2)
+          << "; PCA SVD vs Gram " << fmt(pca_error, 2) << ", explained "
           << fmt(ratio_sum) << "; " << grid_points << "x" << grid_points << " grid " << fmt(grid_seconds, 3)
           << " s on " << threads << " threads (" << fmt(seconds_since(start), 3) << " s)";
   return results.finish(summary.str());
