@@ -220,8 +220,9 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   const Tensor d1 = random_direction(*model, direction_rng), d2 = random_direction(*model, direction_rng);
   const Tensor axis = linspace(-1.0, 1.0, grid_points);
   const int threads = get_num_threads();
+  const std::string thread_count = std::to_string(threads) + (threads == 1 ? " thread" : " threads");
   demos::progress(std::to_string(grid_points) + " x " + std::to_string(grid_points) + " grid on " +
-                  std::to_string(threads) + " threads");
+                  thread_count);
   const auto grid_start = std::chrono::steady_clock::now();
   const Tensor surface = loss_surface(*model, digits.x, digits.y, loss, solution, d1, d2, axis, axis);
   const double grid_seconds = seconds_since(grid_start);
@@ -347,7 +348,7 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
   if (!quick)
     results.check({.id = "grid_time",
                    .claim = "a 21 x 21 grid of full-batch losses (1797 digits, 64-256-256-10) fits in 20 s on " +
-                            std::to_string(threads) + " threads (wall time on a shared machine)",
+                            thread_count + " (wall time on a shared machine)",
                    .measured = fmt(grid_seconds, 3) + " s",
                    .predicted = "441 forward passes of ~0.3 GFLOP each",
                    .tolerance = "<= " + fmt(kGridSeconds) + " s",
@@ -360,7 +361,7 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
           << fmt(curvature_error, 2) << ", curvature / lambda_max " << fmt(rayleigh / lambda_max, 2)
           << "; PCA SVD vs Gram " << fmt(pca_error, 2) << ", explained "
           << fmt(ratio_sum) << "; " << grid_points << "x" << grid_points << " grid " << fmt(grid_seconds, 3)
-          << " s on " << threads << " threads (" << fmt(seconds_since(start), 3) << " s)";
+          << " s on " << thread_count << " (" << fmt(seconds_since(start), 3) << " s)";
   return results.finish(summary.str());
 }
 
