@@ -1,5 +1,6 @@
 #include "theory/landscape_directions.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -12,6 +13,8 @@
 namespace theta::theory {
 
 namespace {
+
+bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
 
 // Note [Filters]
 // A filter is what one output unit of a layer owns: a row of a Linear weight [out, in], an output
@@ -29,6 +32,12 @@ Tensor normalized(const nn::Module& model, const Tensor& direction, const Tensor
   const std::int64_t size = model.parameter_count();
   detail::require_parameter_vector(direction, size, op, "direction");
   detail::require_parameter_vector(origin, size, op, "origin");
+  for (const auto& prefix : options.frozen) {
+    const bool found =
+        std::any_of(params.begin(), params.end(), [&](const auto& p) { return starts_with(p.first, prefix); });
+    THETA_CHECK(found, std::invalid_argument, op, ": no parameter of ", model.describe(), " starts with '", prefix,
+                "' (frozen)");
+  }
   const Tensor out = direction.to(DType::f64).contiguous().clone();
   const Tensor theta = origin.to(DType::f64).contiguous();
   double* d = out.data<double>();
@@ -36,7 +45,9 @@ Tensor normalized(const nn::Module& model, const Tensor& direction, const Tensor
   std::int64_t offset = 0;
   for (const auto& [name, p] : params) {
     const std::int64_t n = p.numel();
-    if (p.dim() <= 1 && options.zero_bias_and_norm) {
+    const bool frozen = std::any_of(options.frozen.begin(), options.frozen.end(),
+                                    [&](const std::string& prefix) { return starts_with(name, prefix); });
+    if (frozen || (p.dim() <= 1 && options.zero_bias_and_norm)) {
       for (std::int64_t i = 0; i < n; ++i) d[offset + i] = 0.0;
     } else {
       const std::int64_t filters = p.dim() <= 1 ? 1 : p.size(0);

@@ -13,6 +13,8 @@
 // networks comparable.
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "nn/module.hpp"
 #include "tensor/rng.hpp"
@@ -34,14 +36,18 @@ struct FilterOptions {
   /// Zero the parameters of rank <= 1 (biases and normalisation parameters), as Li et al. do.
   /// When false, each such parameter is normalised as one filter: d <- d |theta| / |d|.
   bool zero_bias_and_norm = true;
+  /// Name prefixes (as in named_parameters()) of parameters the direction leaves at zero, so the
+  /// slice keeps them fixed: {"layers.0."} holds the first layer of a Sequential. Each prefix must
+  /// match at least one parameter.
+  std::vector<std::string> frozen{};
 };
 
 /// The filter-normalised copy of `direction` at `origin` (Note [Filters]): for each parameter of
 /// rank >= 2 and each index j of its first axis, d[j, ...] * |origin[j, ...]| / |d[j, ...]| (a
-/// zero filter of d stays zero); parameters of rank <= 1 as options say.
+/// zero filter of d stays zero); parameters of rank <= 1 and frozen ones as options say.
 /// direction:[P], origin:[P] with P = model.parameter_count() -> [P] float64.
 /// Throws ShapeError naming the sizes when a vector does not match the model, std::invalid_argument
-/// for NaN or Inf.
+/// for NaN or Inf or a frozen prefix that names no parameter.
 Tensor filter_normalize(const nn::Module& model, const Tensor& direction, const Tensor& origin,
                         const FilterOptions& options = {});
 

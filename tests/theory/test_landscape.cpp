@@ -112,6 +112,16 @@ TEST_CASE("filter normalisation rescales every filter to the origin's and zeroes
     Rng raw(3);
     CHECK(max_abs(random_direction(*model, raw, {.normalization = DirectionNorm::none}) - draw) == 0.0);
 
+    // A frozen layer gets zeros; the rest is normalised as before.
+    const Tensor frozen = filter_normalize(*model, draw, origin, {.frozen = {"layers.1."}});
+    std::int64_t at = 0;
+    for (const auto& [name, p] : model->named_parameters()) {
+      const Tensor piece = frozen.slice(0, at, at + p.numel());
+      const Tensor expected = name.rfind("layers.1.", 0) == 0 ? zeros({p.numel()}) : d.slice(0, at, at + p.numel());
+      CHECK(max_abs(piece - expected) == 0.0);
+      at += p.numel();
+    }
+
     // Keeping rank-1 parameters normalises each as one filter.
     const Tensor kept = filter_normalize(*model, draw, origin, {.zero_bias_and_norm = false});
     std::int64_t offset = 0;
@@ -313,6 +323,8 @@ TEST_CASE("landscape functions reject bad input with the shapes in the message",
   CHECK_THROWS_WITH(filter_normalize(*model, zeros({p + 1}), origin),
                     Contains("filter_normalize: direction must be [" + std::to_string(p) + "]") &&
                         Contains("got [" + std::to_string(p + 1) + "]"));
+  CHECK_THROWS_WITH(filter_normalize(*model, d, origin, {.frozen = {"layer.0."}}),
+                    Contains("filter_normalize: no parameter of Sequential(") && Contains("starts with 'layer.0.'"));
   CHECK_THROWS_WITH(random_direction(*model, rng, {.origin = zeros({3, 4})}),
                     Contains("random_direction: origin must be [" + std::to_string(p) + "]") && Contains("[3, 4]"));
   Tensor bad = origin.clone();
