@@ -6,6 +6,7 @@ hold what a function needs raises KeyError, which the page reports in place of t
 """
 
 import numpy as np
+from matplotlib.colors import LogNorm
 
 import report_style as st
 
@@ -599,6 +600,89 @@ def lazy_training(run):
     return out
 
 
+# ---- landscape_demo ------------------------------------------------------------------------------
+
+def _grid(data, x, y):
+    """Long-format columns (x, y, loss), x outer, as axes xs, ys and losses [len(ys), len(xs)]."""
+    xs, ys = np.unique(data[x]), np.unique(data[y])
+    return xs, ys, data["loss"].reshape(len(xs), len(ys)).T
+
+
+def _loss_contours(ax, xs, ys, losses):
+    """Filled contours of a loss surface on log-spaced levels (losses span decades near a minimum)."""
+    levels = np.geomspace(np.nanmin(losses), np.nanmax(losses), 16)
+    filled = ax.contourf(xs, ys, losses, levels=levels, norm=LogNorm(), cmap="viridis")
+    ax.contour(xs, ys, losses, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
+    return filled
+
+
+def landscape(run):
+    out = []
+    fig, axes = st.figure(1, 2, width=9.0, height=3.9)
+    ax, pc = axes[0, 0], axes[0, 1]
+    xs, ys, losses = _grid(run.csv("landscape_surface.csv"), "alpha", "beta")
+    filled = _loss_contours(ax, xs, ys, losses)
+    fig.colorbar(filled, ax=ax, label="training loss", format="%.2g")
+    ax.plot([0], [0], marker="*", color="white", markersize=10, markeredgecolor="black", linestyle="none")
+    ax.set_xlabel(r"$\alpha$ (filter-normalised direction $\delta$)")
+    ax.set_ylabel(r"$\beta$ (filter-normalised direction $\eta$)")
+    ax.set_title(r"$L(\theta^* + \alpha\delta + \beta\eta)$")
+    ax.set_aspect("equal")
+    ax.grid(False)
+
+    xs, ys, losses = _grid(run.csv("landscape_pca_surface.csv"), "pc1", "pc2")
+    filled = _loss_contours(pc, xs, ys, losses)
+    fig.colorbar(filled, ax=pc, label="training loss", format="%.2g")
+    path = run.csv("landscape_trajectory.csv")
+    ratios = run.csv("landscape_pca.csv")["explained_ratio"]
+    pc.plot(path["pc1"], path["pc2"], color=st.color(1), marker="o", markersize=3, label="trajectory (per epoch)")
+    pc.plot(path["pc1"][:1], path["pc2"][:1], marker="s", color=st.color(1), markersize=7, linestyle="none",
+            label="initialisation")
+    pc.plot([0], [0], marker="*", color="white", markersize=10, markeredgecolor="black", linestyle="none",
+            label="final point (origin)")
+    pc.set_xlabel(f"PC 1 ({100 * ratios[0]:.1f}% of the variance)")
+    pc.set_ylabel(f"PC 2 ({100 * ratios[1]:.1f}%)")
+    pc.set_title("The PCA plane of the training trajectory")
+    pc.legend(loc="best", fontsize=7)
+    pc.grid(False)
+    out.append((run.save(fig, "landscape_planes"),
+                "Left: the training loss of the 64-256-256-10 tanh MLP on all digits on a 2-D slice through the "
+                "trained solution (star) along two Gaussian directions, each filter rescaled to the norm of the "
+                "solution's filter (Li et al. 2018). Right: the loss on the plane of the trajectory's top two "
+                "principal directions (of theta_t - theta_final), with the trajectory projected onto it; the "
+                "percentages are the explained-variance ratios. Contour levels are log-spaced."))
+
+    slices = run.csv("landscape_batchnorm_slices.csv")
+    path = run.csv("landscape_interpolation.csv")
+    fig, axes = st.figure(1, 3, width=10.5, height=3.3)
+    for k, (kind, title) in enumerate([("filter", "filter-normalised direction"), ("raw", "unnormalised direction")]):
+        ax = axes[0, k]
+        for j, c in enumerate(["1", "0.1", "10"]):
+            ax.plot(slices["alpha"], slices[f"{kind}_c{c}"], color=st.color(j),
+                    linestyle=["-", "--", ":"][j], linewidth=[2.4, 1.6, 1.6][j], label=f"layer scaled by c = {c}")
+        ax.set_xlabel(r"$\alpha$")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"BatchNorm net, {title}")
+        ax.legend(fontsize=7)
+    ax = axes[0, 2]
+    ax.plot(path["alpha"], path["loss"], color=st.color(0), marker="o", markersize=3)
+    ax.set_yscale("log")
+    st.log_axis(ax, "y", path["loss"])
+    ax.axvline(0, color="gray", linewidth=0.8)
+    ax.axvline(1, color="gray", linewidth=0.8)
+    ax.set_xlabel(r"$\alpha$ (0: initialisation, 1: trained)")
+    ax.set_ylabel("training loss")
+    ax.set_title(r"$L((1 - \alpha)\,\theta_0 + \alpha\,\theta^*)$")
+    out.append((run.save(fig, "landscape_slices"),
+                "Left and middle: 1-D slices through a trained 64-128-BatchNorm(eps 0)-tanh-10 net whose first "
+                "layer is rescaled by c; the function is the same for every c. Along the filter-normalised "
+                "direction the three slices coincide (checked to 1e-10 of their range); along one fixed "
+                "unnormalised direction they do not (checked to differ by more than 10%). Right: the loss on "
+                "the straight line from the initialisation to the trained MLP."))
+    return out
+
+
 FIGURES = {"deep_linear_demo": deep_linear, "ntk_demo": ntk, "hessian_demo": hessian, "symmetry_demo": symmetry,
            "train_digits": train_digits, "cnn_digits": cnn_digits, "cntk_demo": cntk, "ntk_spectrum_demo": ntk_spectrum,
-           "similarity_demo": similarity, "lazy_training_demo": lazy_training}
+           "similarity_demo": similarity, "lazy_training_demo": lazy_training,
+           "landscape_demo": landscape}

@@ -1,7 +1,9 @@
 #include "theory/checks.hpp"
 
 #include <cmath>
+#include <set>
 #include <stdexcept>
+#include <string>
 
 #include "tensor/ops.hpp"
 
@@ -24,6 +26,23 @@ void require_finite(double value, const char* op, const char* name) {
 void require_finite(const Tensor& t, const char* op, const char* name) {
   THETA_CHECK(all_finite(t), std::invalid_argument, op, ": ", name, " ", shape_str(t.shape()),
               " contains NaN or Inf");
+}
+
+std::vector<std::pair<std::string, autograd::Var>> unshared_parameters(const nn::Module& model, const char* op) {
+  auto params = model.named_parameters();
+  THETA_CHECK(!params.empty(), std::invalid_argument, op, ": ", model.describe(), " has no parameters");
+  std::set<const void*> seen;
+  for (const auto& [name, p] : params)
+    THETA_CHECK(seen.insert(p.id()).second, std::invalid_argument, op, ": parameter '", name,
+                "' is listed twice (a module registered twice); each parameter must be listed once");
+  return params;
+}
+
+void require_parameter_vector(const Tensor& v, std::int64_t size, const char* op, const std::string& name) {
+  THETA_CHECK(v.defined() && v.dim() == 1 && v.size(0) == size, ShapeError, op, ": ", name, " must be [", size,
+              "] (the model's parameter count), got ", v.defined() ? shape_str(v.shape()) : std::string("undefined"));
+  THETA_CHECK(is_floating(v.dtype()), DTypeError, op, ": ", name, " must be floating, got ", dtype_name(v.dtype()));
+  require_finite(v, op, name.c_str());
 }
 
 }  // namespace theta::theory::detail

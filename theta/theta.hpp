@@ -45,6 +45,8 @@
 #include "theory/cntk.hpp"
 #include "theory/deep_linear.hpp"
 #include "theory/hessian.hpp"
+#include "theory/landscape_directions.hpp"
+#include "theory/landscape_grid.hpp"
 #include "theory/lazy_training.hpp"
 #include "theory/linalg.hpp"
 #include "theory/model_spec.hpp"
@@ -54,3 +56,4 @@
 #include "theory/similarity.hpp"
 #include "theory/sphere_spectrum.hpp"
 #include "theory/symmetry.hpp"
+#include "theory/trajectory_pca.hpp"
