@@ -124,8 +124,7 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
     demos::progress("trained width " + std::to_string(width) + ": final loss " + std::to_string(loss) +
                     ", relative NTK change " + std::to_string(change));
   }
-  bool shrinking = changes.size() > 1;
-  for (std::size_t i = 1; i < changes.size(); ++i) shrinking = shrinking && changes[i] < changes[i - 1];
+  const double change_slope = demos::log_log_slope(tw_axis, changes);
 
   // (iii) The two algorithms on a multi-output net, and (iv) the optional dump.
   Rng rng(args.seed + 5);
@@ -155,12 +154,18 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
                  .limit = 0.04});
   std::string change_text;
   for (std::size_t i = 0; i < changes.size(); ++i) change_text += (i ? " -> " : "") + demos::fmt(changes[i]);
+  // Note [NTK drift rate]
+  // Lee et al. (2019) bound the kernel's movement by O(width^-1/2); that is an upper bound, and the
+  // movement itself is smaller: the NTK's time derivative is O(1 / width) (Dyer and Gur-Ari 2019),
+  // so over a fixed number of steps the relative change falls like 1 / width. At widths 64..1024
+  // the measured exponent is -0.8 .. -0.95 (finite-width corrections pull it above -1).
   results.check({.id = "kernel_change",
-                 .claim = "the NTK moves less during training the wider the net (lazy training)",
-                 .measured = "|K_T - K_0| / |K_0| = " + change_text,
-                 .predicted = "decreasing in width",
-                 .tolerance = "strictly decreasing",
-                 .pass = shrinking});
+                 .claim = "the NTK moves less during training the wider the net (lazy training), like 1 / width",
+                 .measured = "|K_T - K_0| / |K_0| = " + change_text + ", log-log slope " + demos::fmt(change_slope),
+                 .predicted = "-1 (O(1/width) drift; Lee et al.'s width^-1/2 is a bound)",
+                 .tolerance = "+- 0.3",
+                 .pass = std::abs(change_slope + 1.0) <= 0.3,
+                 .limit = 0.3});
   results.check({.id = "algorithms",
                  .claim = "structured NTK == Jacobian contraction (3 outputs, two hidden layers)",
                  .measured = "relative difference " + demos::fmt(agreement, 2),
@@ -170,7 +175,8 @@ int demo_main(const demos::DemoArgs& args, demos::Results& results) {
                  .limit = 1e-10});
   std::ostringstream summary;
   summary << "slope " << demos::fmt(slope) << " (expect ~-0.5), error at width 1024 " << demos::fmt(avg_err_1024)
-          << " for the mean of " << inits << " inits (<= 0.04), kernel change " << change_text
+          << " for the mean of " << inits << " inits (<= 0.04), kernel change " << change_text << " (slope "
+          << demos::fmt(change_slope) << ")"
           << ", structured vs contraction " << demos::fmt(agreement, 2) << " (<= 1e-10)";
   return results.finish(summary.str());
 }
