@@ -48,10 +48,11 @@ Tensor solve(const Tensor& a, const Tensor& b) {
               "solve: right-hand side ", shape_str(b.shape()), " does not match ", shape_str(a.shape()));
   const int n = static_cast<int>(a.size(0));
   const int nrhs = b.dim() == 1 ? 1 : static_cast<int>(b.size(1));
-  // Column-major: pass a^T's storage (row-major a) and transpose the system: solve a^T... so
-  // copy a transposed into column-major order explicitly.
-  Tensor a_col = a.to(DType::f64).t().contiguous();
-  Tensor b_col = (b.dim() == 1 ? b.to(DType::f64).unsqueeze(1) : b.to(DType::f64)).t().contiguous();
+  // LAPACK is column-major and overwrites both buffers, so copy a and b transposed into fresh
+  // buffers. clone(), not contiguous(): the transpose of a [n, 1] right-hand side (or of a 1 x 1 a)
+  // is already contiguous, and contiguous() would hand LAPACK the caller's own storage.
+  Tensor a_col = a.to(DType::f64).t().clone();
+  Tensor b_col = (b.dim() == 1 ? b.to(DType::f64).unsqueeze(1) : b.to(DType::f64)).t().clone();
   std::vector<int> pivots(static_cast<std::size_t>(n));
   int info = 0;
   dgesv_(&n, &nrhs, a_col.data<double>(), &n, pivots.data(), b_col.data<double>(), &n, &info);
