@@ -44,8 +44,11 @@
 
 #include "theory/cntk.hpp"
 #include "theory/deep_linear.hpp"
+#include "theory/diagonal_net.hpp"
 #include "theory/hessian.hpp"
+#include "theory/least_squares.hpp"
 #include "theory/linalg.hpp"
+#include "theory/max_margin.hpp"
 #include "theory/model_spec.hpp"
 #include "theory/ntk.hpp"
 #include "theory/ntk_operator.hpp"
