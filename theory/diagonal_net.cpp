@@ -89,8 +89,7 @@ Tensor woodworth_mirror(const Tensor& beta, double alpha) {
 }
 
 Tensor woodworth_minimizer(const Tensor& x, const Tensor& y, double alpha, const WoodworthOptions& options) {
-  THETA_CHECK(x.defined() && y.defined() && x.dim() == 2 && y.dim() == 1 && x.size(0) == y.size(0) &&
-                  x.size(0) > 0,
+  THETA_CHECK(x.defined() && y.defined() && x.dim() == 2 && y.dim() == 1 && x.size(0) == y.size(0) && x.size(0) > 0,
               ShapeError, "woodworth_minimizer: expected x:[n, d] and y:[n], got ",
               x.defined() ? shape_str(x.shape()) : "undefined", " and ",
               y.defined() ? shape_str(y.shape()) : "undefined");
@@ -142,12 +141,12 @@ Tensor woodworth_minimizer(const Tensor& x, const Tensor& y, double alpha, const
         break;
       }
     }
-    THETA_CHECK(step > 1e-12, std::invalid_argument, "woodworth_minimizer: Newton's line search failed at step ",
-                it, " with |x beta - y| / |y| = ", residual_norm / y_norm, " (decrement ", decrement, ", dual ", value,
+    THETA_CHECK(step > 1e-12, std::invalid_argument, "woodworth_minimizer: Newton's line search failed at step ", it,
+                " with |x beta - y| / |y| = ", residual_norm / y_norm, " (decrement ", decrement, ", dual ", value,
                 ", alpha = ", alpha, "); is x ", shape_str(x.shape()), " of full row rank?");
   }
-  THETA_THROW(std::invalid_argument, "woodworth_minimizer: no interpolant to tolerance ", options.tolerance,
-              " after ", options.max_iterations, " Newton steps for x ", shape_str(x.shape()), ", alpha = ", alpha);
+  THETA_THROW(std::invalid_argument, "woodworth_minimizer: no interpolant to tolerance ", options.tolerance, " after ",
+              options.max_iterations, " Newton steps for x ", shape_str(x.shape()), ", alpha = ", alpha);
 }
 
 }  // namespace theta::theory

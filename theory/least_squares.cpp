@@ -33,8 +33,8 @@ using detail::require_finite;
 namespace {
 
 void check_system(const char* op, const Tensor& x, const Tensor& y) {
-  THETA_CHECK(x.defined() && y.defined() && x.dim() == 2 && y.dim() == 1 && x.size(0) == y.size(0) &&
-                  x.size(0) > 0 && x.size(1) > 0,
+  THETA_CHECK(x.defined() && y.defined() && x.dim() == 2 && y.dim() == 1 && x.size(0) == y.size(0) && x.size(0) > 0 &&
+                  x.size(1) > 0,
               ShapeError, op, ": expected x:[n, d] and y:[n] with n, d > 0, got ",
               x.defined() ? shape_str(x.shape()) : "undefined", " and ",
               y.defined() ? shape_str(y.shape()) : "undefined");
@@ -158,11 +158,10 @@ double spectral_risk(const LeastSquaresModes& modes, const Tensor& gains, const 
 }
 
 double linear_estimator_risk(const Tensor& a, const Tensor& x, const Tensor& w_true, double noise_std) {
-  THETA_CHECK(a.defined() && x.defined() && a.dim() == 2 && x.dim() == 2 && a.size(0) == x.size(1) &&
-                  a.size(1) == x.size(0),
-              ShapeError, "linear_estimator_risk: expected a:[d, n] and x:[n, d], got ",
-              a.defined() ? shape_str(a.shape()) : "undefined", " and ",
-              x.defined() ? shape_str(x.shape()) : "undefined");
+  THETA_CHECK(
+      a.defined() && x.defined() && a.dim() == 2 && x.dim() == 2 && a.size(0) == x.size(1) && a.size(1) == x.size(0),
+      ShapeError, "linear_estimator_risk: expected a:[d, n] and x:[n, d], got ",
+      a.defined() ? shape_str(a.shape()) : "undefined", " and ", x.defined() ? shape_str(x.shape()) : "undefined");
   check_vector("linear_estimator_risk", "w_true", w_true, x.size(1));
   require_finite(noise_std, "linear_estimator_risk", "noise_std");
   const Tensor a64 = a.to(DType::f64), w = w_true.to(DType::f64);

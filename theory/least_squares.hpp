@@ -18,9 +18,9 @@ namespace theta::theory {
 
 /// The nonzero eigenmodes of x^T x / n for data x:[n, d] and targets y:[n].
 struct LeastSquaresModes {
-  Tensor sigma{};         // [r], nonzero eigenvalues of x^T x / n, descending
-  Tensor v{};             // [d, r], their unit eigenvectors (a basis of the row space of x)
-  Tensor coef{};          // [r], c_i = v_i^T x^+ y
+  Tensor sigma{};            // [r], nonzero eigenvalues of x^T x / n, descending
+  Tensor v{};                // [d, r], their unit eigenvectors (a basis of the row space of x)
+  Tensor coef{};             // [r], c_i = v_i^T x^+ y
   std::int64_t samples = 0;  // n
 };
 

@@ -51,8 +51,8 @@ void check_samples(const char* op, const Tensor& z) {
 
 // alpha:[n] (n < 0: any length), finite and non-negative.
 void check_alpha(const char* op, const Tensor& alpha, std::int64_t n) {
-  THETA_CHECK(alpha.defined() && alpha.dim() == 1 && (n < 0 || alpha.size(0) == n), ShapeError, op,
-              ": alpha must be [", n < 0 ? std::string("n") : std::to_string(n), "], got ",
+  THETA_CHECK(alpha.defined() && alpha.dim() == 1 && (n < 0 || alpha.size(0) == n), ShapeError, op, ": alpha must be [",
+              n < 0 ? std::string("n") : std::to_string(n), "], got ",
               alpha.defined() ? shape_str(alpha.shape()) : "undefined");
   require_finite(alpha, op, "alpha");
   THETA_CHECK(alpha.numel() == 0 || theta::min(alpha).item<double>() >= 0, std::invalid_argument, op,

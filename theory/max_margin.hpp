@@ -18,13 +18,13 @@ namespace theta::theory {
 Tensor signed_samples(const Tensor& x, const Tensor& y);
 
 struct MaxMarginOptions {
-  double tolerance = 1e-12;          // stop when every KKT residual is below this
+  double tolerance = 1e-12;           // stop when every KKT residual is below this
   std::int64_t max_sweeps = 1000000;  // passes over the samples before giving up
 };
 
 struct MaxMarginSolution {
-  Tensor w{};              // [d], argmin |w|^2 subject to z_n^T w >= 1 for every n
-  Tensor alpha{};          // [n], dual variables >= 0 with w = sum_n alpha_n z_n
+  Tensor w{};               // [d], argmin |w|^2 subject to z_n^T w >= 1 for every n
+  Tensor alpha{};           // [n], dual variables >= 0 with w = sum_n alpha_n z_n
   double kkt_residual = 0;  // max_n of |1 - z_n^T w| where alpha_n > 0, else max(0, 1 - z_n^T w)
   std::int64_t sweeps = 0;  // passes of coordinate ascent used
 };

@@ -129,4 +129,3 @@ TEST_CASE("diagonal-net tools reject bad arguments", "[theory][implicit_bias]") 
   // Two equal rows with different targets: no interpolant exists.
   CHECK_THROWS_AS(woodworth_minimizer(ones({2, 3}), from_vector({1, 2}), 1.0), std::invalid_argument);
 }
-

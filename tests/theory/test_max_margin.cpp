@@ -26,8 +26,10 @@ Tensor separable(std::int64_t n, std::int64_t d, Rng& rng) {
   while (static_cast<std::int64_t>(rows.size()) < n) {
     const Tensor z = rng.normal({d});
     const double along = theta::dot(z, direction).item<double>();
-    if (along > 0.2) rows.push_back(z);
-    else if (along < -0.2) rows.push_back(-z);
+    if (along > 0.2)
+      rows.push_back(z);
+    else if (along < -0.2)
+      rows.push_back(-z);
   }
   return stack(rows);
 }

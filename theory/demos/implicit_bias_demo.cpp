@@ -89,21 +89,24 @@ MinNormRun train_min_norm(const Tensor& x, const Tensor& y, const Tensor& w0, Rn
   auto model = linear_model(w0.unsqueeze(0), rng);
   const nn::Var xv(x), yv(y.unsqueeze(1));
   const std::int64_t record_every = std::max<std::int64_t>(1, run.steps / 200);
-  gradient_descent(*model, options, run.steps, [&] { return half_mse(*model, xv, yv); },
-                   [&](std::int64_t k, const nn::Var&) {
-                     const Tensor w = model->weight().value().reshape({x.size(1)});
-                     const double w_norm = norm2(w);
-                     const Tensor null_part = null_space_component(modes, w);
-                     const double null_ratio = w0_norm == 0 ? (w_norm > 0 ? norm2(null_part) / w_norm : 0.0)
-                                                            : norm2(null_part - null0) / w0_norm;
-                     if (w0_norm == 0) run.max_null = std::max(run.max_null, null_ratio);
-                     else run.null_drift = std::max(run.null_drift, null_ratio);
-                     if (k % record_every == 0 || k == run.steps) {
-                       run.k.push_back(static_cast<double>(k));
-                       run.error_path.push_back(norm2(w - target) / norm2(target));
-                       run.null_path.push_back(null_ratio);
-                     }
-                   });
+  gradient_descent(
+      *model, options, run.steps, [&] { return half_mse(*model, xv, yv); },
+      [&](std::int64_t k, const nn::Var&) {
+        const Tensor w = model->weight().value().reshape({x.size(1)});
+        const double w_norm = norm2(w);
+        const Tensor null_part = null_space_component(modes, w);
+        const double null_ratio =
+            w0_norm == 0 ? (w_norm > 0 ? norm2(null_part) / w_norm : 0.0) : norm2(null_part - null0) / w0_norm;
+        if (w0_norm == 0)
+          run.max_null = std::max(run.max_null, null_ratio);
+        else
+          run.null_drift = std::max(run.null_drift, null_ratio);
+        if (k % record_every == 0 || k == run.steps) {
+          run.k.push_back(static_cast<double>(k));
+          run.error_path.push_back(norm2(w - target) / norm2(target));
+          run.null_path.push_back(null_ratio);
+        }
+      });
   run.error = run.error_path.back();
   return run;
 }
@@ -130,10 +133,12 @@ void min_norm_part(const demos::DemoArgs& args, demos::Results& results, Rng& rn
     demos::progress("digits 50 x 64: condition number " + fmt(condition) + ", GD to 1e-10 on the slowest mode");
     digit = train_min_norm(dx, dy, zeros({64}), rng);
   }
-  const std::string digit_error = args.quick ? "digits left out in --quick" :
-      fmt(digit.error) + " (digits 50 x 64, " + std::to_string(digit.steps) + " steps)";
-  const std::string digit_null = args.quick ? "digits left out in --quick" :
-      fmt(digit.max_null) + " (digits, " + std::to_string(digit.steps) + " steps)";
+  const std::string digit_error =
+      args.quick ? "digits left out in --quick"
+                 : fmt(digit.error) + " (digits 50 x 64, " + std::to_string(digit.steps) + " steps)";
+  const std::string digit_null = args.quick
+                                     ? "digits left out in --quick"
+                                     : fmt(digit.max_null) + " (digits, " + std::to_string(digit.steps) + " steps)";
   results.check({.id = "min_norm",
                  .claim = "GD from zero converges to the minimum-norm solution x^+ y",
                  .measured = "|w - x^+ y| / |x^+ y| = " + fmt(zero.error) + " (synthetic 20 x 100, " +
@@ -146,14 +151,15 @@ void min_norm_part(const demos::DemoArgs& args, demos::Results& results, Rng& rn
   // roundings add up coherently: after K steps the null-space part can reach K eps / 2 |w| with no
   // step of GD leaving the row space. The digits run takes ~1e5 steps, so its budget is that.
   const double digit_budget = static_cast<double>(digit.steps) * std::numeric_limits<double>::epsilon() / 2;
-  results.check({.id = "row_space",
-                 .claim = "from zero, every iterate stays in the row space of x (up to rounding)",
-                 .measured = "max_k |P_null w_k| / |w_k| = " + fmt(zero.max_null) + " (synthetic, " +
-                             std::to_string(zero.steps) + " steps), " + digit_null,
-                 .predicted = "0",
-                 .tolerance = "<= 1e-13 (synthetic)" + (args.quick ? "" : "; <= K eps / 2 = " + fmt(digit_budget) + " (digits)"),
-                 .pass = zero.max_null <= 1e-13 && digit.max_null <= digit_budget,
-                 .limit = 1e-13});
+  results.check(
+      {.id = "row_space",
+       .claim = "from zero, every iterate stays in the row space of x (up to rounding)",
+       .measured = "max_k |P_null w_k| / |w_k| = " + fmt(zero.max_null) + " (synthetic, " + std::to_string(zero.steps) +
+                   " steps), " + digit_null,
+       .predicted = "0",
+       .tolerance = "<= 1e-13 (synthetic)" + (args.quick ? "" : "; <= K eps / 2 = " + fmt(digit_budget) + " (digits)"),
+       .pass = zero.max_null <= 1e-13 && digit.max_null <= digit_budget,
+       .limit = 1e-13});
   results.check({.id = "from_w0",
                  .claim = "from w0, GD converges to x^+ y + P_null w0 and never moves P_null w",
                  .measured = "|w - (x^+ y + P_null w0)| / |.| = " + fmt(shifted.error) +
@@ -162,7 +168,8 @@ void min_norm_part(const demos::DemoArgs& args, demos::Results& results, Rng& rn
                  .tolerance = "<= 1e-8 and <= 1e-13",
                  .pass = shifted.error <= 1e-8 && shifted.null_drift <= 1e-13,
                  .limit = 1e-8});
-  results.write_csv("min_norm_synthetic.csv", {"k", "rel_error", "null_ratio"}, {zero.k, zero.error_path, zero.null_path});
+  results.write_csv("min_norm_synthetic.csv", {"k", "rel_error", "null_ratio"},
+                    {zero.k, zero.error_path, zero.null_path});
   results.write_csv("min_norm_w0.csv", {"k", "rel_error", "null_drift"},
                     {shifted.k, shifted.error_path, shifted.null_path});
   if (!args.quick)
@@ -185,14 +192,15 @@ EstimatorPath train_estimator(const Tensor& x, double eta, const std::vector<std
   const nn::Var xv(x), targets(eye(n));
   EstimatorPath path;
   std::size_t next = 0;
-  gradient_descent(*model, {.lr = eta}, record.back(), [&] { return half_mse(*model, xv, targets); },
-                   [&](std::int64_t k, const nn::Var&) {
-                     if (next < record.size() && k == record[next]) {
-                       path.k.push_back(k);
-                       path.a.push_back(model->weight().value().t().contiguous());
-                       ++next;
-                     }
-                   });
+  gradient_descent(
+      *model, {.lr = eta}, record.back(), [&] { return half_mse(*model, xv, targets); },
+      [&](std::int64_t k, const nn::Var&) {
+        if (next < record.size() && k == record[next]) {
+          path.k.push_back(k);
+          path.a.push_back(model->weight().value().t().contiguous());
+          ++next;
+        }
+      });
   return path;
 }
 
@@ -234,8 +242,9 @@ void early_stopping_part(const demos::DemoArgs& args, demos::Results& results, R
   results.check({.id = "mode_gains",
                  .claim = "per mode, gradient flow at t shrinks at most 1.2985x less than ridge at lambda = 1/t",
                  .measured = "gain ratios over " + std::to_string(r) + " modes x " + std::to_string(grid.size()) +
-                             " times in [" + fmt(lowest, 10) + ", " + fmt(highest, 7) + "], |ratio - (1 - e^-x)(1 + x)/x| <= " +
-                             fmt(worst_ratio_error) + "; sup over x = " + fmt(peak, 7) + " at x = " + fmt(peak_at, 5),
+                             " times in [" + fmt(lowest, 10) + ", " + fmt(highest, 7) +
+                             "], |ratio - (1 - e^-x)(1 + x)/x| <= " + fmt(worst_ratio_error) +
+                             "; sup over x = " + fmt(peak, 7) + " at x = " + fmt(peak_at, 5),
                  .predicted = "in [1, 1.2985]",
                  .tolerance = "1e-12",
                  .pass = lowest >= 1.0 - 1e-12 && highest <= 1.2985 + 1e-12 && worst_ratio_error <= 1e-12,
@@ -285,20 +294,22 @@ void early_stopping_part(const demos::DemoArgs& args, demos::Results& results, R
     gd_risk.push_back(risk);
     gd_ridge_risk.push_back(ridge);
   }
-  results.check({.id = "gd_tracks_flow",
-                 .claim = "GD with step eta follows gradient flow at t = k eta to first order in eta",
-                 .measured = "max_t |w_GD - w_GF| / (2 eta sigma_max |w_GF|) = " + fmt(bound_use) + " (eta sigma_max = 0.1)",
-                 .predicted = "0 (GD is Euler's method on the flow)",
-                 .tolerance = "<= 1, i.e. |w_GD - w_GF| <= 2 eta sigma_max |w_GF|",
-                 .pass = bound_use <= 1.0,
-                 .limit = 1.0});
+  results.check(
+      {.id = "gd_tracks_flow",
+       .claim = "GD with step eta follows gradient flow at t = k eta to first order in eta",
+       .measured = "max_t |w_GD - w_GF| / (2 eta sigma_max |w_GF|) = " + fmt(bound_use) + " (eta sigma_max = 0.1)",
+       .predicted = "0 (GD is Euler's method on the flow)",
+       .tolerance = "<= 1, i.e. |w_GD - w_GF| <= 2 eta sigma_max |w_GF|",
+       .pass = bound_use <= 1.0,
+       .limit = 1.0});
   const double order = gap / gap_fine;
-  results.check({.id = "first_order",
-                 .claim = "halving eta halves GD's gap to gradient flow",
-                 .measured = "gap(eta) / gap(eta / 2) = " + fmt(order, 4) + " (gaps " + fmt(gap) + ", " + fmt(gap_fine) + ")",
-                 .predicted = "2",
-                 .tolerance = "in (1.8, 2.2)",
-                 .pass = order > 1.8 && order < 2.2});
+  results.check(
+      {.id = "first_order",
+       .claim = "halving eta halves GD's gap to gradient flow",
+       .measured = "gap(eta) / gap(eta / 2) = " + fmt(order, 4) + " (gaps " + fmt(gap) + ", " + fmt(gap_fine) + ")",
+       .predicted = "2",
+       .tolerance = "in (1.8, 2.2)",
+       .pass = order > 1.8 && order < 2.2});
   results.check({.id = "gd_risk",
                  .claim = "the trained GD estimator's risk tracks gradient flow's and stays within 1.6862x ridge's",
                  .measured = "max_t Risk(GD) / Risk(ridge) = " + fmt(gd_risk_ratio, 5) +
@@ -364,25 +375,26 @@ void logistic_part(const demos::DemoArgs& args, demos::Results& results, Rng& rn
   std::size_t next = 0;
   demos::progress("logistic regression: " + std::to_string(steps) + " GD steps (nn::Linear, eta = 0.1)");
   const auto start = std::chrono::steady_clock::now();
-  gradient_descent(*model, {.lr = eta}, steps,
-                   [&] { return nn::binary_logistic_loss(autograd::reshape(model->operator()(xv), {n}), targets); },
-                   [&](std::int64_t k, const nn::Var& loss) {
-                     if (next >= record.size() || k != record[next]) return;
-                     ++next;
-                     const Tensor w = model->weight().value().reshape({2});
-                     const double cosine = std::clamp(theta::dot(w, direction).item<double>() / norm2(w), -1.0, 1.0);
-                     const double ln_k = std::log(static_cast<double>(k));
-                     ks.push_back(static_cast<double>(k));
-                     w1.push_back(w.at({0}));
-                     w2.push_back(w.at({1}));
-                     norms.push_back(norm2(w));
-                     angles.push_back(std::acos(cosine));
-                     losses.push_back(loss.item());
-                     // w_hat ln k + w_tilde, the prediction, at the same k.
-                     const Tensor predicted = svm.w * ln_k + w_tilde;
-                     predicted_angle.push_back(
-                         std::acos(std::clamp(theta::dot(predicted, direction).item<double>() / norm2(predicted), -1.0, 1.0)));
-                   });
+  gradient_descent(
+      *model, {.lr = eta}, steps,
+      [&] { return nn::binary_logistic_loss(autograd::reshape(model->operator()(xv), {n}), targets); },
+      [&](std::int64_t k, const nn::Var& loss) {
+        if (next >= record.size() || k != record[next]) return;
+        ++next;
+        const Tensor w = model->weight().value().reshape({2});
+        const double cosine = std::clamp(theta::dot(w, direction).item<double>() / norm2(w), -1.0, 1.0);
+        const double ln_k = std::log(static_cast<double>(k));
+        ks.push_back(static_cast<double>(k));
+        w1.push_back(w.at({0}));
+        w2.push_back(w.at({1}));
+        norms.push_back(norm2(w));
+        angles.push_back(std::acos(cosine));
+        losses.push_back(loss.item());
+        // w_hat ln k + w_tilde, the prediction, at the same k.
+        const Tensor predicted = svm.w * ln_k + w_tilde;
+        predicted_angle.push_back(
+            std::acos(std::clamp(theta::dot(predicted, direction).item<double>() / norm2(predicted), -1.0, 1.0)));
+      });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   // Record indices: the last one (k = K), half a decade before, and a whole decade before.
@@ -392,17 +404,19 @@ void logistic_part(const demos::DemoArgs& args, demos::Results& results, Rng& rn
   const double across_error = std::abs(across_final - offset_across) / offset_across;
   std::ostringstream svm_text;
   svm_text << "w_hat = (" << fmt(svm.w.at({0}), 6) << ", " << fmt(svm.w.at({1}), 6) << "), alpha on support ("
-           << fmt(svm.alpha.at({0}), 6) << ", " << fmt(svm.alpha.at({1}), 6) << "), KKT residual " << fmt(svm.kkt_residual)
-           << "; w_tilde = (" << fmt(w_tilde.at({0}), 4) << ", " << fmt(w_tilde.at({1}), 4) << ")";
+           << fmt(svm.alpha.at({0}), 6) << ", " << fmt(svm.alpha.at({1}), 6) << "), KKT residual "
+           << fmt(svm.kkt_residual) << "; w_tilde = (" << fmt(w_tilde.at({0}), 4) << ", " << fmt(w_tilde.at({1}), 4)
+           << ")";
   demos::progress("SVM by dual coordinate ascent: " + svm_text.str() + "; " + fmt(seconds, 3) + " s of GD");
   const double tol_offset = args.quick ? 0.15 : 0.1;
-  results.check({.id = "soudry_offset",
-                 .claim = "the part of w(k) across w_hat tends to Soudry's offset w_tilde from the SVM's dual variables",
-                 .measured = "|w_perp(K)| = " + fmt(across_final, 4) + " at K = " + fmt(ks[last]) + "; " + svm_text.str(),
-                 .predicted = "|w_tilde_perp| = " + fmt(offset_across, 4),
-                 .tolerance = "relative error <= " + fmt(tol_offset),
-                 .pass = across_error <= tol_offset,
-                 .limit = tol_offset});
+  results.check(
+      {.id = "soudry_offset",
+       .claim = "the part of w(k) across w_hat tends to Soudry's offset w_tilde from the SVM's dual variables",
+       .measured = "|w_perp(K)| = " + fmt(across_final, 4) + " at K = " + fmt(ks[last]) + "; " + svm_text.str(),
+       .predicted = "|w_tilde_perp| = " + fmt(offset_across, 4),
+       .tolerance = "relative error <= " + fmt(tol_offset),
+       .pass = across_error <= tol_offset,
+       .limit = tol_offset});
   // The remainder across w_hat decays like k^-mu with mu = e^T M e for the unit vector e across
   // w_hat (an eigenvector of M in two dimensions; Note [Soudry offset]), on top of faster terms (the
   // pull of the margin->=2 samples fades like k^-1). A draw whose k^-mu amplitude happens to be
@@ -417,14 +431,15 @@ void logistic_part(const demos::DemoArgs& args, demos::Results& results, Rng& rn
   }
   const double decay = -demos::log_log_slope(k_tail, remainder_tail);
   const double tol_decay = args.quick ? 0.08 : 0.05;
-  results.check({.id = "remainder_rate",
-                 .claim = "w(k) - w_hat ln k - w_tilde vanishes across w_hat no slower than k^-mu, mu from the SVM's alphas",
-                 .measured = "-d ln|w_perp - w_tilde_perp| / d ln k over the last decade = " + fmt(decay, 4) +
-                             " (|w_perp - w_tilde_perp| = " + fmt(remainder_tail.back()) + " at k = " + fmt(ks[last], 3) + ")",
-                 .predicted = ">= mu = e^T (sum_n alpha_n z_n z_n^T) e = " + fmt(mu, 4) + " (= mu unless that term is small)",
-                 .tolerance = ">= mu - " + fmt(tol_decay),
-                 .pass = decay >= mu - tol_decay,
-                 .limit = tol_decay});
+  results.check(
+      {.id = "remainder_rate",
+       .claim = "w(k) - w_hat ln k - w_tilde vanishes across w_hat no slower than k^-mu, mu from the SVM's alphas",
+       .measured = "-d ln|w_perp - w_tilde_perp| / d ln k over the last decade = " + fmt(decay, 4) +
+                   " (|w_perp - w_tilde_perp| = " + fmt(remainder_tail.back()) + " at k = " + fmt(ks[last], 3) + ")",
+       .predicted = ">= mu = e^T (sum_n alpha_n z_n z_n^T) e = " + fmt(mu, 4) + " (= mu unless that term is small)",
+       .tolerance = ">= mu - " + fmt(tol_decay),
+       .pass = decay >= mu - tol_decay,
+       .limit = tol_decay});
   // The expansion w_hat ln k + w_tilde predicts the angle itself: angle x ln k tends to
   // |w_tilde_perp| / |w_hat| > 0 (a tight 1/ln k rate), but only as w_tilde's part along w_hat
   // becomes negligible next to ln k, so angle x ln k still falls by several per cent per decade
@@ -433,12 +448,13 @@ void logistic_part(const demos::DemoArgs& args, demos::Results& results, Rng& rn
   const double angle_error = std::abs(angles[last] / predicted_angle[last] - 1.0);
   results.check({.id = "angle_rate",
                  .claim = "the angle to w_hat follows w_hat ln k + w_tilde: a 1/ln k rate, tight as the alphas differ",
-                 .measured = "angle x ln k = " + fmt(angles[half] * std::log(ks[half]), 4) + " at k = " + fmt(ks[half], 3) +
-                             ", " + fmt(angles[last] * std::log(ks[last]), 4) + " at k = " + fmt(ks[last], 3) +
+                 .measured = "angle x ln k = " + fmt(angles[half] * std::log(ks[half]), 4) +
+                             " at k = " + fmt(ks[half], 3) + ", " + fmt(angles[last] * std::log(ks[last]), 4) +
+                             " at k = " + fmt(ks[last], 3) +
                              "; relative gap to the expansion at k = " + fmt(ks[last], 3) + ": " + fmt(angle_error),
                  .predicted = "angle x ln k = " + fmt(predicted_angle[half] * std::log(ks[half]), 4) + ", " +
-                              fmt(predicted_angle[last] * std::log(ks[last]), 4) + " (-> |w_tilde_perp| / |w_hat| = " +
-                              fmt(offset_across / w_hat_norm, 4) + ")",
+                              fmt(predicted_angle[last] * std::log(ks[last]), 4) +
+                              " (-> |w_tilde_perp| / |w_hat| = " + fmt(offset_across / w_hat_norm, 4) + ")",
                  .tolerance = "relative gap <= " + fmt(tol_offset),
                  .pass = angle_error <= tol_offset,
                  .limit = tol_offset});
@@ -456,8 +472,8 @@ void logistic_part(const demos::DemoArgs& args, demos::Results& results, Rng& rn
   const double tol_loss = args.quick ? 0.05 : 0.02;
   results.check({.id = "loss_rate",
                  .claim = "the loss decays like |w_hat|^2 / (eta k)",
-                 .measured = "loss x k = " + fmt(losses[decade] * ks[decade], 5) + " at k = " + fmt(ks[decade], 3) + ", " +
-                             fmt(losses[last] * ks[last], 5) + " at k = " + fmt(ks[last], 3),
+                 .measured = "loss x k = " + fmt(losses[decade] * ks[decade], 5) + " at k = " + fmt(ks[decade], 3) +
+                             ", " + fmt(losses[last] * ks[last], 5) + " at k = " + fmt(ks[last], 3),
                  .predicted = "|w_hat|^2 / eta = " + fmt(loss_limit, 5),
                  .tolerance = "relative error <= " + fmt(tol_loss) + " at k = " + fmt(ks[last], 3),
                  .pass = loss_error <= tol_loss,
@@ -486,13 +502,14 @@ DiagonalRun train_diagonal(const Tensor& x, const Tensor& y, const LeastSquaresM
   DiagonalRun run{.alpha = alpha, .eta = 0.01 / std::max(1.0, alpha * alpha)};
   DiagonalNet net(x.size(1), alpha);
   const nn::Var xv(x), yv(y);
-  gradient_descent(net, {.lr = run.eta}, steps,
-                   [&] { return nn::mse_loss(net(xv), yv, nn::Reduction::sum) * (0.5 / static_cast<double>(x.size(0))); },
-                   [&](std::int64_t k, const nn::Var&) {
-                     if (k == 0 || (k % 100 != 0 && k != steps)) return;
-                     const Tensor mirror = woodworth_mirror(net.beta(), alpha);
-                     run.max_null = std::max(run.max_null, norm2(null_space_component(modes, mirror)) / norm2(mirror));
-                   });
+  gradient_descent(
+      net, {.lr = run.eta}, steps,
+      [&] { return nn::mse_loss(net(xv), yv, nn::Reduction::sum) * (0.5 / static_cast<double>(x.size(0))); },
+      [&](std::int64_t k, const nn::Var&) {
+        if (k == 0 || (k % 100 != 0 && k != steps)) return;
+        const Tensor mirror = woodworth_mirror(net.beta(), alpha);
+        run.max_null = std::max(run.max_null, norm2(null_space_component(modes, mirror)) / norm2(mirror));
+      });
   run.beta = net.beta();
   run.residual = norm2(matmul(x, run.beta) - y) / norm2(y);
   return run;
@@ -519,7 +536,8 @@ void diagonal_part(demos::Results& results, Rng& rng) {
   const DiagonalRun middle = train_diagonal(x, y, modes, 0.3, 20000);
   const DiagonalRun kernel = train_diagonal(x, y, modes, 30.0, 5000);
 
-  const double worst_null = std::max({rich.max_null / rich.eta, middle.max_null / middle.eta, kernel.max_null / kernel.eta});
+  const double worst_null =
+      std::max({rich.max_null / rich.eta, middle.max_null / middle.eta, kernel.max_null / kernel.eta});
   results.check({.id = "mirror_invariant",
                  .claim = "asinh(beta / (2 alpha^2)) stays in the row space of x (exact for the flow, O(eta) for GD)",
                  .measured = "max |P_null m| / |m| = " + fmt(rich.max_null) + " (alpha 1e-3, eta 1e-2), " +
@@ -539,14 +557,15 @@ void diagonal_part(demos::Results& results, Rng& rng) {
                  .pass = rich_error <= 1e-2,
                  .limit = 1e-2});
   const double kernel_error = relative(kernel.beta, pinv);
-  results.check({.id = "kernel_min_l2",
-                 .claim = "large init (alpha = 30): the diagonal net finds the minimum-l2 solution x^+ y (kernel regime)",
-                 .measured = "|beta - x^+ y| / |x^+ y| = " + fmt(kernel_error) + " (|beta - beta*| / |beta*| = " +
-                             fmt(relative(kernel.beta, beta_star)) + ")",
-                 .predicted = "0",
-                 .tolerance = "<= 1e-2",
-                 .pass = kernel_error <= 1e-2,
-                 .limit = 1e-2});
+  results.check(
+      {.id = "kernel_min_l2",
+       .claim = "large init (alpha = 30): the diagonal net finds the minimum-l2 solution x^+ y (kernel regime)",
+       .measured = "|beta - x^+ y| / |x^+ y| = " + fmt(kernel_error) +
+                   " (|beta - beta*| / |beta*| = " + fmt(relative(kernel.beta, beta_star)) + ")",
+       .predicted = "0",
+       .tolerance = "<= 1e-2",
+       .pass = kernel_error <= 1e-2,
+       .limit = 1e-2});
   std::vector<Tensor> minimizers;
   double worst_q = 0.0;
   std::ostringstream q_text;
@@ -565,10 +584,11 @@ void diagonal_part(demos::Results& results, Rng& rng) {
                  .limit = 1e-2});
   std::vector<double> index;
   for (std::int64_t i = 0; i < d; ++i) index.push_back(static_cast<double>(i));
-  results.write_csv("diagonal_net.csv",
-                    {"i", "beta_star", "pinv", "beta_small", "beta_mid", "beta_large", "q_small", "q_mid", "q_large"},
-                    {index, truth, to_vector(pinv), to_vector(rich.beta), to_vector(middle.beta), to_vector(kernel.beta),
-                     to_vector(minimizers[0]), to_vector(minimizers[1]), to_vector(minimizers[2])});
+  results.write_csv(
+      "diagonal_net.csv",
+      {"i", "beta_star", "pinv", "beta_small", "beta_mid", "beta_large", "q_small", "q_mid", "q_large"},
+      {index, truth, to_vector(pinv), to_vector(rich.beta), to_vector(middle.beta), to_vector(kernel.beta),
+       to_vector(minimizers[0]), to_vector(minimizers[1]), to_vector(minimizers[2])});
 }
 
 int demo_main(const demos::DemoArgs& args, demos::Results& results) {
