@@ -48,9 +48,9 @@ Tensor solve(const Tensor& a, const Tensor& b) {
               "solve: right-hand side ", shape_str(b.shape()), " does not match ", shape_str(a.shape()));
   const int n = static_cast<int>(a.size(0));
   const int nrhs = b.dim() == 1 ? 1 : static_cast<int>(b.size(1));
-  // LAPACK is column-major: the row-major buffers of a^T and b^T are a and b column by column.
-  // LAPACK overwrites both, so they are copies (clone, never contiguous(): a transposed view of a
-  // caller's contiguous tensor would otherwise be factored in place).
+  // LAPACK is column-major and overwrites both buffers, so a and b are copied transposed into fresh
+  // buffers: clone(), never contiguous(), which returns the caller's own storage when the
+  // transpose is already contiguous (a transposed view, a [n, 1] right-hand side, a 1 x 1 a).
   Tensor a_col = a.to(DType::f64).t().clone();
   Tensor b_col = (b.dim() == 1 ? b.to(DType::f64).unsqueeze(1) : b.to(DType::f64)).t().clone();
   std::vector<int> pivots(static_cast<std::size_t>(n));
