@@ -16,6 +16,7 @@ PYBIND11_MODULE(_theta, m) {
   tp::bind_autograd(autograd);
   auto nn = m.def_submodule("nn", "Modules, losses, optimisers, data and training");
   tp::bind_nn(nn);
-  auto theory = m.def_submodule("theory", "NTK, Hessian spectra, symmetries and deep linear dynamics");
+  auto theory = m.def_submodule(
+      "theory", "NTK, Hessian spectra, symmetries, deep linear dynamics, similarity, loss landscapes");
   tp::bind_theory(theory);
 }
