@@ -33,6 +33,9 @@ Linearized::Linearized(const Module& model) : base_(model.clone()) {
   train(model.training());
 }
 
+Linearized::Linearized(const Linearized& other)
+    : Cloneable<Linearized>(other), base_(other.base_->clone()), origin_(other.origin_) {}
+
 Var Linearized::forward(const Var& x) {
   if (base_->training() != training()) base_->train(training());
   const BufferSnapshot keep_buffers(*base_);

@@ -25,6 +25,9 @@ class Linearized : public Cloneable<Linearized> {
  public:
   /// Expands `model` around its current parameters; keeps a private deep copy of it.
   explicit Linearized(const Module& model);
+  /// A copy has its own copy of the model at w0: forward saves and restores that module's
+  /// buffers, so two modules sharing it could not run on two threads.
+  Linearized(const Linearized& other);
 
   /// f(w0, x) + J(w0, x)(w - w0): x [batch, ...] -> the model's output shape.
   Var forward(const Var& x) override;
@@ -34,7 +37,7 @@ class Linearized : public Cloneable<Linearized> {
   const std::vector<Tensor>& origin() const { return origin_; }
 
  private:
-  std::shared_ptr<Module> base_;  // the model at w0; shared by clones, never trained
+  std::shared_ptr<Module> base_;  // the model at w0, never trained
   std::vector<Tensor> origin_;
 };
 

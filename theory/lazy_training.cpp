@@ -16,6 +16,9 @@ LazyScaled::LazyScaled(std::shared_ptr<nn::Module> model, double alpha) : alpha_
   register_module("model", std::move(model));
 }
 
+LazyScaled::LazyScaled(const LazyScaled& other)
+    : nn::Cloneable<LazyScaled>(other), initial_(other.initial_->clone()), alpha_(other.alpha_) {}
+
 Var LazyScaled::forward(const Var& x) {
   nn::Module& f = model();
   if (initial_->training() != f.training()) initial_->train(f.training());

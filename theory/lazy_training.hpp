@@ -31,6 +31,9 @@ class LazyScaled : public nn::Cloneable<LazyScaled> {
  public:
   /// Wraps `model` (trained through this module; not copied) with the given alpha > 0 (finite).
   LazyScaled(std::shared_ptr<nn::Module> model, double alpha);
+  /// A copy has its own copy of f at w0: forward saves and restores that module's buffers, so two
+  /// modules sharing it could not run on two threads (as loss_surface's workers do).
+  LazyScaled(const LazyScaled& other);
 
   /// alpha (f(w, x) - f(w0, x)): x [batch, ...] -> the model's output shape.
   Var forward(const Var& x) override;
@@ -41,7 +44,7 @@ class LazyScaled : public nn::Cloneable<LazyScaled> {
   nn::Module& model() const { return child(0); }
 
  private:
-  std::shared_ptr<nn::Module> initial_;  // f at w0; shared by clones, never trained
+  std::shared_ptr<nn::Module> initial_;  // f at w0, never trained
   double alpha_;
 };
 

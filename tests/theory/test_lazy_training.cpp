@@ -14,6 +14,9 @@
 #include "nn/optim.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
+#include "tests/support/thread_count.hpp"
+#include "theory/landscape_directions.hpp"
+#include "theory/landscape_grid.hpp"
 #include "theory/lazy_training.hpp"
 #include "theory/ntk.hpp"
 
@@ -105,4 +108,31 @@ TEST_CASE("LazyScaled rejects a null model and a non-positive or non-finite alph
   CHECK_THROWS_WITH(LazyScaled(small_net(rng), 0.0), Contains("alpha must be > 0"));
   CHECK_THROWS_WITH(LazyScaled(small_net(rng), -2.0), Contains("alpha must be > 0"));
   CHECK_THROWS_AS(LazyScaled(small_net(rng), std::nan("")), std::invalid_argument);
+}
+
+TEST_CASE("clones of LazyScaled and Linearized evaluate on several threads at once", "[theory][lazy]") {
+  // loss_slice runs one clone per worker; the copy of f at w0 has BatchNorm buffers that forward
+  // saves and restores, so clones must not share it.
+  Rng rng(24);
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Linear>(3, 8, rng)).add(std::make_shared<nn::BatchNorm1d>(8)).add(
+      std::make_shared<nn::Linear>(8, 1, rng));
+  const Tensor x = rng.normal({32, 3}), y = rng.normal({32, 1});
+  const nn::LossFn loss = [](const Var& out, const Tensor& target) { return nn::mse_loss(out, Var(target)); };
+  const std::vector<std::shared_ptr<nn::Module>> models{lazy_scaled(net, 3.0), nn::linearize(*net)};
+  for (const auto& model : models) {
+    const Tensor origin = parameter_vector(*model);
+    const Tensor direction = rng.normal({origin.size(0)});
+    const Tensor alphas = rng.uniform({400}, -1.0, 1.0);
+    Tensor one, two;
+    {
+      const test::ThreadCount threads(1);
+      one = loss_slice(*model, x, y, loss, origin, direction, alphas);
+    }
+    {
+      const test::ThreadCount threads(2);
+      two = loss_slice(*model, x, y, loss, origin, direction, alphas);
+    }
+    CHECK(max_abs(sub(one, two)) == 0.0);
+  }
 }
