@@ -17,6 +17,6 @@ PYBIND11_MODULE(_theta, m) {
   auto nn = m.def_submodule("nn", "Modules, losses, optimisers, data and training");
   tp::bind_nn(nn);
   auto theory = m.def_submodule(
-      "theory", "NTK, Hessian spectra, symmetries, deep linear dynamics, similarity, loss landscapes");
+      "theory", "NTK, Hessian spectra, symmetries, deep linear dynamics, implicit bias, similarity, loss landscapes");
   tp::bind_theory(theory);
 }

@@ -1,8 +1,9 @@
 // theta.theory: the shared helpers of the theory bindings and the area's entry point. The
-// functions themselves live in theory_ntk.cpp (kernels), theory_cntk.cpp (convolutional
-// kernels), theory_hessian.cpp (Hessian spectra), theory_dynamics.cpp (symmetries, deep linear
-// networks), theory_similarity.cpp (CKA, CCA), theory_landscape.cpp (loss landscapes, trajectory
-// PCA, lazy scaling) and theory_models.cpp (model specs).
+// functions themselves live in theory_ntk.cpp (kernels), theory_cntk.cpp (convolutional kernels),
+// theory_hessian.cpp (Hessian spectra), theory_dynamics.cpp (symmetries, deep linear networks),
+// theory_similarity.cpp (CKA, CCA), theory_implicit_bias.cpp (least squares, max margin, diagonal
+// nets), theory_landscape.cpp (loss landscapes, trajectory PCA, lazy scaling) and
+// theory_models.cpp (model specs).
 
 #include <sstream>
 
@@ -53,6 +54,7 @@ void bind_theory(py::module_& m) {
   bind_theory_hessian(m);
   bind_theory_dynamics(m);
   bind_theory_similarity(m);
+  bind_theory_implicit_bias(m);
   bind_theory_landscape(m);
 }
 

@@ -39,6 +39,7 @@ void bind_theory_hessian(py::module_& m);
 void bind_theory_dynamics(py::module_& m);  // symmetries and deep linear networks
 void bind_theory_models(py::module_& m);    // model.json specs and state dicts
 void bind_theory_similarity(py::module_& m);  // CKA and CCA
+void bind_theory_implicit_bias(py::module_& m);  // least squares, max margin, diagonal nets
 void bind_theory_landscape(py::module_& m);   // loss landscapes, trajectory PCA, lazy scaling
 
 }  // namespace theta::python

@@ -1,7 +1,8 @@
 """theta.theory: empirical and analytic NTKs, Hessian spectra, symmetries, deep linear dynamics.
 
 Also representation similarity (CKA, CCA), loss landscapes (filter-normalised directions, loss
-slices and surfaces, trajectory PCA) and the lazy-training scaling (:class:`LazyScaled`).
+slices and surfaces, trajectory PCA), the lazy-training scaling (:class:`LazyScaled`) and the closed
+forms of implicit bias (least-squares paths, the max-margin SVM, :class:`DiagonalNet`).
 
 Models are ``theta.nn.Module`` objects: build one from a PyTorch state_dict with
 :func:`mlp_from_state_dict`, from weights with :func:`make_deep_linear_net`, or with ``theta.nn``.
