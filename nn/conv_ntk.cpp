@@ -7,6 +7,7 @@
 
 #include "nn/conv.hpp"
 #include "nn/conv_factors.hpp"
+#include "tensor/blas_runtime.hpp"
 #include "tensor/interrupt.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
@@ -153,35 +154,75 @@ Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
   const std::int64_t taps = patches.size(1), width = taps + (layer.options().bias ? 1 : 0);
   const Tensor scaled = v * layer.weight_scale();
   Tensor g = zeros({c_out, n, width}, v.dtype());
-  for (std::int64_t i = 0; i < n; ++i)
-    g.select(1, i).slice(1, 0, taps).add_matmul_(scaled.select(0, i), patches.select(0, i).t());
+  theta::detail::parallel_for_blas(n, 8, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i)
+      g.select(1, i).slice(1, 0, taps).add_matmul_(scaled.select(0, i), patches.select(0, i).t());
+  });
   if (layer.options().bias) g.select(2, taps).copy_((sum(v, {2}) * layer.bias_scale()).t());
   return g;
 }
 
+// Note [Channel mixing]
+// The per-channel Grams are kept as H[i, c, j] ([n1, C, n2]: each channel's Gram is written with
+// row stride C n2), so that row i of the kernel mixes one contiguous [C, n2] panel:
+// K[i, j, a, b] = sum_c H[i, c, j] U[a, c] U[b, c]. The mixing weights are symmetric in (a, b),
+// so only the m (m + 1) / 2 pairs a <= b are multiplied and each is added at (a, b) and (b, a).
+// Rows run on theta's threads (one gemm each); with `same`, row i has i + 1 partners, so row i is
+// paired with row n - 1 - i to balance the work.
+
+// K[i, j] += sum_c H[i, c, j] U[:, c] U[:, c]^T for the rows i of the kernel, j < partners(i).
+void mix_channels(const Tensor& h, const Tensor& u, bool same, const Tensor& k) {
+  const std::int64_t n1 = h.size(0), c_out = h.size(1), n2 = h.size(2), m = u.size(0), pairs = m * (m + 1) / 2;
+  Tensor uu = Tensor::empty({c_out, pairs}, u.dtype());  // uu[c, p(a, b)] = U[a, c] U[b, c], a <= b
+  for (std::int64_t a = 0, p = 0; a < m; ++a)
+    for (std::int64_t b = a; b < m; ++b, ++p) uu.select(1, p).copy_(u.select(0, a) * u.select(0, b));
+  const auto mix_row = [&](std::int64_t i) {
+    const std::int64_t partners = same ? i + 1 : n2;
+    const Tensor panel = matmul(h.select(0, i).slice(1, 0, partners).t(), uu);  // [partners, pairs]
+    visit_float_dtype(k.dtype(), [&](auto v) {
+      using T = decltype(v);
+      const T* src = panel.data<T>();
+      T* dst = k.data<T>() + i * n2 * m * m;
+      for (std::int64_t j = 0; j < partners; ++j, src += pairs, dst += m * m)
+        for (std::int64_t a = 0, p = 0; a < m; ++a) {
+          dst[a * m + a] += src[p++];
+          for (std::int64_t b = a + 1; b < m; ++b, ++p) {
+            dst[a * m + b] += src[p];
+            dst[b * m + a] += src[p];
+          }
+        }
+    });
+  };
+  theta::detail::parallel_for_blas(same ? (n1 + 1) / 2 : n1, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t q = begin; q < end; ++q) {
+      mix_row(q);
+      if (same && n1 - 1 - q != q) mix_row(n1 - 1 - q);
+    }
+  });
+}
+
 void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf, bool same,
                         bool trace, const Tensor& k) {
-  const std::int64_t c_out = cf.u.size(1), m = cf.u.size(0), n1 = cf.v1.size(0);
+  const std::int64_t c_out = cf.u.size(1), n1 = cf.v1.size(0);
   const Tensor g1 = channel_features(layer, a1, cf.v1);
   const Tensor g2 = same ? g1 : channel_features(layer, a2, cf.v2);
   const std::int64_t n2 = g2.size(1);
-  // H[c, i, j] = <G_i[c], G_j[c]>; with `same` in the full form only j <= i is filled and read.
-  const Tensor h = Tensor::empty({c_out, n1, n2}, g1.dtype());
+  // H[i, c, j] = <G_i[c], G_j[c]> (Note [Channel mixing]); with `same` only j <= i is filled and read.
+  const Tensor h = zeros({n1, c_out, n2}, g1.dtype());
   for (std::int64_t c = 0; c < c_out; ++c) {
     check_interrupt();
-    h.select(0, c).copy_(same ? gram(g1.select(0, c), trace) : matmul(g1.select(0, c), g2.select(0, c).t()));
+    if (same)
+      h.select(1, c).add_gram_(g1.select(0, c));
+    else
+      h.select(1, c).add_matmul_(g1.select(0, c), g2.select(0, c).t());
   }
-  if (trace) {
-    const Tensor t = matmul(sum(square(cf.u), {0}, true), h.reshape({c_out, n1 * n2})).reshape({n1, n2});
-    k.add_(same ? (t + t.t()) * 0.5 : t);  // sum_c |U[:, c]|^2 H[c]
+  if (trace) {  // sum_c |U[:, c]|^2 H[:, c, :]
+    const Tensor t = matmul(sum(square(cf.u), {0}).reshape({1, 1, c_out}), h).reshape({n1, n2});
+    if (same) mirror_lower_blocks(t.reshape({n1, n2, 1, 1}));
+    k.add_(t);
     return;
   }
-  const Tensor uu_t = (cf.u.unsqueeze(1) * cf.u.unsqueeze(0)).reshape({m * m, c_out}).t();  // [c, (a, b)]
-  for (std::int64_t i = 0; i < n1; ++i) {
-    const std::int64_t partners = same ? i + 1 : n2;
-    k.select(0, i).slice(0, 0, partners).reshape({partners, m * m})
-        .add_matmul_(h.select(1, i).slice(1, 0, partners).t(), uu_t);
-  }
+  mix_channels(h, cf.u, same, k);
 }
 
 // Operation counts per pair of samples of the two routes (Note [Conv2d NTK routes]).

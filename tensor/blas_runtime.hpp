@@ -2,7 +2,10 @@
 // What OpenBLAS is doing on this machine: its kernel core, its threads, and the fix for a
 // misdetected CPU (Note [OpenBLAS core]).
 
+#include <cstdint>
 #include <string>
+
+#include "tensor/parallel.hpp"
 
 namespace theta {
 
@@ -39,6 +42,19 @@ class SingleThreadedBlas {
   SingleThreadedBlas(const SingleThreadedBlas&) = delete;
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
 };
+
+/// parallel_for for bodies that call BLAS: while theta's threads split [0, n), OpenBLAS runs
+/// single-threaded (its own pool would compete for the same cores). With one thread, a range too
+/// small to split, or inside a parallel region, the body runs inline and BLAS is left as it is.
+template <class Body> void parallel_for_blas(std::int64_t n, std::int64_t grain, Body&& body) {
+  if (n <= 0) return;
+  if (n < 2 * grain || get_num_threads() == 1 || in_parallel_region()) {
+    body(std::int64_t{0}, n);
+    return;
+  }
+  const SingleThreadedBlas blas;
+  parallel_for(n, grain, body);
+}
 }  // namespace detail
 
 }  // namespace theta

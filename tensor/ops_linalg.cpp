@@ -184,6 +184,35 @@ void Tensor::add_matmul_(const Tensor& a, const Tensor& b) const {
   storage()->bump_version();
 }
 
+void Tensor::add_gram_(const Tensor& a_in) const {
+  check_defined("add_gram_");
+  THETA_CHECK(a_in.defined(), std::invalid_argument, "add_gram_: operand is undefined");
+  THETA_CHECK(dim() == 2 && a_in.dim() == 2 && size(0) == size(1) && size(0) == a_in.size(0), ShapeError,
+              "add_gram_: ", shape_str(shape()), " += a a^T with a ", shape_str(a_in.shape()),
+              " does not fit ([m, m] += [m, k] [m, k]^T)");
+  THETA_CHECK(a_in.dtype() == dtype() && is_floating(dtype()), DTypeError, "add_gram_: dtype mismatch: ",
+              dtype_name(dtype()), " += ", dtype_name(a_in.dtype()), " (both must be one floating dtype)");
+  const std::int64_t m = size(0), k = a_in.size(1);
+  if (m == 0 || k == 0) return;
+  const GemmLayout lc = gemm_layout(m, m, strides()[0], strides()[1]);
+  THETA_CHECK(lc.ok && lc.trans == CblasNoTrans, ShapeError, "add_gram_: the destination needs unit column stride ",
+              "and row stride >= ", m, ", got strides ", shape_str(strides()));
+  THETA_CHECK(a_in.storage() != storage(), std::invalid_argument, "add_gram_: the operand shares the destination's memory");
+  THETA_CHECK(m < INT_MAX && k < INT_MAX && strides()[0] < INT_MAX, ShapeError, "add_gram_: ", shape_str(a_in.shape()),
+              " exceeds the BLAS integer range");
+  const Tensor a = a_in.contiguous();
+  warn_if_blas_fallback();
+  const auto mi = static_cast<blasint>(m), ki = static_cast<blasint>(k), ldc = static_cast<blasint>(lc.ld);
+  visit_float_dtype(dtype(), [&](auto v) {
+    using T = decltype(v);
+    if constexpr (std::is_same_v<T, float>)
+      cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0f, a.data<float>(), ki, 1.0f, data<float>(), ldc);
+    else
+      cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0, a.data<double>(), ki, 1.0, data<double>(), ldc);
+  });
+  storage()->bump_version();
+}
+
 Tensor outer(const Tensor& a, const Tensor& b) {
   THETA_CHECK(a.defined() && b.defined() && a.dim() == 1 && b.dim() == 1, ShapeError,
               "outer: expected two 1-D tensors, got ", shape_str(a.shape()), " and ", shape_str(b.shape()));
@@ -202,21 +231,13 @@ Tensor gram(const Tensor& a_in, bool fill_upper) {
               a_in.defined() ? shape_str(a_in.shape()) : std::string("undefined"));
   THETA_CHECK(is_floating(a_in.dtype()), DTypeError, "gram: expected a floating tensor, got ",
               dtype_name(a_in.dtype()));
-  const Tensor a = a_in.contiguous();
-  const std::int64_t m = a.size(0), k = a.size(1);
-  THETA_CHECK(m < INT_MAX && k < INT_MAX, ShapeError, "gram: ", shape_str(a.shape()), " exceeds the BLAS integer range");
-  Tensor out = zeros({m, m}, a.dtype());
-  if (m == 0 || k == 0) return out;
-  warn_if_blas_fallback();
-  const auto mi = static_cast<blasint>(m), ki = static_cast<blasint>(k);
-  visit_float_dtype(a.dtype(), [&](auto v) {
+  const std::int64_t m = a_in.size(0);
+  Tensor out = zeros({m, m}, a_in.dtype());
+  out.add_gram_(a_in);
+  if (!fill_upper || m == 0 || a_in.size(1) == 0) return out;
+  visit_float_dtype(a_in.dtype(), [&](auto v) {
     using T = decltype(v);
     T* c = out.data<T>();
-    if constexpr (std::is_same_v<T, float>)
-      cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0f, a.data<float>(), ki, 0.0f, c, mi);
-    else
-      cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0, a.data<double>(), ki, 0.0, c, mi);
-    if (!fill_upper) return;
     // Mirror the lower triangle into the upper one in cache-sized tiles.
     constexpr std::int64_t kTile = 64;
     for (std::int64_t i0 = 0; i0 < m; i0 += kTile)

@@ -221,6 +221,39 @@ TEST_CASE("gram is a a^T, exactly symmetric", "[tensor][matmul][gram]") {
   CHECK_THROWS_AS(gram(zeros({2, 3}, DType::i64)), DTypeError);
 }
 
+TEST_CASE("add_gram_ adds a a^T to the lower triangle of a strided destination", "[tensor][matmul][gram]") {
+  Rng rng(58);
+  const ref::Domain ints{-3.0, 4.0, false, true};
+  for (DType dtype : {DType::f32, DType::f64})
+    for (const Shape& shape : std::vector<Shape>{{1, 1}, {3, 5}, {5, 3}, {17, 40}})
+      for (ref::Layout layout : ref::kLayouts) {
+        INFO(ref::dtype_label(dtype) << " " << ref::str(shape) << " " << ref::layout_name(layout));
+        const std::int64_t m = shape[0];
+        const Tensor a = ref::make_input(shape, layout, dtype, rng, ints);
+        // The destination is channel 1 of a [m, 3, m] layout: row stride 3 m, unit column stride.
+        const Tensor wide = ref::random_contiguous({m, 3, m}, dtype, rng, ints);
+        const Tensor out = wide.select(1, 1);
+        const ref::Dense product = ref::matmul(ref::dense(a), ref::dense(a.t()));
+        std::vector<double> want = ref::read(wide);
+        for (std::int64_t i = 0; i < m; ++i)
+          for (std::int64_t j = 0; j <= i; ++j)
+            want[static_cast<std::size_t>((i * 3 + 1) * m + j)] += product.values[static_cast<std::size_t>(i * m + j)];
+        const std::uint64_t version = out.storage()->version();
+        out.add_gram_(a);
+        ref::check_equal(ref::read(wide), want);  // the upper triangle and the other channels untouched
+        CHECK(out.storage()->version() > version);
+      }
+  using Catch::Contains;
+  CHECK_THROWS_MATCHES(zeros({3, 3}).add_gram_(zeros({4, 2})), ShapeError,
+                       Catch::Message("add_gram_: [3, 3] += a a^T with a [4, 2] does not fit ([m, m] += [m, k] [m, k]^T)"));
+  CHECK_THROWS_AS(zeros({3, 4}).add_gram_(zeros({3, 2})), ShapeError);
+  CHECK_THROWS_WITH(zeros({3, 3}).t().add_gram_(zeros({3, 2})), Contains("unit column stride"));
+  CHECK_THROWS_AS(zeros({3, 3}).add_gram_(zeros({3, 2}, DType::f32)), DTypeError);
+  CHECK_THROWS_AS(zeros({3, 3}, DType::i64).add_gram_(zeros({3, 2}, DType::i64)), DTypeError);
+  const Tensor shared = zeros({3, 6});
+  CHECK_THROWS_AS(shared.slice(1, 0, 3).add_gram_(shared.slice(1, 3, 6)), std::invalid_argument);
+}
+
 TEST_CASE("add_matmul_ adds the naive product for every operand and destination layout", "[tensor][matmul]") {
   Rng rng(57);
   const ref::Domain ints{-3.0, 4.0, false, true};
