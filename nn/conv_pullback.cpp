@@ -5,6 +5,7 @@
 
 #include "nn/conv.hpp"
 #include "nn/conv_factors.hpp"
+#include "tensor/blas_runtime.hpp"
 #include "tensor/interrupt.hpp"
 #include "tensor/ops.hpp"
 
@@ -63,8 +64,7 @@ Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ChannelF
                                  .padding_mode = o.padding_mode};
   const Tensor out = Tensor::empty({n, m, c_in, h, w}, dtype);
   const std::int64_t chunk = std::clamp<std::int64_t>(kPullbackBytes / (c_out * c_in * pixels * 8), 1, n);
-  for (std::int64_t b0 = 0; b0 < n; b0 += chunk) {
-    check_interrupt();
+  const auto pull_chunk = [&](std::int64_t b0) {
     const std::int64_t b1 = std::min(n, b0 + chunk), count = b1 - b0;
     const Tensor v = cf.v1.slice(0, b0, b1).reshape({count * c_out, 1, output_size(layer, h), output_size(layer, w)});
     const Tensor windows = conv2d_patches(v, {1, 1, k, k}, transposed)  // [count C_out, K, L]
@@ -75,7 +75,14 @@ Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ChannelF
     const Tensor z = matmul(flipped, windows);  // [C_out, C_in, count L]
     const Tensor e = matmul(cf.u, z.reshape({c_out, c_in * count * pixels}));
     out.slice(0, b0, b1).copy_(e.reshape({m, c_in, count, h, w}).permute({2, 0, 1, 3, 4}));
-  }
+  };
+  // Chunks run on theta's threads, each with single-threaded BLAS: their gemms are too small to split.
+  theta::detail::parallel_for_blas((n + chunk - 1) / chunk, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t c = begin; c < end; ++c) {
+      if (!theta::detail::in_parallel_region()) check_interrupt();
+      pull_chunk(c * chunk);
+    }
+  });
   return out;
 }
 
