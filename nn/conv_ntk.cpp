@@ -208,14 +208,17 @@ void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2,
   const Tensor g2 = same ? g1 : channel_features(layer, a2, cf.v2);
   const std::int64_t n2 = g2.size(1);
   // H[i, c, j] = <G_i[c], G_j[c]> (Note [Channel mixing]); with `same` only j <= i is filled and read.
+  // Channels run on theta's threads: one Gram of a few hundred rows is too small to split well.
   const Tensor h = zeros({n1, c_out, n2}, g1.dtype());
-  for (std::int64_t c = 0; c < c_out; ++c) {
-    check_interrupt();
-    if (same)
-      h.select(1, c).add_gram_(g1.select(0, c));
-    else
-      h.select(1, c).add_matmul_(g1.select(0, c), g2.select(0, c).t());
-  }
+  theta::detail::parallel_for_blas(c_out, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t c = begin; c < end; ++c) {
+      if (!theta::detail::in_parallel_region()) check_interrupt();
+      if (same)
+        h.select(1, c).add_gram_(g1.select(0, c));
+      else
+        h.select(1, c).add_matmul_(g1.select(0, c), g2.select(0, c).t());
+    }
+  });
   if (trace) {  // sum_c |U[:, c]|^2 H[:, c, :]
     const Tensor t = matmul(sum(square(cf.u), {0}).reshape({1, 1, c_out}), h).reshape({n1, n2});
     if (same) mirror_lower_blocks(t.reshape({n1, n2, 1, 1}));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tensor/blas_runtime.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
 
@@ -100,8 +101,9 @@ void add_feature_gram(const Tensor& k, const Tensor& f1, const Tensor& f2, const
   const std::int64_t n1 = k.size(0), n2 = k.size(1), m = k.size(2);
   if (n1 == 0 || n2 == 0 || m == 0) return;
   const std::int64_t rows_per_panel = std::clamp<std::int64_t>(kPanelBytes / (m * m * n2 * 8), 1, n1);
-  for (std::int64_t r0 = 0; r0 < n1; r0 += rows_per_panel) {
-    const std::int64_t r1 = std::min(n1, r0 + rows_per_panel), cols = same ? r1 : n2;
+  const std::int64_t panels = (n1 + rows_per_panel - 1) / rows_per_panel;
+  const auto add_one_panel = [&](std::int64_t q) {
+    const std::int64_t r0 = q * rows_per_panel, r1 = std::min(n1, r0 + rows_per_panel), cols = same ? r1 : n2;
     const Tensor panel = matmul(f1.slice(0, r0 * m, r1 * m), f2.slice(0, 0, cols * m).t());  // [(r1 - r0) m, cols m]
     visit_float_dtype(k.dtype(), [&](auto v) {
       using T = decltype(v);
@@ -109,7 +111,15 @@ void add_feature_gram(const Tensor& k, const Tensor& f1, const Tensor& f2, const
       add_panel<T>(k.data<T>() + r0 * k.strides()[0], k.strides()[0], k.strides()[1], panel.data<T>(), r1 - r0, cols, m,
                    sp, scale.defined() ? scale.strides()[0] : 0, same ? r0 : -1);
     });
-  }
+  };
+  // Panels run on theta's threads, each gemm on one; with `same`, panel q (r1 columns) is paired
+  // with panel panels - 1 - q to balance the work.
+  theta::detail::parallel_for_blas(same ? (panels + 1) / 2 : panels, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t q = begin; q < end; ++q) {
+      add_one_panel(q);
+      if (same && panels - 1 - q != q) add_one_panel(panels - 1 - q);
+    }
+  });
 }
 
 }  // namespace theta::nn

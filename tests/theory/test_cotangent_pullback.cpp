@@ -11,6 +11,7 @@
 #include "nn/structured.hpp"
 #include "tensor/ops.hpp"
 #include "tests/support/kernel_compare.hpp"
+#include "tests/support/thread_count.hpp"
 
 using namespace theta;
 using theta::autograd::Var;
@@ -95,7 +96,11 @@ TEST_CASE("input_cotangents reject cotangents that do not match the layer's outp
 
 TEST_CASE("add_feature_gram adds scaled feature products block by block, in panels", "[theory][ntk]") {
   Rng rng(53);
-  // m = 16 and n = 200 make several panels of rows, so their seams are crossed.
+  // m = 16 and n = 200 make several panels of rows, so their seams are crossed; on two threads the
+  // panels are shared out.
+  const int threads = GENERATE(1, 2);
+  const test::ThreadCount thread_count(threads);
+  INFO(threads << " thread(s)");
   const std::int64_t n1 = 200, n2 = 37, m = 16, w = 3;
   const Tensor f1 = rng.normal({n1 * m, w}), f2 = rng.normal({n2 * m, w});
   const Tensor scale11 = rng.normal({n1, n1}), scale12 = rng.normal({n1, n2});
