@@ -18,9 +18,10 @@ namespace theta::nn {
 // transposed convolution of V_i[c] by s_w W[c] alone: C_out C_in K L once for all Z, then
 // C_out C_in L per output to mix, (K + O) instead of K O. For stride 1 with zero padding p <=
 // d (k - 1), or circular padding that keeps the size, a transposed convolution is the
-// convolution with the flipped kernel and padding d (k - 1) - p, so Z_i[c] = flip(s_w W[c]) Q_i[c]
-// with Q_i[c] the [K, L] windows of channel c alone (conv2d_patches). Z is C_out C_in L numbers per
-// sample: chunks of samples keep it in cache while it is mixed.
+// convolution with the flipped kernel and padding d (k - 1) - p: Z_i = conv2d_per_channel(V_i,
+// flip(s_w W)), each channel's plane correlated with its own C_in filters in one SIMD pass (no
+// windows, no gemms of K = k^2). Z is C_out C_in L numbers per sample: chunks of samples keep it in
+// cache while it is mixed, one gemm per sample writing E_i in place.
 
 namespace {
 
@@ -42,19 +43,20 @@ bool pullback_by_windows(const Conv2d& layer) {
 // pullback 1.4x slower, 64 MiB chunks 3.5x).
 constexpr std::int64_t kPullbackBytes = std::int64_t{1} << 20;
 
-// E[i, a] = sum_c U[a, c] Z_i[c] with Z_i[c] = flip(s_w W[c]) Q_i[c] (Note [Conv2d input
-// cotangents]).
+// E[i, a] = sum_c U[a, c] Z_i[c] with Z_i = conv2d_per_channel(V_i, flip(s_w W)) (Note [Conv2d
+// input cotangents]).
 Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ChannelFactors& cf) {
   const std::int64_t n = cf.v1.size(0), m = cf.u.size(0), c_out = cf.u.size(1), c_in = layer.in_channels();
-  const std::int64_t k = layer.kernel_size(), taps = k * k, h = a.size(2), w = a.size(3), pixels = h * w;
+  const std::int64_t k = layer.kernel_size(), h = a.size(2), w = a.size(3), pixels = h * w;
   const DType dtype = cf.v1.dtype();
-  // flip(W)[c, c_in, t] = W[c, c_in, K - 1 - t]: both spatial axes reversed.
+  // flip(W)[c, c_in, i, j] = W[c, c_in, k - 1 - i, k - 1 - j]: both spatial axes reversed.
   const Tensor weight = (layer.weight().value() * layer.weight_scale()).contiguous();
-  const Tensor flipped = Tensor::empty({c_out, c_in, taps}, dtype);
+  const Tensor flipped = Tensor::empty({c_out, c_in, k, k}, dtype);
   visit_float_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* src = weight.data<T>();
     T* dst = flipped.data<T>();
+    const std::int64_t taps = k * k;
     for (std::int64_t row = 0; row < c_out * c_in; ++row)
       for (std::int64_t t = 0; t < taps; ++t) dst[row * taps + t] = src[row * taps + taps - 1 - t];
   });
@@ -66,15 +68,10 @@ Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ChannelF
   const std::int64_t chunk = std::clamp<std::int64_t>(kPullbackBytes / (c_out * c_in * pixels * 8), 1, n);
   const auto pull_chunk = [&](std::int64_t b0) {
     const std::int64_t b1 = std::min(n, b0 + chunk), count = b1 - b0;
-    const Tensor v = cf.v1.slice(0, b0, b1).reshape({count * c_out, 1, output_size(layer, h), output_size(layer, w)});
-    const Tensor windows = conv2d_patches(v, {1, 1, k, k}, transposed)  // [count C_out, K, L]
-                               .reshape({count, c_out, taps, pixels})
-                               .permute({1, 2, 0, 3})
-                               .contiguous()
-                               .reshape({c_out, taps, count * pixels});
-    const Tensor z = matmul(flipped, windows);  // [C_out, C_in, count L]
-    const Tensor e = matmul(cf.u, z.reshape({c_out, c_in * count * pixels}));
-    out.slice(0, b0, b1).copy_(e.reshape({m, c_in, count, h, w}).permute({2, 0, 1, 3, 4}));
+    const Tensor v = cf.v1.slice(0, b0, b1).reshape({count, c_out, output_size(layer, h), output_size(layer, w)});
+    const Tensor z = conv2d_per_channel(v, flipped, transposed);  // [count, C_out, C_in, H, W]
+    for (std::int64_t s = 0; s < count; ++s)
+      out.select(0, b0 + s).reshape({m, c_in * pixels}).copy_(matmul(cf.u, z.select(0, s).reshape({c_out, c_in * pixels})));
   };
   // Chunks run on theta's threads, each with single-threaded BLAS: their gemms are too small to split.
   theta::detail::parallel_for_blas((n + chunk - 1) / chunk, 1, [&](std::int64_t begin, std::int64_t end) {

@@ -49,4 +49,12 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& 
 /// included. conv2d(x, w)[n] = w.reshape([C_out, K]) @ patches[n], reshaped to [C_out, H_out, W_out].
 Tensor conv2d_patches(const Tensor& x, const Shape& weight_shape, const Conv2dOptions& options = {});
 
+/// Every input channel correlated with its own bank of filters (a depthwise convolution with M
+/// filters per channel: PyTorch's conv2d with groups = C and C M output channels, kept apart):
+/// x:[N, C, H, W], weight:[C, M, kh, kw] -> [N, C, M, H_out, W_out], where
+/// out[n, c, f, y, x] = sum_{i, j} weight[c, f, i, j] * x_padded[n, c, y + i d_h, x + j d_w].
+/// Stride 1 only (other strides are refused); zero or circular padding and any dilation. One SIMD
+/// pass per channel plane, samples split over theta's threads.
+Tensor conv2d_per_channel(const Tensor& x, const Tensor& weight, const Conv2dOptions& options = {});
+
 }  // namespace theta

@@ -43,6 +43,11 @@ template <class T> struct TypedKernels {
                 std::int64_t sb, T* y, std::int64_t n);
   /// Reduces x[0..n) with op; max and min propagate NaN; the empty sum is 0.
   T (*reduce)(ReduceOp op, const T* x, std::int64_t n);
+  /// `count` filters of kh x kw taps w[f][i kw + j] (dilation dh, dw), each correlated with one
+  /// pre-padded plane `in` (row stride in_row) at stride 1:
+  /// out[f][y][x] = sum_{i, j} w[f][i kw + j] in[(y + i dh) in_row + x + j dw], y < h, x < width.
+  void (*correlate)(const T* in, std::int64_t in_row, const T* w, std::int64_t count, std::int64_t kh,
+                    std::int64_t kw, std::int64_t dh, std::int64_t dw, T* out, std::int64_t h, std::int64_t width);
 };
 
 struct KernelTable {

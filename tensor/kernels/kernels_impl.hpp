@@ -2,9 +2,11 @@
 // The including file defines THETA_KERNEL_NS (a namespace name) and THETA_KERNEL_ARCH (an xsimd
 // architecture type) and compiles with that architecture's flags.
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 #include <xsimd/xsimd.hpp>
 
 #include "tensor/kernels/kernels.hpp"
@@ -240,11 +242,68 @@ template <class T> T reduce(ReduceOp op, const T* x, std::int64_t n) {
   return T(0);
 }
 
+// Each run of up to W output pixels of a row loads its kh kw input vectors once and reuses them
+// for every filter. A short run at the end of a row reads and writes through zero-padded buffers,
+// so it goes through the same vector arithmetic as the rest.
+template <class T>
+void correlate(const T* in, std::int64_t in_row, const T* w, std::int64_t count, std::int64_t kh, std::int64_t kw,
+               std::int64_t dh, std::int64_t dw, T* out, std::int64_t h, std::int64_t width) {
+  using V = Vec<T>;
+  constexpr std::int64_t W = V::size;
+  const std::int64_t taps = kh * kw, plane = h * width;
+  std::vector<V> window(static_cast<std::size_t>(taps));
+  alignas(64) T buf[W];
+  for (std::int64_t y = 0; y < h; ++y)
+    for (std::int64_t x = 0; x < width; x += W) {
+      const std::int64_t run = std::min(W, width - x);
+      for (std::int64_t i = 0; i < kh; ++i)
+        for (std::int64_t j = 0; j < kw; ++j) {
+          const T* src = in + (y + i * dh) * in_row + x + j * dw;
+          V& v = window[static_cast<std::size_t>(i * kw + j)];
+          if (run == W) {
+            v = V::load_unaligned(src);
+          } else {
+            std::fill(buf, buf + W, T(0));
+            std::memcpy(buf, src, static_cast<std::size_t>(run) * sizeof(T));
+            v = V::load_aligned(buf);
+          }
+        }
+      T* dst = out + y * width + x;
+      const auto store = [&](const V& acc, T* to) {
+        if (run == W) {
+          acc.store_unaligned(to);
+        } else {
+          acc.store_aligned(buf);
+          std::memcpy(to, buf, static_cast<std::size_t>(run) * sizeof(T));
+        }
+      };
+      std::int64_t f = 0;
+      // kBlock filters at a time: independent chains of fused multiply-adds sharing each input load.
+      constexpr std::int64_t kBlock = 8;
+      for (; f + kBlock <= count; f += kBlock) {
+        const T* wf = w + f * taps;
+        V acc[kBlock];
+        for (std::int64_t b = 0; b < kBlock; ++b) acc[b] = V(T(0));
+        for (std::int64_t t = 0; t < taps; ++t) {
+          const V& in_t = window[static_cast<std::size_t>(t)];
+          for (std::int64_t b = 0; b < kBlock; ++b) acc[b] = xsimd::fma(V(wf[b * taps + t]), in_t, acc[b]);
+        }
+        for (std::int64_t b = 0; b < kBlock; ++b) store(acc[b], dst + (f + b) * plane);
+      }
+      for (; f < count; ++f) {
+        const T* wf = w + f * taps;
+        V acc(T(0));
+        for (std::int64_t t = 0; t < taps; ++t) acc = xsimd::fma(V(wf[t]), window[static_cast<std::size_t>(t)], acc);
+        store(acc, dst + f * plane);
+      }
+    }
+}
+
 const KernelTable& table() {
   static const KernelTable t{
       Arch::name(),
-      {&unary<float>, &binary<float>, &where<float>, &reduce<float>},
-      {&unary<double>, &binary<double>, &where<double>, &reduce<double>},
+      {&unary<float>, &binary<float>, &where<float>, &reduce<float>, &correlate<float>},
+      {&unary<double>, &binary<double>, &where<double>, &reduce<double>, &correlate<double>},
   };
   return t;
 }

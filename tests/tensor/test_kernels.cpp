@@ -12,27 +12,15 @@
 #include "tests/support/op_cases.hpp"
 #include "tests/support/reference.hpp"
 #include "tests/support/reference_ops.hpp"
+#include "tests/support/use_kernels.hpp"
 
 using namespace theta;
+using theta::test::kernel_tables;
+using theta::test::UseKernels;
 
 namespace {
 
 const std::int64_t kLengths[] = {0, 1, 7, 8, 15, 16, 17, 63, 1000};
-
-std::vector<const detail::KernelTable*> kernel_tables() {
-  const detail::KernelTable* tables[8];
-  const int n = detail::available_kernel_tables(tables, 8);
-  return {tables, tables + std::min(n, 8)};
-}
-
-// Routes every op through one table for the lifetime of the guard.
-class UseKernels {
- public:
-  explicit UseKernels(const detail::KernelTable* table) { detail::override_kernels(table); }
-  ~UseKernels() { detail::override_kernels(nullptr); }
-  UseKernels(const UseKernels&) = delete;
-  UseKernels& operator=(const UseKernels&) = delete;
-};
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
