@@ -146,19 +146,21 @@ void by_pixel_pairs(const ConvFactors& f1, const ConvFactors& f2, bool same, boo
   }
 }
 
-// Per-channel features G[c, i] = (s_w V_i[c] P_i^T, s_b V_i[c] 1) as [C, n, width], written
-// in place sample by sample (no permuted copy); the scales go on V, the smallest factor.
+// Per-channel features G[i, c] = (s_w V_i[c] P_i^T, s_b V_i[c] 1) as [n, C, width]: each sample's
+// block is one contiguous gemm output (a [C, n, width] layout put its rows 600 KB apart, and the
+// gemms ran at half speed); a channel's [n, width] features are a strided view the Grams read in
+// place. The scales go on V, the smallest factor.
 Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
   const std::int64_t n = v.size(0), c_out = v.size(1);
   const Tensor patches = conv2d_patches(a, layer.weight().shape(), layer.geometry());  // [n, K, L]
   const std::int64_t taps = patches.size(1), width = taps + (layer.options().bias ? 1 : 0);
   const Tensor scaled = v * layer.weight_scale();
-  Tensor g = zeros({c_out, n, width}, v.dtype());
+  Tensor g = zeros({n, c_out, width}, v.dtype());
   theta::detail::parallel_for_blas(n, 8, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i)
-      g.select(1, i).slice(1, 0, taps).add_matmul_(scaled.select(0, i), patches.select(0, i).t());
+      g.select(0, i).slice(1, 0, taps).add_matmul_(scaled.select(0, i), patches.select(0, i).t());
   });
-  if (layer.options().bias) g.select(2, taps).copy_((sum(v, {2}) * layer.bias_scale()).t());
+  if (layer.options().bias) g.select(2, taps).copy_(sum(v, {2}) * layer.bias_scale());
   return g;
 }
 
@@ -206,7 +208,7 @@ void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2,
   const std::int64_t c_out = cf.u.size(1), n1 = cf.v1.size(0);
   const Tensor g1 = channel_features(layer, a1, cf.v1);
   const Tensor g2 = same ? g1 : channel_features(layer, a2, cf.v2);
-  const std::int64_t n2 = g2.size(1);
+  const std::int64_t n2 = g2.size(0);
   // H[i, c, j] = <G_i[c], G_j[c]> (Note [Channel mixing]); with `same` only j <= i is filled and read.
   // Channels run on theta's threads: one Gram of a few hundred rows is too small to split well.
   const Tensor h = zeros({n1, c_out, n2}, g1.dtype());
@@ -214,9 +216,9 @@ void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2,
     for (std::int64_t c = begin; c < end; ++c) {
       if (!theta::detail::in_parallel_region()) check_interrupt();
       if (same)
-        h.select(1, c).add_gram_(g1.select(0, c));
+        h.select(1, c).add_gram_(g1.select(1, c));
       else
-        h.select(1, c).add_matmul_(g1.select(0, c), g2.select(0, c).t());
+        h.select(1, c).add_matmul_(g1.select(1, c), g2.select(1, c).t());
     }
   });
   if (trace) {  // sum_c |U[:, c]|^2 H[:, c, :]

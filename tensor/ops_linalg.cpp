@@ -200,15 +200,19 @@ void Tensor::add_gram_(const Tensor& a_in) const {
   THETA_CHECK(a_in.storage() != storage(), std::invalid_argument, "add_gram_: the operand shares the destination's memory");
   THETA_CHECK(m < INT_MAX && k < INT_MAX && strides()[0] < INT_MAX, ShapeError, "add_gram_: ", shape_str(a_in.shape()),
               " exceeds the BLAS integer range");
-  const Tensor a = a_in.contiguous();
+  // A row-major or transposed view of a is read in place (a slice of a wider layout); others are copied.
+  GemmLayout la = gemm_layout(m, k, a_in.strides()[0], a_in.strides()[1]);
+  const Tensor a = la.ok && la.ld < INT_MAX ? a_in : a_in.contiguous();
+  if (!la.ok || la.ld >= INT_MAX) la = {true, CblasNoTrans, k};
   warn_if_blas_fallback();
-  const auto mi = static_cast<blasint>(m), ki = static_cast<blasint>(k), ldc = static_cast<blasint>(lc.ld);
+  const auto mi = static_cast<blasint>(m), ki = static_cast<blasint>(k), lda = static_cast<blasint>(la.ld),
+             ldc = static_cast<blasint>(lc.ld);
   visit_float_dtype(dtype(), [&](auto v) {
     using T = decltype(v);
     if constexpr (std::is_same_v<T, float>)
-      cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0f, a.data<float>(), ki, 1.0f, data<float>(), ldc);
+      cblas_ssyrk(CblasRowMajor, CblasLower, la.trans, mi, ki, 1.0f, a.data<float>(), lda, 1.0f, data<float>(), ldc);
     else
-      cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, mi, ki, 1.0, a.data<double>(), ki, 1.0, data<double>(), ldc);
+      cblas_dsyrk(CblasRowMajor, CblasLower, la.trans, mi, ki, 1.0, a.data<double>(), lda, 1.0, data<double>(), ldc);
   });
   storage()->bump_version();
 }

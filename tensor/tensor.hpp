@@ -122,7 +122,8 @@ class Tensor {
   /// Lower triangle (row >= column) of this [m, m] tensor += a a^T for a:[m, k] of this floating
   /// dtype; the strict upper triangle is left as it is. One syrk into this tensor's memory, which
   /// may be a view with any row stride >= m and unit column stride (a slice of a wider layout);
-  /// other layouts, and operands sharing this tensor's storage, are refused.
+  /// other layouts, and operands sharing this tensor's storage, are refused. A row-major or
+  /// transposed view of a is read where it lies; other layouts of a are copied first.
   void add_gram_(const Tensor& a) const;
 
  private:
