@@ -147,9 +147,8 @@ void by_pixel_pairs(const ConvFactors& f1, const ConvFactors& f2, bool same, boo
 }
 
 // Per-channel features G[i, c] = (s_w V_i[c] P_i^T, s_b V_i[c] 1) as [n, C, width]: each sample's
-// block is one contiguous gemm output (a [C, n, width] layout put its rows 600 KB apart, and the
-// gemms ran at half speed); a channel's [n, width] features are a strided view the Grams read in
-// place. The scales go on V, the smallest factor.
+// block is one contiguous gemm output, and a channel's [n, width] features are a strided view the
+// Grams read in place. The scales go on V, the smallest factor.
 Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
   const std::int64_t n = v.size(0), c_out = v.size(1);
   const Tensor patches = conv2d_patches(a, layer.weight().shape(), layer.geometry());  // [n, K, L]
