@@ -251,7 +251,12 @@ void correlate(const T* in, std::int64_t in_row, const T* w, std::int64_t count,
   using V = Vec<T>;
   constexpr std::int64_t W = V::size;
   const std::int64_t taps = kh * kw, plane = h * width;
-  std::vector<V> window(static_cast<std::size_t>(taps));
+  // The loaded input vectors: on the stack for kernels up to 7 x 7 (this runs once per channel
+  // plane, so a heap buffer would be an allocation per plane), on the heap beyond.
+  constexpr std::int64_t kStackTaps = 49;
+  V stack_window[kStackTaps];
+  std::vector<V> heap_window(static_cast<std::size_t>(taps > kStackTaps ? taps : 0));
+  V* window = taps > kStackTaps ? heap_window.data() : stack_window;
   alignas(64) T buf[W];
   for (std::int64_t y = 0; y < h; ++y)
     for (std::int64_t x = 0; x < width; x += W) {
@@ -259,7 +264,7 @@ void correlate(const T* in, std::int64_t in_row, const T* w, std::int64_t count,
       for (std::int64_t i = 0; i < kh; ++i)
         for (std::int64_t j = 0; j < kw; ++j) {
           const T* src = in + (y + i * dh) * in_row + x + j * dw;
-          V& v = window[static_cast<std::size_t>(i * kw + j)];
+          V& v = window[i * kw + j];
           if (run == W) {
             v = V::load_unaligned(src);
           } else {
@@ -285,7 +290,7 @@ void correlate(const T* in, std::int64_t in_row, const T* w, std::int64_t count,
         V acc[kBlock];
         for (std::int64_t b = 0; b < kBlock; ++b) acc[b] = V(T(0));
         for (std::int64_t t = 0; t < taps; ++t) {
-          const V& in_t = window[static_cast<std::size_t>(t)];
+          const V& in_t = window[t];
           for (std::int64_t b = 0; b < kBlock; ++b) acc[b] = xsimd::fma(V(wf[b * taps + t]), in_t, acc[b]);
         }
         for (std::int64_t b = 0; b < kBlock; ++b) store(acc[b], dst + (f + b) * plane);
@@ -293,7 +298,7 @@ void correlate(const T* in, std::int64_t in_row, const T* w, std::int64_t count,
       for (; f < count; ++f) {
         const T* wf = w + f * taps;
         V acc(T(0));
-        for (std::int64_t t = 0; t < taps; ++t) acc = xsimd::fma(V(wf[t]), window[static_cast<std::size_t>(t)], acc);
+        for (std::int64_t t = 0; t < taps; ++t) acc = xsimd::fma(V(wf[t]), window[t], acc);
         store(acc, dst + f * plane);
       }
     }

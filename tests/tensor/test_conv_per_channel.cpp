@@ -1,6 +1,7 @@
 // conv2d_per_channel against conv2d run on one channel at a time (a second algorithm: im2col and
 // gemm), on every SIMD kernel table, at widths that leave short runs at the end of each row and
-// filter counts that leave filters outside the blocks of eight; thread independence; errors.
+// filter counts that leave filters outside the blocks of eight, kernels small and large;
+// thread independence; errors.
 
 #include <catch2/catch.hpp>
 
@@ -36,7 +37,8 @@ struct Case {
 std::vector<Case> cases() {
   std::vector<Case> out;
   const std::vector<std::pair<std::int64_t, std::int64_t>> images = {{8, 8}, {5, 7}, {4, 19}, {3, 33}};
-  const std::vector<std::pair<std::int64_t, std::int64_t>> kernels = {{3, 3}, {1, 1}, {2, 3}};
+  // 8 x 7 has more taps than the kernel keeps on its stack.
+  const std::vector<std::pair<std::int64_t, std::int64_t>> kernels = {{3, 3}, {1, 1}, {2, 3}, {8, 7}};
   for (const auto& [h, w] : images)
     for (const auto& [kh, kw] : kernels)
       for (const std::int64_t filters : {1, 8, 11})
