@@ -6,6 +6,7 @@
 
 #include <limits>
 #include <memory>
+#include <string>
 
 #include "nn/conv.hpp"
 #include "nn/cotangents.hpp"
@@ -160,6 +161,49 @@ TEST_CASE("the structured NTK stays exact when the segment between two layers mi
     net->add(std::make_shared<nn::GlobalAvgPool2d>());
     net->add(std::make_shared<nn::Linear>(3, 4, rng));
     const Tensor x1 = rng.normal({5, 25}), x2 = rng.normal({3, 25});
+    const theory::NtkOptions contraction{.method = theory::NtkMethod::contraction};
+    const theory::NtkOptions structured{.method = theory::NtkMethod::structured};
+    const Tensor want11 = theory::empirical_ntk(*net, x1, x1, contraction);
+    const double scale = max(abs(want11)).item();
+    CHECK(max_abs_diff(theory::empirical_ntk(*net, x1, x1, structured), want11) <= 1e-10 * scale);
+    CHECK(max_abs_diff(theory::empirical_ntk(*net, x1, x2, structured),
+                       theory::empirical_ntk(*net, x1, x2, contraction)) <= 1e-10 * scale);
+    CHECK(max_abs_diff(theory::empirical_ntk_trace(*net, x1, x2, structured),
+                       theory::empirical_ntk_trace(*net, x1, x2, contraction)) <= 1e-10 * scale);
+  }
+}
+
+TEST_CASE("the structured NTK stays exact whatever the segment between two convolutions does",
+          "[theory][ntk][conv]") {
+  // Conv -> segment -> Conv -> global pooling -> Linear. The second convolution's pullback gives
+  // dense cotangents at its input; the segment carries them back to the first convolution's
+  // output. An activation acts on each element alone (one multiply replaces the per-output
+  // passes); a stride-1 average pooling keeps the shape but mixes positions within a channel; a
+  // shared 1x1 convolution (not a structured layer: it is used twice) mixes the channels. Each
+  // must give the contraction's kernel.
+  Rng rng(65);
+  const auto shared = std::make_shared<nn::Conv2d>(3, 3, 1, rng);
+  for (const std::string segment : {"tanh", "relu then tanh", "average pooling", "channel mixing"}) {
+    INFO("segment: " << segment);
+    auto net = std::make_shared<nn::Sequential>();
+    net->add(std::make_shared<nn::Unflatten>(std::array<std::int64_t, 3>{1, 5, 5}));
+    net->add(std::make_shared<nn::Conv2d>(1, 3, 3, rng, nn::ConvOptions{.padding = 1}));
+    if (segment == "tanh") net->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
+    if (segment == "relu then tanh") {
+      net->add(std::make_shared<nn::Activation>(nn::ActivationKind::relu));
+      net->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
+    }
+    if (segment == "average pooling") net->add(std::make_shared<nn::AvgPool2d>(3, 1, 1));
+    if (segment == "channel mixing") {
+      net->add(shared);
+      net->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
+      net->add(shared);
+    }
+    net->add(std::make_shared<nn::Conv2d>(3, 4, 3, rng, nn::ConvOptions{.padding = 1}));
+    net->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
+    net->add(std::make_shared<nn::GlobalAvgPool2d>());
+    net->add(std::make_shared<nn::Linear>(4, 3, rng));
+    const Tensor x1 = rng.normal({5, 25}), x2 = rng.normal({4, 25});
     const theory::NtkOptions contraction{.method = theory::NtkMethod::contraction};
     const theory::NtkOptions structured{.method = theory::NtkMethod::structured};
     const Tensor want11 = theory::empirical_ntk(*net, x1, x1, contraction);
