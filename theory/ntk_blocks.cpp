@@ -105,23 +105,6 @@ std::vector<Tensor> backward_per_output(const Var& outputs, const std::vector<Va
 // plain [n, C] output (an MLP's hidden layer) the O passes are as cheap as the test, and the rule
 // would form the dense cotangents anyway.
 
-// Note [Element-wise segments]
-// Cotangents that do not factor by channel (a convolution's pullback mixes the channels) still
-// pass cheaply through a segment whose Jacobian is diagonal, one that acts on each element alone
-// (activations, dropout masks): the pass of d is g * d with g = pass(1), the same g for every
-// output, so one multiply replaces O passes. As for channel-wise segments, diagonality is tested
-// rather than assumed: pass(R) = R * g to rounding for random positive R only if no element's
-// cotangent leaks into another's (any mixing, even within a channel, breaks it almost surely).
-
-// Whether `mixed` equals `expected`, both [n, C, ...], to rounding: within 1e-12 of each channel's
-// largest entry of `mixed`. NaN fails.
-bool agrees_to_rounding(const Tensor& mixed, const Tensor& expected) {
-  std::vector<std::int64_t> others{0};
-  for (std::int64_t axis = 2; axis < mixed.dim(); ++axis) others.push_back(axis);
-  const Tensor top = max(abs(mixed), others), worst = max(abs(mixed - expected), others);
-  return max(worst - top * 1e-12).item() <= 0.0;
-}
-
 // One backward pass from `from` to `to` with cotangent `cotangent` (zeros when `to` does not matter).
 Tensor segment_pass(const Var& from, const Var& to, const Tensor& cotangent) {
   const auto g = autograd::grad({from}, {to}, {Var(cotangent)}, {.retain_graph = true, .allow_unused = true});
@@ -143,20 +126,11 @@ std::optional<nn::Cotangents> channel_wise_segment(const Var& from, const Var& t
   };
   const Tensor pass = segment_pass(from, to, v);
   const Tensor mixed = segment_pass(from, to, v * per_channel(v));
-  if (!agrees_to_rounding(mixed, pass * per_channel(pass))) return std::nullopt;
+  std::vector<std::int64_t> others{0};
+  for (std::int64_t axis = 2; axis < mixed.dim(); ++axis) others.push_back(axis);
+  const Tensor top = max(abs(mixed), others), worst = max(abs(mixed - pass * per_channel(pass)), others);
+  if (!(max(worst - top * 1e-12).item() <= 0.0)) return std::nullopt;  // NaN too
   return nn::Cotangents::by_channel(e.u(), pass);
-}
-
-// The cotangents at `to` from dense cotangents d:[n, O, ...] at `from` when the segment acts on
-// each element alone (Note [Element-wise segments]); nullopt when it does not.
-std::optional<Tensor> elementwise_segment(const Var& from, const Var& to, const Tensor& d) {
-  if (to.shape() != from.shape()) return std::nullopt;
-  Rng rng(0xe1e);
-  const Tensor r = rng.uniform(from.shape(), 0.5, 1.5, d.dtype());
-  const Tensor gain = segment_pass(from, to, ones(from.shape(), d.dtype()));
-  const Tensor mixed = segment_pass(from, to, r);
-  if (!agrees_to_rounding(mixed, gain * r)) return std::nullopt;
-  return d * gain.unsqueeze(1);
 }
 
 // D[l] = [n, O, *out_l.shape[1:]]: gradients of every output with respect to each captured layer
@@ -195,11 +169,6 @@ std::vector<nn::Cotangents> output_gradients(const Captured& c) {
           d[l] = std::move(*seg);
           continue;
         }
-    if (c.layers[l].output.dim() > 2)  // Note [Element-wise segments]
-      if (auto seg = elementwise_segment(next.input, c.layers[l].output, into_next)) {
-        d[l] = std::move(*seg);
-        continue;
-      }
     d[l] = backward_per_output(next.input, {c.layers[l].output}, outputs,
                                [&](std::int64_t o) { return into_next.select(1, o); })[0];
   }

@@ -177,10 +177,9 @@ TEST_CASE("the structured NTK stays exact whatever the segment between two convo
           "[theory][ntk][conv]") {
   // Conv -> segment -> Conv -> global pooling -> Linear. The second convolution's pullback gives
   // dense cotangents at its input; the segment carries them back to the first convolution's
-  // output. An activation acts on each element alone (one multiply replaces the per-output
-  // passes); a stride-1 average pooling keeps the shape but mixes positions within a channel; a
-  // shared 1x1 convolution (not a structured layer: it is used twice) mixes the channels. Each
-  // must give the contraction's kernel.
+  // output. An activation acts on each element alone; a stride-1 average pooling keeps the shape
+  // but mixes positions within a channel; a shared 1x1 convolution (not a structured layer: it is
+  // used twice) mixes the channels. Each must give the contraction's kernel.
   Rng rng(65);
   const auto shared = std::make_shared<nn::Conv2d>(3, 3, 1, rng);
   for (const std::string segment : {"tanh", "relu then tanh", "average pooling", "channel mixing"}) {
