@@ -54,6 +54,9 @@ void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n
 
 CBLAS_TRANSPOSE flipped(CBLAS_TRANSPOSE t) { return t == CblasNoTrans ? CblasTrans : CblasNoTrans; }
 
+// Multiply-adds below which one gemm of a batch runs on one thread (Note [Batched gemm threads]).
+constexpr std::int64_t kSmallGemmWork = std::int64_t{1} << 18;
+
 template <class T> void batched_gemm(Tensor a, Tensor b, const Tensor& out) {
   const std::int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
   auto layout_of = [](const Tensor& t) {
@@ -76,11 +79,21 @@ template <class T> void batched_gemm(Tensor a, Tensor b, const Tensor& out) {
   const T* bp = b.data<T>();
   T* op = out.data<T>();
   const auto loop = detail::coalesce<3>(batch, {so, sa, sb});
-  detail::for_each_run(loop, 0, shape_numel(batch), [&](auto off, auto step, std::int64_t len) {
-    for (std::int64_t i = 0; i < len; ++i)
-      gemm<T>(la.trans, lb.trans, m, n, k, ap + off[1] + i * step[1], la.ld, bp + off[2] + i * step[2],
-              lb.ld, op + off[0] + i * step[0], n);
-  });
+  const auto run = [&](std::int64_t begin, std::int64_t end) {
+    detail::for_each_run(loop, begin, end, [&](auto off, auto step, std::int64_t len) {
+      for (std::int64_t i = 0; i < len; ++i)
+        gemm<T>(la.trans, lb.trans, m, n, k, ap + off[1] + i * step[1], la.ld, bp + off[2] + i * step[2],
+                lb.ld, op + off[0] + i * step[0], n);
+    });
+  };
+  // Note [Batched gemm threads]: OpenBLAS runs a gemm below about 2^18 multiply-adds on one
+  // thread, so a batch of small products would use one core; theta's threads split the batch
+  // instead, each product on single-threaded BLAS. Larger products keep OpenBLAS's own threads.
+  const std::int64_t count = shape_numel(batch), work = m * n * k;
+  if (work < kSmallGemmWork)
+    detail::parallel_for_blas(count, std::max<std::int64_t>(1, kSmallGemmWork / std::max<std::int64_t>(work, 1)), run);
+  else
+    run(0, count);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "tensor/ops.hpp"
+#include "tensor/parallel.hpp"
 #include "tests/support/reference.hpp"
 #include "tests/support/reference_ops.hpp"
 
@@ -93,6 +94,31 @@ TEST_CASE("matmul equals the naive product for every operand layout", "[tensor][
           REQUIRE(c.dtype() == dtype);
           ref::check_equal(ref::read(c), want.values);
         }
+}
+
+TEST_CASE("a batch of small products is split over threads and equals the products one by one",
+          "[tensor][matmul]") {
+  // Products of 40 x 64 x 64 multiply-adds are small enough for the batch to be split over
+  // theta's threads (Note [Batched gemm threads]); the batch axes broadcast (a's second, b's first)
+  // and b is read transposed. Small integers make every result exact.
+  Rng rng(57);
+  const ref::Domain ints{-3.0, 4.0, false, true};
+  const int threads = get_num_threads();
+  for (DType dtype : {DType::f32, DType::f64}) {
+    const Tensor a = ref::make_input({5, 1, 40, 64}, ref::Layout::contiguous, dtype, rng, ints);
+    const Tensor b = ref::random_contiguous({3, 64, 64}, dtype, rng, ints).transpose(-1, -2);
+    for (const int t : {1, 2}) {
+      set_num_threads(t);
+      INFO(ref::dtype_label(dtype) << ", threads " << t);
+      const Tensor c = matmul(a, b);
+      REQUIRE(c.shape() == Shape{5, 3, 40, 64});
+      for (std::int64_t i = 0; i < 5; ++i)
+        for (std::int64_t j = 0; j < 3; ++j)
+          ref::check_equal(ref::read(c.select(0, i).select(0, j)),
+                           ref::matmul(ref::dense(a.select(0, i).select(0, 0)), ref::dense(b.select(0, j))).values);
+    }
+  }
+  set_num_threads(threads);
 }
 
 TEST_CASE("matmul of real values is within the rounding bound of the naive product", "[tensor][matmul]") {
