@@ -16,7 +16,7 @@ Besides timing, the script
 This is an optional tool: PyTorch is never a dependency of theta or its tests. It needs
 Debian's python3-torch (apt-get install -y python3-torch) and runs with /usr/bin/python3.
 
-Usage: bench/compare_torch.py [--threads 1,2] [--rounds 3] [--filter REGEX] [--quick] [--markdown]
+Usage: bench/compare_torch.py [--threads 1,2] [--rounds 3] [--filter REGEX] [--quick] [--heavy-rounds] [--markdown]
 """
 
 import argparse
@@ -855,6 +855,9 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per side (default 3)")
     p.add_argument("--filter", default="", help="regex on theta's benchmark names")
     p.add_argument("--quick", action="store_true", help="tiny min_time and one round: a smoke run")
+    p.add_argument("--heavy-rounds", action="store_true",
+                   help="run the workloads of many seconds in every round too (by default they run in the "
+                        "first round only): a ratio then rests on the medians of several calls per side")
     p.add_argument("--min-time", type=float, default=0.5, help="seconds per measurement (default 0.5)")
     p.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     p.add_argument("--build-dir", type=Path, default=ROOT / "build", help="theta's Release build directory")
@@ -924,7 +927,7 @@ def main(argv):
     for r in range(rounds):
         for threads in thread_counts:
             loads.append(os.getloadavg()[0])
-            todo = [w for w in selected if r == 0 or not w[2]]
+            todo = [w for w in selected if r == 0 or not w[2] or args.heavy_rounds]
             names = [w[0] for w in todo if w[0] in theta_names]
             print(f"round {r + 1}/{rounds}, {threads} thread(s): theta ({len(names)} benchmarks)", file=sys.stderr)
             times, labels, _ = run_theta(bench, names, threads, min_time)
@@ -937,7 +940,7 @@ def main(argv):
             for w in todo:
                 groups.setdefault(pinned.get(w[0], threads), []).append(w[1])
             for e in extras:
-                if r == 0 or not e[2]:
+                if r == 0 or not e[2] or args.heavy_rounds:
                     groups.setdefault(threads, []).append(e[1])
             torch_times = {}
             for t, keys in groups.items():
@@ -959,7 +962,7 @@ def main(argv):
         for w in selected:
             theta_s, torch_s = samples.get((threads, w[0]), ([], []))
             effective = pinned.get(w[0], threads)
-            note = "(1 run)" if w[2] else ""
+            note = "(1 run)" if w[2] and not args.heavy_rounds else ""
             rows.append((w[0] + (" " + note if note else ""), effective, theta_s, torch_s, ""))
             for e in extras:
                 if e[0] == w[0] and (threads, e[1]) in extra_samples:
