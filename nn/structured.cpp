@@ -44,17 +44,22 @@ void mirror_lower_blocks(const Tensor& k) {
   visit_float_dtype(k.dtype(), [&](auto v) {
     using T = decltype(v);
     T* kp = k.data<T>();
-    parallel_for(n, 1, [&](std::int64_t i0, std::int64_t i_end) {
-      for (std::int64_t i = i0; i < i_end; ++i) {
-        T* own = kp + (i * n + i) * m * m;
+    const auto mirror_row = [&](std::int64_t i) {
+      T* own = kp + (i * n + i) * m * m;
+      for (std::int64_t a = 0; a < m; ++a)
+        for (std::int64_t b = 0; b < a; ++b) own[a * m + b] = own[b * m + a] = (own[a * m + b] + own[b * m + a]) / 2;
+      for (std::int64_t j = 0; j < i; ++j) {
+        const T* lower = kp + (i * n + j) * m * m;
+        T* upper = kp + (j * n + i) * m * m;
         for (std::int64_t a = 0; a < m; ++a)
-          for (std::int64_t b = 0; b < a; ++b) own[a * m + b] = own[b * m + a] = (own[a * m + b] + own[b * m + a]) / 2;
-        for (std::int64_t j = 0; j < i; ++j) {
-          const T* lower = kp + (i * n + j) * m * m;
-          T* upper = kp + (j * n + i) * m * m;
-          for (std::int64_t a = 0; a < m; ++a)
-            for (std::int64_t b = 0; b < m; ++b) upper[b * m + a] = lower[a * m + b];
-        }
+          for (std::int64_t b = 0; b < m; ++b) upper[b * m + a] = lower[a * m + b];
+      }
+    };
+    // Row i mirrors i blocks: row q is paired with row n - 1 - q so that threads get equal work.
+    parallel_for((n + 1) / 2, 1, [&](std::int64_t q0, std::int64_t q_end) {
+      for (std::int64_t q = q0; q < q_end; ++q) {
+        mirror_row(q);
+        if (n - 1 - q != q) mirror_row(n - 1 - q);
       }
     });
   });

@@ -3,9 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include "tensor/ops.hpp"
-#include "tensor/parallel.hpp"
 #include "tests/support/reference.hpp"
 #include "tests/support/reference_ops.hpp"
+#include "tests/support/thread_count.hpp"
 
 using namespace theta;
 
@@ -103,12 +103,11 @@ TEST_CASE("a batch of small products is split over threads and equals the produc
   // and b is read transposed. Small integers make every result exact.
   Rng rng(57);
   const ref::Domain ints{-3.0, 4.0, false, true};
-  const int threads = get_num_threads();
   for (DType dtype : {DType::f32, DType::f64}) {
     const Tensor a = ref::make_input({5, 1, 40, 64}, ref::Layout::contiguous, dtype, rng, ints);
     const Tensor b = ref::random_contiguous({3, 64, 64}, dtype, rng, ints).transpose(-1, -2);
     for (const int t : {1, 2}) {
-      set_num_threads(t);
+      const test::ThreadCount thread_count(t);
       INFO(ref::dtype_label(dtype) << ", threads " << t);
       const Tensor c = matmul(a, b);
       REQUIRE(c.shape() == Shape{5, 3, 40, 64});
@@ -118,7 +117,6 @@ TEST_CASE("a batch of small products is split over threads and equals the produc
                            ref::matmul(ref::dense(a.select(0, i).select(0, 0)), ref::dense(b.select(0, j))).values);
     }
   }
-  set_num_threads(threads);
 }
 
 TEST_CASE("matmul of real values is within the rounding bound of the naive product", "[tensor][matmul]") {

@@ -135,3 +135,30 @@ TEST_CASE("add_feature_gram adds scaled feature products block by block, in pane
   }
   CHECK_THROWS_AS(nn::add_feature_gram(zeros({n1, n2, m, m}), f1, f1, Tensor(), false), ShapeError);
 }
+
+TEST_CASE("mirror_lower_blocks completes a kernel from its lower half", "[theory][ntk]") {
+  // Odd and even n (rows are paired n - 1 - q with q over the threads), m = 1 and m = 3.
+  Rng rng(59);
+  const int threads = GENERATE(1, 2);
+  const test::ThreadCount thread_count(threads);
+  for (const std::int64_t n : {1, 4, 7})
+    for (const std::int64_t m : {1, 3}) {
+      INFO(threads << " thread(s), n " << n << ", m " << m);
+      const Tensor k = rng.normal({n, n, m, m});
+      const Tensor before = k.clone();
+      nn::mirror_lower_blocks(k);
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+          const Tensor got = k.select(0, i).select(0, j);
+          if (j < i) {
+            CHECK(max_abs_diff(got, before.select(0, i).select(0, j)) == 0.0);
+          } else if (j > i) {
+            CHECK(max_abs_diff(got, before.select(0, j).select(0, i).t()) == 0.0);
+          } else {
+            const Tensor own = before.select(0, i).select(0, i);
+            CHECK(max_abs_diff(got, (own + own.t()) / 2.0) == 0.0);
+          }
+        }
+    }
+  CHECK_THROWS_AS(nn::mirror_lower_blocks(zeros({3, 2, 1, 1})), ShapeError);
+}
