@@ -126,9 +126,11 @@ std::optional<nn::Cotangents> channel_wise_segment(const Var& from, const Var& t
   };
   const Tensor pass = segment_pass(from, to, v);
   const Tensor mixed = segment_pass(from, to, v * per_channel(v));
-  std::vector<std::int64_t> others{0};
-  for (std::int64_t axis = 2; axis < mixed.dim(); ++axis) others.push_back(axis);
-  const Tensor top = max(abs(mixed), others), worst = max(abs(mixed - pass * per_channel(pass)), others);
+  // Each channel's largest entry, over the positions of a sample (contiguous) and then the samples.
+  std::vector<std::int64_t> positions;
+  for (std::int64_t axis = 2; axis < mixed.dim(); ++axis) positions.push_back(axis);
+  const auto channel_max = [&](const Tensor& t) { return max(positions.empty() ? t : max(t, positions), {0}); };
+  const Tensor top = channel_max(abs(mixed)), worst = channel_max(abs(mixed - pass * per_channel(pass)));
   if (!(max(worst - top * 1e-12).item() <= 0.0)) return std::nullopt;  // NaN too
   return nn::Cotangents::by_channel(e.u(), pass);
 }
