@@ -1,6 +1,8 @@
 #include "nn/structured.hpp"
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "tensor/blas_runtime.hpp"
 #include "tensor/ops.hpp"
@@ -17,11 +19,80 @@ Tensor StructuredLayer::cotangent_kernel(const Tensor& a1, const Cotangents& d1,
   return k;
 }
 
+namespace {
+
+// Note [Shared cotangents]
+// The outputs' own cotangents are the same for every sample (d f_a / d f_b is 1 for a = b, else
+// 0), so the last layer's block is K[i, j] = K_in(a_i, a_j) G with G = D1 D2^T [m, m], the one
+// product of the shared cotangents, and no feature Gram of n m rows is needed. Sharing is tested
+// exactly: every sample's cotangents must equal the first sample's (one pass, stopping at the
+// first difference; NaN never compares equal). The entries where G is zero (all off the
+// diagonal for the outputs' own cotangents) are skipped, which leaves k as adding K_in * 0 would
+// when K_in is finite; when it is not, the general route runs.
+
+// d:[n, m, ...] as the [m, P] cotangents every sample shares; undefined if they differ.
+Tensor shared_cotangents(const Tensor& d) {
+  const std::int64_t n = d.size(0), m = d.size(1);
+  if (n == 0 || m == 0) return {};
+  const Tensor c = d.contiguous();
+  const std::int64_t per_sample = c.numel() / n;
+  bool shared = true;
+  visit_float_dtype(c.dtype(), [&](auto v) {
+    using T = decltype(v);
+    const T* p = c.data<T>();
+    for (std::int64_t i = 1; i < n && shared; ++i) shared = std::equal(p, p + per_sample, p + i * per_sample);
+  });
+  return shared ? c.select(0, 0).reshape({m, per_sample / m}) : Tensor();
+}
+
+// K[i, j] += aa[i, j] G for shared cotangents (Note [Shared cotangents]); false, with k untouched,
+// when the cotangents are not shared or aa is not finite.
+bool add_shared_block(const Tensor& k, const Tensor& aa_in, const Tensor& d1, const Tensor& d2, bool same, bool trace) {
+  if (!k.is_contiguous()) return false;
+  const Tensor s1 = shared_cotangents(d1);
+  if (!s1.defined()) return false;
+  const Tensor s2 = same ? s1 : shared_cotangents(d2);
+  if (!s2.defined() || !all_finite(aa_in)) return false;
+  const Tensor g = matmul(s1, s2.t()).contiguous(), aa = aa_in.contiguous();  // [m, m], [n1, n2]
+  const std::int64_t n1 = aa.size(0), n2 = aa.size(1), m = g.size(0);
+  visit_float_dtype(k.dtype(), [&](auto v) {
+    using T = decltype(v);
+    const T* gp = g.data<T>();
+    if (trace) {
+      T diagonal = 0;
+      for (std::int64_t a = 0; a < m; ++a) diagonal += gp[a * m + a];
+      k.add_(aa * static_cast<double>(diagonal));
+      return;
+    }
+    std::vector<std::pair<std::int64_t, T>> nonzero;  // (a m + b, G[a, b])
+    for (std::int64_t e = 0; e < m * m; ++e)
+      if (gp[e] != T(0)) nonzero.emplace_back(e, gp[e]);
+    const T* ap = aa.data<T>();
+    T* kp = k.data<T>();
+    const auto add_row = [&](std::int64_t i) {
+      T* row = kp + i * n2 * m * m;
+      for (std::int64_t j = 0, end = same ? i + 1 : n2; j < end; ++j)
+        for (const auto& [e, value] : nonzero) row[j * m * m + e] += ap[i * n2 + j] * value;
+    };
+    // With `same`, row i has i + 1 blocks: row q is paired with row n1 - 1 - q over the threads.
+    parallel_for(same ? (n1 + 1) / 2 : n1, 1, [&](std::int64_t q0, std::int64_t q_end) {
+      for (std::int64_t q = q0; q < q_end; ++q) {
+        add_row(q);
+        if (same && n1 - 1 - q != q) add_row(n1 - 1 - q);
+      }
+    });
+  });
+  return true;
+}
+
+}  // namespace
+
 void FactoredLayer::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Cotangents& c1, const Tensor& a2,
                                          const Cotangents& c2, bool same, bool trace, std::int64_t) const {
   const Tensor d1 = c1.dense(), d2 = same ? d1 : c2.dense();
   const std::int64_t n1 = d1.size(0), n2 = (same ? d1 : d2).size(0), m = d1.size(1);
   const Tensor aa = input_kernel(a1, same ? a1 : a2);  // [n1, n2]
+  if (add_shared_block(k, aa, d1, d2, same, trace)) return;
   if (trace) {
     const Tensor f1 = d1.reshape_copy({n1, -1});
     k.add_((same ? gram(f1) : matmul(f1, d2.reshape_copy({n2, -1}).t())) * aa);

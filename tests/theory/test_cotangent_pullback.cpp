@@ -5,6 +5,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "autograd/engine.hpp"
 #include "nn/conv.hpp"
 #include "nn/layers.hpp"
@@ -83,6 +87,76 @@ TEST_CASE("Linear's input_cotangents equal one backward pass per cotangent slot"
     const Tensor want = vjp_per_slot(linear, a, d);
     CHECK(max_abs_diff(linear.input_cotangents(a, d), want) <= 1e-13 * max(abs(want)).item());
   }
+}
+
+TEST_CASE("Linear's NTK block with cotangents every sample shares equals the per-sample gradients' products",
+          "[theory][ntk]") {
+  // K[i, j, a, b] = <J_i^T d1[i, a], J_j^T d2[j, b]>, summed over the parameters' per-sample
+  // gradients. Shared cotangents (the outputs' own, a general D with zeros, one output) take the
+  // product of the shared cotangents (Note [Shared cotangents]); cotangents that differ in one
+  // entry of one sample, and a non-finite input, take the feature Gram.
+  Rng rng(61);
+  const int threads = GENERATE(1, 2);
+  const test::ThreadCount thread_count(threads);
+  nn::Linear linear(6, 4, rng, {.parameterization = nn::Parameterization::ntk, .sigma_w = 1.3, .sigma_b = 0.4});
+  const Tensor a1 = rng.normal({5, 6}), a2 = rng.normal({3, 6});
+  const auto broadcast = [](const Tensor& d, std::int64_t n) { return d.unsqueeze(0).expand({n, d.size(0), d.size(1)}).contiguous(); };
+  Tensor general = rng.normal({3, 4});
+  general.select(0, 1).select(0, 2).fill_(0.0);
+  Tensor one_differs = broadcast(eye(4), 5);
+  one_differs.select(0, 3).select(0, 1).select(0, 2).fill_(0.25);
+  struct Case {
+    const char* name;
+    Tensor d1, d2;
+  };
+  const std::vector<Case> cases = {
+      {"the outputs' own cotangents", broadcast(eye(4), 5), broadcast(eye(4), 3)},
+      {"a shared D with zeros", broadcast(general, 5), broadcast(general * 2.0, 3)},
+      {"one output", broadcast(general.slice(0, 0, 1), 5), broadcast(general.slice(0, 2, 3), 3)},
+      {"one sample differs", one_differs, broadcast(eye(4), 3)},
+  };
+  // The per-sample gradients of every slot: [n, m, P].
+  const auto gradients = [&](const Tensor& a, const Tensor& d) {
+    std::vector<Tensor> slots;
+    for (std::int64_t s = 0; s < d.size(1); ++s) {
+      std::vector<Tensor> flat;
+      for (const Tensor& g : linear.per_sample_gradients(a, d.select(1, s).contiguous()))
+        flat.push_back(g.reshape({a.size(0), -1}));
+      slots.push_back(concat(flat, 1).unsqueeze(1));
+    }
+    return concat(slots, 1);
+  };
+  for (const Case& c : cases)
+    for (const bool same : {true, false})
+      for (const bool trace : {false, true}) {
+        INFO(c.name << ", same " << same << ", trace " << trace << ", " << threads << " thread(s)");
+        const Tensor& b = same ? a1 : a2;
+        const Tensor& d2 = same ? c.d1 : c.d2;
+        const Tensor g1 = gradients(a1, c.d1), g2 = gradients(b, d2);  // [n, m, P]
+        const std::int64_t n1 = g1.size(0), n2 = g2.size(0), m = g1.size(1);
+        const Tensor full = matmul(g1.reshape({n1 * m, -1}), g2.reshape({n2 * m, -1}).t())
+                                .reshape({n1, m, n2, m})
+                                .permute({0, 2, 1, 3});
+        Tensor want = full;
+        if (trace) {
+          want = zeros({n1, n2});
+          for (std::int64_t a = 0; a < m; ++a) want = want + full.select(3, a).select(2, a);
+        }
+        const Tensor got = linear.cotangent_kernel(a1, c.d1, b, d2, same, trace, 1 << 30);
+        CHECK(max_abs_diff(got, want) <= 1e-13 * max(abs(want)).item());
+      }
+  // An infinite input of sample 2 makes its per-sample gradients NaN or infinite: every entry of
+  // its blocks must be non-finite, off the diagonal too (skipping G's zeros would leave them 0).
+  Tensor a_inf = a1.clone();
+  a_inf.select(0, 2).select(0, 0).fill_(std::numeric_limits<double>::infinity());
+  const Tensor k_inf =
+      linear.cotangent_kernel(a_inf, broadcast(eye(4), 5), a2, broadcast(eye(4), 3), false, false, 1 << 30).contiguous();
+  const Tensor row = k_inf.select(0, 2).contiguous();
+  for (std::int64_t e = 0; e < row.numel(); ++e) {
+    INFO("entry " << e);
+    CHECK(!std::isfinite(row.data<double>()[e]));
+  }
+  CHECK(all_finite(k_inf.select(0, 1)));
 }
 
 TEST_CASE("input_cotangents reject cotangents that do not match the layer's output", "[theory][ntk][conv]") {
