@@ -158,13 +158,13 @@ Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
   const std::int64_t n = v.size(0), c_out = v.size(1);
   const std::int64_t taps = layer.in_channels() * layer.kernel_size() * layer.kernel_size(), width = taps + (layer.options().bias ? 1 : 0);
   const Tensor scaled = v * layer.weight_scale();
-  Tensor g = zeros({n, c_out, width}, v.dtype());
+  const Tensor g = Tensor::empty({n, c_out, width}, v.dtype());  // every entry is assigned below
   theta::detail::parallel_for_blas(n, 8, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t b0 = begin; b0 < end; b0 += kWindowSamples) {
       const std::int64_t b1 = std::min(end, b0 + kWindowSamples);
       const Tensor patches = conv2d_patches(a.slice(0, b0, b1), layer.weight().shape(), layer.geometry());  // [count, K, L]
       for (std::int64_t i = b0; i < b1; ++i)
-        g.select(0, i).slice(1, 0, taps).add_matmul_(scaled.select(0, i), patches.select(0, i - b0).t());
+        g.select(0, i).slice(1, 0, taps).assign_matmul_(scaled.select(0, i), patches.select(0, i - b0).t());
     }
   });
   if (layer.options().bias) g.select(2, taps).copy_(sum(v, {2}) * layer.bias_scale());

@@ -162,39 +162,65 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 // recorded backward). Forming the product and then adding costs a zero-fill of the new buffer
 // by gemm (beta 0), the buffer itself and a pass that adds it; gemm with beta 1 writes into the
 // existing gradient once. A destination stored transposed (strides (1, m)) is handled as
-// out^T += b^T a^T, the same gemm with the operands swapped.
-void Tensor::add_matmul_(const Tensor& a, const Tensor& b) const {
-  check_defined("add_matmul_");
-  THETA_CHECK(a.defined() && b.defined(), std::invalid_argument, "add_matmul_: operand is undefined");
-  THETA_CHECK(dim() == 2 && a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0) && size(0) == a.size(0) &&
-                  size(1) == b.size(1),
-              ShapeError, "add_matmul_: ", shape_str(shape()), " += ", shape_str(a.shape()), " @ ",
-              shape_str(b.shape()), " does not fit ([m, n] += [m, k] @ [k, n])");
-  THETA_CHECK(a.dtype() == dtype() && b.dtype() == dtype(), DTypeError, "add_matmul_: dtype mismatch: ",
-              dtype_name(dtype()), " += ", dtype_name(a.dtype()), " @ ", dtype_name(b.dtype()));
-  const std::int64_t m = size(0), k = a.size(1), n = size(1);
-  THETA_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX, ShapeError, "add_matmul_: dimensions exceed ",
+// out^T += b^T a^T, the same gemm with the operands swapped. assign_matmul_ is the same gemm with
+// beta 0: a buffer filled block by block with products (a layer's per-sample features) needs no
+// zero-fill first, and the gemm does not read it.
+namespace {
+
+// out += a b (accumulate) or out = a b, for Tensor::add_matmul_ and Tensor::assign_matmul_.
+void matmul_into(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {
+  const char* op = accumulate ? "add_matmul_" : "assign_matmul_";
+  const char* sign = accumulate ? " += " : " = ";
+  THETA_CHECK(a.defined() && b.defined(), std::invalid_argument, op, ": operand is undefined");
+  THETA_CHECK(out.dim() == 2 && a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0) && out.size(0) == a.size(0) &&
+                  out.size(1) == b.size(1),
+              ShapeError, op, ": ", shape_str(out.shape()), sign, shape_str(a.shape()), " @ ", shape_str(b.shape()),
+              " does not fit ([m, n]", sign, "[m, k] @ [k, n])");
+  THETA_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype(), DTypeError, op, ": dtype mismatch: ",
+              dtype_name(out.dtype()), sign, dtype_name(a.dtype()), " @ ", dtype_name(b.dtype()));
+  const std::int64_t m = out.size(0), k = a.size(1), n = out.size(1);
+  THETA_CHECK(m < INT_MAX && n < INT_MAX && k < INT_MAX, ShapeError, op, ": dimensions exceed ",
               "the BLAS integer range: ", shape_str(a.shape()), " @ ", shape_str(b.shape()));
-  detail::check_no_internal_overlap(*this, "add_matmul_");
-  if (m == 0 || n == 0 || k == 0) return;
+  detail::check_no_internal_overlap(out, op);
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate) out.fill_(0.0);
+    return;
+  }
   const GemmLayout la = gemm_layout(m, k, a.strides()[0], a.strides()[1]);
   const GemmLayout lb = gemm_layout(k, n, b.strides()[0], b.strides()[1]);
-  const GemmLayout lc = gemm_layout(m, n, strides()[0], strides()[1]);
-  const bool shares = a.storage() == storage() || b.storage() == storage();
-  if (!is_floating(dtype()) || !la.ok || !lb.ok || !lc.ok || shares) {
-    add_(matmul(a, b));
+  const GemmLayout lc = gemm_layout(m, n, out.strides()[0], out.strides()[1]);
+  const bool shares = a.storage() == out.storage() || b.storage() == out.storage();
+  if (!is_floating(out.dtype()) || !la.ok || !lb.ok || !lc.ok || shares) {
+    if (accumulate)
+      out.add_(matmul(a, b));
+    else
+      out.copy_(matmul(a, b));
     return;
   }
   warn_if_blas_fallback();
-  visit_float_dtype(dtype(), [&](auto v) {
+  visit_float_dtype(out.dtype(), [&](auto v) {
     using T = decltype(v);
+    const T beta = accumulate ? T(1) : T(0);
     if (lc.trans == CblasNoTrans)
-      gemm<T>(la.trans, lb.trans, m, n, k, a.data<T>(), la.ld, b.data<T>(), lb.ld, data<T>(), lc.ld, T(1));
-    else  // out^T [n, m] row-major: out^T += b^T a^T
-      gemm<T>(flipped(lb.trans), flipped(la.trans), n, m, k, b.data<T>(), lb.ld, a.data<T>(), la.ld, data<T>(),
-              lc.ld, T(1));
+      gemm<T>(la.trans, lb.trans, m, n, k, a.data<T>(), la.ld, b.data<T>(), lb.ld, out.data<T>(), lc.ld, beta);
+    else  // out^T [n, m] row-major: out^T (+)= b^T a^T
+      gemm<T>(flipped(lb.trans), flipped(la.trans), n, m, k, b.data<T>(), lb.ld, a.data<T>(), la.ld, out.data<T>(),
+              lc.ld, beta);
   });
-  storage()->bump_version();
+  out.storage()->bump_version();
+}
+
+}  // namespace
+
+void Tensor::add_matmul_(const Tensor& a, const Tensor& b) const {
+  check_defined("add_matmul_");
+  matmul_into(*this, a, b, true);
+}
+
+void Tensor::assign_matmul_(const Tensor& a, const Tensor& b) const {
+  check_defined("assign_matmul_");
+  matmul_into(*this, a, b, false);
 }
 
 void Tensor::add_gram_(const Tensor& a_in) const {

@@ -119,6 +119,9 @@ class Tensor {
   /// transposed view); otherwise, or when an operand shares this tensor's storage, the product
   /// is formed first and added.
   void add_matmul_(const Tensor& a, const Tensor& b) const;
+  /// this = a @ b, as add_matmul_ but without reading what this tensor held (gemm with beta 0),
+  /// so it may fill a buffer straight from Tensor::empty. With k = 0 it is filled with zeros.
+  void assign_matmul_(const Tensor& a, const Tensor& b) const;
   /// Lower triangle (row >= column) of this [m, m] tensor += a a^T for a:[m, k] of this floating
   /// dtype; the strict upper triangle is left as it is. One syrk into this tensor's memory, which
   /// may be a view with any row stride >= m and unit column stride (a slice of a wider layout);

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "tensor/ops.hpp"
 #include "tests/support/reference.hpp"
 #include "tests/support/reference_ops.hpp"
@@ -278,34 +280,61 @@ TEST_CASE("add_gram_ adds a a^T to the lower triangle of a strided destination",
   CHECK_THROWS_AS(shared.slice(1, 0, 3).add_gram_(shared.slice(1, 3, 6)), std::invalid_argument);
 }
 
-TEST_CASE("add_matmul_ adds the naive product for every operand and destination layout", "[tensor][matmul]") {
+TEST_CASE("add_matmul_ adds and assign_matmul_ writes the naive product for every operand and destination layout",
+          "[tensor][matmul]") {
   Rng rng(57);
   const ref::Domain ints{-3.0, 4.0, false, true};
   const std::vector<MatmulShapes> shapes = {{{3, 5}, {5, 4}}, {{1, 5}, {5, 1}}, {{4, 1}, {1, 3}},
                                             {{1, 6}, {6, 3}}, {{5, 2}, {2, 1}}, {{17, 9}, {9, 33}}};
-  // Destinations: row-major and row-major at an offset (gemm with beta 1), a transposed view (the
-  // swapped gemm) and strided picks (the form-then-add fallback).
+  // Destinations: row-major and row-major at an offset (gemm with beta 1 or 0), a transposed view
+  // (the swapped gemm) and strided picks (the form-then-add or form-then-copy fallback). A
+  // destination to be assigned holds NaN first: none of it may be read.
   const ref::Layout out_layouts[] = {ref::Layout::contiguous, ref::Layout::transposed, ref::Layout::sliced,
                                      ref::Layout::offset};
-  for (DType dtype : {DType::f32, DType::f64})
-    for (const auto& [sa, sb] : shapes)
-      for (MatLayout la : {MatLayout::contiguous, MatLayout::last_two_swapped, MatLayout::sliced})
-        for (MatLayout lb : {MatLayout::contiguous, MatLayout::transposed, MatLayout::offset})
-          for (ref::Layout lo : out_layouts) {
-            INFO(ref::dtype_label(dtype) << " " << ref::str(sa) << " " << mat_layout_name(la) << " @ "
-                                         << ref::str(sb) << " " << mat_layout_name(lb) << " into "
-                                         << ref::layout_name(lo));
-            const Tensor a = make_operand(sa, la, dtype, rng, ints);
-            const Tensor b = make_operand(sb, lb, dtype, rng, ints);
-            const Tensor out = ref::make_input({sa[0], sb[1]}, lo, dtype, rng, ints);
-            const ref::Dense product = ref::matmul(ref::dense(a), ref::dense(b));
-            std::vector<double> want = ref::read(out);
-            for (std::size_t i = 0; i < want.size(); ++i) want[i] += product.values[i];
-            const std::uint64_t version = out.storage()->version();
-            out.add_matmul_(a, b);
-            ref::check_equal(ref::read(out), want);
-            CHECK(out.storage()->version() > version);
-          }
+  for (const bool accumulate : {true, false})
+    for (DType dtype : {DType::f32, DType::f64})
+      for (const auto& [sa, sb] : shapes)
+        for (MatLayout la : {MatLayout::contiguous, MatLayout::last_two_swapped, MatLayout::sliced})
+          for (MatLayout lb : {MatLayout::contiguous, MatLayout::transposed, MatLayout::offset})
+            for (ref::Layout lo : out_layouts) {
+              INFO((accumulate ? "add_matmul_ " : "assign_matmul_ ")
+                   << ref::dtype_label(dtype) << " " << ref::str(sa) << " " << mat_layout_name(la) << " @ "
+                   << ref::str(sb) << " " << mat_layout_name(lb) << " into " << ref::layout_name(lo));
+              const Tensor a = make_operand(sa, la, dtype, rng, ints);
+              const Tensor b = make_operand(sb, lb, dtype, rng, ints);
+              const Tensor out = ref::make_input({sa[0], sb[1]}, lo, dtype, rng, ints);
+              if (!accumulate) out.fill_(std::numeric_limits<double>::quiet_NaN());
+              const ref::Dense product = ref::matmul(ref::dense(a), ref::dense(b));
+              std::vector<double> want = product.values;
+              if (accumulate) {
+                const std::vector<double> before = ref::read(out);
+                for (std::size_t i = 0; i < want.size(); ++i) want[i] += before[i];
+              }
+              const std::uint64_t version = out.storage()->version();
+              if (accumulate)
+                out.add_matmul_(a, b);
+              else
+                out.assign_matmul_(a, b);
+              ref::check_equal(ref::read(out), want);
+              CHECK(out.storage()->version() > version);
+            }
+}
+
+TEST_CASE("assign_matmul_ reads operands that share the destination's memory as they were, and with k = 0 "
+          "writes zeros", "[tensor][matmul]") {
+  Rng rng(63);
+  const ref::Domain ints{-3.0, 4.0, false, true};
+  const Tensor c = ref::random_contiguous({4, 4}, DType::f64, rng, ints);
+  const ref::Dense before = ref::dense(c);
+  c.assign_matmul_(c, c.t().t());  // c = c @ c, both operands the destination itself
+  ref::check_equal(ref::read(c), ref::matmul(before, before).values);
+  const Tensor out = full({3, 2}, 1.5);
+  out.assign_matmul_(zeros({3, 0}), zeros({0, 2}));
+  ref::check_equal(ref::read(out), std::vector<double>(6, 0.0));
+  CHECK_THROWS_MATCHES(out.assign_matmul_(zeros({3, 5}), zeros({6, 2})), ShapeError,
+                       Catch::Message("assign_matmul_: [3, 2] = [3, 5] @ [6, 2] does not fit ([m, n] = [m, k] @ [k, n])"));
+  CHECK_THROWS_AS(zeros({1, 2}).expand({3, 2}).assign_matmul_(zeros({3, 5}), zeros({5, 2})), ShapeError);
+  CHECK_THROWS_WITH(out.assign_matmul_(zeros({3, 5}, DType::f32), zeros({5, 2})), Catch::Contains("dtype mismatch"));
 }
 
 TEST_CASE("add_matmul_ reads operands that share the destination's memory as they were", "[tensor][matmul]") {
