@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -9,6 +10,7 @@
 #include "tensor/ops.hpp"
 #include "tests/support/op_cases.hpp"
 #include "tests/support/reference.hpp"
+#include "tests/support/thread_count.hpp"
 
 using namespace theta;
 
@@ -133,13 +135,20 @@ TEST_CASE("all_finite finds a single NaN or infinity anywhere, in any layout", "
     CHECK(all_finite(zeros({0}, dtype)));
     const Tensor clean = from_vector({1.0, -2.0, tiny, -tiny, 0.0, -0.0, 3e38, -3e38}, dtype);
     CHECK(all_finite(clean));
-    for (std::int64_t n : {1, 7, 64, 1001})
-      for (double bad : {nan, inf, -inf})
-        for (std::int64_t at : {std::int64_t{0}, n / 2, n - 1}) {
-          Tensor t = ones({n}, dtype);
-          t.select(0, at).fill_(bad);
-          CHECK_FALSE(all_finite(t));
-        }
+    // 300000 elements make several blocks of the parallel scan, the last one partial; on two
+    // threads the blocks are shared out.
+    for (const int threads : {1, 2}) {
+      const test::ThreadCount thread_count(threads);
+      CHECK(all_finite(ones({300000}, dtype)));
+      for (std::int64_t n : {1, 7, 64, 1001, 300000})
+        for (double bad : {nan, inf, -inf})
+          for (std::int64_t at : {std::int64_t{0}, n / 2, n - 1, std::min<std::int64_t>(n - 1, 16384)}) {
+            INFO(threads << " thread(s), n " << n << ", bad at " << at);
+            Tensor t = ones({n}, dtype);
+            t.select(0, at).fill_(bad);
+            CHECK_FALSE(all_finite(t));
+          }
+    }
     // A transposed view with one bad element, and a slice that excludes it.
     Tensor m = ones({5, 6}, dtype);
     m.select(0, 4).select(0, 5).fill_(nan);
