@@ -158,13 +158,15 @@ constexpr std::int64_t kWindowSamples = 4;
 // Grams read in place. The scales go on V, the smallest factor.
 Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
   const std::int64_t n = v.size(0), c_out = v.size(1);
-  const std::int64_t taps = layer.in_channels() * layer.kernel_size() * layer.kernel_size(), width = taps + (layer.options().bias ? 1 : 0);
+  const std::int64_t taps = layer.in_channels() * layer.kernel_size() * layer.kernel_size();
+  const std::int64_t width = taps + (layer.options().bias ? 1 : 0);
   const Tensor scaled = v * layer.weight_scale();
   const Tensor g = Tensor::empty({n, c_out, width}, v.dtype());  // every entry is assigned below
   theta::detail::parallel_for_blas(n, 8, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t b0 = begin; b0 < end; b0 += kWindowSamples) {
       const std::int64_t b1 = std::min(end, b0 + kWindowSamples);
-      const Tensor patches = conv2d_patches(a.slice(0, b0, b1), layer.weight().shape(), layer.geometry());  // [count, K, L]
+      // [count, K, L]
+      const Tensor patches = conv2d_patches(a.slice(0, b0, b1), layer.weight().shape(), layer.geometry());
       for (std::int64_t i = b0; i < b1; ++i)
         g.select(0, i).slice(1, 0, taps).assign_matmul_(scaled.select(0, i), patches.select(0, i - b0).t());
     }

@@ -70,8 +70,10 @@ Tensor pullback_by_channels(const Conv2d& layer, const Tensor& a, const ChannelF
     const std::int64_t b1 = std::min(n, b0 + chunk), count = b1 - b0;
     const Tensor v = cf.v1.slice(0, b0, b1).reshape({count, c_out, output_size(layer, h), output_size(layer, w)});
     const Tensor z = conv2d_per_channel(v, flipped, transposed);  // [count, C_out, C_in, H, W]
-    for (std::int64_t s = 0; s < count; ++s)
-      out.select(0, b0 + s).reshape({m, c_in * pixels}).assign_matmul_(cf.u, z.select(0, s).reshape({c_out, c_in * pixels}));
+    for (std::int64_t s = 0; s < count; ++s) {
+      const Tensor z_s = z.select(0, s).reshape({c_out, c_in * pixels});
+      out.select(0, b0 + s).reshape({m, c_in * pixels}).assign_matmul_(cf.u, z_s);
+    }
   };
   // Chunks run on theta's threads, each with single-threaded BLAS: their gemms are too small to split.
   theta::detail::parallel_for_blas((n + chunk - 1) / chunk, 1, [&](std::int64_t begin, std::int64_t end) {

@@ -100,7 +100,9 @@ TEST_CASE("Linear's NTK block with cotangents every sample shares equals the per
   const test::ThreadCount thread_count(threads);
   nn::Linear linear(6, 4, rng, {.parameterization = nn::Parameterization::ntk, .sigma_w = 1.3, .sigma_b = 0.4});
   const Tensor a1 = rng.normal({5, 6}), a2 = rng.normal({3, 6});
-  const auto broadcast = [](const Tensor& d, std::int64_t n) { return d.unsqueeze(0).expand({n, d.size(0), d.size(1)}).contiguous(); };
+  const auto broadcast = [](const Tensor& d, std::int64_t n) {
+    return d.unsqueeze(0).expand({n, d.size(0), d.size(1)}).contiguous();
+  };
   Tensor general = rng.normal({3, 4});
   general.select(0, 1).select(0, 2).fill_(0.0);
   Tensor one_differs = broadcast(eye(4), 5);
