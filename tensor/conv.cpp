@@ -88,11 +88,12 @@ void copy_shifted_plane(const ConvGeometry& g, const ColumnRun& run, std::int64_
   std::fill(dst, dst + t0, T(0));
   std::copy(src + t0 + base, src + t1 + base, dst + t0);
   std::fill(dst + t1, dst + l, T(0));
-  if (run.begin == 0 && run.end == g.w_out) return;
-  for (std::int64_t row = 0; row < l; row += w) {
-    std::fill(dst + row, dst + row + run.begin, T(0));
-    std::fill(dst + row + run.end, dst + row + w, T(0));
-  }
+  // Column by column down the plane (strided stores: a memset call per row of a few elements
+  // would cost more than the stores).
+  for (std::int64_t ox = 0; ox < run.begin; ++ox)
+    for (std::int64_t t = ox; t < l; t += w) dst[t] = T(0);
+  for (std::int64_t ox = run.end; ox < w; ++ox)
+    for (std::int64_t t = ox; t < l; t += w) dst[t] = T(0);
 }
 
 // cols:[k, l] <- the windows of one sample x:[C_in, H, W] (Note [Convolution as gemm]).
@@ -132,9 +133,30 @@ void im2col(const ConvGeometry& g, const Taps& taps, const T* x, T* cols) {
 }
 
 // x:[C_in, H, W] += the columns of cols:[k, l] scattered back to the pixels they were read from.
+// With shifted planes (Note [Shifted window planes]) each plane is added in one contiguous run,
+// after the entries of the padded columns, whose taps read padding and are dropped, are zeroed
+// in cols (a scratch buffer of the caller).
 template <class T>
-void col2im(const ConvGeometry& g, const Taps& taps, const T* cols, T* x) {
+void col2im(const ConvGeometry& g, const Taps& taps, T* cols, T* x) {
   const std::int64_t l = g.pixels(), stride = g.stride[1];
+  if (shifted_planes(g)) {
+    for (std::int64_t c = 0; c < g.c_in; ++c)
+      for (std::int64_t i = 0; i < g.kh; ++i)
+        for (std::int64_t j = 0; j < g.kw; ++j) {
+          const ColumnRun& run = taps.runs[static_cast<std::size_t>(j)];
+          T* src = cols + ((c * g.kh + i) * g.kw + j) * l;
+          for (std::int64_t ox = 0; ox < run.begin; ++ox)
+            for (std::int64_t t = ox; t < l; t += g.w) src[t] = T(0);
+          for (std::int64_t ox = run.end; ox < g.w; ++ox)
+            for (std::int64_t t = ox; t < l; t += g.w) src[t] = T(0);
+          const std::int64_t base = (i * g.dilation[0] - g.padding[0]) * g.w + run.offset;
+          const std::int64_t t0 = std::clamp<std::int64_t>(-base, 0, l);
+          const std::int64_t t1 = std::clamp<std::int64_t>(g.h * g.w - base, t0, l);
+          T* plane = x + c * g.h * g.w;
+          for (std::int64_t t = t0; t < t1; ++t) plane[t + base] += src[t];
+        }
+    return;
+  }
   for (std::int64_t c = 0; c < g.c_in; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
@@ -147,8 +169,6 @@ void col2im(const ConvGeometry& g, const Taps& taps, const T* cols, T* x) {
           T* dst = x + (c * g.h + iy) * g.w;
           if (g.circular)
             for (std::int64_t ox = 0; ox < g.w_out; ++ox) dst[ix[ox]] += src[ox];
-          else if (stride == 1)  // a contiguous run: vectorised
-            for (std::int64_t ox = run.begin; ox < run.end; ++ox) dst[ox + run.offset] += src[ox];
           else
             for (std::int64_t ox = run.begin; ox < run.end; ++ox) dst[ox * stride + run.offset] += src[ox];
         }
