@@ -43,6 +43,20 @@ Tensor outer_by_loop(const Tensor& u, const Tensor& v) {
   return d.reshape(shape);
 }
 
+// The structured NTK of net equals Jacobian contraction to 1e-10: x1 with itself, x1 against x2,
+// and the trace.
+void check_structured_equals_contraction(nn::Module& net, const Tensor& x1, const Tensor& x2) {
+  const theory::NtkOptions contraction{.method = theory::NtkMethod::contraction};
+  const theory::NtkOptions structured{.method = theory::NtkMethod::structured};
+  const Tensor want11 = theory::empirical_ntk(net, x1, x1, contraction);
+  const double scale = max(abs(want11)).item();
+  CHECK(max_abs_diff(theory::empirical_ntk(net, x1, x1, structured), want11) <= 1e-10 * scale);
+  CHECK(max_abs_diff(theory::empirical_ntk(net, x1, x2, structured), theory::empirical_ntk(net, x1, x2, contraction)) <=
+        1e-10 * scale);
+  CHECK(max_abs_diff(theory::empirical_ntk_trace(net, x1, x2, structured),
+                     theory::empirical_ntk_trace(net, x1, x2, contraction)) <= 1e-10 * scale);
+}
+
 }  // namespace
 
 TEST_CASE("Cotangents: the dense form of channel factors, slots and errors", "[theory][ntk][conv]") {
@@ -161,15 +175,7 @@ TEST_CASE("the structured NTK stays exact when the segment between two layers mi
     net->add(std::make_shared<nn::GlobalAvgPool2d>());
     net->add(std::make_shared<nn::Linear>(3, 4, rng));
     const Tensor x1 = rng.normal({5, 25}), x2 = rng.normal({3, 25});
-    const theory::NtkOptions contraction{.method = theory::NtkMethod::contraction};
-    const theory::NtkOptions structured{.method = theory::NtkMethod::structured};
-    const Tensor want11 = theory::empirical_ntk(*net, x1, x1, contraction);
-    const double scale = max(abs(want11)).item();
-    CHECK(max_abs_diff(theory::empirical_ntk(*net, x1, x1, structured), want11) <= 1e-10 * scale);
-    CHECK(max_abs_diff(theory::empirical_ntk(*net, x1, x2, structured),
-                       theory::empirical_ntk(*net, x1, x2, contraction)) <= 1e-10 * scale);
-    CHECK(max_abs_diff(theory::empirical_ntk_trace(*net, x1, x2, structured),
-                       theory::empirical_ntk_trace(*net, x1, x2, contraction)) <= 1e-10 * scale);
+    check_structured_equals_contraction(*net, x1, x2);
   }
 }
 
@@ -203,14 +209,6 @@ TEST_CASE("the structured NTK stays exact whatever the segment between two convo
     net->add(std::make_shared<nn::GlobalAvgPool2d>());
     net->add(std::make_shared<nn::Linear>(4, 3, rng));
     const Tensor x1 = rng.normal({5, 25}), x2 = rng.normal({4, 25});
-    const theory::NtkOptions contraction{.method = theory::NtkMethod::contraction};
-    const theory::NtkOptions structured{.method = theory::NtkMethod::structured};
-    const Tensor want11 = theory::empirical_ntk(*net, x1, x1, contraction);
-    const double scale = max(abs(want11)).item();
-    CHECK(max_abs_diff(theory::empirical_ntk(*net, x1, x1, structured), want11) <= 1e-10 * scale);
-    CHECK(max_abs_diff(theory::empirical_ntk(*net, x1, x2, structured),
-                       theory::empirical_ntk(*net, x1, x2, contraction)) <= 1e-10 * scale);
-    CHECK(max_abs_diff(theory::empirical_ntk_trace(*net, x1, x2, structured),
-                       theory::empirical_ntk_trace(*net, x1, x2, contraction)) <= 1e-10 * scale);
+    check_structured_equals_contraction(*net, x1, x2);
   }
 }
