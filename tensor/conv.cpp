@@ -78,22 +78,49 @@ bool shifted_planes(const ConvGeometry& g) {
   return !g.circular && g.stride[0] == 1 && g.stride[1] == 1 && g.w_out == g.w;
 }
 
-// One window plane dst:[H_out W_out] of tap (i, j) from the input plane src:[H, W] (Note
-// [Shifted window planes]).
+// Tap row i's shifted plane with column run `run`: window t of the plane is input element
+// t + base, which lies inside the input plane for t in [t0, t1) (Note [Shifted window planes]).
+struct ShiftedPlane {
+  std::int64_t base = 0, t0 = 0, t1 = 0;
+};
+
+ShiftedPlane shifted_plane(const ConvGeometry& g, const ColumnRun& run, std::int64_t i) {
+  ShiftedPlane p;
+  p.base = (i * g.dilation[0] - g.padding[0]) * g.w + run.offset;
+  p.t0 = std::clamp<std::int64_t>(-p.base, 0, g.pixels());
+  p.t1 = std::clamp<std::int64_t>(g.h * g.w - p.base, p.t0, g.pixels());
+  return p;
+}
+
+// Zeroes the entries of a window plane p:[H_out W_out] in the columns the padding reaches, column
+// by column down the plane (strided stores: a memset call per row of a few elements would cost
+// more than the stores).
+template <class T>
+void zero_padded_columns(const ConvGeometry& g, const ColumnRun& run, T* p) {
+  const std::int64_t l = g.pixels();
+  for (std::int64_t ox = 0; ox < run.begin; ++ox)
+    for (std::int64_t t = ox; t < l; t += g.w) p[t] = T(0);
+  for (std::int64_t ox = run.end; ox < g.w; ++ox)
+    for (std::int64_t t = ox; t < l; t += g.w) p[t] = T(0);
+}
+
+// One window plane dst:[H_out W_out] of tap (i, j) from the input plane src:[H, W].
 template <class T>
 void copy_shifted_plane(const ConvGeometry& g, const ColumnRun& run, std::int64_t i, const T* src, T* dst) {
-  const std::int64_t l = g.pixels(), w = g.w;
-  const std::int64_t base = (i * g.dilation[0] - g.padding[0]) * w + run.offset;
-  const std::int64_t t0 = std::clamp<std::int64_t>(-base, 0, l), t1 = std::clamp<std::int64_t>(g.h * w - base, t0, l);
-  std::fill(dst, dst + t0, T(0));
-  std::copy(src + t0 + base, src + t1 + base, dst + t0);
-  std::fill(dst + t1, dst + l, T(0));
-  // Column by column down the plane (strided stores: a memset call per row of a few elements
-  // would cost more than the stores).
-  for (std::int64_t ox = 0; ox < run.begin; ++ox)
-    for (std::int64_t t = ox; t < l; t += w) dst[t] = T(0);
-  for (std::int64_t ox = run.end; ox < w; ++ox)
-    for (std::int64_t t = ox; t < l; t += w) dst[t] = T(0);
+  const ShiftedPlane p = shifted_plane(g, run, i);
+  std::fill(dst, dst + p.t0, T(0));
+  std::copy(src + p.t0 + p.base, src + p.t1 + p.base, dst + p.t0);
+  std::fill(dst + p.t1, dst + g.pixels(), T(0));
+  zero_padded_columns(g, run, dst);
+}
+
+// The input plane x:[H, W] += window plane src:[H_out W_out] of tap (i, j), whose padded columns
+// are zeroed first (in src: the caller's scratch).
+template <class T>
+void add_shifted_plane(const ConvGeometry& g, const ColumnRun& run, std::int64_t i, T* src, T* x) {
+  zero_padded_columns(g, run, src);
+  const ShiftedPlane p = shifted_plane(g, run, i);
+  for (std::int64_t t = p.t0; t < p.t1; ++t) x[t + p.base] += src[t];
 }
 
 // cols:[k, l] <- the windows of one sample x:[C_in, H, W] (Note [Convolution as gemm]).
@@ -142,19 +169,9 @@ void col2im(const ConvGeometry& g, const Taps& taps, T* cols, T* x) {
   if (shifted_planes(g)) {
     for (std::int64_t c = 0; c < g.c_in; ++c)
       for (std::int64_t i = 0; i < g.kh; ++i)
-        for (std::int64_t j = 0; j < g.kw; ++j) {
-          const ColumnRun& run = taps.runs[static_cast<std::size_t>(j)];
-          T* src = cols + ((c * g.kh + i) * g.kw + j) * l;
-          for (std::int64_t ox = 0; ox < run.begin; ++ox)
-            for (std::int64_t t = ox; t < l; t += g.w) src[t] = T(0);
-          for (std::int64_t ox = run.end; ox < g.w; ++ox)
-            for (std::int64_t t = ox; t < l; t += g.w) src[t] = T(0);
-          const std::int64_t base = (i * g.dilation[0] - g.padding[0]) * g.w + run.offset;
-          const std::int64_t t0 = std::clamp<std::int64_t>(-base, 0, l);
-          const std::int64_t t1 = std::clamp<std::int64_t>(g.h * g.w - base, t0, l);
-          T* plane = x + c * g.h * g.w;
-          for (std::int64_t t = t0; t < t1; ++t) plane[t + base] += src[t];
-        }
+        for (std::int64_t j = 0; j < g.kw; ++j)
+          add_shifted_plane(g, taps.runs[static_cast<std::size_t>(j)], i, cols + ((c * g.kh + i) * g.kw + j) * l,
+                            x + c * g.h * g.w);
     return;
   }
   for (std::int64_t c = 0; c < g.c_in; ++c)
