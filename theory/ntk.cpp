@@ -42,10 +42,13 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
     if (kind == Form::matrix) check_form(kind, checked_output_info(model, x1, op).outputs);
     return contraction_kernel(model, x1, x2, same, form, options.max_bytes, op);
   }
-  const BlockFactors f1 = block_factors(model, x1, op);
+  BlockFactors f1 = block_factors(model, x1, op);
   check_form(kind, f1.outputs());
-  if (same) return structured_block_kernel(model, f1, f1, true, form, options.max_bytes);
-  return structured_block_kernel(model, f1, block_factors(model, x2, op), false, form, options.max_bytes);
+  // The factors serve this one kernel: each layer's cotangents go once its rule is done.
+  const CotangentUse use = CotangentUse::release;
+  if (same) return structured_block_kernel(model, f1, f1, true, form, options.max_bytes, 0, use);
+  BlockFactors f2 = block_factors(model, x2, op);
+  return structured_block_kernel(model, f1, f2, false, form, options.max_bytes, 0, use);
 }
 
 }  // namespace

@@ -234,8 +234,8 @@ BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op) {
   return f;
 }
 
-Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const BlockFactors& f2, bool same,
-                               KernelForm form, std::int64_t max_bytes, std::int64_t output) {
+Tensor structured_block_kernel(nn::Module& model, BlockFactors& f1, BlockFactors& f2, bool same, KernelForm form,
+                               std::int64_t max_bytes, std::int64_t output, CotangentUse use) {
   const bool trace = form == KernelForm::trace, one = form == KernelForm::output;
   const std::int64_t n1 = f1.rows(), n2 = f2.rows(), outputs = f1.outputs();
   THETA_ASSERT(!one || (output >= 0 && output < outputs));
@@ -254,6 +254,10 @@ Tensor structured_block_kernel(nn::Module& model, const BlockFactors& f1, const 
     const nn::Cotangents e1 = one ? d1.slots(output, output + 1) : d1;
     const nn::Cotangents e2 = one ? d2.slots(output, output + 1) : d2;
     c1.layers[l].rule->add_cotangent_kernel(target, a1, e1, a2, e2, same, trace, max_bytes);
+    if (use == CotangentUse::release) {
+      f1.output_grads[l] = nn::Cotangents();
+      f2.output_grads[l] = nn::Cotangents();
+    }
   }
   if (same && !trace) nn::mirror_lower_blocks(target);
   if (trace) {

@@ -141,7 +141,7 @@ Tensor compute_tile(nn::Module& model, const Tensor& x1, const Tensor& x2, const
     row_block = i;
   }
   if (p.symmetric && i == j) return structured_block_kernel(model, *row, *row, true, p.form, max_bytes, p.output);
-  const BlockFactors column = block_factors(model, rows_of(x2, j, p.n2), p.op);
+  BlockFactors column = block_factors(model, rows_of(x2, j, p.n2), p.op);
   return structured_block_kernel(model, *row, column, false, p.form, max_bytes, p.output);
 }
 

@@ -9,7 +9,9 @@
 #include "nn/conv.hpp"
 #include "nn/functional.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/storage.hpp"
 #include "theory/ntk.hpp"
+#include "theory/ntk_blocks.hpp"
 #include "tests/support/kernel_compare.hpp"
 
 using namespace theta;
@@ -215,4 +217,33 @@ TEST_CASE("cotangent_kernel and its diagonal are Grams of the rule's own per-sam
     for (std::int64_t i = 0; i < n1; ++i)
       CHECK(max_abs_diff(diag.select(0, i), self.select(0, i).select(0, i)) <= 1e-12 * scale);
   }
+}
+
+TEST_CASE("the whole-batch kernel frees each layer's cotangents once its rule has used them", "[theory][ntk][conv]") {
+  // A CNN whose second convolution (128 channels) has the kernel's largest step, its features
+  // and per-channel Grams. While that rule runs, the first convolution's dense cotangents
+  // [n, O, C1, 8, 8] are no longer needed.
+  Rng rng(21);
+  const std::int64_t n = 64, outputs = 10, c1 = 8;
+  auto net = nn::cnn({.image = {1, 8, 8}, .channels = {c1, 128}, .kernel_size = 3, .out_features = outputs,
+                      .parameterization = nn::Parameterization::ntk, .dtype = DType::f64},
+                     rng);
+  const Tensor x = Rng(22).uniform({n, 64});
+  const std::int64_t first_cotangent_bytes = n * outputs * c1 * 64 * 8;
+  // The rule-by-rule peak over the live bytes at the start, keeping or releasing the cotangents.
+  const auto peak_of = [&](theory::detail::CotangentUse use, Tensor& k) {
+    theory::detail::BlockFactors f = theory::detail::block_factors(*net, x, "test");
+    const std::int64_t before = allocator_stats().live_bytes;
+    reset_peak_live_bytes();
+    k = theory::detail::structured_block_kernel(*net, f, f, true, theory::detail::KernelForm::full,
+                                                std::int64_t{1} << 30, 0, use);
+    return allocator_stats().peak_live_bytes - before;
+  };
+  Tensor kept, released;
+  const std::int64_t peak_kept = peak_of(theory::detail::CotangentUse::keep, kept);
+  const std::int64_t peak_released = peak_of(theory::detail::CotangentUse::release, released);
+  CHECK(max_abs_diff(kept, released) == 0.0);
+  CHECK(max_abs_diff(released, empirical_ntk(*net, x, x, {.method = NtkMethod::contraction})) < 1e-10);
+  INFO("peak over the factors: kept " << peak_kept << " bytes, released " << peak_released << " bytes");
+  CHECK(peak_released <= peak_kept - first_cotangent_bytes);
 }
