@@ -35,6 +35,33 @@ TEST_CASE("the caching allocator reuses a freed block of the same size", "[tenso
   CHECK(after.live_bytes == before.live_bytes);
 }
 
+TEST_CASE("the caching allocator serves a request from a cached block up to twice its size", "[tensor][allocator]") {
+  // Sizes in doubles: 3 MiB, 2 MiB (two classes below 3 MiB's) and 1 MiB (six classes below).
+  const std::int64_t mib = std::int64_t{1} << 17;
+  empty_allocator_cache();
+  const void* block = nullptr;
+  { const Tensor big = zeros({3 * mib}); block = big.raw_data(); }  // one cached 3 MiB block
+  const AllocatorStats before = allocator_stats();
+  {
+    const Tensor smaller = zeros({2 * mib});
+    CHECK(smaller.raw_data() == block);
+    CHECK(allocator_stats().fresh_allocations == before.fresh_allocations);
+    // The block counts at its own size, and goes back to its own class.
+    CHECK(allocator_stats().live_bytes == before.live_bytes + 3 * (1 << 20));
+  }
+  {
+    const Tensor same = zeros({3 * mib});
+    CHECK(same.raw_data() == block);
+  }
+  {
+    const Tensor much_smaller = zeros({mib});  // a 3 MiB block would waste two thirds of it
+    CHECK(much_smaller.raw_data() != block);
+    CHECK(allocator_stats().fresh_allocations == before.fresh_allocations + 1);
+  }
+  CHECK(allocator_stats().live_bytes == before.live_bytes);
+  CHECK(allocator_stats().cached_bytes == before.cached_bytes + (1 << 20));
+}
+
 TEST_CASE("live blocks return to the baseline once tensors die", "[tensor][allocator]") {
   const AllocatorStats before = allocator_stats();
   {
