@@ -44,8 +44,8 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
   }
   BlockFactors f1 = block_factors(model, x1, op);
   check_form(kind, f1.outputs());
-  // The factors serve this one kernel: each layer's cotangents go once its rule is done.
-  const CotangentUse use = CotangentUse::release;
+  // The factors serve this one kernel.
+  const FactorUse use = FactorUse::consume;
   if (same) return structured_block_kernel(model, f1, f1, true, form, options.max_bytes, 0, use);
   BlockFactors f2 = block_factors(model, x2, op);
   return structured_block_kernel(model, f1, f2, false, form, options.max_bytes, 0, use);

@@ -224,6 +224,17 @@ void contract_into(nn::Module& model, const Tensor& x1, const Tensor& x2, bool s
   }
 }
 
+// Keeps of a recorded forward pass only what the rules read once the cotangents are formed: each
+// layer's input value and the output's. Every other activation, and what the backward pass
+// would have saved, is released with the graph.
+void keep_rule_inputs(Captured& c) {
+  c.output = Var(c.output.value());
+  for (StructuredCall& call : c.layers) {
+    call.input = Var(call.input.value());
+    call.output = Var();
+  }
+}
+
 }  // namespace
 
 BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op) {
@@ -235,13 +246,17 @@ BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op) {
 }
 
 Tensor structured_block_kernel(nn::Module& model, BlockFactors& f1, BlockFactors& f2, bool same, KernelForm form,
-                               std::int64_t max_bytes, std::int64_t output, CotangentUse use) {
+                               std::int64_t max_bytes, std::int64_t output, FactorUse use) {
   const bool trace = form == KernelForm::trace, one = form == KernelForm::output;
   const std::int64_t n1 = f1.rows(), n2 = f2.rows(), outputs = f1.outputs();
   THETA_ASSERT(!one || (output >= 0 && output < outputs));
   const DType dtype = f1.dtype();
   const Captured& c1 = f1.captured;
   const Captured& c2 = f2.captured;
+  if (use == FactorUse::consume) {
+    keep_rule_inputs(f1.captured);
+    keep_rule_inputs(f2.captured);
+  }
   Tensor k = trace || one ? zeros({n1, n2}, dtype) : zeros({n1, n2, outputs, outputs}, dtype);
   // Every rule adds its block; with `same`, the lower half of the full (or one output's) kernel,
   // completed once at the end.
@@ -254,7 +269,7 @@ Tensor structured_block_kernel(nn::Module& model, BlockFactors& f1, BlockFactors
     const nn::Cotangents e1 = one ? d1.slots(output, output + 1) : d1;
     const nn::Cotangents e2 = one ? d2.slots(output, output + 1) : d2;
     c1.layers[l].rule->add_cotangent_kernel(target, a1, e1, a2, e2, same, trace, max_bytes);
-    if (use == CotangentUse::release) {
+    if (use == FactorUse::consume) {
       f1.output_grads[l] = nn::Cotangents();
       f2.output_grads[l] = nn::Cotangents();
     }

@@ -33,18 +33,19 @@ struct BlockFactors {
 /// the caller in errors.
 BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op);
 
-/// What structured_block_kernel does with the factors' cotangents: `keep` them (a tiled kernel
-/// pairs a block's factors with many other blocks), or `release` each layer's as soon as its rule
-/// has added its block (a whole-batch kernel: the later rules then run without the earlier
-/// layers' cotangents, 40 MiB of the digits CNN's 214 MiB peak).
-enum class CotangentUse { keep, release };
+/// What structured_block_kernel does with the factors: `keep` them (a tiled kernel pairs a
+/// block's factors with many other blocks), or `consume` them (a whole-batch kernel): the forward
+/// graph goes first, all but each layer's input (the digits CNN: ~30 MiB of activations and what
+/// their backward saved), and each layer's cotangents go as soon as its rule has added its block
+/// (the first convolution's: 40 MiB), so the largest rule runs without either.
+enum class FactorUse { keep, consume };
 
 /// The structured kernel between two blocks. With `same`, f2 is f1 (a block with itself) and the
 /// symmetric half is computed once. Parameters outside structured layers are added by Jacobian
 /// contraction with chunks under max_bytes. `output` is o for KernelForm::output.
 Tensor structured_block_kernel(nn::Module& model, BlockFactors& f1, BlockFactors& f2, bool same, KernelForm form,
                                std::int64_t max_bytes, std::int64_t output = 0,
-                               CotangentUse use = CotangentUse::keep);
+                               FactorUse use = FactorUse::keep);
 
 /// The kernel by Jacobian contraction alone (NtkMethod::contraction); checks inputs and model.
 Tensor contraction_kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, bool same, KernelForm form,

@@ -219,10 +219,11 @@ TEST_CASE("cotangent_kernel and its diagonal are Grams of the rule's own per-sam
   }
 }
 
-TEST_CASE("the whole-batch kernel frees each layer's cotangents once its rule has used them", "[theory][ntk][conv]") {
+TEST_CASE("the whole-batch kernel frees the forward graph, and each layer's cotangents once used",
+          "[theory][ntk][conv]") {
   // A CNN whose second convolution (128 channels) has the kernel's largest step, its features
   // and per-channel Grams. While that rule runs, the first convolution's dense cotangents
-  // [n, O, C1, 8, 8] are no longer needed.
+  // [n, O, C1, 8, 8] are no longer needed, nor is the forward graph.
   Rng rng(21);
   const std::int64_t n = 64, outputs = 10, c1 = 8;
   auto net = nn::cnn({.image = {1, 8, 8}, .channels = {c1, 128}, .kernel_size = 3, .out_features = outputs,
@@ -230,20 +231,34 @@ TEST_CASE("the whole-batch kernel frees each layer's cotangents once its rule ha
                      rng);
   const Tensor x = Rng(22).uniform({n, 64});
   const std::int64_t first_cotangent_bytes = n * outputs * c1 * 64 * 8;
-  // The rule-by-rule peak over the live bytes at the start, keeping or releasing the cotangents.
-  const auto peak_of = [&](theory::detail::CotangentUse use, Tensor& k) {
+  using theory::detail::FactorUse;
+  // The kernel's peak over the live bytes at its start, keeping or consuming the factors.
+  const auto run = [&](FactorUse use, Tensor& k, std::int64_t& peak) {
     theory::detail::BlockFactors f = theory::detail::block_factors(*net, x, "test");
     const std::int64_t before = allocator_stats().live_bytes;
     reset_peak_live_bytes();
     k = theory::detail::structured_block_kernel(*net, f, f, true, theory::detail::KernelForm::full,
                                                 std::int64_t{1} << 30, 0, use);
-    return allocator_stats().peak_live_bytes - before;
+    peak = allocator_stats().peak_live_bytes - before;
+    return f;
   };
-  Tensor kept, released;
-  const std::int64_t peak_kept = peak_of(theory::detail::CotangentUse::keep, kept);
-  const std::int64_t peak_released = peak_of(theory::detail::CotangentUse::release, released);
-  CHECK(max_abs_diff(kept, released) == 0.0);
-  CHECK(max_abs_diff(released, empirical_ntk(*net, x, x, {.method = NtkMethod::contraction})) < 1e-10);
-  INFO("peak over the factors: kept " << peak_kept << " bytes, released " << peak_released << " bytes");
-  CHECK(peak_released <= peak_kept - first_cotangent_bytes);
+  Tensor kept, consumed;
+  std::int64_t peak_kept = 0, peak_consumed = 0;
+  const theory::detail::BlockFactors after_keep = run(FactorUse::keep, kept, peak_kept);
+  const theory::detail::BlockFactors after_consume = run(FactorUse::consume, consumed, peak_consumed);
+  CHECK(max_abs_diff(kept, consumed) == 0.0);
+  CHECK(max_abs_diff(consumed, empirical_ntk(*net, x, x, {.method = NtkMethod::contraction})) < 1e-10);
+  INFO("peak over the factors: kept " << peak_kept << " bytes, consumed " << peak_consumed << " bytes");
+  CHECK(peak_consumed <= peak_kept - first_cotangent_bytes);
+  // What is left of the factors: everything with keep; with consume no cotangents and no graph
+  // behind the layers' outputs.
+  REQUIRE(after_keep.output_grads.size() == 3);
+  REQUIRE(after_consume.output_grads.size() == 3);
+  for (std::size_t l = 0; l < 3; ++l) {
+    CHECK(after_keep.output_grads[l].defined());
+    CHECK(after_keep.captured.layers[l].output.defined());
+    CHECK_FALSE(after_consume.output_grads[l].defined());
+    CHECK_FALSE(after_consume.captured.layers[l].output.defined());
+    CHECK(after_consume.captured.layers[l].input.defined());
+  }
 }
