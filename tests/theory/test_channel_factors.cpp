@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "autograd/ops.hpp"
 #include "nn/conv.hpp"
 #include "nn/cotangents.hpp"
 #include "nn/layers.hpp"
@@ -20,6 +21,14 @@ using namespace theta;
 using theta::test::max_abs_diff;
 
 namespace {
+
+// Swaps the rows and columns of square feature maps: a segment whose backward pass only moves
+// entries (its gradient may be a view of its cotangent).
+class SwapRowsColumns : public nn::Cloneable<SwapRowsColumns> {
+ public:
+  autograd::Var forward(const autograd::Var& x) override { return autograd::transpose(x, 2, 3); }
+  std::string describe() const override { return "SwapRowsColumns"; }
+};
 
 // v [n, C, H, W] with a 0/1 mask, as a ReLU makes it.
 Tensor masked(Rng& rng, const Shape& shape) {
@@ -185,10 +194,11 @@ TEST_CASE("the structured NTK stays exact whatever the segment between two convo
   // dense cotangents at its input; the segment carries them back to the first convolution's
   // output. An activation acts on each element alone; a stride-1 average pooling keeps the shape
   // but mixes positions within a channel; a shared 1x1 convolution (not a structured layer: it is
-  // used twice) mixes the channels. Each must give the contraction's kernel.
+  // used twice) mixes the channels; swapping rows and columns keeps the shape and moves every
+  // entry. Each must give the contraction's kernel.
   Rng rng(65);
   const auto shared = std::make_shared<nn::Conv2d>(3, 3, 1, rng);
-  for (const std::string segment : {"tanh", "relu then tanh", "average pooling", "channel mixing"}) {
+  for (const std::string segment : {"tanh", "relu then tanh", "average pooling", "channel mixing", "swap"}) {
     INFO("segment: " << segment);
     auto net = std::make_shared<nn::Sequential>();
     net->add(std::make_shared<nn::Unflatten>(std::array<std::int64_t, 3>{1, 5, 5}));
@@ -199,6 +209,7 @@ TEST_CASE("the structured NTK stays exact whatever the segment between two convo
       net->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
     }
     if (segment == "average pooling") net->add(std::make_shared<nn::AvgPool2d>(3, 1, 1));
+    if (segment == "swap") net->add(std::make_shared<SwapRowsColumns>());
     if (segment == "channel mixing") {
       net->add(shared);
       net->add(std::make_shared<nn::Activation>(nn::ActivationKind::tanh));
