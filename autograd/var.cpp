@@ -65,6 +65,9 @@ void Var::set_grad(const Tensor& g) const {
   THETA_CHECK(impl_, std::logic_error, "Var: undefined");
   THETA_CHECK(!g.defined() || g.shape() == shape(), ShapeError, "set_grad: gradient ",
               shape_str(g.shape()), " does not match value ", shape_str(shape()));
+  THETA_CHECK(!g.defined() || g.dtype() == value().dtype(), DTypeError, "set_grad: gradient ", dtype_name(g.dtype()),
+              " ", shape_str(g.shape()), " does not match value ", dtype_name(value().dtype()), " ",
+              shape_str(shape()));
   impl_->grad = g;
 }
 

@@ -72,6 +72,17 @@ TEST_CASE("clip_grad_norm refuses a negative bound instead of flipping the gradi
   CHECK(to_vector(p.grad())[0] == Approx(0.6).epsilon(1e-5));
 }
 
+TEST_CASE("set_grad refuses a gradient of another shape or dtype", "[nn][errors]") {
+  const Var p(ones({2}), true);
+  CHECK_THROWS_AS(p.set_grad(ones({2}, DType::f32)), DTypeError);
+  CHECK_THROWS_WITH(p.set_grad(ones({2}, DType::f32)),
+                    Contains("set_grad: gradient float32 [2] does not match value float64 [2]"));
+  CHECK_THROWS_WITH(p.set_grad(ones({3})), Contains("set_grad: gradient [3] does not match value [2]"));
+  CHECK_FALSE(p.grad().defined());  // a refused gradient leaves none behind
+  p.set_grad(tensor({1.0, 2.0}));
+  CHECK(to_vector(p.grad()) == std::vector<double>{1.0, 2.0});
+}
+
 TEST_CASE("optimizer options out of range are shown with their values", "[nn][errors]") {
   Rng rng(5);
   auto net = nn::mlp({2, 1}, rng);
