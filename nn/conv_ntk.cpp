@@ -214,16 +214,17 @@ void mix_channels(const Tensor& h, const Tensor& u, bool same, const Tensor& k) 
   });
 }
 
-void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf, bool same,
-                        bool trace, const Tensor& k) {
-  const std::int64_t c_out = cf.u.size(1), n1 = cf.v1.size(0);
-  const Tensor g1 = channel_features(layer, a1, cf.v1);
-  const Tensor g2 = same ? g1 : channel_features(layer, a2, cf.v2);
-  const std::int64_t n2 = g2.size(0);
+// The channels of one group [c0, c1): their Grams H[i, c, j] and their part of the kernel.
+void add_channel_group(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf,
+                       std::int64_t c0, std::int64_t c1, bool same, bool trace, const Tensor& k) {
+  const Tensor u = cf.u.slice(1, c0, c1);
+  const Tensor g1 = channel_features(layer, a1, cf.v1.slice(1, c0, c1));
+  const Tensor g2 = same ? g1 : channel_features(layer, a2, cf.v2.slice(1, c0, c1));
+  const std::int64_t n1 = g1.size(0), n2 = g2.size(0), group = c1 - c0;
   // H[i, c, j] = <G_i[c], G_j[c]> (Note [Channel mixing]); with `same` only j <= i is filled and read.
   // Channels run on theta's threads: one Gram of a few hundred rows is too small to split well.
-  const Tensor h = zeros({n1, c_out, n2}, g1.dtype());
-  theta::detail::parallel_for_blas(c_out, 1, [&](std::int64_t begin, std::int64_t end) {
+  const Tensor h = zeros({n1, group, n2}, g1.dtype());
+  theta::detail::parallel_for_blas(group, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t c = begin; c < end; ++c) {
       if (!theta::detail::in_parallel_region()) check_interrupt();
       if (same)
@@ -233,12 +234,26 @@ void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2,
     }
   });
   if (trace) {  // sum_c |U[:, c]|^2 H[:, c, :]
-    const Tensor t = matmul(sum(square(cf.u), {0}).reshape({1, 1, c_out}), h).reshape({n1, n2});
+    const Tensor t = matmul(sum(square(u), {0}).reshape({1, 1, group}), h).reshape({n1, n2});
     if (same) mirror_lower_blocks(t.reshape({n1, n2, 1, 1}));
     k.add_(t);
     return;
   }
-  mix_channels(h, cf.u, same, k);
+  mix_channels(h, u, same, k);
+}
+
+// The channels go in groups whose features and Grams fit max_bytes (all at once for the digits
+// CNN under the default GiB; at least one channel at a time): memory bounded by the budget,
+// at the cost of forming the windows once per group and adding each group's mix into k.
+void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf, bool same,
+                        bool trace, std::int64_t max_bytes, const Tensor& k) {
+  const std::int64_t c_out = cf.u.size(1), n1 = cf.v1.size(0), n2 = same ? n1 : cf.v2.size(0);
+  const std::int64_t width = layer.in_channels() * layer.kernel_size() * layer.kernel_size() +
+                             (layer.options().bias ? 1 : 0);
+  const std::int64_t per_channel = ((same ? n1 : n1 + n2) * width + n1 * n2) * 8;
+  const std::int64_t group = std::clamp<std::int64_t>(max_bytes / per_channel, 1, c_out);
+  for (std::int64_t c0 = 0; c0 < c_out; c0 += group)
+    add_channel_group(layer, a1, a2, cf, c0, std::min(c_out, c0 + group), same, trace, k);
 }
 
 // Operation counts per pair of samples of the two routes (Note [Conv2d NTK routes]).
@@ -263,11 +278,9 @@ void Conv2d::add_cotangent_kernel(const Tensor& k, const Tensor& a1, const Cotan
   THETA_CHECK(k.shape() == expected && k.is_contiguous() && k.dtype() == d1.dtype(), ShapeError, describe(),
               ": the kernel to add to must be a contiguous ", shape_str(expected), " ", dtype_name(d1.dtype()),
               ", got ", shape_str(k.shape()), " ", dtype_name(k.dtype()));
-  if (ntk_route == ConvNtkRoute::automatic) {
-    const std::int64_t width = out_ * (in_ * kernel_ * kernel_ + (options_.bias ? 1 : 0));
-    if ((n1 + n2) * width * 8 + out_ * n1 * n2 * 8 <= max_bytes)
-      if (const auto cf = channel_factors(d1, d2, same)) return by_channel_factors(*this, a1, a2, *cf, same, trace, k);
-  }
+  if (ntk_route == ConvNtkRoute::automatic)
+    if (const auto cf = channel_factors(d1, d2, same))
+      return by_channel_factors(*this, a1, a2, *cf, same, trace, max_bytes, k);
   ConvFactors f1 = cotangent_factors(*this, a1, d1.dense());
   add_windows(*this, a1, f1);
   ConvFactors f2 = f1;
