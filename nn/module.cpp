@@ -97,25 +97,37 @@ void Module::train(bool on) {
   for (auto& [name, c] : children_) c->train(on);
 }
 
+namespace {
+
+// Entry i of `mine` and `theirs` must agree in name, shape and dtype; `kind` names them in errors.
+template <class Entry, class ValueOf>
+void check_same_entries(const std::vector<Entry>& mine, const std::vector<Entry>& theirs, const char* kind,
+                        ValueOf value_of) {
+  THETA_CHECK(mine.size() == theirs.size(), ShapeError, "copy_state_from: ", theirs.size(), " ", kind,
+              "s given for a module with ", mine.size());
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    const Tensor& a = value_of(mine[i].second);
+    const Tensor& b = value_of(theirs[i].second);
+    THETA_CHECK(mine[i].first == theirs[i].first && a.shape() == b.shape(), ShapeError, "copy_state_from: ", kind,
+                " ", mine[i].first, " ", shape_str(a.shape()), " does not match ", theirs[i].first, " ",
+                shape_str(b.shape()));
+    THETA_CHECK(a.dtype() == b.dtype(), DTypeError, "copy_state_from: ", kind, " ", mine[i].first, " is ",
+                dtype_name(a.dtype()), ", the source's ", dtype_name(b.dtype()));
+  }
+}
+
+}  // namespace
+
 void Module::copy_state_from(const Module& other) {
   const auto mine = named_parameters();
   const auto theirs = other.named_parameters();
-  THETA_CHECK(mine.size() == theirs.size(), ShapeError, "copy_state_from: ", theirs.size(),
-              " parameters given for a module with ", mine.size());
-  for (std::size_t i = 0; i < mine.size(); ++i) {
-    THETA_CHECK(mine[i].first == theirs[i].first && mine[i].second.shape() == theirs[i].second.shape(),
-                ShapeError, "copy_state_from: parameter ", mine[i].first, " ",
-                shape_str(mine[i].second.shape()), " does not match ", theirs[i].first, " ",
-                shape_str(theirs[i].second.shape()));
-  }
   const auto my_buffers = named_buffers();
   const auto their_buffers = other.named_buffers();
-  THETA_CHECK(my_buffers.size() == their_buffers.size(), ShapeError, "copy_state_from: buffer count differs");
+  // Everything is checked before anything is copied: a refused copy leaves this module as it was.
+  check_same_entries(mine, theirs, "parameter", [](const Var& v) -> const Tensor& { return v.value(); });
+  check_same_entries(my_buffers, their_buffers, "buffer", [](const Tensor& t) -> const Tensor& { return t; });
   for (std::size_t i = 0; i < mine.size(); ++i) mine[i].second.value().copy_(theirs[i].second.value());
-  for (std::size_t i = 0; i < my_buffers.size(); ++i) {
-    Tensor dst = my_buffers[i].second;
-    dst.copy_(their_buffers[i].second);
-  }
+  for (std::size_t i = 0; i < my_buffers.size(); ++i) my_buffers[i].second.copy_(their_buffers[i].second);
 }
 
 std::size_t Module::register_parameter(std::string name, Tensor value) {

@@ -84,7 +84,8 @@ class Module {
   void eval() { train(false); }
   bool training() const { return training_; }
 
-  /// Copies every parameter and buffer of `other` (same structure) into this module.
+  /// Copies every parameter and buffer of `other` into this module. Both must list the same names
+  /// with the same shapes and dtypes (ShapeError or DTypeError otherwise, before anything is copied).
   void copy_state_from(const Module& other);
 
   /// Human-readable one-line description (for logs).

@@ -354,4 +354,20 @@ TEST_CASE("Module API: mlp names, train/eval, zero_grad, clone and copy_state_fr
     for (std::size_t i = 0; i < 2; ++i)
       CHECK(ref::read(a.named_buffers()[i].second) == ref::read(b.named_buffers()[i].second));
   }
+  SECTION("copy_state_from refuses buffers or dtypes that differ, and then copies nothing") {
+    // No parameters: only the buffers' shapes tell the two apart (a [1] buffer would broadcast).
+    BatchNorm1d three(3, {.affine = false}), one(1, {.affine = false});
+    CHECK_THROWS_AS(three.copy_state_from(one), ShapeError);
+    CHECK_THROWS_WITH(three.copy_state_from(one),
+                      Contains("copy_state_from: buffer running_mean [3] does not match running_mean [1]"));
+    CHECK(ref::read(three.named_buffers()[0].second) == std::vector<double>(3, 0.0));
+    // Same shapes, another dtype: refused before the first parameter is overwritten.
+    Rng rng32(12);
+    auto net32 = mlp({3, 5, 4, 2}, rng32, {.dtype = DType::f32});
+    const auto before = values(params[0].second);
+    CHECK_THROWS_AS(net->copy_state_from(*net32), DTypeError);
+    CHECK_THROWS_WITH(net->copy_state_from(*net32),
+                      Contains("copy_state_from: parameter layers.0.weight is float64, the source's float32"));
+    CHECK(values(params[0].second) == before);
+  }
 }
