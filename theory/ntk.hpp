@@ -26,14 +26,17 @@ enum class NtkMethod {
   /// Jacobian contraction: per-sample Jacobians J [n*O, P] and K = J1 J2^T by gemm (the
   /// reference; memory bounded by NtkOptions::max_bytes through chunking).
   contraction,
-  /// Per Linear layer (A1 A2^T) * (D1 D2^T) from captured inputs A and output gradients D:
-  /// two gemms per layer and no [n, P] Jacobian. Other parameters fall back to contraction.
+  /// Per layer with a structured-Jacobian rule, with no [n, P] Jacobian: for Linear
+  /// (A1 A2^T) * (D1 D2^T) from captured inputs A and output gradients D, two gemms; for Conv2d
+  /// Note [Conv2d NTK routes] in nn/conv_ntk.cpp. Other parameters fall back to contraction.
   structured,
 };
 
 struct NtkOptions {
   NtkMethod method = NtkMethod::structured;
-  /// Upper bound on the bytes of Jacobian chunks held at once (contraction and fallback).
+  /// Upper bound on the bytes of the temporaries held at once besides the result and the layers'
+  /// cotangents: Jacobian chunks (contraction and fallback) and the chunks of the layers' rules
+  /// (Conv2d's feature chunks, pixel-pair partners and channel groups). Smaller budgets cost time.
   std::int64_t max_bytes = std::int64_t{1} << 30;
 };
 
