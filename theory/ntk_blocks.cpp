@@ -180,16 +180,13 @@ std::vector<nn::Cotangents> output_gradients(const Captured& c) {
         }
     // Through a segment that keeps the shape (an activation), the passes overwrite into_next:
     // one [n, O, C, H, W] tensor fewer at the pullback's peak (the digits CNN: 40 MiB). Only when
-    // into_next is a tensor of its own: not a broadcast view, nor memory of the next layer's
-    // cotangents, which must stay as they are.
+    // into_next is a tensor of its own: not a broadcast view, nor memory anything else holds (the
+    // next layer's cotangents must stay as they are).
     const Var& out = c.layers[l].output;
     Shape out_shape{n, outputs};
     out_shape.insert(out_shape.end(), out.shape().begin() + 1, out.shape().end());
-    const nn::Cotangents& after = d[l + 1];
-    const auto shares = [&](const Tensor& t) { return t.defined() && t.storage() == into_next.storage(); };
     const bool in_place = into_next.shape() == out_shape && into_next.dtype() == out.dtype() &&
-                          into_next.is_contiguous() &&
-                          !(after.factored() ? shares(after.u()) || shares(after.v()) : shares(after.dense()));
+                          into_next.is_contiguous() && into_next.storage().use_count() == 1;
     d[l] = backward_per_output(next.input, {out}, outputs, [&](std::int64_t o) { return into_next.select(1, o); },
                                in_place ? into_next : Tensor())[0];
   }
