@@ -2,8 +2,6 @@
 
 #include "tensor/conv.hpp"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -12,7 +10,9 @@
 #include <vector>
 
 #include "tensor/blas_runtime.hpp"
+#include "tensor/conv_chunks.hpp"
 #include "tensor/conv_geometry.hpp"
+#include "tensor/conv_winograd.hpp"
 #include "tensor/dtype.hpp"
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
@@ -36,8 +36,11 @@ namespace theta {
 
 using detail::check_conv_dtypes;
 using detail::check_conv_operand;
+using detail::chunk_count;
 using detail::conv_geometry;
 using detail::ConvGeometry;
+using detail::for_each_chunk;
+using detail::gemm;
 using detail::source_table;
 
 namespace {
@@ -192,35 +195,6 @@ void col2im(const ConvGeometry& g, const Taps& taps, T* cols, T* x) {
       }
 }
 
-// c:[m, n] = op(a) op(b) + beta c, all row-major.
-template <class T>
-void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
-          const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  const auto i = [](std::int64_t v) { return static_cast<blasint>(v); };
-  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta, c, i(ldc));
-  else
-    cblas_dgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c, i(ldc));
-}
-
-// How many chunks the n samples are split into (Note [Convolution as gemm]).
-std::int64_t chunk_count(std::int64_t n) {
-  if (n <= 1 || detail::in_parallel_region()) return 1;
-  return std::min<std::int64_t>(n, get_num_threads());
-}
-
-// Runs body(chunk, begin, end) over the samples [0, n) split into `chunks` contiguous ranges, in
-// parallel when there is more than one.
-template <class Body>
-void for_each_chunk(std::int64_t n, std::int64_t chunks, Body&& body) {
-  const std::int64_t per = chunks > 0 ? (n + chunks - 1) / chunks : 0;
-  const auto run = [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t c = begin; c < end; ++c) body(c, c * per, std::min(n, (c + 1) * per));
-  };
-  detail::parallel_for_blas(chunks, 1, run);
-}
-
 }  // namespace
 
 Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Conv2dOptions& options) {
@@ -231,9 +205,13 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Conv2dOptions& 
   Tensor out = Tensor::empty(g.output_shape(), x_in.dtype());
   if (out.numel() == 0) return out;
   const Tensor x = x_in.contiguous(), weight = weight_in.contiguous();
+  warn_if_blas_fallback();
+  if (detail::winograd_applies(g)) {
+    detail::winograd_conv2d(g, x, weight, out);
+    return out;
+  }
   const Taps taps(g);
   const std::int64_t k = g.taps(), l = g.pixels(), chunks = chunk_count(g.n);
-  warn_if_blas_fallback();
   visit_float_dtype(x.dtype(), [&](auto v) {
     using T = decltype(v);
     const T* xp = x.data<T>();
@@ -264,9 +242,13 @@ Tensor conv2d_input_grad(const Tensor& grad_out_in, const Tensor& weight_in, con
   Tensor dx = zeros(g.input_shape(), grad_out_in.dtype());
   if (dx.numel() == 0 || g.c_out == 0 || g.pixels() == 0) return dx;
   const Tensor dy = grad_out_in.contiguous(), weight = weight_in.contiguous();
+  warn_if_blas_fallback();
+  if (detail::winograd_applies(g)) {
+    detail::winograd_input_grad(g, dy, weight, dx);
+    return dx;
+  }
   const Taps taps(g);
   const std::int64_t k = g.taps(), l = g.pixels(), chunks = chunk_count(g.n);
-  warn_if_blas_fallback();
   visit_float_dtype(dy.dtype(), [&](auto v) {
     using T = decltype(v);
     const T* dyp = dy.data<T>();
@@ -297,6 +279,10 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& grad_out_in, const S
   const std::int64_t k = g.taps(), l = g.pixels(), chunks = chunk_count(g.n);
   if (g.n == 0 || g.c_out == 0 || l == 0) return zeros(weight_shape, x_in.dtype());
   const Tensor x = x_in.contiguous(), dy = grad_out_in.contiguous();
+  if (detail::winograd_applies(g)) {
+    warn_if_blas_fallback();
+    return detail::winograd_weight_grad(g, x, dy).reshape(weight_shape);
+  }
   const Taps taps(g);
   // One partial [C_out, k] per chunk; chunk 0 writes straight into the result.
   std::vector<Tensor> partials(static_cast<std::size_t>(chunks));

@@ -304,11 +304,69 @@ void correlate(const T* in, std::int64_t in_row, const T* w, std::int64_t count,
     }
 }
 
+// One WinogradStep on values (vectors or scalars) i -> o.
+template <WinogradStep S, class U> void winograd_butterfly(const U (&i)[4], U (&o)[4]) {
+  if constexpr (S == WinogradStep::input) {
+    o[0] = i[0] - i[2];
+    o[1] = i[1] + i[2];
+    o[2] = i[2] - i[1];
+    o[3] = i[1] - i[3];
+  } else if constexpr (S == WinogradStep::input_adjoint) {
+    o[0] = i[0];
+    o[1] = i[1] - i[2] + i[3];
+    o[2] = i[1] + i[2] - i[0];
+    o[3] = -i[3];
+  } else if constexpr (S == WinogradStep::output) {
+    o[0] = i[0] + i[1] + i[2];
+    o[1] = i[1] - i[2] - i[3];
+  } else {
+    o[0] = i[0];
+    o[1] = i[0] + i[1];
+    o[2] = i[0] - i[1];
+    o[3] = -i[1];
+  }
+}
+
+// The runs of one WinogradStep: vectors, then the tail one scalar at a time through the same
+// arithmetic (adds, subtracts and negations round alike in both, so the tail matches the body).
+template <WinogradStep S, class T> void winograd_runs(const T* const* in, T* const* out, std::int64_t n) {
+  using V = Vec<T>;
+  constexpr std::int64_t W = V::size;
+  constexpr int inputs = S == WinogradStep::output_adjoint ? 2 : 4;
+  constexpr int outputs = S == WinogradStep::output ? 2 : 4;
+  constexpr bool accumulate = S == WinogradStep::input_adjoint;
+  std::int64_t k = 0;
+  for (; k + W <= n; k += W) {
+    V i[4] = {V(T(0)), V(T(0)), V(T(0)), V(T(0))}, o[4];
+    for (int r = 0; r < inputs; ++r) i[r] = V::load_unaligned(in[r] + k);
+    winograd_butterfly<S>(i, o);
+    for (int r = 0; r < outputs; ++r) {
+      if constexpr (accumulate) o[r] = V::load_unaligned(out[r] + k) + o[r];
+      o[r].store_unaligned(out[r] + k);
+    }
+  }
+  for (; k < n; ++k) {
+    T i[4] = {T(0), T(0), T(0), T(0)}, o[4];
+    for (int r = 0; r < inputs; ++r) i[r] = in[r][k];
+    winograd_butterfly<S>(i, o);
+    for (int r = 0; r < outputs; ++r) out[r][k] = accumulate ? out[r][k] + o[r] : o[r];
+  }
+}
+
+template <class T> void winograd(WinogradStep step, const T* const* in, T* const* out, std::int64_t n) {
+  switch (step) {
+    case WinogradStep::input: return winograd_runs<WinogradStep::input>(in, out, n);
+    case WinogradStep::input_adjoint: return winograd_runs<WinogradStep::input_adjoint>(in, out, n);
+    case WinogradStep::output: return winograd_runs<WinogradStep::output>(in, out, n);
+    case WinogradStep::output_adjoint: return winograd_runs<WinogradStep::output_adjoint>(in, out, n);
+  }
+}
+
 const KernelTable& table() {
   static const KernelTable t{
       Arch::name(),
-      {&unary<float>, &binary<float>, &where<float>, &reduce<float>, &correlate<float>},
-      {&unary<double>, &binary<double>, &where<double>, &reduce<double>, &correlate<double>},
+      {&unary<float>, &binary<float>, &where<float>, &reduce<float>, &correlate<float>, &winograd<float>},
+      {&unary<double>, &binary<double>, &where<double>, &reduce<double>, &correlate<double>, &winograd<double>},
   };
   return t;
 }

@@ -225,6 +225,50 @@ TEST_CASE("circular conv2d with stride 1 commutes with a circular shift of the i
   }
 }
 
+TEST_CASE("3x3 conv2d with stride 1 (the Winograd route) equals the definition across blocks and threads",
+          "[conv][winograd]") {
+  // Batches that fill several blocks of tiles and end in a partial one, odd output sizes (whose
+  // last tiles reach past the padded input), an image wider than a block, both padding modes.
+  struct Case {
+    Shape x, w;
+    std::int64_t padding;
+    Padding mode;
+  };
+  const std::vector<Case> cases = {
+      {{40, 5, 8, 8}, {6, 5, 3, 3}, 1, Padding::zeros},     {{40, 5, 8, 8}, {6, 5, 3, 3}, 1, Padding::circular},
+      {{300, 2, 3, 3}, {3, 2, 3, 3}, 1, Padding::zeros},    {{3, 4, 7, 9}, {5, 4, 3, 3}, 0, Padding::zeros},
+      {{3, 4, 7, 9}, {5, 4, 3, 3}, 2, Padding::circular},   {{2, 3, 50, 45}, {4, 3, 3, 3}, 1, Padding::zeros},
+      {{5, 3, 4, 4}, {2, 3, 3, 3}, 3, Padding::circular},
+  };
+  Rng rng(14);
+  const int saved = get_num_threads();
+  for (const auto& c : cases) {
+    Conv2dOptions o;
+    o.padding = {c.padding, c.padding};
+    o.padding_mode = c.mode;
+    INFO(describe({c.x, c.w, o}));
+    const Tensor x = rng.normal(c.x), w = rng.normal(c.w);
+    const Tensor expected = naive_conv2d(x, w, o);
+    const Tensor g = rng.normal(expected.shape());
+    set_num_threads(1);
+    const Tensor y1 = conv2d(x, w, o), dx1 = conv2d_input_grad(g, w, c.x, o), dw1 = conv2d_weight_grad(x, g, c.w, o);
+    set_num_threads(3);
+    const Tensor y3 = conv2d(x, w, o), dx3 = conv2d_input_grad(g, w, c.x, o), dw3 = conv2d_weight_grad(x, g, c.w, o);
+    set_num_threads(saved);
+    CHECK(max_abs_diff(y1, expected) < 1e-12);
+    CHECK(max_abs_diff(y3, y1) == 0.0);
+    CHECK(max_abs_diff(dx3, dx1) == 0.0);
+    CHECK(max_abs_diff(dw3, dw1) < 1e-10);
+    const double forward = inner(expected, g), scale = std::max(1.0, std::abs(forward));
+    CHECK(std::abs(inner(x, dx1) - forward) < 1e-12 * scale * 10);
+    CHECK(std::abs(inner(w, dw1) - forward) < 1e-12 * scale * 10);
+    // float32 follows float64 to its own precision.
+    CHECK(max_abs_diff(conv2d(x.to(DType::f32), w.to(DType::f32), o), expected) < 1e-4);
+    CHECK(max_abs_diff(conv2d_input_grad(g.to(DType::f32), w.to(DType::f32), c.x, o), dx1) < 1e-4);
+    CHECK(max_abs_diff(conv2d_weight_grad(x.to(DType::f32), g.to(DType::f32), c.w, o), dw1) < 1e-2);
+  }
+}
+
 TEST_CASE("conv2d handles empty batches and channels", "[conv]") {
   Rng rng(13);
   CHECK(conv2d(zeros({0, 2, 4, 4}), zeros({3, 2, 3, 3})).shape() == Shape({0, 3, 2, 2}));

@@ -6,9 +6,11 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "tensor/kernels/kernels.hpp"
 #include "tensor/ops.hpp"
+#include "tensor/rng.hpp"
 #include "tests/support/op_cases.hpp"
 #include "tests/support/reference.hpp"
 #include "tests/support/reference_ops.hpp"
@@ -200,5 +202,53 @@ TEST_CASE("every unary op maps NaN to NaN in every architecture", "[tensor][simd
         CHECK((to_one ? got[3] == 1.0 : std::isnan(got[3])));
         CHECK((to_one ? got[18] == 1.0 : std::isnan(got[18])));
       }
+  }
+}
+
+TEST_CASE("Winograd step kernels of every architecture match their defining formulas",
+          "[tensor][simd][winograd]") {
+  using detail::WinogradStep;
+  for (const auto* table : kernel_tables()) {
+    Rng rng(72);
+    for (std::int64_t n : kLengths) {
+      INFO(table->arch_name << " n=" << n);
+      // Four input runs and four output runs of doubles; outputs start from known values so the
+      // accumulating step's += shows.
+      std::vector<std::vector<double>> in(4), out(4), start(4);
+      for (auto* runs : {&in, &start})
+        for (auto& r : *runs) r = ref::read(rng.normal({n}));
+      for (WinogradStep step : {WinogradStep::input, WinogradStep::input_adjoint, WinogradStep::output,
+                                WinogradStep::output_adjoint}) {
+        out = start;
+        const double* i[4] = {in[0].data(), in[1].data(), in[2].data(), in[3].data()};
+        double* o[4] = {out[0].data(), out[1].data(), out[2].data(), out[3].data()};
+        table->f64.winograd(step, i, o, n);
+        for (std::size_t k = 0; k < static_cast<std::size_t>(n); ++k) {
+          const double a = in[0][k], b = in[1][k], c = in[2][k], d = in[3][k];
+          std::vector<double> want;
+          switch (step) {
+            case WinogradStep::input: want = {a - c, b + c, c - b, b - d}; break;
+            case WinogradStep::input_adjoint:
+              want = {start[0][k] + a, start[1][k] + (b - c + d), start[2][k] + (b + c - a), start[3][k] - d};
+              break;
+            case WinogradStep::output: want = {a + b + c, b - c - d, start[2][k], start[3][k]}; break;
+            case WinogradStep::output_adjoint: want = {a, a + b, a - b, -b}; break;
+          }
+          for (std::size_t r = 0; r < 4; ++r) CHECK(std::abs(out[r][k] - want[r]) <= 1e-15 * (1 + std::abs(want[r])));
+        }
+        // float32 runs give the same values, rounded.
+        std::vector<std::vector<float>> in32(4), out32(4);
+        for (std::size_t r = 0; r < 4; ++r) {
+          in32[r].assign(in[r].begin(), in[r].end());
+          out32[r].assign(start[r].begin(), start[r].end());
+        }
+        const float* i32[4] = {in32[0].data(), in32[1].data(), in32[2].data(), in32[3].data()};
+        float* o32[4] = {out32[0].data(), out32[1].data(), out32[2].data(), out32[3].data()};
+        table->f32.winograd(step, i32, o32, n);
+        for (std::size_t r = 0; r < 4; ++r)
+          for (std::size_t k = 0; k < static_cast<std::size_t>(n); ++k)
+            CHECK(std::abs(out32[r][k] - out[r][k]) <= 1e-5 * (1 + std::abs(out[r][k])));
+      }
+    }
   }
 }

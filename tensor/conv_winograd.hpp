@@ -1,0 +1,24 @@
+#pragma once
+// Internal to theta_tensor: conv2d and its two adjoints for 3x3 kernels with stride 1 and
+// dilation 1 by Winograd's minimal filtering F(2x2, 3x3) (Note [Winograd convolution] in
+// conv_winograd.cpp). conv2d, conv2d_input_grad and conv2d_weight_grad take this route whenever
+// winograd_applies; operands are contiguous, validated and of one floating dtype.
+
+#include "tensor/conv_geometry.hpp"
+#include "tensor/tensor.hpp"
+
+namespace theta::detail {
+
+/// True when the convolution of geometry g runs through Winograd's F(2x2, 3x3).
+bool winograd_applies(const ConvGeometry& g);
+
+/// out:[N, C_out, H_out, W_out] <- conv2d(x, weight).
+void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out);
+
+/// dx:[N, C_in, H, W] (zeros on entry) += the input adjoint of conv2d applied to grad_out.
+void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Tensor& weight, Tensor& dx);
+
+/// The weight adjoint of conv2d: [C_out, C_in, 3, 3], summed over the batch.
+Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out);
+
+}  // namespace theta::detail
