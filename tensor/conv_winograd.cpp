@@ -69,17 +69,30 @@ std::vector<std::int64_t> padded_sources(std::int64_t size, std::int64_t padding
 struct Tiling {
   std::int64_t th = 0, tw = 0;           // tiles down and across a sample
   std::int64_t ph = 0, pw = 0;           // the padded plane the tiles read: 2 th + 2 by 2 tw + 2
-  std::vector<std::int64_t> rows, cols;  // padded_sources of each padded row and column
   std::int64_t samples_per_block = 1;
+  // The entries r pw + c of a padded plane that hold an input pixel (inside[k], read from offset
+  // source[k] of the input plane), and those that hold a zero (outside).
+  std::vector<std::int64_t> inside, source, outside;
 
   explicit Tiling(const ConvGeometry& g)
       : th((g.h_out + 1) / 2),
         tw((g.w_out + 1) / 2),
         ph(2 * th + 2),
         pw(2 * tw + 2),
-        rows(padded_sources(g.h, g.padding[0], ph, g.circular)),
-        cols(padded_sources(g.w, g.padding[1], pw, g.circular)),
-        samples_per_block(std::max<std::int64_t>(1, kTilesPerBlock / (th * tw))) {}
+        samples_per_block(std::max<std::int64_t>(1, kTilesPerBlock / (th * tw))) {
+    const std::vector<std::int64_t> rows = padded_sources(g.h, g.padding[0], ph, g.circular);
+    const std::vector<std::int64_t> cols = padded_sources(g.w, g.padding[1], pw, g.circular);
+    for (std::int64_t r = 0; r < ph; ++r)
+      for (std::int64_t c = 0; c < pw; ++c) {
+        const std::int64_t iy = rows[static_cast<std::size_t>(r)], ix = cols[static_cast<std::size_t>(c)];
+        if (iy < 0 || ix < 0) {
+          outside.push_back(r * pw + c);
+        } else {
+          inside.push_back(r * pw + c);
+          source.push_back(iy * g.w + ix);
+        }
+      }
+  }
 
   std::int64_t per_sample() const { return th * tw; }
 };
@@ -91,20 +104,22 @@ struct Tiling {
 std::int64_t entry_stride(std::int64_t channels, std::int64_t tiles) { return channels * tiles + 16; }
 
 // A chunk's scratch: V:[16, C_in, T], M:[16, C_out, T] (entries entry_stride apart) for blocks of
-// up to T tiles, and a padded plane and four rows of it for each sample of a block.
+// up to T tiles, and for each sample of a block a padded plane, four rows of it and a plane of
+// 2 th x 2 tw outputs.
 template <class T>
 struct Workspace {
   Tensor storage;
   std::int64_t c_in = 0, c_out = 0;
-  T *v = nullptr, *m = nullptr, *planes = nullptr, *rows = nullptr;
+  T *v = nullptr, *m = nullptr, *planes = nullptr, *rows = nullptr, *outputs = nullptr;
   Workspace(const ConvGeometry& g, const Tiling& t, DType dtype) : c_in(g.c_in), c_out(g.c_out) {
     const std::int64_t nb = t.samples_per_block, tiles = nb * t.per_sample();
     const std::int64_t nv = kEntries * entry_stride(c_in, tiles), nm = kEntries * entry_stride(c_out, tiles);
-    storage = Tensor::empty({nv + nm + (t.ph + 4) * t.pw * nb}, dtype);
+    storage = Tensor::empty({nv + nm + ((t.ph + 4) * t.pw + 4 * t.th * t.tw) * nb}, dtype);
     v = storage.data<T>();
     m = v + nv;
     planes = m + nm;
     rows = planes + t.ph * t.pw * nb;
+    outputs = rows + 4 * t.pw * nb;
   }
   // Entry e's [C_in, tiles] of V and [C_out, tiles] of M for a block of `tiles` tiles.
   T* v_entry(std::int64_t e, std::int64_t tiles) const { return v + e * entry_stride(c_in, tiles); }
@@ -130,21 +145,23 @@ void step(WinogradStep which, std::initializer_list<const T*> in, std::initializ
 // would step through memory a whole sample at a time, C H W elements: with that a power of two, all
 // its accesses fall into one cache set), the block side from the L1-sized buffer.
 
-// p:[ph, pw, nb] <- the padded planes of channel `channel` of the block's samples of x:[N, C, H, W].
+// The entries of p:[ph, pw, nb] that hold input pixels <- those of channel `channel` of the block's
+// samples of x:[N, C, H, W] (the others, zeros, are the same for every channel: zero_outside).
 template <class T>
 void gather_padded(const ConvGeometry& g, const Tiling& t, const Block& blk, const T* x, std::int64_t channel,
                    T* p) {
-  for (std::int64_t s = 0; s < blk.nb; ++s) {
+  const std::int64_t nb = blk.nb, inside = static_cast<std::int64_t>(t.inside.size());
+  const std::int64_t *at = t.inside.data(), *from = t.source.data();
+  for (std::int64_t s = 0; s < nb; ++s) {
     const T* src = x + ((blk.s0 + s) * g.c_in + channel) * g.h * g.w;
-    T* dst = p + s;
-    for (std::int64_t r = 0; r < t.ph; ++r) {
-      const std::int64_t iy = t.rows[static_cast<std::size_t>(r)];
-      for (std::int64_t c = 0; c < t.pw; ++c, dst += blk.nb) {
-        const std::int64_t ix = t.cols[static_cast<std::size_t>(c)];
-        *dst = iy < 0 || ix < 0 ? T(0) : src[iy * g.w + ix];
-      }
-    }
+    for (std::int64_t k = 0; k < inside; ++k) p[at[k] * nb + s] = src[from[k]];
   }
+}
+
+// The entries of p:[ph, pw, nb] that hold the padding's zeros <- 0.
+template <class T>
+void zero_outside(const Tiling& t, std::int64_t nb, T* p) {
+  for (const std::int64_t k : t.outside) std::fill_n(p + k * nb, nb, T(0));
 }
 
 // Channel `channel` of the block's samples of x:[N, C, H, W] += the padded planes p:[ph, pw, nb]
@@ -152,16 +169,11 @@ void gather_padded(const ConvGeometry& g, const Tiling& t, const Block& blk, con
 template <class T>
 void scatter_padded(const ConvGeometry& g, const Tiling& t, const Block& blk, const T* p, std::int64_t channel,
                     T* x) {
-  for (std::int64_t s = 0; s < blk.nb; ++s) {
+  const std::int64_t nb = blk.nb, inside = static_cast<std::int64_t>(t.inside.size());
+  const std::int64_t *at = t.inside.data(), *from = t.source.data();
+  for (std::int64_t s = 0; s < nb; ++s) {
     T* dst = x + ((blk.s0 + s) * g.c_in + channel) * g.h * g.w;
-    const T* src = p + s;
-    for (std::int64_t r = 0; r < t.ph; ++r) {
-      const std::int64_t iy = t.rows[static_cast<std::size_t>(r)];
-      for (std::int64_t c = 0; c < t.pw; ++c, src += blk.nb) {
-        const std::int64_t ix = t.cols[static_cast<std::size_t>(c)];
-        if (iy >= 0 && ix >= 0) dst[iy * g.w + ix] += *src;
-      }
-    }
+    for (std::int64_t k = 0; k < inside; ++k) dst[from[k]] += p[at[k] * nb + s];
   }
 }
 
@@ -233,19 +245,28 @@ void transform_output(const ConvGeometry& g, const Tiling& t, const Block& blk, 
   }
 }
 
+// The outputs of buffer:[2 th, 2 tw, nb] past an odd edge <- 0: the column past an odd W_out, the
+// row past an odd H_out.
+template <class T>
+void zero_past_edges(const ConvGeometry& g, const Tiling& t, std::int64_t nb, T* buffer) {
+  const std::int64_t row = 2 * t.tw * nb;
+  if (g.w_out % 2 == 1)
+    for (std::int64_t oy = 0; oy < g.h_out; ++oy) std::fill_n(buffer + oy * row + g.w_out * nb, nb, T(0));
+  if (g.h_out % 2 == 1) std::fill_n(buffer + g.h_out * row, row, T(0));
+}
+
 // The adjoint of transform_output: dM = A dY A^T of every tile of output channel `channel` of the
 // block's samples of dy:[N, C_out, H_out, W_out], entry e of tile column j written to
-// dm[e * stride + j]. Outputs past an odd edge count as zeros. `buffer` holds [2 th, 2 tw, nb];
-// `rows` holds [4, 2, nb].
+// dm[e * stride + j]. `buffer` holds [2 th, 2 tw, nb], its outputs past an odd edge zeros
+// (zero_past_edges); `rows` holds [4, 2, nb].
 template <class T>
 void transform_output_adjoint(const ConvGeometry& g, const Tiling& t, const Block& blk, const T* dy,
                               std::int64_t channel, T* dm, std::int64_t stride, T* buffer, T* rows) {
   const std::int64_t nb = blk.nb, row = 2 * t.tw * nb;
   for (std::int64_t s = 0; s < nb; ++s) {
     const T* src = dy + ((blk.s0 + s) * g.c_out + channel) * g.pixels();
-    for (std::int64_t oy = 0; oy < 2 * t.th; ++oy)
-      for (std::int64_t ox = 0; ox < 2 * t.tw; ++ox)
-        buffer[oy * row + ox * nb + s] = oy < g.h_out && ox < g.w_out ? src[oy * g.w_out + ox] : T(0);
+    for (std::int64_t oy = 0; oy < g.h_out; ++oy)
+      for (std::int64_t ox = 0; ox < g.w_out; ++ox) buffer[oy * row + ox * nb + s] = *src++;
   }
   for (std::int64_t a = 0; a < t.th; ++a)
     for (std::int64_t b = 0; b < t.tw; ++b) {
@@ -324,6 +345,7 @@ template <class T>
 void transform_inputs(const ConvGeometry& g, const Tiling& t, const Block& blk, Workspace<T>& ws, const T* x) {
   const std::int64_t tiles = blk.tiles(t);
   for (std::int64_t c = 0; c < g.c_in; ++c) {
+    if (c == 0) zero_outside(t, blk.nb, ws.planes);
     gather_padded(g, t, blk, x, c, ws.planes);
     transform_input(t, blk.nb, ws.planes, ws.v + c * tiles, entry_stride(g.c_in, tiles), ws.rows);
   }
@@ -334,8 +356,9 @@ template <class T>
 void transform_output_grads(const ConvGeometry& g, const Tiling& t, const Block& blk, Workspace<T>& ws,
                             const T* dy) {
   const std::int64_t tiles = blk.tiles(t);
+  zero_past_edges(g, t, blk.nb, ws.outputs);
   for (std::int64_t o = 0; o < g.c_out; ++o)
-    transform_output_adjoint(g, t, blk, dy, o, ws.m + o * tiles, entry_stride(g.c_out, tiles), ws.planes, ws.rows);
+    transform_output_adjoint(g, t, blk, dy, o, ws.m + o * tiles, entry_stride(g.c_out, tiles), ws.outputs, ws.rows);
 }
 
 Tensor transformed_weight(const ConvGeometry& g, const Tensor& weight) {
@@ -369,7 +392,7 @@ void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weigh
         gemm<T>(false, false, g.c_out, tiles, g.c_in, up + e * g.c_out * g.c_in, g.c_in, ws.v_entry(e, tiles), tiles,
                 T(0), ws.m_entry(e, tiles), tiles);
       for (std::int64_t o = 0; o < g.c_out; ++o)
-        transform_output(g, t, blk, ws.m + o * tiles, entry_stride(g.c_out, tiles), o, ws.planes, ws.rows, op);
+        transform_output(g, t, blk, ws.m + o * tiles, entry_stride(g.c_out, tiles), o, ws.outputs, ws.rows, op);
     });
   });
 }
