@@ -8,6 +8,7 @@
 #include <climits>
 #include <cmath>
 
+#include "tensor/blas_runtime.hpp"
 #include "tensor/kernels/kernels.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/overlap.hpp"
@@ -321,13 +322,24 @@ void Tensor::add_(const Tensor& source, double alpha) const {
   const Tensor other = detail::needs_source_copy(*this, source) ? source.clone() : source;
   if (is_floating(dtype()) && same_dense_layout(other, *this)) {
     // The optimizer update p += alpha * g: one fused pass (BLAS axpy) over the memory both share
-    // the layout of, no scaled temporary.
-    const auto n = static_cast<blasint>(numel());
+    // the layout of, no scaled temporary. theta's threads split it, each range a single-threaded
+    // axpy: OpenBLAS threading a level-1 call itself wakes its worker threads, which then spin
+    // (sched_yield) for a long while after, taking a core from theta's threads (a fifth of the
+    // samples of a two-thread CNN training step).
     THETA_CHECK(numel() < INT_MAX, ShapeError, "add_: ", shape_str(shape()), " exceeds the BLAS integer range");
-    if (dtype() == DType::f32)
-      cblas_saxpy(n, static_cast<float>(alpha), other.data<float>(), 1, data<float>(), 1);
-    else
-      cblas_daxpy(n, alpha, other.data<double>(), 1, data<double>(), 1);
+    const auto axpy = [&](std::int64_t begin, std::int64_t end) {
+      const auto n = static_cast<blasint>(end - begin);
+      if (dtype() == DType::f32)
+        cblas_saxpy(n, static_cast<float>(alpha), other.data<float>() + begin, 1, data<float>() + begin, 1);
+      else
+        cblas_daxpy(n, alpha, other.data<double>() + begin, 1, data<double>() + begin, 1);
+    };
+    if (detail::in_parallel_region()) {
+      axpy(0, numel());  // theta's caller has already made BLAS single-threaded
+    } else {
+      const detail::SingleThreadedBlas blas;
+      parallel_for(numel(), kElementwiseGrain, axpy);
+    }
     storage()->bump_version();
     return;
   }
