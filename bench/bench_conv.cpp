@@ -1,8 +1,10 @@
-// Benchmarks of conv2d and its adjoints, each next to its gemm floor:
+// Benchmarks of conv2d and its adjoints, each next to the gemm floor of the im2col route:
 //   conv2d, conv2d_input_grad, conv2d_weight_grad on x [128, 32, 8, 8], w [64, 32, 3, 3], padding 1
 //   vs the same per-sample cblas_sgemm calls on prepared column buffers (no im2col, no col2im)
-// Every row does 2 N C_out (C_in kh kw) (H_out W_out) FLOP per call; the ratio of a conv row to
-// its floor row is the cost of im2col / col2im and the buffers. One thread, as in bench_tensor.cpp
+// FLOP/s counts 2 N C_out (C_in kh kw) (H_out W_out) FLOP per call, the direct form's. These 3x3
+// stride-1 convolutions take the Winograd route (Note [Winograd convolution] in
+// tensor/conv_winograd.cpp), whose gemms do 16/36 of those multiply-adds: a conv row below its
+// floor row is what the route saves beyond its transforms. One thread, as in bench_tensor.cpp
 // (Note [Single-threaded benchmarks] there).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
