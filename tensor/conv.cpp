@@ -208,7 +208,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Conv2dOptions& 
   const Tensor x = x_in.contiguous(), weight = weight_in.contiguous();
   warn_if_blas_fallback();
   if (detail::winograd_applies(g)) {
-    detail::winograd_conv2d(g, x, weight, out);
+    detail::winograd_conv2d(g, x, weight, out, detail::winograd_tiles(g, x.dtype()));
     return out;
   }
   const Taps taps(g);
@@ -245,7 +245,7 @@ Tensor conv2d_input_grad(const Tensor& grad_out_in, const Tensor& weight_in, con
   const Tensor dy = grad_out_in.contiguous(), weight = weight_in.contiguous();
   warn_if_blas_fallback();
   if (detail::winograd_applies(g)) {
-    detail::winograd_input_grad(g, dy, weight, dx);
+    detail::winograd_input_grad(g, dy, weight, dx, detail::winograd_tiles(g, dy.dtype()));
     return dx;
   }
   const Taps taps(g);
@@ -282,7 +282,7 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& grad_out_in, const S
   const Tensor x = x_in.contiguous(), dy = grad_out_in.contiguous();
   if (detail::winograd_applies(g)) {
     warn_if_blas_fallback();
-    return detail::winograd_weight_grad(g, x, dy).reshape(weight_shape);
+    return detail::winograd_weight_grad(g, x, dy, detail::winograd_tiles(g, x.dtype())).reshape(weight_shape);
   }
   const Taps taps(g);
   // One partial [C_out, k] per chunk; chunk 0 writes straight into the result.

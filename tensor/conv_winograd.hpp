@@ -5,20 +5,28 @@
 // winograd_applies; operands are contiguous, validated and of one floating dtype.
 
 #include "tensor/conv_geometry.hpp"
+#include "tensor/dtype.hpp"
 #include "tensor/tensor.hpp"
 
 namespace theta::detail {
 
-/// True when the convolution of geometry g runs through Winograd's F(2x2, 3x3).
+/// True when the convolution of geometry g runs through Winograd's minimal filtering.
 bool winograd_applies(const ConvGeometry& g);
 
+/// The output tile of Winograd's F(m x m, 3 x 3).
+enum class WinogradTiles { f2x2, f4x4 };
+
+/// The tiles conv2d takes for geometry g in this dtype (Note [Winograd schemes and dtypes]).
+WinogradTiles winograd_tiles(const ConvGeometry& g, DType dtype);
+
 /// out:[N, C_out, H_out, W_out] <- conv2d(x, weight).
-void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out);
+void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out, WinogradTiles tiles);
 
 /// dx:[N, C_in, H, W] (zeros on entry) += the input adjoint of conv2d applied to grad_out.
-void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Tensor& weight, Tensor& dx);
+void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Tensor& weight, Tensor& dx,
+                         WinogradTiles tiles);
 
 /// The weight adjoint of conv2d: [C_out, C_in, 3, 3], summed over the batch.
-Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out);
+Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out, WinogradTiles tiles);
 
 }  // namespace theta::detail

@@ -27,15 +27,6 @@ enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le,
 enum class ReduceOp { sum, max, min };
 
 /// Extra arguments of parameterised unary ops: pow_scalar uses a; clamp uses [a, b].
-/// The elementwise steps of Winograd's F(2x2, 3x3) (Note [Winograd convolution] in
-/// tensor/conv_winograd.cpp), each mapping runs i0.. to runs o0..:
-enum class WinogradStep {
-  input,           ///< (o0, o1, o2, o3) = (i0 - i2, i1 + i2, i2 - i1, i1 - i3): B^T
-  input_adjoint,   ///< (o0, o1, o2, o3) += (i0, i1 - i2 + i3, i1 + i2 - i0, -i3): B, accumulated
-  output,          ///< (o0, o1) = (i0 + i1 + i2, i1 - i2 - i3): A^T
-  output_adjoint,  ///< (o0, o1, o2, o3) = (i0, i0 + i1, i0 - i1, -i1): A
-};
-
 struct UnaryParams {
   double a = 0.0;
   double b = 0.0;
@@ -57,9 +48,15 @@ template <class T> struct TypedKernels {
   /// out[f][y][x] = sum_{i, j} w[f][i kw + j] in[(y + i dh) in_row + x + j dw], y < h, x < width.
   void (*correlate)(const T* in, std::int64_t in_row, const T* w, std::int64_t count, std::int64_t kh,
                     std::int64_t kw, std::int64_t dh, std::int64_t dw, T* out, std::int64_t h, std::int64_t width);
-  /// One WinogradStep over runs of n: in[k] is run ik (4 runs, 2 for output_adjoint), out[k] is
-  /// run ok (4 runs, 2 for output). Output runs must not overlap input runs or each other.
-  void (*winograd)(WinogradStep step, const T* const* in, T* const* out, std::int64_t n);
+  /// A small constant matrix applied to runs of n values (the transforms of Note [Winograd
+  /// convolution] in tensor/conv_winograd.cpp): out[i][k] = sum_j matrix[i cols + j] in[j][k] for
+  /// i < rows, j < cols (both at most 8), k < n, or out[i][k] += that with accumulate. Zero entries
+  /// are skipped; the others are fused multiply-adds in order of j. This repeats `count` times, the
+  /// input runs moved by in_step and the output runs by out_step each time; one repetition finishes
+  /// before the next starts (their outputs may overlap), while within one the output runs must not
+  /// overlap the input runs or each other.
+  void (*combine_runs)(const T* matrix, int rows, int cols, const T* const* in, T* const* out, std::int64_t n,
+                       bool accumulate, std::int64_t count, std::int64_t in_step, std::int64_t out_step);
 };
 
 struct KernelTable {

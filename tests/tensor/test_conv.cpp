@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "tensor/conv.hpp"
+#include "tensor/conv_geometry.hpp"
+#include "tensor/conv_winograd.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/rng.hpp"
@@ -257,6 +259,23 @@ TEST_CASE("3x3 conv2d with stride 1 (the Winograd route) equals the definition a
     set_num_threads(saved);
     CHECK(max_abs_diff(y1, expected) < 1e-12);
     CHECK(max_abs_diff(y3, y1) == 0.0);
+    // Both tile sizes, whichever conv2d picks for float64, hold the definition and the adjoint
+    // identities in float64.
+    const detail::ConvGeometry geometry = detail::conv_geometry("test", c.x, c.w, o);
+    REQUIRE(detail::winograd_applies(geometry));
+    for (const auto tiles : {detail::WinogradTiles::f2x2, detail::WinogradTiles::f4x4}) {
+      INFO((tiles == detail::WinogradTiles::f2x2 ? "F(2x2, 3x3)" : "F(4x4, 3x3)"));
+      Tensor y = Tensor::empty(expected.shape()), dx = zeros(c.x);
+      detail::winograd_conv2d(geometry, x, w, y, tiles);
+      detail::winograd_input_grad(geometry, g, w, dx, tiles);
+      const Tensor dw = detail::winograd_weight_grad(geometry, x, g, tiles);
+      const double forward = inner(expected, g), scale = std::max(1.0, std::abs(forward));
+      CHECK(max_abs_diff(y, expected) < 1e-12);
+      CHECK(std::abs(inner(x, dx) - forward) < 1e-12 * scale * 10);
+      CHECK(std::abs(inner(w, dw) - forward) < 1e-12 * scale * 10);
+      CHECK(max_abs_diff(dx, dx1) < 1e-12);
+      CHECK(max_abs_diff(dw, dw1) < 1e-10);
+    }
     CHECK(max_abs_diff(dx3, dx1) == 0.0);
     CHECK(max_abs_diff(dw3, dw1) < 1e-10);
     const double forward = inner(expected, g), scale = std::max(1.0, std::abs(forward));

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor/kernels/kernels.hpp"
@@ -205,50 +206,78 @@ TEST_CASE("every unary op maps NaN to NaN in every architecture", "[tensor][simd
   }
 }
 
-TEST_CASE("Winograd step kernels of every architecture match their defining formulas",
-          "[tensor][simd][winograd]") {
-  using detail::WinogradStep;
+TEST_CASE("combine_runs of every architecture applies a small matrix to runs", "[tensor][simd][winograd]") {
   for (const auto* table : kernel_tables()) {
     Rng rng(72);
-    for (std::int64_t n : kLengths) {
-      INFO(table->arch_name << " n=" << n);
-      // Four input runs and four output runs of doubles; outputs start from known values so the
-      // accumulating step's += shows.
-      std::vector<std::vector<double>> in(4), out(4), start(4);
-      for (auto* runs : {&in, &start})
-        for (auto& r : *runs) r = ref::read(rng.normal({n}));
-      for (WinogradStep step : {WinogradStep::input, WinogradStep::input_adjoint, WinogradStep::output,
-                                WinogradStep::output_adjoint}) {
-        out = start;
-        const double* i[4] = {in[0].data(), in[1].data(), in[2].data(), in[3].data()};
-        double* o[4] = {out[0].data(), out[1].data(), out[2].data(), out[3].data()};
-        table->f64.winograd(step, i, o, n);
-        for (std::size_t k = 0; k < static_cast<std::size_t>(n); ++k) {
-          const double a = in[0][k], b = in[1][k], c = in[2][k], d = in[3][k];
-          std::vector<double> want;
-          switch (step) {
-            case WinogradStep::input: want = {a - c, b + c, c - b, b - d}; break;
-            case WinogradStep::input_adjoint:
-              want = {start[0][k] + a, start[1][k] + (b - c + d), start[2][k] + (b + c - a), start[3][k] - d};
-              break;
-            case WinogradStep::output: want = {a + b + c, b - c - d, start[2][k], start[3][k]}; break;
-            case WinogradStep::output_adjoint: want = {a, a + b, a - b, -b}; break;
-          }
-          for (std::size_t r = 0; r < 4; ++r) CHECK(std::abs(out[r][k] - want[r]) <= 1e-15 * (1 + std::abs(want[r])));
+    for (std::int64_t n : kLengths)
+      for (const auto& [rows, cols] : std::vector<std::pair<int, int>>{{4, 4}, {2, 4}, {6, 6}, {6, 4}, {8, 8}, {1, 3}})
+        for (const bool accumulate : {false, true}) {
+          INFO(table->arch_name << " n=" << n << " " << rows << "x" << cols << (accumulate ? " accumulate" : ""));
+          // A matrix with zeros among its entries (they are skipped), runs of doubles.
+          std::vector<double> matrix = ref::read(rng.normal({rows * cols}));
+          for (std::size_t e = 0; e < matrix.size(); e += 3) matrix[e] = 0.0;
+          std::vector<std::vector<double>> in(static_cast<std::size_t>(cols)), out(static_cast<std::size_t>(rows));
+          for (auto& r : in) r = ref::read(rng.normal({n}));
+          for (auto& r : out) r = ref::read(rng.normal({n}));
+          const std::vector<std::vector<double>> start = out;
+          std::vector<const double*> ip;
+          std::vector<double*> op;
+          for (auto& r : in) ip.push_back(r.data());
+          for (auto& r : out) op.push_back(r.data());
+          table->f64.combine_runs(matrix.data(), rows, cols, ip.data(), op.data(), n, accumulate, 1, 0, 0);
+          // float32 on the same values.
+          std::vector<float> matrix32(matrix.begin(), matrix.end());
+          std::vector<std::vector<float>> in32, out32;
+          for (auto& r : in) in32.emplace_back(r.begin(), r.end());
+          for (auto& r : start) out32.emplace_back(r.begin(), r.end());
+          std::vector<const float*> ip32;
+          std::vector<float*> op32;
+          for (auto& r : in32) ip32.push_back(r.data());
+          for (auto& r : out32) op32.push_back(r.data());
+          table->f32.combine_runs(matrix32.data(), rows, cols, ip32.data(), op32.data(), n, accumulate, 1, 0, 0);
+          for (std::size_t i = 0; i < static_cast<std::size_t>(rows); ++i)
+            for (std::size_t k = 0; k < static_cast<std::size_t>(n); ++k) {
+              double want = accumulate ? start[i][k] : 0.0, size = std::abs(want);
+              for (std::size_t j = 0; j < static_cast<std::size_t>(cols); ++j) {
+                want += matrix[i * static_cast<std::size_t>(cols) + j] * in[j][k];
+                size += std::abs(matrix[i * static_cast<std::size_t>(cols) + j] * in[j][k]);
+              }
+              CHECK(std::abs(out[i][k] - want) <= 1e-15 * (1 + size));
+              CHECK(std::abs(out32[i][k] - want) <= 1e-6 * (1 + size));
+            }
         }
-        // float32 runs give the same values, rounded.
-        std::vector<std::vector<float>> in32(4), out32(4);
-        for (std::size_t r = 0; r < 4; ++r) {
-          in32[r].assign(in[r].begin(), in[r].end());
-          out32[r].assign(start[r].begin(), start[r].end());
-        }
-        const float* i32[4] = {in32[0].data(), in32[1].data(), in32[2].data(), in32[3].data()};
-        float* o32[4] = {out32[0].data(), out32[1].data(), out32[2].data(), out32[3].data()};
-        table->f32.winograd(step, i32, o32, n);
-        for (std::size_t r = 0; r < 4; ++r)
-          for (std::size_t k = 0; k < static_cast<std::size_t>(n); ++k)
-            CHECK(std::abs(out32[r][k] - out[r][k]) <= 1e-5 * (1 + std::abs(out[r][k])));
-      }
-    }
   }
+}
+
+TEST_CASE("combine_runs repeats in order, its runs moved each time", "[tensor][simd][winograd]") {
+  // Repetitions whose outputs overlap (each starts 2 past the last), accumulated: the result must
+  // be that of running them one after another.
+  for (const auto* table : kernel_tables())
+    for (const int size : {2, 4})
+      for (const std::int64_t n : {5, 16, 37}) {
+        INFO(table->arch_name << " " << size << "x" << size << " n=" << n);
+        Rng rng(73);
+        const std::int64_t count = 4, in_step = n, out_step = 2;
+        const std::vector<double> matrix = ref::read(rng.normal({size * size}));
+        const std::vector<double> in = ref::read(rng.normal({size * (count * in_step + n)}));
+        std::vector<double> out = ref::read(rng.normal({size * (count * out_step + n)}));
+        std::vector<double> want = out;
+        const std::int64_t in_len = count * in_step + n, out_len = count * out_step + n;
+        for (std::int64_t r = 0; r < count; ++r)
+          for (std::int64_t i = 0; i < size; ++i)
+            for (std::int64_t k = 0; k < n; ++k) {
+              double total = want[static_cast<std::size_t>(i * out_len + r * out_step + k)];
+              for (std::int64_t j = 0; j < size; ++j)
+                total += matrix[static_cast<std::size_t>(i * size + j)] *
+                         in[static_cast<std::size_t>(j * in_len + r * in_step + k)];
+              want[static_cast<std::size_t>(i * out_len + r * out_step + k)] = total;
+            }
+        std::vector<const double*> ip;
+        std::vector<double*> op;
+        for (std::int64_t j = 0; j < size; ++j) ip.push_back(in.data() + j * in_len);
+        for (std::int64_t i = 0; i < size; ++i) op.push_back(out.data() + i * out_len);
+        table->f64.combine_runs(matrix.data(), size, size, ip.data(), op.data(), n, true, count, in_step, out_step);
+        for (std::size_t e = 0; e < out.size(); ++e)
+          CHECK(std::abs(out[e] - want[e]) <= 1e-13 * (1 + std::abs(want[e])));
+      }
 }
