@@ -913,7 +913,8 @@ def main(argv):
     cheap = [n for n in ("BM_Memcpy_F32/16777216", "BM_TinyDeepLinearStep") if n in theta_names]
     context = run_theta(bench, cheap[:1] or sorted(theta_names)[:1], thread_counts[0], 1e-9)[2] if theta_names else {}
     blas_core = context.get("openblas_core")
-    TORCH_ENV.update({"OPENBLAS_CORETYPE": blas_core, "OMP_WAIT_POLICY": args.omp_wait_policy, **TORCH_MALLOC_ENV})
+    TORCH_ENV.update({"OPENBLAS_CORETYPE": blas_core, "OMP_WAIT_POLICY": args.omp_wait_policy})
+    TORCH_ENV.update(TORCH_MALLOC_ENV)
     info = json.loads(run_checked([sys.executable, str(Path(__file__).resolve()), "--child", "info",
                                    "--child-threads", str(thread_counts[0])],
                                   env=thread_env(thread_counts[0], for_torch=True)).strip().splitlines()[-1])

@@ -468,8 +468,9 @@ bool winograd_applies(const ConvGeometry& g) {
          g.w_out > 0;
 }
 
-void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out, WinogradTiles tiles) {
-  const Tiling t(g, x.dtype(), tiles);
+void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out,
+                     WinogradTiles scheme) {
+  const Tiling t(g, x.dtype(), scheme);
   const Tensor u = transformed_weight(g, t, weight);
   visit_float_dtype(x.dtype(), [&](auto v) {
     using T = decltype(v);
@@ -489,8 +490,8 @@ void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weigh
 }
 
 void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Tensor& weight, Tensor& dx,
-                         WinogradTiles tiles) {
-  const Tiling t(g, grad_out.dtype(), tiles);
+                         WinogradTiles scheme) {
+  const Tiling t(g, grad_out.dtype(), scheme);
   const Tensor u = transformed_weight(g, t, weight);
   visit_float_dtype(grad_out.dtype(), [&](auto v) {
     using T = decltype(v);
@@ -512,8 +513,9 @@ void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Te
   });
 }
 
-Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out, WinogradTiles tiles) {
-  const Tiling t(g, x.dtype(), tiles);
+Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out,
+                            WinogradTiles scheme) {
+  const Tiling t(g, x.dtype(), scheme);
   // One partial dU:[alpha^2, C_out, C_in] per chunk, added in chunk order.
   std::vector<Tensor> partials(static_cast<std::size_t>(chunk_count(g.n)));
   for (auto& p : partials) p = zeros({t.entries, g.c_out, g.c_in}, x.dtype());

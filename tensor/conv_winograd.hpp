@@ -20,13 +20,15 @@ enum class WinogradTiles { f2x2, f4x4 };
 WinogradTiles winograd_tiles(const ConvGeometry& g, DType dtype);
 
 /// out:[N, C_out, H_out, W_out] <- conv2d(x, weight).
-void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out, WinogradTiles tiles);
+void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out,
+                     WinogradTiles scheme);
 
 /// dx:[N, C_in, H, W] (zeros on entry) += the input adjoint of conv2d applied to grad_out.
 void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Tensor& weight, Tensor& dx,
-                         WinogradTiles tiles);
+                         WinogradTiles scheme);
 
 /// The weight adjoint of conv2d: [C_out, C_in, 3, 3], summed over the batch.
-Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out, WinogradTiles tiles);
+Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out,
+                            WinogradTiles scheme);
 
 }  // namespace theta::detail
