@@ -38,7 +38,7 @@ namespace theta::detail {
 // so conv2d's adjoint identities hold to rounding. Rounding is where the schemes differ: F(2x2)'s
 // matrices hold 0, +-1 and +-1/2 and change the sums' rounding by a few units in the last place;
 // F(4x4)'s hold up to 8 and 1/24, and its results carry 5-12 times the direct form's rounding
-// (Lavin and Gray measure the same). winograd_tiles takes F(4x4) for float32 and
+// (the trend Lavin and Gray report). winograd_tiles takes F(4x4) for float32 and
 // F(2x2) for float64 (Note [Winograd schemes and dtypes]).
 //
 // Tiles past the last output row or column read zeros (padded rows past the padded input) and
