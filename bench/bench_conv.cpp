@@ -2,9 +2,9 @@
 //   conv2d, conv2d_input_grad, conv2d_weight_grad on x [128, 32, 8, 8], w [64, 32, 3, 3], padding 1
 //   vs the same per-sample cblas_sgemm calls on prepared column buffers (no im2col, no col2im)
 // FLOP/s counts 2 N C_out (C_in kh kw) (H_out W_out) FLOP per call, the direct form's. These 3x3
-// stride-1 convolutions take the Winograd route (Note [Winograd convolution] in
-// tensor/conv_winograd.cpp), whose gemms do 16/36 of those multiply-adds: a conv row below its
-// floor row is what the route saves beyond its transforms. One thread, as in bench_tensor.cpp
+// stride-1 float32 convolutions take the Winograd route with F(4x4, 3x3) (Note [Winograd
+// convolution] in tensor/conv_winograd.cpp), whose gemms do a quarter of those multiply-adds: a
+// conv row below its floor row is what the route saves beyond its transforms. One thread, as in bench_tensor.cpp
 // (Note [Single-threaded benchmarks] there).
 #include <benchmark/benchmark.h>
 #include <cblas.h>

@@ -1,5 +1,5 @@
 // conv2d and its adjoints as im2col + one gemm per sample (Note [Convolution as gemm]); 3x3 kernels
-// with stride 1 and dilation 1 take Winograd's F(2x2, 3x3) instead (conv_winograd.cpp).
+// with stride 1 and dilation 1 take Winograd's minimal filtering instead (conv_winograd.cpp).
 
 #include "tensor/conv.hpp"
 

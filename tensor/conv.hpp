@@ -6,10 +6,12 @@
 // likewise for W. The dilated kernel must fit the padded input.
 //
 // Two routes compute the same values up to rounding: im2col + one gemm per sample, and for 3x3
-// kernels with stride 1 and dilation 1, Winograd's F(2x2, 3x3) (2.25x fewer multiply-adds in the
-// gemms; its transforms only add and halve, so results differ from the definition by rounding
-// alone: within 1e-12 in float64 in the tests). Samples run in parallel on theta's threads; the
-// same thread count gives the same bits on every call.
+// kernels with stride 1 and dilation 1, Winograd's minimal filtering: F(2x2, 3x3) in float64
+// (2.25x fewer multiply-adds in the gemms, rounding within a few ulps of the direct form's; within
+// 1e-12 of the definition in the tests) and F(4x4, 3x3) in float32 for outputs of at least 4x4
+// (4x fewer; rms rounding 5-12x the direct form's, about 1e-6 of outputs of size 1: Note
+// [Winograd schemes and dtypes] in conv_winograd.cpp). Samples run in parallel on theta's threads;
+// the same thread count gives the same bits on every call.
 
 #include <array>
 #include <cstdint>
