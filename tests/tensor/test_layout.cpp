@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tensor/ops.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/rng.hpp"
 #include "tests/support/reference.hpp"
 
@@ -52,6 +53,31 @@ TEST_CASE("add_ adds a scaled tensor in place on every layout", "[tensor][views]
     CHECK_THROWS_AS(dst.add_(rng.normal({7}, 0, 1, dtype == DType::f32 ? DType::f64 : DType::f32)), DTypeError);
     CHECK_THROWS_AS(row.clone().add_(dst), ShapeError);
   }
+}
+
+TEST_CASE("add_'s fused path splits a long tensor over threads correctly", "[tensor][add_]") {
+  // Long enough for several parallel ranges, and a length that does not divide evenly; inside a
+  // parallel region the whole pass runs inline.
+  Rng rng(12);
+  const int saved = get_num_threads();
+  for (const int threads : {1, 3})
+    for (DType dtype : {DType::f32, DType::f64}) {
+      INFO(threads << " thread(s), " << ref::dtype_label(dtype));
+      set_num_threads(threads);
+      const std::int64_t n = 5 * kElementwiseGrain + 37;
+      const Tensor dst = rng.normal({n}, 0, 1, dtype), src = rng.normal({n}, 0, 1, dtype);
+      std::vector<double> want = ref::read(dst);
+      const std::vector<double> s = ref::read(src);
+      for (std::size_t i = 0; i < want.size(); ++i) want[i] += 0.75 * s[i];
+      dst.add_(src, 0.75);
+      ref::check_close(ref::read(dst), want, ref::tol_for(dtype));
+    }
+  const Tensor inner = zeros({3 * kElementwiseGrain}), ones_src = full({3 * kElementwiseGrain}, 1.0);
+  parallel_for(2, 1, [&](std::int64_t begin, std::int64_t) {
+    if (begin == 0) inner.add_(ones_src, 2.0);
+  });
+  set_num_threads(saved);
+  CHECK(sum(inner).item() == 6.0 * kElementwiseGrain);
 }
 
 TEST_CASE("is_dense, empty_like and the layout of elementwise results", "[tensor][views][layout]") {
