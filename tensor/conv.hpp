@@ -10,8 +10,8 @@
 // (2.25x fewer multiply-adds in the gemms, rounding within a few ulps of the direct form's; within
 // 1e-12 of the definition in the tests) and F(4x4, 3x3) in float32 for outputs of at least 4x4
 // (4x fewer; rms rounding 5-12x the direct form's, about 1e-6 of outputs of size 1: Note
-// [Winograd schemes and dtypes] in conv_winograd.cpp). Samples run in parallel on theta's threads;
-// the same thread count gives the same bits on every call.
+// [Winograd schemes and dtypes] in conv_winograd_scheme.cpp). Samples run in parallel on theta's
+// threads; the same thread count gives the same bits on every call.
 
 #include <array>
 #include <cstdint>

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tensor/conv_chunks.hpp"
+#include "tensor/conv_winograd_scheme.hpp"
 #include "tensor/dtype.hpp"
 #include "tensor/kernels/kernels.hpp"
 
@@ -21,7 +22,7 @@ namespace theta::detail {
 // Convolutional Neural Networks") computes the block as
 //   Y = A^T [U . V] A,   U = G g G^T  (alpha x alpha, from the 3x3 kernel g),   V = B^T d B  (from the tile d)
 // where . multiplies entrywise, with the constant matrices B^T (alpha x alpha), G (alpha x 3) and
-// A^T (m x alpha) of the scheme (kF2 and kF4 below). Summed over input channels, each of the
+// A^T (m x alpha) of the scheme (conv_winograd_scheme.cpp). Summed over input channels, each of the
 // alpha^2 entries e of a tile is one gemm over channels:
 //   M_e:[C_out, T] = U_e:[C_out, C_in] @ V_e:[C_in, T]      (T: the tiles of a block of samples)
 // alpha^2 C_out C_in multiply-adds per m^2 outputs against im2col's 9 m^2: F(2x2, 3x3) does 16 per
@@ -39,7 +40,7 @@ namespace theta::detail {
 // matrices hold 0, +-1 and +-1/2 and change the sums' rounding by a few units in the last place;
 // F(4x4)'s hold up to 8 and 1/24, and its results carry 5-12 times the direct form's rounding
 // (the trend Lavin and Gray report). winograd_tiles takes F(4x4) for float32 and
-// F(2x2) for float64 (Note [Winograd schemes and dtypes]).
+// F(2x2) for float64 (Note [Winograd schemes and dtypes] in conv_winograd_scheme.cpp).
 //
 // Tiles past the last output row or column read zeros (padded rows past the padded input) and
 // their extra outputs are dropped; in the adjoint they receive no gradient. Samples are split into
@@ -54,55 +55,6 @@ namespace theta::detail {
 
 namespace {
 
-// One scheme F(m x m, 3 x 3): its tile size and its matrices, row-major.
-struct Scheme {
-  int m, alpha;
-  std::array<double, 36> bt;  // B^T: alpha x alpha
-  std::array<double, 18> g;   // G: alpha x 3
-  std::array<double, 24> at;  // A^T: m x alpha
-};
-
-// Lavin and Gray's F(2x2, 3x3): interpolation points 0, 1, -1 and infinity.
-constexpr Scheme kF2{2,
-                     4,
-                     {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1},
-                     {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1},
-                     {1, 1, 1, 0, 0, 1, -1, -1}};
-
-// F(4x4, 3x3): points 0, 1, -1, 2, -2 and infinity.
-constexpr Scheme kF4{4,
-                     6,
-                     {4, 0, -5, 0, 1, 0,   //
-                      0, -4, -4, 1, 1, 0,  //
-                      0, 4, -4, -1, 1, 0,  //
-                      0, -2, -1, 2, 1, 0,  //
-                      0, 2, -1, -2, 1, 0,  //
-                      0, 4, 0, -5, 0, 1},
-                     {1.0 / 4, 0, 0,                    //
-                      -1.0 / 6, -1.0 / 6, -1.0 / 6,     //
-                      -1.0 / 6, 1.0 / 6, -1.0 / 6,      //
-                      1.0 / 24, 1.0 / 12, 1.0 / 6,      //
-                      1.0 / 24, -1.0 / 12, 1.0 / 6,     //
-                      0, 0, 1},
-                     {1, 1, 1, 1, 1, 0,    //
-                      0, 1, -1, 2, -2, 0,  //
-                      0, 1, 1, 4, 4, 0,    //
-                      0, 1, -1, 8, -8, 1}};
-
-// Note [Winograd schemes and dtypes]
-// F(4x4, 3x3) needs 1.78x fewer multiply-adds than F(2x2, 3x3) and transforms fewer values per
-// output, but its rounding errors are larger: its matrices hold 5, 8, 1/6 and 1/24. Measured on
-// x:[64, C, 8, 8] ~ N(0, 1), w ~ N(0, 1/(9 C)), padding 1, against the float64 definition:
-//   float32, C = 32:   im2col rms error 2.4e-7 (max 2.7e-6), F(2x2) 1.8e-7 (1.3e-6), F(4x4) 1.2e-6 (2.9e-5)
-//   float32, C = 256:  im2col 2.5e-7 (1.8e-6), F(2x2) 4.5e-7 (2.9e-6), F(4x4) 3.0e-6 (5.8e-5)
-//   float64: F(4x4) differs from im2col by up to 5e-14 (C = 32) and 1e-13 (C = 256).
-// float32 is theta's dtype for training, where errors of 1e-6 of the outputs are far below the
-// noise of stochastic gradients, and F(4x4) made the digits CNN's training step 15-20% faster:
-// float32 takes F(4x4) whenever the output has at least 4 rows and columns (on smaller outputs
-// most of a 4x4 tile is dropped). float64 is for exact work, checked to 1e-12 and below: it keeps
-// F(2x2), whose rounding stays within a few ulps of the direct form's.
-const Scheme& scheme_of(WinogradTiles tiles) { return tiles == WinogradTiles::f4x4 ? kF4 : kF2; }
-
 constexpr std::int64_t kEntriesPerBlock = 16 * 512;          // tile entries transformed and multiplied together
 constexpr std::int64_t kBlockBytes = std::int64_t{8} << 20;  // bound on a block's V and M
 
@@ -110,7 +62,7 @@ constexpr std::int64_t kBlockBytes = std::int64_t{8} << 20;  // bound on a block
 template <class T>
 struct Matrices {
   std::vector<T> bt, b, at, a;  // B^T, B (alpha x alpha); A^T (m x alpha), A (alpha x m)
-  explicit Matrices(const Scheme& s) {
+  explicit Matrices(const WinogradScheme& s) {
     const int m = s.m, al = s.alpha;
     for (int i = 0; i < al * al; ++i) bt.push_back(static_cast<T>(s.bt[static_cast<std::size_t>(i)]));
     for (int i = 0; i < al; ++i)
@@ -149,7 +101,7 @@ std::vector<std::int64_t> padded_sources(std::int64_t size, std::int64_t padding
 
 // How one convolution's outputs split into tiles of a scheme.
 struct Tiling {
-  const Scheme& scheme;
+  const WinogradScheme& scheme;
   std::int64_t m = 0, alpha = 0, entries = 0;  // outputs per tile side, tile side, entries per tile
   std::int64_t th = 0, tw = 0;                  // tiles down and across a sample
   std::int64_t ph = 0, pw = 0;                  // the padded plane the tiles read: m th + 2 by m tw + 2
@@ -159,7 +111,7 @@ struct Tiling {
   std::vector<std::int64_t> inside, source, outside;
 
   Tiling(const ConvGeometry& g, DType dtype, WinogradTiles tiles)
-      : scheme(scheme_of(tiles)),
+      : scheme(winograd_scheme(tiles)),
         m(scheme.m),
         alpha(scheme.alpha),
         entries(alpha * alpha),
@@ -358,61 +310,6 @@ void transform_output_adjoint(const ConvGeometry& g, const Tiling& t, const Matr
             tiles, false);
 }
 
-// u:[alpha^2, C_out, C_in] <- G g G^T of every 3x3 kernel of weight:[C_out, C_in, 3, 3], in double.
-// Entry by entry, so each row of u is written in order (kernel by kernel, the alpha^2 rows would
-// be written at once, C_out C_in apart: the strided streams of Note [Winograd convolution]'s
-// entry_stride).
-template <class T>
-void transform_weight(const ConvGeometry& g, const Scheme& s, const T* weight, T* u) {
-  const std::int64_t count = g.c_out * g.c_in, al = s.alpha;
-  std::vector<double> gw(static_cast<std::size_t>(count * al * 3), 0.0);  // G g: [count, alpha, 3]
-  for (std::int64_t k = 0; k < count; ++k)
-    for (std::int64_t i = 0; i < al; ++i)
-      for (std::int64_t q = 0; q < 3; ++q) {
-        double total = 0;
-        for (std::int64_t p = 0; p < 3; ++p)
-          total += s.g[static_cast<std::size_t>(i * 3 + p)] * static_cast<double>(weight[9 * k + p * 3 + q]);
-        gw[static_cast<std::size_t>((k * al + i) * 3 + q)] = total;
-      }
-  for (std::int64_t i = 0; i < al; ++i)  // (G g) G^T
-    for (std::int64_t j = 0; j < al; ++j) {
-      T* out = u + (i * al + j) * count;
-      const double* gj = s.g.data() + j * 3;
-      for (std::int64_t k = 0; k < count; ++k) {
-        const double* row = gw.data() + (k * al + i) * 3;
-        out[k] = static_cast<T>(row[0] * gj[0] + row[1] * gj[1] + row[2] * gj[2]);
-      }
-    }
-}
-
-// The adjoint of transform_weight: dweight:[C_out, C_in, 3, 3] <- G^T dU G of du:[alpha^2, C_out,
-// C_in], in double, reading du row by row.
-template <class T>
-void transform_weight_adjoint(const ConvGeometry& g, const Scheme& s, const T* du, T* dweight) {
-  const std::int64_t count = g.c_out * g.c_in, al = s.alpha;
-  std::vector<double> ug(static_cast<std::size_t>(count * al * 3), 0.0);  // dU G: [count, alpha, 3]
-  for (std::int64_t i = 0; i < al; ++i)
-    for (std::int64_t j = 0; j < al; ++j) {
-      const T* in = du + (i * al + j) * count;
-      const double* gj = s.g.data() + j * 3;
-      for (std::int64_t k = 0; k < count; ++k) {
-        double* row = ug.data() + (k * al + i) * 3;
-        const double v = static_cast<double>(in[k]);
-        row[0] += v * gj[0];
-        row[1] += v * gj[1];
-        row[2] += v * gj[2];
-      }
-    }
-  for (std::int64_t k = 0; k < count; ++k)  // G^T (dU G)
-    for (std::int64_t p = 0; p < 3; ++p)
-      for (std::int64_t q = 0; q < 3; ++q) {
-        double total = 0;
-        for (std::int64_t i = 0; i < al; ++i)
-          total += s.g[static_cast<std::size_t>(i * 3 + p)] * ug[static_cast<std::size_t>((k * al + i) * 3 + q)];
-        dweight[9 * k + p * 3 + q] = static_cast<T>(total);
-      }
-}
-
 // Runs body(workspace, chunk, block, first) over the blocks of each chunk's samples, each chunk
 // with a workspace of its own; first is true for a chunk's first block.
 template <class T, class Body>
@@ -447,20 +344,7 @@ void transform_output_grads(const ConvGeometry& g, const Tiling& t, const Matric
                              ws.rows);
 }
 
-Tensor transformed_weight(const ConvGeometry& g, const Tiling& t, const Tensor& weight) {
-  Tensor u = Tensor::empty({t.entries, g.c_out, g.c_in}, weight.dtype());
-  visit_float_dtype(weight.dtype(), [&](auto v) {
-    using T = decltype(v);
-    transform_weight(g, t.scheme, weight.data<T>(), u.data<T>());
-  });
-  return u;
-}
-
 }  // namespace
-
-WinogradTiles winograd_tiles(const ConvGeometry& g, DType dtype) {
-  return dtype == DType::f32 && g.h_out >= 4 && g.w_out >= 4 ? WinogradTiles::f4x4 : WinogradTiles::f2x2;
-}
 
 bool winograd_applies(const ConvGeometry& g) {
   return g.kh == 3 && g.kw == 3 && g.stride == std::array<std::int64_t, 2>{1, 1} &&
@@ -471,7 +355,7 @@ bool winograd_applies(const ConvGeometry& g) {
 void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out,
                      WinogradTiles scheme) {
   const Tiling t(g, x.dtype(), scheme);
-  const Tensor u = transformed_weight(g, t, weight);
+  const Tensor u = winograd_weight_transform(g, t.scheme, weight);
   visit_float_dtype(x.dtype(), [&](auto v) {
     using T = decltype(v);
     const Matrices<T> mat(t.scheme);
@@ -492,7 +376,7 @@ void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weigh
 void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Tensor& weight, Tensor& dx,
                          WinogradTiles scheme) {
   const Tiling t(g, grad_out.dtype(), scheme);
-  const Tensor u = transformed_weight(g, t, weight);
+  const Tensor u = winograd_weight_transform(g, t.scheme, weight);
   visit_float_dtype(grad_out.dtype(), [&](auto v) {
     using T = decltype(v);
     const Matrices<T> mat(t.scheme);
@@ -519,7 +403,6 @@ Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor
   // One partial dU:[alpha^2, C_out, C_in] per chunk, added in chunk order.
   std::vector<Tensor> partials(static_cast<std::size_t>(chunk_count(g.n)));
   for (auto& p : partials) p = zeros({t.entries, g.c_out, g.c_in}, x.dtype());
-  Tensor dweight = Tensor::empty({g.c_out, g.c_in, 3, 3}, x.dtype());
   visit_float_dtype(x.dtype(), [&](auto v) {
     using T = decltype(v);
     const Matrices<T> mat(t.scheme);
@@ -533,10 +416,9 @@ Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor
         gemm<T>(false, true, g.c_out, g.c_in, tiles, ws.m_entry(e, tiles), tiles, ws.v_entry(e, tiles), tiles,
                 first ? T(0) : T(1), du + e * g.c_out * g.c_in, g.c_in);
     });
-    for (std::size_t c = 1; c < partials.size(); ++c) partials[0].add_(partials[c]);
-    transform_weight_adjoint(g, t.scheme, partials[0].data<T>(), dweight.data<T>());
   });
-  return dweight;
+  for (std::size_t c = 1; c < partials.size(); ++c) partials[0].add_(partials[c]);
+  return winograd_weight_transform_adjoint(g, t.scheme, partials[0]);
 }
 
 }  // namespace theta::detail
