@@ -333,8 +333,11 @@ void Tensor::add_(const Tensor& source, double alpha) const {
       else
         cblas_daxpy(n, alpha, other.data<double>() + begin, 1, data<double>() + begin, 1);
     };
-    if (detail::in_parallel_region()) {
-      axpy(0, numel());  // theta's caller has already made BLAS single-threaded
+    // OpenBLAS runs an axpy of at most 10000 elements on the calling thread (interface/axpy.c), so
+    // short ones, like most parameters' updates, skip the switching of its thread count.
+    constexpr std::int64_t kSerialAxpy = 10000;
+    if (numel() <= kSerialAxpy || detail::in_parallel_region()) {
+      axpy(0, numel());  // inside a region, theta's caller has already made BLAS single-threaded
     } else {
       const detail::SingleThreadedBlas blas;
       parallel_for(numel(), kElementwiseGrain, axpy);
