@@ -57,6 +57,10 @@ namespace {
 
 constexpr std::int64_t kEntriesPerBlock = 16 * 512;          // tile entries transformed and multiplied together
 constexpr std::int64_t kBlockBytes = std::int64_t{8} << 20;  // bound on a block's V and M
+// Blocks of more samples than this hold a multiple of it: the transforms' runs of samples then
+// fill whole vectors of every instruction set (a run's tail shorter than a vector takes a slower
+// path through padded copies).
+constexpr std::int64_t kSampleMultiple = 16;
 
 // A scheme's matrices in the element type, with the transposes the adjoints apply.
 template <class T>
@@ -122,6 +126,7 @@ struct Tiling {
     const std::int64_t bytes_per_tile = entries * (g.c_in + g.c_out) * static_cast<std::int64_t>(dtype_size(dtype));
     const std::int64_t block_tiles = std::min(kEntriesPerBlock / entries, kBlockBytes / bytes_per_tile);
     samples_per_block = std::max<std::int64_t>(1, block_tiles / (th * tw));
+    if (samples_per_block > kSampleMultiple) samples_per_block -= samples_per_block % kSampleMultiple;
     const std::vector<std::int64_t> rows = padded_sources(g.h, g.padding[0], ph, g.circular);
     const std::vector<std::int64_t> cols = padded_sources(g.w, g.padding[1], pw, g.circular);
     for (std::int64_t r = 0; r < ph; ++r)
