@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
 #include "tests/support/reference.hpp"
@@ -117,6 +120,34 @@ TEST_CASE("parallel elementwise ops over strided and broadcast inputs match the 
   CHECK(bad == 0);
   // A strided copy (contiguous) split across threads.
   CHECK(ref::read(x.contiguous()) == xv);
+}
+
+// Note [Spinning before sleeping] in parallel.cpp: workers and caller poll before they sleep. These
+// regions exercise each hand-off: back to back (a polling worker takes the next region), after a
+// pause longer than the polling (the worker sleeps and is woken), with the workers finishing last
+// (the caller stops polling and sleeps), and with more indices than workers.
+TEST_CASE("parallel_for hands regions to its workers whether they poll or sleep", "[tensor][parallel]") {
+  for (int threads : {2, 3}) {
+    ThreadCount use(threads);
+    const std::int64_t n = 6000;
+    std::vector<int> hits(static_cast<std::size_t>(n), 0);
+    const auto region = [&](bool slow_workers) {
+      parallel_for(n, 1, [&](std::int64_t begin, std::int64_t end) {
+        if (slow_workers && begin > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        for (std::int64_t i = begin; i < end; ++i) ++hits[static_cast<std::size_t>(i)];
+      });
+    };
+    int regions = 0;
+    for (int r = 0; r < 500; ++r, ++regions) region(false);
+    for (int r = 0; r < 5; ++r, ++regions) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      region(false);
+    }
+    for (int r = 0; r < 5; ++r, ++regions) region(true);
+    int wrong = 0;
+    for (int h : hits) wrong += h != regions;
+    CHECK(wrong == 0);
+  }
 }
 
 TEST_CASE("parallel_for covers the range exactly once", "[tensor][determinism][parallel]") {
