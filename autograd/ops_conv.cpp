@@ -27,11 +27,22 @@ THETA_PRIMITIVE(global_avg_pool2d_grad, "global_avg_pool2d_grad");
 // is the pooling itself. Tangents follow from bilinearity: d B(x, w) = B(dx, w) + B(x, dw), and
 // alike for I and W; a linear op's tangent is the op applied to the input's tangent.
 
+// A backward pass that records nothing (no create_graph, no forward-mode level: Note
+// [Differentiable backward]) and needs both gradients of a convolution takes them from
+// conv2d_grads, which transforms the cotangent once for both; the values are the same bit for bit.
+namespace {
+bool plain_backward() { return !grad_mode_enabled() && detail::forward_level == 0; }
+}  // namespace
+
 Var conv2d(const Var& x, const Var& weight, const Conv2dOptions& options) {
   return make_result(theta::conv2d(x.value(), weight.value(), options), "conv2d", {x, weight},
                      [options](const Var& h, const Node& n, const InputMask& needs) {
                        const Var& in = n.inputs[0];
                        const Var& w = n.inputs[1];
+                       if (needs[0] && needs[1] && plain_backward()) {
+                         Conv2dGrads grads = theta::conv2d_grads(in.value(), w.value(), h.value(), options);
+                         return VarList{Var(std::move(grads.input)), Var(std::move(grads.weight))};
+                       }
                        return VarList{needs[0] ? conv2d_input_grad(h, w, in.shape(), options) : Var(),
                                       needs[1] ? conv2d_weight_grad(in, h, w.shape(), options) : Var()};
                      },

@@ -308,6 +308,28 @@ Tensor conv2d_weight_grad(const Tensor& x_in, const Tensor& grad_out_in, const S
   return partials[0].reshape(weight_shape);
 }
 
+Conv2dGrads conv2d_grads(const Tensor& x_in, const Tensor& weight_in, const Tensor& grad_out_in,
+                         const Conv2dOptions& options) {
+  const char* op = "conv2d_grads";
+  check_conv_operand(op, "input", x_in);
+  check_conv_operand(op, "weight", weight_in);
+  check_conv_operand(op, "grad_out", grad_out_in);
+  check_conv_dtypes(op, "input", x_in, "weight", weight_in);
+  check_conv_dtypes(op, "input", x_in, "grad_out", grad_out_in);
+  const ConvGeometry g = conv_geometry(op, x_in.shape(), weight_in.shape(), options);
+  THETA_CHECK(grad_out_in.shape() == g.output_shape(), ShapeError, op, ": grad_out is ", shape_str(grad_out_in.shape()),
+              " but conv2d of input ", shape_str(x_in.shape()), " and weight ", shape_str(weight_in.shape()),
+              " gives ", shape_str(g.output_shape()));
+  if (!detail::winograd_applies(g))
+    return {conv2d_input_grad(grad_out_in, weight_in, x_in.shape(), options),
+            conv2d_weight_grad(x_in, grad_out_in, weight_in.shape(), options)};
+  const Tensor x = x_in.contiguous(), weight = weight_in.contiguous(), dy = grad_out_in.contiguous();
+  Tensor dx = zeros(g.input_shape(), x.dtype());
+  warn_if_blas_fallback();
+  Tensor dw = detail::winograd_adjoints(g, &x, dy, &weight, &dx, detail::winograd_tiles(g, x.dtype()));
+  return {std::move(dx), dw.reshape(weight_in.shape())};
+}
+
 Tensor conv2d_patches(const Tensor& x_in, const Shape& weight_shape, const Conv2dOptions& options) {
   const char* op = "conv2d_patches";
   check_conv_operand(op, "input", x_in);

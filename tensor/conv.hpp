@@ -51,6 +51,16 @@ Tensor conv2d_input_grad(const Tensor& grad_out, const Tensor& weight, const Sha
 Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& weight_shape,
                           const Conv2dOptions& options = {});
 
+/// Both adjoints of conv2d, as a backward pass needs them when input and weight both take
+/// gradients: input = conv2d_input_grad(grad_out, weight, x.shape(), options) and
+/// weight = conv2d_weight_grad(x, grad_out, weight.shape(), options), equal to those calls bit for
+/// bit. 3x3 convolutions with stride 1 transform grad_out once for both.
+struct Conv2dGrads {
+  Tensor input, weight;
+};
+Conv2dGrads conv2d_grads(const Tensor& x, const Tensor& weight, const Tensor& grad_out,
+                         const Conv2dOptions& options = {});
+
 /// The windows conv2d multiplies the weight with (im2col): x:[N, C_in, H, W] -> [N, K, L] for a
 /// weight of `weight_shape` [C_out, C_in, kh, kw], with K = C_in kh kw taps (row c kh kw + i kw + j
 /// reads channel c at kernel offset (i, j)) and L = H_out W_out output pixels (row-major), padding

@@ -380,48 +380,50 @@ void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weigh
 
 void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Tensor& weight, Tensor& dx,
                          WinogradTiles scheme) {
-  const Tiling t(g, grad_out.dtype(), scheme);
-  const Tensor u = winograd_weight_transform(g, t.scheme, weight);
-  visit_float_dtype(grad_out.dtype(), [&](auto v) {
-    using T = decltype(v);
-    const Matrices<T> mat(t.scheme);
-    const T *dyp = grad_out.data<T>(), *up = u.data<T>();
-    T* dxp = dx.data<T>();
-    for_each_block<T>(g, t, dx.dtype(), [&](Workspace<T>& ws, std::int64_t, const Block& blk, bool) {
-      const std::int64_t tiles = blk.tiles(t);
-      transform_output_grads(g, t, mat, blk, ws, dyp);
-      for (std::int64_t e = 0; e < t.entries; ++e)  // dV_e = U_e^T dM_e
-        gemm<T>(true, false, g.c_in, tiles, g.c_out, up + e * g.c_out * g.c_in, g.c_in, ws.m_entry(e, tiles), tiles,
-                T(0), ws.v_entry(e, tiles), tiles);
-      for (std::int64_t c = 0; c < g.c_in; ++c) {
-        std::fill(ws.planes, ws.planes + t.ph * t.pw * blk.nb, T(0));
-        transform_input_adjoint(t, mat, blk.nb, ws.v + c * tiles, entry_stride(g.c_in, tiles), ws.planes, ws.rows);
-        scatter_padded(g, t, blk, ws.planes, c, dxp);
-      }
-    });
-  });
+  winograd_adjoints(g, nullptr, grad_out, &weight, &dx, scheme);
 }
 
 Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out,
                             WinogradTiles scheme) {
-  const Tiling t(g, x.dtype(), scheme);
+  return winograd_adjoints(g, &x, grad_out, nullptr, nullptr, scheme);
+}
+
+Tensor winograd_adjoints(const ConvGeometry& g, const Tensor* x, const Tensor& grad_out, const Tensor* weight,
+                         Tensor* dx, WinogradTiles scheme) {
+  const Tiling t(g, grad_out.dtype(), scheme);
+  const bool input_adjoint = dx != nullptr, weight_adjoint = x != nullptr;
+  const Tensor u = input_adjoint ? winograd_weight_transform(g, t.scheme, *weight) : Tensor();
   // One partial dU:[alpha^2, C_out, C_in] per chunk, added in chunk order.
-  std::vector<Tensor> partials(static_cast<std::size_t>(chunk_count(g.n)));
-  for (auto& p : partials) p = zeros({t.entries, g.c_out, g.c_in}, x.dtype());
-  visit_float_dtype(x.dtype(), [&](auto v) {
+  std::vector<Tensor> partials(weight_adjoint ? static_cast<std::size_t>(chunk_count(g.n)) : 0);
+  for (auto& p : partials) p = zeros({t.entries, g.c_out, g.c_in}, grad_out.dtype());
+  visit_float_dtype(grad_out.dtype(), [&](auto v) {
     using T = decltype(v);
     const Matrices<T> mat(t.scheme);
-    const T *xp = x.data<T>(), *dyp = grad_out.data<T>();
-    for_each_block<T>(g, t, x.dtype(), [&](Workspace<T>& ws, std::int64_t chunk, const Block& blk, bool first) {
+    const T* dyp = grad_out.data<T>();
+    for_each_block<T>(g, t, grad_out.dtype(), [&](Workspace<T>& ws, std::int64_t chunk, const Block& blk, bool first) {
       const std::int64_t tiles = blk.tiles(t);
-      T* du = partials[static_cast<std::size_t>(chunk)].data<T>();
-      transform_inputs(g, t, mat, blk, ws, xp);
-      transform_output_grads(g, t, mat, blk, ws, dyp);
-      for (std::int64_t e = 0; e < t.entries; ++e)  // dU_e += dM_e V_e^T
-        gemm<T>(false, true, g.c_out, g.c_in, tiles, ws.m_entry(e, tiles), tiles, ws.v_entry(e, tiles), tiles,
-                first ? T(0) : T(1), du + e * g.c_out * g.c_in, g.c_in);
+      transform_output_grads(g, t, mat, blk, ws, dyp);  // dM, shared by both adjoints
+      if (weight_adjoint) {
+        T* du = partials[static_cast<std::size_t>(chunk)].data<T>();
+        transform_inputs(g, t, mat, blk, ws, x->data<T>());
+        for (std::int64_t e = 0; e < t.entries; ++e)  // dU_e += dM_e V_e^T
+          gemm<T>(false, true, g.c_out, g.c_in, tiles, ws.m_entry(e, tiles), tiles, ws.v_entry(e, tiles), tiles,
+                  first ? T(0) : T(1), du + e * g.c_out * g.c_in, g.c_in);
+      }
+      if (input_adjoint) {
+        const T* up = u.data<T>();
+        for (std::int64_t e = 0; e < t.entries; ++e)  // dV_e = U_e^T dM_e (V is no longer needed)
+          gemm<T>(true, false, g.c_in, tiles, g.c_out, up + e * g.c_out * g.c_in, g.c_in, ws.m_entry(e, tiles), tiles,
+                  T(0), ws.v_entry(e, tiles), tiles);
+        for (std::int64_t c = 0; c < g.c_in; ++c) {
+          std::fill(ws.planes, ws.planes + t.ph * t.pw * blk.nb, T(0));
+          transform_input_adjoint(t, mat, blk.nb, ws.v + c * tiles, entry_stride(g.c_in, tiles), ws.planes, ws.rows);
+          scatter_padded(g, t, blk, ws.planes, c, dx->data<T>());
+        }
+      }
     });
   });
+  if (!weight_adjoint) return Tensor();
   for (std::size_t c = 1; c < partials.size(); ++c) partials[0].add_(partials[c]);
   return winograd_weight_transform_adjoint(g, t.scheme, partials[0]);
 }

@@ -1,8 +1,9 @@
 #pragma once
 // Internal to theta_tensor: conv2d and its two adjoints for 3x3 kernels with stride 1 and
-// dilation 1 by Winograd's minimal filtering F(2x2, 3x3) (Note [Winograd convolution] in
-// conv_winograd.cpp). conv2d, conv2d_input_grad and conv2d_weight_grad take this route whenever
-// winograd_applies; operands are contiguous, validated and of one floating dtype.
+// dilation 1 by Winograd's minimal filtering F(2x2, 3x3) or F(4x4, 3x3) (Note [Winograd
+// convolution] in conv_winograd.cpp). conv2d and its adjoints, apart or together (conv2d_grads),
+// take this route whenever winograd_applies; operands are contiguous, validated and of one
+// floating dtype.
 
 #include "tensor/conv_geometry.hpp"
 #include "tensor/dtype.hpp"
@@ -30,5 +31,10 @@ void winograd_input_grad(const ConvGeometry& g, const Tensor& grad_out, const Te
 /// The weight adjoint of conv2d: [C_out, C_in, 3, 3], summed over the batch.
 Tensor winograd_weight_grad(const ConvGeometry& g, const Tensor& x, const Tensor& grad_out,
                             WinogradTiles scheme);
+
+/// Either adjoint or both from one transform of grad_out: with dx, dx (zeros on entry) += the
+/// input adjoint (weight needed); with x, returns the weight adjoint (else an undefined Tensor).
+Tensor winograd_adjoints(const ConvGeometry& g, const Tensor* x, const Tensor& grad_out, const Tensor* weight,
+                         Tensor* dx, WinogradTiles scheme);
 
 }  // namespace theta::detail

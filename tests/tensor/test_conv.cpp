@@ -288,6 +288,46 @@ TEST_CASE("3x3 conv2d with stride 1 (the Winograd route) equals the definition a
   }
 }
 
+TEST_CASE("conv2d_grads equals conv2d_input_grad and conv2d_weight_grad bit for bit", "[conv][winograd]") {
+  // Every geometry of conv_cases (im2col and Winograd routes), then batches that fill several
+  // Winograd blocks, on 1 and 3 threads, in both dtypes.
+  std::vector<ConvCase> cases = conv_cases();
+  for (Padding mode : {Padding::zeros, Padding::circular}) {
+    Conv2dOptions o;
+    o.padding = {1, 1};
+    o.padding_mode = mode;
+    cases.push_back({{300, 3, 8, 8}, {5, 3, 3, 3}, o});
+    cases.push_back({{70, 4, 5, 7}, {3, 4, 3, 3}, o});
+  }
+  Rng rng(15);
+  const int saved = get_num_threads();
+  int winograd = 0;
+  for (const auto& c : cases) {
+    INFO(describe(c));
+    winograd += detail::winograd_applies(detail::conv_geometry("test", c.x, c.w, c.options));
+    for (DType dtype : {DType::f64, DType::f32})
+      for (int threads : {1, 3}) {
+        set_num_threads(threads);
+        const Tensor x = rng.normal(c.x, 0, 1, dtype), w = rng.normal(c.w, 0, 1, dtype);
+        const Tensor g = rng.normal(conv2d(x, w, c.options).shape(), 0, 1, dtype);
+        const Conv2dGrads both = conv2d_grads(x, w, g, c.options);
+        const Tensor dx = conv2d_input_grad(g, w, c.x, c.options), dw = conv2d_weight_grad(x, g, c.w, c.options);
+        REQUIRE(both.input.shape() == c.x);
+        REQUIRE(both.weight.shape() == c.w);
+        CHECK(both.input.dtype() == dtype);
+        CHECK(max_abs_diff(both.input, dx) == 0.0);
+        CHECK(max_abs_diff(both.weight, dw) == 0.0);
+      }
+  }
+  set_num_threads(saved);
+  CHECK(winograd >= 10);
+  CHECK_THROWS_WITH(conv2d_grads(zeros({2, 3, 5, 5}), zeros({4, 3, 3, 3}), zeros({2, 4, 5, 5})),
+                    Contains("conv2d_grads: grad_out is [2, 4, 5, 5] but conv2d of input [2, 3, 5, 5] and weight "
+                             "[4, 3, 3, 3] gives [2, 4, 3, 3]"));
+  CHECK_THROWS_AS(conv2d_grads(zeros({2, 3, 5, 5}), zeros({4, 3, 3, 3}), zeros({2, 4, 3, 3}, DType::f32)),
+                  DTypeError);
+}
+
 TEST_CASE("conv2d handles empty batches and channels", "[conv]") {
   Rng rng(13);
   CHECK(conv2d(zeros({0, 2, 4, 4}), zeros({3, 2, 3, 3})).shape() == Shape({0, 3, 2, 2}));
