@@ -57,10 +57,12 @@ namespace {
 
 constexpr std::int64_t kEntriesPerBlock = 16 * 512;          // tile entries transformed and multiplied together
 constexpr std::int64_t kBlockBytes = std::int64_t{8} << 20;  // bound on a block's V and M
-// Blocks of more samples than this hold a multiple of it: the transforms' runs of samples then
-// fill whole vectors of every instruction set (a run's tail shorter than a vector takes a slower
-// path through padded copies).
+// Blocks hold a multiple of this many samples, so the transforms' runs of samples fill whole
+// vectors of every instruction set (a run's tail shorter than a vector takes a slower path through
+// padded copies: 14-sample blocks of 16 x 16 images made the route slower than im2col). Images
+// whose tiles would pass kBlockBytes take that many samples anyway, up to kMaxBlockBytes.
 constexpr std::int64_t kSampleMultiple = 16;
+constexpr std::int64_t kMaxBlockBytes = std::int64_t{64} << 20;
 
 // A scheme's matrices in the element type, with the transposes the adjoints apply.
 template <class T>
@@ -125,8 +127,12 @@ struct Tiling {
         pw(m * tw + 2) {
     const std::int64_t bytes_per_tile = entries * (g.c_in + g.c_out) * static_cast<std::int64_t>(dtype_size(dtype));
     const std::int64_t block_tiles = std::min(kEntriesPerBlock / entries, kBlockBytes / bytes_per_tile);
-    samples_per_block = std::max<std::int64_t>(1, block_tiles / (th * tw));
-    if (samples_per_block > kSampleMultiple) samples_per_block -= samples_per_block % kSampleMultiple;
+    const std::int64_t bytes_per_sample = bytes_per_tile * th * tw;
+    samples_per_block = block_tiles / (th * tw);
+    if (samples_per_block < kSampleMultiple)  // larger images: a whole vector of samples while it fits
+      samples_per_block = std::min(kSampleMultiple, kMaxBlockBytes / bytes_per_sample);
+    if (samples_per_block >= kSampleMultiple) samples_per_block -= samples_per_block % kSampleMultiple;
+    samples_per_block = std::max<std::int64_t>(1, samples_per_block);
     const std::vector<std::int64_t> rows = padded_sources(g.h, g.padding[0], ph, g.circular);
     const std::vector<std::int64_t> cols = padded_sources(g.w, g.padding[1], pw, g.circular);
     for (std::int64_t r = 0; r < ph; ++r)
@@ -351,11 +357,21 @@ void transform_output_grads(const ConvGeometry& g, const Tiling& t, const Matric
 
 }  // namespace
 
-bool winograd_applies(const ConvGeometry& g) {
+bool winograd_supports(const ConvGeometry& g) {
   return g.kh == 3 && g.kw == 3 && g.stride == std::array<std::int64_t, 2>{1, 1} &&
          g.dilation == std::array<std::int64_t, 2>{1, 1} && g.n > 0 && g.c_in > 0 && g.c_out > 0 && g.h_out > 0 &&
          g.w_out > 0;
 }
+
+// Note [When Winograd pays]
+// The transforms cost O(C_in + C_out) per tile and the gemms O(C_in C_out): with few input
+// channels the output transforms dominate, and im2col's gemm over C_in 9 taps is cheaper.
+// Measured on batches of 128 (forward and both adjoints, one thread, C_out 1 to 64): from 8 input
+// channels on Winograd took 0.44-0.89x im2col's time in float32 (F(4x4); images 8 x 8, 16 x 16 and
+// 32 x 32) and 0.64-1.02x in float64 (F(2x2), 8 x 8); with 1 to 3 input channels 0.75-3.7x (a first
+// layer on one grey channel with 32 or 64 outputs: 2.3-3.7x); with 4, 0.65-1.5x depending on the
+// image and C_out.
+bool winograd_applies(const ConvGeometry& g) { return winograd_supports(g) && g.c_in >= kWinogradMinInputChannels; }
 
 void winograd_conv2d(const ConvGeometry& g, const Tensor& x, const Tensor& weight, Tensor& out,
                      WinogradTiles scheme) {

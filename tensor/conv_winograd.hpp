@@ -11,7 +11,14 @@
 
 namespace theta::detail {
 
-/// True when the convolution of geometry g runs through Winograd's minimal filtering.
+/// True when Winograd's minimal filtering can compute the convolution of geometry g: a 3x3 kernel,
+/// stride 1, dilation 1, nothing empty.
+bool winograd_supports(const ConvGeometry& g);
+
+/// conv2d's route takes Winograd from this many input channels on (Note [When Winograd pays]).
+inline constexpr std::int64_t kWinogradMinInputChannels = 8;
+
+/// True when conv2d and its adjoints take Winograd's route for geometry g.
 bool winograd_applies(const ConvGeometry& g);
 
 /// The output tile of Winograd's F(m x m, 3 x 3).

@@ -237,10 +237,10 @@ TEST_CASE("3x3 conv2d with stride 1 (the Winograd route) equals the definition a
     Padding mode;
   };
   const std::vector<Case> cases = {
-      {{40, 5, 8, 8}, {6, 5, 3, 3}, 1, Padding::zeros},     {{40, 5, 8, 8}, {6, 5, 3, 3}, 1, Padding::circular},
-      {{300, 2, 3, 3}, {3, 2, 3, 3}, 1, Padding::zeros},    {{3, 4, 7, 9}, {5, 4, 3, 3}, 0, Padding::zeros},
-      {{3, 4, 7, 9}, {5, 4, 3, 3}, 2, Padding::circular},   {{2, 3, 50, 45}, {4, 3, 3, 3}, 1, Padding::zeros},
-      {{5, 3, 4, 4}, {2, 3, 3, 3}, 3, Padding::circular},
+      {{40, 8, 8, 8}, {6, 8, 3, 3}, 1, Padding::zeros},     {{40, 8, 8, 8}, {6, 8, 3, 3}, 1, Padding::circular},
+      {{300, 8, 3, 3}, {3, 8, 3, 3}, 1, Padding::zeros},    {{3, 9, 7, 9}, {5, 9, 3, 3}, 0, Padding::zeros},
+      {{3, 9, 7, 9}, {5, 9, 3, 3}, 2, Padding::circular},   {{2, 8, 50, 45}, {4, 8, 3, 3}, 1, Padding::zeros},
+      {{5, 8, 4, 4}, {2, 8, 3, 3}, 3, Padding::circular},   {{20, 8, 20, 20}, {3, 8, 3, 3}, 1, Padding::zeros},
   };
   Rng rng(14);
   const int saved = get_num_threads();
@@ -258,11 +258,17 @@ TEST_CASE("3x3 conv2d with stride 1 (the Winograd route) equals the definition a
     const Tensor y3 = conv2d(x, w, o), dx3 = conv2d_input_grad(g, w, c.x, o), dw3 = conv2d_weight_grad(x, g, c.w, o);
     set_num_threads(saved);
     CHECK(max_abs_diff(y1, expected) < 1e-12);
-    CHECK(max_abs_diff(y3, y1) == 0.0);
+    // Blocks of samples, and so the gemms' shapes, follow the thread count; OpenBLAS's kernels may
+    // round another shape differently (the README promises bitwise equality at a fixed count).
+    CHECK(max_abs_diff(y3, y1) < 1e-12);
     // Both tile sizes, whichever conv2d picks for float64, hold the definition and the adjoint
     // identities in float64.
     const detail::ConvGeometry geometry = detail::conv_geometry("test", c.x, c.w, o);
     REQUIRE(detail::winograd_applies(geometry));
+    // The route works for any number of channels; conv2d takes it from kWinogradMinInputChannels on.
+    const detail::ConvGeometry few = detail::conv_geometry("test", {c.x[0], 2, c.x[2], c.x[3]}, {c.w[0], 2, 3, 3}, o);
+    CHECK_FALSE(detail::winograd_applies(few));
+    CHECK(detail::winograd_supports(few));
     for (const auto tiles : {detail::WinogradTiles::f2x2, detail::WinogradTiles::f4x4}) {
       INFO((tiles == detail::WinogradTiles::f2x2 ? "F(2x2, 3x3)" : "F(4x4, 3x3)"));
       Tensor y = Tensor::empty(expected.shape()), dx = zeros(c.x);
@@ -276,14 +282,15 @@ TEST_CASE("3x3 conv2d with stride 1 (the Winograd route) equals the definition a
       CHECK(max_abs_diff(dx, dx1) < 1e-12);
       CHECK(max_abs_diff(dw, dw1) < 1e-10);
     }
-    CHECK(max_abs_diff(dx3, dx1) == 0.0);
+    CHECK(max_abs_diff(dx3, dx1) < 1e-12);
     CHECK(max_abs_diff(dw3, dw1) < 1e-10);
     const double forward = inner(expected, g), scale = std::max(1.0, std::abs(forward));
     CHECK(std::abs(inner(x, dx1) - forward) < 1e-12 * scale * 10);
     CHECK(std::abs(inner(w, dw1) - forward) < 1e-12 * scale * 10);
-    // float32 follows float64 to its own precision.
-    CHECK(max_abs_diff(conv2d(x.to(DType::f32), w.to(DType::f32), o), expected) < 1e-4);
-    CHECK(max_abs_diff(conv2d_input_grad(g.to(DType::f32), w.to(DType::f32), c.x, o), dx1) < 1e-4);
+    // float32 follows float64 to its own precision (F(4x4)'s: Note [Winograd schemes and dtypes]).
+    const double outputs = max_abs_diff(expected, zeros(expected.shape())), inputs = max_abs_diff(dx1, zeros(c.x));
+    CHECK(max_abs_diff(conv2d(x.to(DType::f32), w.to(DType::f32), o), expected) < 2e-5 * outputs);
+    CHECK(max_abs_diff(conv2d_input_grad(g.to(DType::f32), w.to(DType::f32), c.x, o), dx1) < 2e-5 * inputs);
     CHECK(max_abs_diff(conv2d_weight_grad(x.to(DType::f32), g.to(DType::f32), c.w, o), dw1) < 1e-2);
   }
 }
@@ -296,8 +303,9 @@ TEST_CASE("conv2d_grads equals conv2d_input_grad and conv2d_weight_grad bit for 
     Conv2dOptions o;
     o.padding = {1, 1};
     o.padding_mode = mode;
-    cases.push_back({{300, 3, 8, 8}, {5, 3, 3, 3}, o});
-    cases.push_back({{70, 4, 5, 7}, {3, 4, 3, 3}, o});
+    cases.push_back({{300, 8, 8, 8}, {5, 8, 3, 3}, o});
+    cases.push_back({{70, 9, 5, 7}, {3, 9, 3, 3}, o});
+    cases.push_back({{20, 8, 20, 20}, {3, 8, 3, 3}, o});
   }
   Rng rng(15);
   const int saved = get_num_threads();
@@ -320,7 +328,7 @@ TEST_CASE("conv2d_grads equals conv2d_input_grad and conv2d_weight_grad bit for 
       }
   }
   set_num_threads(saved);
-  CHECK(winograd >= 10);
+  CHECK(winograd == 6);
   CHECK_THROWS_WITH(conv2d_grads(zeros({2, 3, 5, 5}), zeros({4, 3, 3, 3}), zeros({2, 4, 5, 5})),
                     Contains("conv2d_grads: grad_out is [2, 4, 5, 5] but conv2d of input [2, 3, 5, 5] and weight "
                              "[4, 3, 3, 3] gives [2, 4, 3, 3]"));
