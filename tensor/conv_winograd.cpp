@@ -46,8 +46,9 @@ namespace theta::detail {
 // their extra outputs are dropped; in the adjoint they receive no gradient. Samples are split into
 // chunks as in Note [Convolution as gemm], and a chunk's samples into blocks of about
 // kEntriesPerBlock / alpha^2 tiles (fewer when V and M, alpha^2 (C_in + C_out) T values, would
-// pass kBlockBytes), whose V and M stay near the caches; the weight adjoint keeps one partial dU
-// per chunk and adds them in chunk order.
+// pass kBlockBytes; a multiple of kSampleMultiple samples), whose V and M stay near the caches; the
+// weight adjoint keeps one partial dU per chunk and adds them in chunk order. When a backward pass
+// needs both adjoints (conv2d_grads), each block transforms dY once for both.
 //
 // Layout: a block of samples [s0, s0 + nb) keeps entry (r, c) of sample s's padded plane at
 // ((r * columns + c) * nb + s), and tile (a, b) of sample s is column ((a tw + b) nb + s) of V and
