@@ -1,5 +1,6 @@
 // Benchmarks of conv2d and its adjoints, each next to the gemm floor of the im2col route:
-//   conv2d, conv2d_input_grad, conv2d_weight_grad on x [128, 32, 8, 8], w [64, 32, 3, 3], padding 1
+//   conv2d, conv2d_input_grad, conv2d_weight_grad and both adjoints at once (conv2d_grads) on
+//   x [128, 32, 8, 8], w [64, 32, 3, 3], padding 1
 //   vs the same per-sample cblas_sgemm calls on prepared column buffers (no im2col, no col2im)
 // FLOP/s counts 2 N C_out (C_in kh kw) (H_out W_out) FLOP per call, the direct form's. These 3x3
 // stride-1 float32 convolutions take the Winograd route with F(4x4, 3x3) (Note [Winograd
@@ -82,6 +83,22 @@ void BM_Conv2dWeightGrad_F32(benchmark::State& state) {
   set_conv_flops(state);
 }
 
+// Both adjoints from one call, as a backward pass takes them; its baseline is the sum of the two
+// rows above (the transform of g they would each make is shared). FLOP/s counts both adjoints.
+void BM_Conv2dGrads_F32(benchmark::State& state) {
+  const OneThread one_thread(state);
+  const Operands op;
+  for (auto _ : state) {
+    theta::Conv2dGrads grads = theta::conv2d_grads(op.x, op.w, op.g, options());
+    benchmark::DoNotOptimize(grads.input.raw_data());
+    benchmark::DoNotOptimize(grads.weight.raw_data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 4.0 * static_cast<double>(kN * kCout * kTaps * kPixels);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
 // The gemms of the three ops alone, per sample, on column buffers built once:
 // 0 forward [C_out, K] @ [K, L], 1 input adjoint [K, C_out] @ [C_out, L], 2 weight adjoint
 // [C_out, L] @ [L, K] accumulated over the batch.
@@ -121,4 +138,5 @@ void BM_Conv2dGemmFloor_F32(benchmark::State& state) {
 BENCHMARK(BM_Conv2d_F32)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Conv2dInputGrad_F32)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Conv2dWeightGrad_F32)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Conv2dGrads_F32)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Conv2dGemmFloor_F32)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);

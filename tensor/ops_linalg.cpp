@@ -130,6 +130,24 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
       });
     }
   }
+  if (!out.defined() && a.dim() > 2 && b.dim() == 2 && k > 0 && m > 0 && n > 0 && a.is_contiguous()) {
+    // A stack of matrices times one matrix: the stack's rows are one [batch m, k] matrix, so one
+    // gemm packs b once (a gemm per matrix would pack b again for every one of them).
+    const GemmLayout lb = gemm_layout(k, n, b.strides()[0], b.strides()[1]);
+    if (lb.ok) {
+      const std::int64_t rows = a.numel() / k;
+      THETA_CHECK(rows < INT_MAX, ShapeError, "matmul: dimensions exceed the BLAS integer range: ",
+                  shape_str(a_in.shape()), " @ ", shape_str(b_in.shape()));
+      Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+      out_shape.push_back(n);
+      warn_if_blas_fallback();
+      out = Tensor::empty(out_shape, a.dtype());
+      visit_float_dtype(a.dtype(), [&](auto v) {
+        using T = decltype(v);
+        gemm<T>(CblasNoTrans, lb.trans, rows, n, k, a.data<T>(), k, b.data<T>(), lb.ld, out.data<T>(), n);
+      });
+    }
+  }
   if (!out.defined()) {
     const Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
                                          Shape(b.shape().begin(), b.shape().end() - 2), "matmul");

@@ -73,6 +73,9 @@ const std::vector<MatmulShapes> kMatmulShapes = {
     {{2, 3, 0}, {0, 4}},
     {{2, 0, 3}, {3, 4}},
     {{17, 9}, {9, 33}},
+    {{4, 3, 5}, {5, 6}},  // a contiguous stack times one matrix: a single gemm over the stack's rows
+    {{2, 2, 3, 5}, {5, 6}},
+    {{3, 1, 7}, {7, 1}},
 };
 
 }  // namespace
