@@ -1,5 +1,6 @@
 // conv2d and its adjoints as im2col + one gemm per sample (Note [Convolution as gemm]); 3x3 kernels
-// with stride 1 and dilation 1 take Winograd's minimal filtering instead (conv_winograd.cpp).
+// with stride 1 and dilation 1 on 8 or more input channels take Winograd's minimal filtering
+// instead (conv_winograd.cpp, Note [When Winograd pays]).
 
 #include "tensor/conv.hpp"
 
