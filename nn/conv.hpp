@@ -56,6 +56,12 @@ class Conv2d : public Cloneable<Conv2d>, public StructuredLayer {
   Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const override;
   Tensor input_cotangents(const Tensor& a, const Cotangents& d) const override;
   std::vector<Tensor> per_sample_gradients(const Tensor& a, const Tensor& d) const override;
+  /// The weight-gradient route's features when they are fewer than the cotangents (a filter with
+  /// fewer taps than the output has pixels) and the cotangents do not factor by channel (Note
+  /// [Conv2d NTK routes] in conv_ntk.cpp).
+  bool prefers_features(const Tensor& a, const Cotangents& d) const override;
+  /// [n, m, C_out (C_in k^2 + bias)]: J_i^T d[i, a], weight and bias gradients scaled as in forward.
+  Tensor cotangent_features(const Tensor& a, const Cotangents& d) const override;
 
   const Var& weight() const { return param(0); }
   /// Undefined when the layer has no bias.

@@ -3,9 +3,6 @@
 
 #include "nn/conv_factors.hpp"
 
-#include <algorithm>
-#include <cmath>
-
 #include "tensor/ops.hpp"
 
 namespace theta::nn::detail {
@@ -48,42 +45,19 @@ ConvFactors cotangent_factors(const Conv2d& layer, const Tensor& a, const Tensor
   return f;
 }
 
-// Both blocks' factors over one U: block 2's are rescaled per channel, U2[:, c] = lambda_c U1[:, c]
-// and V2[c] <- lambda_c V2[c] (the blocks may have normalised U at different outputs). A channel
-// that is zero in block 1 takes block 2's column. nullopt when the columns are not proportional to
-// 1e-13 of their size, or either block does not factor.
+// Both blocks' factors over one U (Cotangents::common_u: the blocks may have normalised U at
+// different outputs). nullopt when either block does not factor, or the columns are not
+// proportional.
 std::optional<ChannelFactors> channel_factors(const Cotangents& d1, const Cotangents& d2, bool same) {
   const auto c1 = block_channel_factors(d1);
   if (!c1) return std::nullopt;
   if (same) return ChannelFactors{c1->u(), c1->v(), c1->v()};
   const auto c2 = block_channel_factors(d2);
   if (!c2) return std::nullopt;
-  const std::int64_t m = c1->u().size(0), c_out = c1->u().size(1);
-  if (c2->u().shape() != c1->u().shape()) return std::nullopt;
-  const Tensor u1 = c1->u().to(DType::f64).contiguous(), u2 = c2->u().to(DType::f64).contiguous();
-  Tensor u = u1.clone(), scale1 = ones({c_out}, DType::f64), scale2 = ones({c_out}, DType::f64);
-  const double *p1 = u1.data<double>(), *p2 = u2.data<double>();
-  double* pu = u.data<double>();
-  for (std::int64_t c = 0; c < c_out; ++c) {
-    std::int64_t top = 0;
-    double size2 = 0.0;
-    for (std::int64_t a = 0; a < m; ++a) {
-      if (std::abs(p1[a * c_out + c]) > std::abs(p1[top * c_out + c])) top = a;
-      size2 = std::max(size2, std::abs(p2[a * c_out + c]));
-    }
-    if (p1[top * c_out + c] == 0.0) {  // block 1 is zero in this channel: block 2's column
-      scale1.data<double>()[c] = 0.0;
-      for (std::int64_t a = 0; a < m; ++a) pu[a * c_out + c] = p2[a * c_out + c];
-      continue;
-    }
-    const double lambda = p2[top * c_out + c] / p1[top * c_out + c];
-    for (std::int64_t a = 0; a < m; ++a)
-      if (std::abs(p2[a * c_out + c] - lambda * p1[a * c_out + c]) > 1e-13 * size2) return std::nullopt;
-    scale2.data<double>()[c] = lambda;
-  }
-  const DType dtype = c1->v().dtype();
-  const auto rescaled = [&](const Tensor& v, const Tensor& scale) { return v * scale.to(dtype).reshape({1, c_out, 1}); };
-  return ChannelFactors{u.to(dtype), rescaled(c1->v(), scale1), rescaled(c2->v(), scale2)};
+  const auto common = Cotangents::common_u({*c1, *c2});
+  if (!common) return std::nullopt;
+  return ChannelFactors{common->u, Cotangents::rescaled_v(*c1, common->scales[0]),
+                        Cotangents::rescaled_v(*c2, common->scales[1])};
 }
 
 }  // namespace theta::nn::detail

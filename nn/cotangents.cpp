@@ -129,4 +129,64 @@ std::optional<Cotangents> Cotangents::find_channel_factors(const Tensor& d_in) {
   return by_channel(u.to(d.dtype()), v);
 }
 
+std::optional<Cotangents::CommonU> Cotangents::common_u(const std::vector<Cotangents>& blocks) {
+  THETA_CHECK(!blocks.empty(), std::invalid_argument, "Cotangents::common_u: no blocks");
+  for (const Cotangents& b : blocks)
+    if (!b.factored() || b.u().shape() != blocks[0].u().shape() || b.dtype() != blocks[0].dtype()) return std::nullopt;
+  const std::int64_t m = blocks[0].u().size(0), channels = blocks[0].u().size(1);
+  std::vector<Tensor> us;
+  for (const Cotangents& b : blocks) us.push_back(b.u().to(DType::f64).contiguous());
+  Tensor u = zeros({m, channels}, DType::f64);
+  CommonU out;
+  for (std::size_t b = 0; b < blocks.size(); ++b) out.scales.push_back(zeros({channels}, DType::f64));
+  double* pu = u.data<double>();
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const double* ref = nullptr;  // the first nonzero column
+    std::int64_t top = 0;
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      const double* col = us[b].data<double>() + c;
+      double size = 0.0;
+      std::int64_t largest = 0;
+      for (std::int64_t a = 0; a < m; ++a)
+        if (std::abs(col[a * channels]) > size) size = std::abs(col[a * channels]), largest = a;
+      if (size == 0.0) continue;  // scale 0: the block's cotangents are zero in this channel
+      if (ref == nullptr) ref = col, top = largest;
+      const double lambda = col[top * channels] / ref[top * channels];
+      for (std::int64_t a = 0; a < m; ++a)
+        if (!(std::abs(col[a * channels] - lambda * ref[a * channels]) <= 1e-13 * size)) return std::nullopt;
+      out.scales[b].data<double>()[c] = lambda;
+    }
+    if (ref != nullptr)
+      for (std::int64_t a = 0; a < m; ++a) pu[a * channels + c] = ref[a * channels];
+  }
+  out.u = u.to(blocks[0].dtype());
+  return out;
+}
+
+Tensor Cotangents::rescaled_v(const Cotangents& block, const Tensor& scale) {
+  const Tensor& v = block.v();
+  Shape scale_shape{1, v.size(1)};
+  scale_shape.resize(static_cast<std::size_t>(v.dim()), 1);
+  return v * scale.to(v.dtype()).reshape(scale_shape);
+}
+
+Cotangents Cotangents::concat_rows(std::vector<Cotangents>&& blocks) {
+  THETA_CHECK(!blocks.empty(), std::invalid_argument, "Cotangents::concat_rows: no blocks");
+  if (blocks.size() == 1) return std::move(blocks[0]);
+  const std::optional<CommonU> common = common_u(blocks);
+  std::int64_t rows = 0;
+  for (const Cotangents& b : blocks) rows += b.rows();
+  Shape shape = common ? blocks[0].v().shape() : blocks[0].shape();
+  shape[0] = rows;
+  const Tensor out = Tensor::empty(shape, blocks[0].dtype());  // every row is copied below
+  std::int64_t begin = 0;
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const std::int64_t count = blocks[b].rows();
+    out.slice(0, begin, begin + count).copy_(common ? rescaled_v(blocks[b], common->scales[b]) : blocks[b].dense());
+    blocks[b] = Cotangents();
+    begin += count;
+  }
+  return common ? by_channel(common->u, out) : Cotangents(out);
+}
+
 }  // namespace theta::nn

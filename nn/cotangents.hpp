@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "tensor/tensor.hpp"
 
@@ -27,6 +28,22 @@ class Cotangents {
   /// over d, stopping early once a deviation is far past rounding; an Inf or NaN entry anywhere
   /// gives nullopt (the dense tensor keeps it for the caller's checks).
   static std::optional<Cotangents> find_channel_factors(const Tensor& d);
+  /// One u for factored cotangents of several blocks of samples: block b's u[:, c] must be
+  /// scales[b][c] u[:, c] (to 1e-13 of the column's largest entry), so that its cotangents are
+  /// u (scales[b] v_b). The reference column of channel c is that of the first block where it is
+  /// not all zero (a block zero in the channel gets scale 0). nullopt when a block is dense or the
+  /// columns are not proportional (the blocks then factor over no common u).
+  struct CommonU {
+    Tensor u;                    // [m, C], the blocks' dtype
+    std::vector<Tensor> scales;  // per block, [C] float64
+  };
+  static std::optional<CommonU> common_u(const std::vector<Cotangents>& blocks);
+  /// Block b's v on the common u: v_b scaled per channel by scales[b].
+  static Tensor rescaled_v(const Cotangents& block, const Tensor& scale);
+  /// Cotangents of consecutive blocks of samples as one [n_1 + n_2 + ..., m, ...], factored over
+  /// one u when every block is factored and common_u finds one, dense otherwise. Each block is
+  /// released once copied: the blocks and the result are not all held at once.
+  static Cotangents concat_rows(std::vector<Cotangents>&& blocks);
 
   bool defined() const { return dense_.defined() || u_.defined(); }
   bool factored() const { return u_.defined(); }

@@ -1,6 +1,7 @@
 #include "nn/structured.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,12 @@ Tensor StructuredLayer::cotangent_kernel(const Tensor& a1, const Cotangents& d1,
   add_cotangent_kernel(k, a1, d1, a2, d2, same, trace, max_bytes);
   if (same && !trace) mirror_lower_blocks(k);
   return k;
+}
+
+bool StructuredLayer::prefers_features(const Tensor& /*a*/, const Cotangents& /*d*/) const { return false; }
+
+Tensor StructuredLayer::cotangent_features(const Tensor& /*a*/, const Cotangents& /*d*/) const {
+  throw std::logic_error("StructuredLayer::cotangent_features: this rule forms its NTK block without features");
 }
 
 namespace {

@@ -51,6 +51,18 @@ class StructuredLayer {
   /// The per-sample diagonal: [n, m, m] with K[i, a, b] = <J_i^T d[i, a], J_i^T d[i, b]>.
   virtual Tensor cotangent_kernel_diagonal(const Tensor& a, const Tensor& d, std::int64_t max_bytes) const = 0;
 
+  /// Whether the layer's NTK block for cotangents like d is best formed from per-sample features
+  /// (cotangent_features) that take fewer numbers than the cotangents themselves. A kernel that
+  /// forms its factors a block of samples at a time (Note [Compact factors] in
+  /// theory/ntk_blocks.cpp) asks once, on its first block, and then keeps the features of every
+  /// block instead of its cotangents. False unless a rule says otherwise.
+  virtual bool prefers_features(const Tensor& a, const Cotangents& d) const;
+
+  /// Per-sample features of the cotangents, phi:[n, m, w] with
+  /// <phi[i, a], phi[j, b]> = <J_i^T d[i, a], J_j^T d[j, b]>: the layer's NTK block is their
+  /// Gram. Only for rules whose prefers_features can be true (others throw std::logic_error).
+  virtual Tensor cotangent_features(const Tensor& a, const Cotangents& d) const;
+
   /// Cotangents of the layer's input from cotangents of its output: the vector-Jacobian product of
   /// every d[:, a] at input a, d:[n, m, *y.shape[1:]] -> [n, m, *a.shape[1:]]. Theory carries
   /// output gradients from one structured layer to the one before with it, for all m at once

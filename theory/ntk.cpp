@@ -42,12 +42,12 @@ Tensor kernel(nn::Module& model, const Tensor& x1, const Tensor& x2, const NtkOp
     if (kind == Form::matrix) check_form(kind, checked_output_info(model, x1, op).outputs);
     return contraction_kernel(model, x1, x2, same, form, options.max_bytes, op);
   }
-  BlockFactors f1 = block_factors(model, x1, op);
+  // The factors serve this one kernel: formed compact, consumed as the rules run.
+  BlockFactors f1 = compact_block_factors(model, x1, op, options.max_bytes);
   check_form(kind, f1.outputs());
-  // The factors serve this one kernel.
   const FactorUse use = FactorUse::consume;
   if (same) return structured_block_kernel(model, f1, f1, true, form, options.max_bytes, 0, use);
-  BlockFactors f2 = block_factors(model, x2, op);
+  BlockFactors f2 = compact_block_factors(model, x2, op, options.max_bytes);
   return structured_block_kernel(model, f1, f2, false, form, options.max_bytes, 0, use);
 }
 

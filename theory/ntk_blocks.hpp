@@ -18,11 +18,14 @@ enum class KernelForm { full, trace, output };
 
 /// What the structured kernel needs of one block of inputs x:[b, d]: the model's forward with
 /// its structured layers recorded, and per such layer the gradients of every output with respect
-/// to the layer's output, [b, O, width] (dense or factored by channel).
+/// to the layer's output, [b, O, width] (dense or factored by channel). Compact factors
+/// (compact_block_factors) hold, for a layer whose rule prefers them, the rule's per-sample
+/// features [b, O, w] instead of the layer's input and cotangents (both then undefined).
 struct BlockFactors {
   Tensor x;
   Captured captured;
   std::vector<nn::Cotangents> output_grads;
+  std::vector<Tensor> features;  // per layer; undefined where the cotangents are kept
 
   std::int64_t rows() const { return x.size(0); }
   std::int64_t outputs() const { return captured.output.size(1); }
@@ -32,6 +35,12 @@ struct BlockFactors {
 /// Runs the model on x (with every check of forward_captured) and forms its factors; `op` names
 /// the caller in errors.
 BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op);
+
+/// The factors of x formed a block of rows at a time, each block's forward graph and dense
+/// cotangents dropped once its factors are kept (Note [Compact factors] in ntk_blocks.cpp):
+/// the same kernel as block_factors' with less memory held. A block's cotangents take about
+/// min(max_bytes, 16 MiB).
+BlockFactors compact_block_factors(nn::Module& model, const Tensor& x, const char* op, std::int64_t max_bytes);
 
 /// What structured_block_kernel does with the factors: `keep` them (a tiled kernel pairs a
 /// block's factors with many other blocks), or `consume` them (a whole-batch kernel): the forward
