@@ -243,15 +243,17 @@ void add_channel_group(const Conv2d& layer, const Tensor& a1, const Tensor& a2, 
 }
 
 // Note [Channel groups]
-// The channels go in groups of equal size whose features and Grams take at most half the full
-// kernel's n1 n2 m^2 8 bytes (and max_bytes; at least one channel at a time), so that the route's
-// temporaries stay below the result they add to. Each group forms the windows again (~4 ms for
-// 256 digits) and adds its own mix into k (a pass over k, ~3.5 ms). For the digits CNN on 256
-// samples: three groups instead of one, and the kernel's peak of live bytes 95 instead of 141 MiB
-// (with Note [Compact factors]), for 1.08x the time on 1 thread. A quarter of the kernel gives
-// six groups, 83 MiB and 1.2x the time. On large batches small groups are also faster: a group's
-// Grams stay in cache (the trace kernel of 1797 digits: 7.5 s with two groups, 2.9 s with eight).
-constexpr std::int64_t kKernelShare = 2;
+// The channels go in groups of equal size whose features and Grams take no more bytes than the
+// full kernel they add to, n1 n2 m^2 8 (but up to 16 MiB for small kernels, such as a tile's, and
+// never more than max_bytes; at least one channel at a time). Each group forms the windows again
+// (~4 ms for 256 digits) and adds its own mix into k (a pass over k, ~3.5 ms). For the digits CNN
+// on 256 samples: two groups instead of one, and the kernel's peak of live bytes 105 instead of
+// 141 MiB (with Note [Compact factors]), for 1.03x the time on 1 thread. Half the kernel gives
+// three groups and 95 MiB for 1.08-1.14x (the process's peak RSS is the same: the allocator keeps
+// each phase's blocks, Note [Caching allocator]). On large batches small groups are also faster:
+// a group's Grams stay in cache (the trace kernel of 1797 digits: 7.5 s with two groups, 2.9 s
+// with eight).
+constexpr std::int64_t kMinGroupBytes = std::int64_t{16} << 20;
 
 void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf, bool same,
                         bool trace, std::int64_t max_bytes, const Tensor& k) {
@@ -259,7 +261,7 @@ void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2,
   const std::int64_t width = layer.in_channels() * layer.kernel_size() * layer.kernel_size() +
                              (layer.options().bias ? 1 : 0);
   const std::int64_t per_channel = ((same ? n1 : n1 + n2) * width + n1 * n2) * 8;
-  const std::int64_t budget = std::min(max_bytes, n1 * n2 * m * m * 8 / kKernelShare);
+  const std::int64_t budget = std::min(max_bytes, std::max(kMinGroupBytes, n1 * n2 * m * m * 8));
   const std::int64_t largest = std::clamp<std::int64_t>(budget / per_channel, 1, c_out);
   const std::int64_t groups = (c_out + largest - 1) / largest;
   for (std::int64_t g = 0; g < groups; ++g)

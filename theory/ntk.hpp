@@ -37,8 +37,8 @@ struct NtkOptions {
   /// Upper bound on the bytes of the temporaries held at once besides the result and the layers'
   /// cotangents: Jacobian chunks (contraction and fallback) and the chunks of the layers' rules
   /// (Conv2d's feature chunks, pixel-pair partners and channel groups, the latter also at most
-  /// half the full kernel's bytes), and the blocks of samples the structured factors are formed
-  /// in (at most 8 MiB of cotangents each). Smaller budgets cost time.
+  /// the full kernel's bytes or 16 MiB), and the blocks of samples the structured factors are
+  /// formed in (about 8 MiB of cotangents each). Smaller budgets cost time.
   std::int64_t max_bytes = std::int64_t{1} << 30;
 };
 
