@@ -244,8 +244,8 @@ void add_channel_group(const Conv2d& layer, const Tensor& a1, const Tensor& a2, 
 
 // Note [Channel groups]
 // The channels go in groups of equal size whose features and Grams take no more bytes than the
-// full kernel they add to, n1 n2 m^2 8 (but up to 16 MiB for small kernels, such as a tile's, and
-// never more than max_bytes; at least one channel at a time). Each group forms the windows again
+// full kernel they add to, n1 n2 m^2 8, or 16 MiB where the kernel is smaller (a tile's), and
+// never more than max_bytes (at least one channel at a time). Each group forms the windows again
 // (~4 ms for 256 digits) and adds its own mix into k (a pass over k, ~3.5 ms). For the digits CNN
 // on 256 samples: two groups instead of one, and the kernel's peak of live bytes 105 instead of
 // 141 MiB (with Note [Compact factors]), for 1.03x the time on 1 thread. Half the kernel gives
