@@ -297,19 +297,14 @@ def test_fit_releases_the_gil():
 
 def test_short_calls_keep_pace_beside_a_busy_python_thread(rng):
     """Short calls keep the GIL: releasing it would wait out the busy thread's switch interval
-    (5 ms) at every call, more than 10 s for these."""
+    (5 ms) at every call, more than 10 s for these. The bound is set against the same calls
+    without the busy thread, measured first, so that a slow build (sanitizers) or a loaded
+    machine scales it, while a wait at every call stays far outside it."""
     net = nn.mlp([8, 8, 8, 8], activation="identity", bias=False, seed=1)
     opt = nn.SGD(net, lr=1e-3)
     x, y = rng.normal(size=(16, 8)), rng.normal(size=(16, 8))
-    done = threading.Event()
 
-    def busy():
-        while not done.is_set():
-            pass
-
-    t = threading.Thread(target=busy)
-    t.start()
-    try:
+    def short_calls():
         start = time.monotonic()
         for _ in range(2000):
             nn.train_step(net, opt, x, y)
@@ -321,12 +316,26 @@ def test_short_calls_keep_pace_beside_a_busy_python_thread(rng):
             nn.mse_loss(net(x), y)
             nn.predict(net, x)
             nn.softplus(x)
-        elapsed = time.monotonic() - start
+        return time.monotonic() - start
+
+    alone = short_calls()
+    done = threading.Event()
+
+    def busy():
+        while not done.is_set():
+            pass
+
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        beside = short_calls()
     finally:
         done.set()
         t.join()
-    assert elapsed < 2.0
-    assert opt.steps_taken == 2300
+    # The busy thread takes the GIL every switch interval between calls, so some slowdown is
+    # expected; 2300 waits of 5 ms would add 11.5 s.
+    assert beside < 3.0 * alone + 3.0, (alone, beside)
+    assert opt.steps_taken == 4600
 
 
 def test_train_step_waits_for_a_model_another_thread_trains(rng):
