@@ -54,8 +54,8 @@ class StructuredLayer {
   /// Whether the layer's NTK block for cotangents like d is best formed from per-sample features
   /// (cotangent_features) that take fewer numbers than the cotangents themselves. A kernel that
   /// forms its factors a block of samples at a time (Note [Compact factors] in
-  /// theory/ntk_blocks.cpp) asks once, on its first block, and then keeps the features of every
-  /// block instead of its cotangents. False unless a rule says otherwise.
+  /// theory/ntk_compact_factors.cpp) asks once, on its first block, and then keeps the features
+  /// of every block instead of its cotangents. False unless a rule says otherwise.
   virtual bool prefers_features(const Tensor& a, const Cotangents& d) const;
 
   /// Per-sample features of the cotangents, phi:[n, m, w] with

@@ -1,6 +1,7 @@
-// Compact factors (Note [Compact factors] in theory/ntk_blocks.cpp): cotangents of blocks of
-// samples merged over one u, Conv2d's features against its own routes, and the kernel from factors
-// formed a block of rows at a time against the whole batch's factors and Jacobian contraction.
+// Compact factors (Note [Compact factors] in theory/ntk_compact_factors.cpp): cotangents of
+// blocks of samples merged over one u, Conv2d's features against its own routes, and the kernel
+// from factors formed a block of rows at a time against the whole batch's factors and Jacobian
+// contraction.
 
 #include <catch2/catch.hpp>
 

@@ -1,0 +1,120 @@
+// The factors of a whole batch formed a block of rows at a time (Note [Compact factors]).
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "nn/structured.hpp"
+#include "tensor/ops.hpp"
+#include "theory/model_probe.hpp"
+#include "theory/ntk_blocks.hpp"
+
+namespace theta::theory::detail {
+
+// Note [Compact factors]
+// The factors of a whole batch, formed at once, hold the forward graph (every activation and
+// what its backward saved) and every layer's cotangents, dense where they do not factor by
+// channel: for the digits CNN on 256 samples the first convolution's [n, O, 32, 8, 8] alone is
+// 40 MiB, as much as most of the kernel. As samples are independent (forward_captured checks
+// it), the factors of the batch are those of its blocks of rows stacked: compact_block_factors
+// runs the model and the backward passes on one block of rows at a time and keeps of each block
+// only what the rules read: each layer's input and cotangents (factored by channel where they
+// factor, the blocks' factors brought to one u by Cotangents::concat_rows), or, for a layer whose
+// rule prefers them (StructuredLayer::prefers_features, asked on the first block), its features:
+// the first convolution's are [n, O, 32 * 10], a sixth of its cotangents. The kernel is then
+// formed from the kept factors as from the whole batch's, and the features' Gram is the rule's
+// weight-gradient route.
+
+namespace {
+
+// Rows of the first block, before the factors' size per row is known.
+constexpr std::int64_t kFirstBlockRows = 32;
+// Bytes of cotangents per block, as the backward passes form them (and at most the caller's budget).
+constexpr std::int64_t kBlockBytes = std::int64_t{8} << 20;
+
+// The blocks stacked along rows, each released once copied (the blocks and the result are not
+// all held at once).
+Tensor stack_rows(std::vector<Tensor>&& blocks) {
+  if (blocks.size() == 1) return std::move(blocks[0]);
+  Shape shape = blocks[0].shape();
+  shape[0] = 0;
+  for (const Tensor& b : blocks) shape[0] += b.size(0);
+  const Tensor out = Tensor::empty(shape, blocks[0].dtype());  // every row is copied below
+  std::int64_t begin = 0;
+  for (Tensor& b : blocks) {
+    out.slice(0, begin, begin + b.size(0)).copy_(b);
+    begin += b.size(0);
+    b = Tensor();
+  }
+  return out;
+}
+
+std::int64_t cotangent_bytes(const nn::Cotangents& d) {
+  const Tensor& t = d.factored() ? d.v() : d.dense();
+  return t.numel() * static_cast<std::int64_t>(dtype_size(t.dtype()));
+}
+
+}  // namespace
+
+BlockFactors compact_block_factors(nn::Module& model, const Tensor& x, const char* op, std::int64_t max_bytes) {
+  THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
+              shape_str(x.shape()));
+  check_finite_inputs(model, x, op);  // each block checks its rows too; an error names the whole input
+  const std::int64_t n = x.size(0);
+  BlockFactors out;
+  out.x = x;
+  std::vector<Tensor> outputs;
+  std::vector<std::vector<Tensor>> inputs, features;
+  std::vector<std::vector<nn::Cotangents>> cotangents;
+  std::vector<char> use_features;
+  std::int64_t rows = std::min(n, kFirstBlockRows);
+  for (std::int64_t begin = 0; begin < n;) {
+    const std::int64_t end = std::min(n, begin + rows);
+    BlockFactors block = block_factors(model, x.slice(0, begin, end), op);
+    const std::vector<StructuredCall>& calls = block.captured.layers;
+    const std::size_t layers = calls.size();
+    if (begin == 0) {
+      out.captured.other_params = block.captured.other_params;
+      for (const StructuredCall& call : calls) out.captured.layers.push_back({call.layer, call.rule, Var(), Var()});
+      inputs.resize(layers), features.resize(layers), cotangents.resize(layers);
+      for (std::size_t l = 0; l < layers; ++l)
+        use_features.push_back(calls[l].rule->prefers_features(calls[l].input.value(), block.output_grads[l]));
+    }
+    THETA_CHECK(layers == out.captured.layers.size(), std::logic_error, op, ": the model ran ", layers,
+                " structured layers on samples ", begin, "..", end - 1, " and ", out.captured.layers.size(),
+                " on the samples before");
+    std::int64_t bytes = 0;
+    for (std::size_t l = 0; l < layers; ++l) {
+      THETA_CHECK(calls[l].rule == out.captured.layers[l].rule, std::logic_error, op,
+                  ": the model ran different structured layers on different samples");
+      bytes += cotangent_bytes(block.output_grads[l]);
+      if (use_features[l]) {
+        features[l].push_back(calls[l].rule->cotangent_features(calls[l].input.value(), block.output_grads[l]));
+      } else {
+        inputs[l].push_back(calls[l].input.value());
+        cotangents[l].push_back(block.output_grads[l]);
+      }
+    }
+    outputs.push_back(block.captured.output.value());
+    // The next blocks: rows whose cotangents take about kBlockBytes, in multiples of 16 samples
+    // (the Winograd convolutions' blocks of samples), at least kFirstBlockRows.
+    const std::int64_t per_row = std::max<std::int64_t>(1, bytes / (end - begin));
+    rows = std::max(kFirstBlockRows, std::min(kBlockBytes, max_bytes) / per_row / 16 * 16);
+    begin = end;
+  }
+  out.captured.output = Var(stack_rows(std::move(outputs)));
+  out.output_grads.resize(out.captured.layers.size());
+  out.features.resize(out.captured.layers.size());
+  for (std::size_t l = 0; l < out.captured.layers.size(); ++l) {
+    if (use_features[l]) {
+      out.features[l] = stack_rows(std::move(features[l]));
+    } else {
+      out.captured.layers[l].input = Var(stack_rows(std::move(inputs[l])));
+      out.output_grads[l] = nn::Cotangents::concat_rows(std::move(cotangents[l]));
+    }
+  }
+  return out;
+}
+
+}  // namespace theta::theory::detail
