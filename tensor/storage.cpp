@@ -1,5 +1,7 @@
 #include "tensor/storage.hpp"
 
+#include "tensor/large_blocks.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
@@ -22,8 +24,24 @@ namespace theta {
 // temporaries change size from step to step (the CNN kernel's cotangents, then its features)
 // then reuses what the earlier steps freed, and its footprint stays near its peak of live bytes
 // (the digits CNN's kernel: 278 -> 227 MiB held). The cache is bounded: past kMaxCachedBytes a
-// freed block goes back to the system.
+// freed block goes back to the system. Requests above kLargeBlockBytes skip the classes: they are
+// carved from regions that merge freed neighbours (Note [Large blocks] in large_blocks.cpp).
+// AddressSanitizer builds keep every block separate, so that it can see overruns between them.
 namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCarveLargeBlocks = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kCarveLargeBlocks = false;
+#else
+constexpr bool kCarveLargeBlocks = true;
+#endif
+#else
+constexpr bool kCarveLargeBlocks = true;
+#endif
+
+bool carved(std::size_t bytes) { return kCarveLargeBlocks && bytes > detail::kLargeBlockBytes; }
 
 constexpr std::size_t kAlignment = 64;
 constexpr std::size_t kMaxCachedBytes = std::size_t{2} << 30;
@@ -56,6 +74,7 @@ std::size_t size_class(std::size_t bytes) {
 class CachingAllocator {
  public:
   void* allocate(std::size_t bytes, std::size_t& block_bytes) {
+    if (carved(bytes)) return allocate_large(bytes, block_bytes);
     const std::size_t cls = size_class(bytes);
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -90,11 +109,19 @@ class CachingAllocator {
   }
 
   void deallocate(void* p, std::size_t block_bytes) {
+    if (carved(block_bytes)) {
+      // Carved blocks are larger than kLargeBlockBytes, class blocks of smaller requests at most
+      // that large, so the size tells them apart.
+      std::lock_guard<std::mutex> lock(mutex_);
+      note_live(block_bytes, -1);
+      large_.deallocate(p, block_bytes);
+      if (cached_bound() > static_cast<std::int64_t>(kMaxCachedBytes)) large_.release();
+      return;
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       note_live(block_bytes, -1);
-      if (stats_.cached_bytes + static_cast<std::int64_t>(block_bytes) <=
-          static_cast<std::int64_t>(kMaxCachedBytes)) {
+      if (cached_bound() + static_cast<std::int64_t>(block_bytes) <= static_cast<std::int64_t>(kMaxCachedBytes)) {
         free_[size_class(block_bytes)].push_back(p);
         stats_.cached_bytes += static_cast<std::int64_t>(block_bytes);
         return;
@@ -112,16 +139,42 @@ class CachingAllocator {
         list.clear();
       }
       stats_.cached_bytes = 0;
+      large_.release();
     }
     for (void* p : blocks) std::free(p);
   }
 
   AllocatorStats stats() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
+    AllocatorStats s = stats_;
+    s.cached_bytes = cached_bytes();
+    return s;
   }
 
  private:
+  void* allocate_large(std::size_t bytes, std::size_t& block_bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    detail::LargeBlocks::Block block;
+    try {
+      block = large_.allocate(bytes);
+    } catch (const std::bad_alloc&) {
+      large_.release();
+      block = large_.allocate(bytes);
+    }
+    block_bytes = block.bytes;
+    ++(block.fresh ? stats_.fresh_allocations : stats_.reused_allocations);
+    note_live(block_bytes, +1);
+    return block.data;
+  }
+
+  // Class blocks kept plus the carved regions' used free pages (or a bound of them, at no cost).
+  std::int64_t cached_bytes() const {
+    return stats_.cached_bytes + static_cast<std::int64_t>(large_.cached_bytes());
+  }
+  std::int64_t cached_bound() const {
+    return stats_.cached_bytes + static_cast<std::int64_t>(large_.cached_bound());
+  }
+
   void note_live(std::size_t block_bytes, int sign) {
     stats_.live_blocks += sign;
     stats_.live_bytes += sign * static_cast<std::int64_t>(block_bytes);
@@ -138,6 +191,7 @@ class CachingAllocator {
 
   std::mutex mutex_;
   std::vector<void*> free_[kClasses];
+  detail::LargeBlocks large_;
   AllocatorStats stats_;
 };
 

@@ -14,8 +14,8 @@ namespace theta {
 struct AllocatorStats {
   std::int64_t live_blocks = 0;     // blocks handed out and not yet returned
   std::int64_t live_bytes = 0;      // their rounded sizes
-  std::int64_t cached_bytes = 0;    // returned blocks kept for reuse
-  std::int64_t fresh_allocations = 0;  // requests served by the system allocator
+  std::int64_t cached_bytes = 0;    // returned blocks kept for reuse (of carved large blocks: used pages)
+  std::int64_t fresh_allocations = 0;  // requests served by the system allocator, or by pages not used before
   std::int64_t reused_allocations = 0; // requests served from the cache
   std::int64_t peak_live_bytes = 0;    // the most live_bytes reached since start or the last reset
 };
@@ -23,7 +23,7 @@ struct AllocatorStats {
 /// A snapshot of the allocator's counters.
 AllocatorStats allocator_stats();
 
-/// Returns every cached block to the system.
+/// Returns every cached block to the system (and the pages of free ranges between carved blocks).
 void empty_allocator_cache();
 
 /// Restarts peak_live_bytes from the current live_bytes (to measure one computation's working

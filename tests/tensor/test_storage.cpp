@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tensor/block_pool.hpp"
+#include "tensor/large_blocks.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/storage.hpp"
 
@@ -36,30 +37,32 @@ TEST_CASE("the caching allocator reuses a freed block of the same size", "[tenso
 }
 
 TEST_CASE("the caching allocator serves a request from a cached block up to twice its size", "[tensor][allocator]") {
-  // Sizes in doubles: 3 MiB, 2 MiB (two classes below 3 MiB's) and 1 MiB (six classes below).
-  const std::int64_t mib = std::int64_t{1} << 17;
+  // Sizes below the carved blocks' threshold, in doubles: 48 KiB, 32 KiB (two classes below 48
+  // KiB's) and 16 KiB (six classes below).
+  const std::int64_t k16 = 2048;
+  static_assert(3 * 2048 * 8 <= detail::kLargeBlockBytes);
   empty_allocator_cache();
   const void* block = nullptr;
-  { const Tensor big = zeros({3 * mib}); block = big.raw_data(); }  // one cached 3 MiB block
+  { const Tensor big = zeros({3 * k16}); block = big.raw_data(); }  // one cached 48 KiB block
   const AllocatorStats before = allocator_stats();
   {
-    const Tensor smaller = zeros({2 * mib});
+    const Tensor smaller = zeros({2 * k16});
     CHECK(smaller.raw_data() == block);
     CHECK(allocator_stats().fresh_allocations == before.fresh_allocations);
     // The block counts at its own size, and goes back to its own class.
-    CHECK(allocator_stats().live_bytes == before.live_bytes + 3 * (1 << 20));
+    CHECK(allocator_stats().live_bytes == before.live_bytes + 3 * (16 << 10));
   }
   {
-    const Tensor same = zeros({3 * mib});
+    const Tensor same = zeros({3 * k16});
     CHECK(same.raw_data() == block);
   }
   {
-    const Tensor much_smaller = zeros({mib});  // a 3 MiB block would waste two thirds of it
+    const Tensor much_smaller = zeros({k16});  // a 48 KiB block would waste two thirds of it
     CHECK(much_smaller.raw_data() != block);
     CHECK(allocator_stats().fresh_allocations == before.fresh_allocations + 1);
   }
   CHECK(allocator_stats().live_bytes == before.live_bytes);
-  CHECK(allocator_stats().cached_bytes == before.cached_bytes + (1 << 20));
+  CHECK(allocator_stats().cached_bytes == before.cached_bytes + (16 << 10));
 }
 
 TEST_CASE("live blocks return to the baseline once tensors die", "[tensor][allocator]") {
