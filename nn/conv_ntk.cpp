@@ -155,43 +155,54 @@ constexpr std::int64_t kWindowSamples = 4;
 
 // Per-channel features G[i, c] = (s_w V_i[c] P_i^T, s_b V_i[c] 1) as [n, C, width]: each sample's
 // block is one contiguous gemm output, and a channel's [n, width] features are a strided view the
-// Grams read in place. The scales go on V, the smallest factor.
+// Grams read in place. The scales go on V, the smallest factor, one sample at a time (so no
+// temporary of V's size is held beside the features).
 Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
   const std::int64_t n = v.size(0), c_out = v.size(1);
   const std::int64_t taps = layer.in_channels() * layer.kernel_size() * layer.kernel_size();
-  const std::int64_t width = taps + (layer.options().bias ? 1 : 0);
-  const Tensor scaled = v * layer.weight_scale();
-  const Tensor g = Tensor::empty({n, c_out, width}, v.dtype());  // every entry is assigned below
+  const bool bias = layer.options().bias;
+  const Tensor g = Tensor::empty({n, c_out, taps + (bias ? 1 : 0)}, v.dtype());  // every entry is assigned below
   theta::detail::parallel_for_blas(n, 8, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t b0 = begin; b0 < end; b0 += kWindowSamples) {
       const std::int64_t b1 = std::min(end, b0 + kWindowSamples);
       // [count, K, L]
       const Tensor patches = conv2d_patches(a.slice(0, b0, b1), layer.weight().shape(), layer.geometry());
-      for (std::int64_t i = b0; i < b1; ++i)
-        g.select(0, i).slice(1, 0, taps).assign_matmul_(scaled.select(0, i), patches.select(0, i - b0).t());
+      for (std::int64_t i = b0; i < b1; ++i) {
+        const Tensor v_i = v.select(0, i), g_i = g.select(0, i);
+        g_i.slice(1, 0, taps).assign_matmul_(v_i * layer.weight_scale(), patches.select(0, i - b0).t());
+        if (bias) g_i.select(1, taps).copy_(sum(v_i, {1}) * layer.bias_scale());
+      }
     }
   });
-  if (layer.options().bias) g.select(2, taps).copy_(sum(v, {2}) * layer.bias_scale());
   return g;
 }
 
 // Note [Channel mixing]
-// The per-channel Grams are kept as H[i, c, j] ([n1, C, n2]: each channel's Gram is written with
-// row stride C n2), so that row i of the kernel mixes one contiguous [C, n2] panel:
-// K[i, j, a, b] = sum_c H[i, c, j] U[a, c] U[b, c]. The mixing weights are symmetric in (a, b),
-// so only the m (m + 1) / 2 pairs a <= b are multiplied and each is added at (a, b) and (b, a).
-// Rows run on theta's threads (one gemm each); with `same`, row i has i + 1 partners, so row i is
-// paired with row n - 1 - i to balance the work.
+// K[i, j, a, b] = sum_c H[c, i, j] U[a, c] U[b, c] (Note [Channel-factored cotangents]) is formed a
+// block of kernel rows at a time: the Grams H[i0:i1, c, :] of every channel of the group go into a
+// small buffer (laid out [rows, C, n2], so that row i mixes one contiguous [C, n2] panel), and
+// those rows of k are mixed at once while both are in cache. No [n1, C, n2] is ever held (it was
+// 32 MiB for the digits CNN's 64 channels on 256 samples), and k is visited once per group. The
+// mixing weights are symmetric in (a, b), so only the m (m + 1) / 2 pairs a <= b are multiplied
+// and each is added at (a, b) and (b, a). Blocks of rows run on theta's threads; with `same`,
+// row i has i + 1 partners, so block q is paired with block blocks - 1 - q to balance the work.
+// The trace needs no per-channel Grams at all: sum_c |U[:, c]|^2 <G_i[c], G_j[c]> is one Gram of
+// the features with channel c scaled by |U[:, c]|.
 
-// K[i, j] += sum_c H[i, c, j] U[:, c] U[:, c]^T for the rows i of the kernel, j < partners(i).
-void mix_channels(const Tensor& h, const Tensor& u, bool same, const Tensor& k) {
-  const std::int64_t n1 = h.size(0), c_out = h.size(1), n2 = h.size(2), m = u.size(0), pairs = m * (m + 1) / 2;
-  Tensor uu = Tensor::empty({c_out, pairs}, u.dtype());  // uu[c, p(a, b)] = U[a, c] U[b, c], a <= b
+// Bytes of one thread's Gram buffer, [rows, C, n2] (less under a smaller max_bytes).
+constexpr std::int64_t kMixBufferBytes = std::int64_t{2} << 20;
+
+// K[i, j] += sum_c <G1_i[c], G2_j[c]> U[:, c] U[:, c]^T for j < partners(i), features G:[n, C, width].
+void mix_channel_grams(const Tensor& g1, const Tensor& g2, const Tensor& u, bool same, std::int64_t max_bytes,
+                       const Tensor& k) {
+  const std::int64_t n1 = g1.size(0), group = g1.size(1), n2 = g2.size(0), m = u.size(0), pairs = m * (m + 1) / 2;
+  Tensor uu = Tensor::empty({group, pairs}, u.dtype());  // uu[c, p(a, b)] = U[a, c] U[b, c], a <= b
   for (std::int64_t a = 0, p = 0; a < m; ++a)
     for (std::int64_t b = a; b < m; ++b, ++p) uu.select(1, p).copy_(u.select(0, a) * u.select(0, b));
-  const auto mix_row = [&](std::int64_t i) {
+  // Row i of the kernel from its Grams h_i:[C, n2].
+  const auto mix_row = [&](std::int64_t i, const Tensor& h_i) {
     const std::int64_t partners = same ? i + 1 : n2;
-    const Tensor panel = matmul(h.select(0, i).slice(1, 0, partners).t(), uu);  // [partners, pairs]
+    const Tensor panel = matmul(h_i.slice(1, 0, partners).t(), uu);  // [partners, pairs]
     visit_float_dtype(k.dtype(), [&](auto v) {
       using T = decltype(v);
       const T* src = panel.data<T>();
@@ -206,53 +217,64 @@ void mix_channels(const Tensor& h, const Tensor& u, bool same, const Tensor& k) 
         }
     });
   };
-  theta::detail::parallel_for_blas(same ? (n1 + 1) / 2 : n1, 1, [&](std::int64_t begin, std::int64_t end) {
+  const std::int64_t rows =
+      std::clamp<std::int64_t>(std::min(kMixBufferBytes, max_bytes) / (group * n2 * 8), 1, 64);
+  const std::int64_t blocks = (n1 + rows - 1) / rows;
+  const auto mix_block = [&](std::int64_t block, const Tensor& h) {
+    const std::int64_t r0 = block * rows, r1 = std::min(n1, r0 + rows), partners = same ? r1 : n2;
+    const Tensor grams = h.slice(0, 0, r1 - r0);
+    for (std::int64_t c = 0; c < group; ++c) {
+      const Tensor rows_c = g1.select(1, c).slice(0, r0, r1), grams_c = grams.select(1, c);
+      // With `same`, the partners before the block by a gemm and the block itself by a syrk (its
+      // lower triangle, the only part mix_row reads).
+      const std::int64_t before = same ? r0 : partners;
+      if (before > 0) grams_c.slice(1, 0, before).assign_matmul_(rows_c, g2.select(1, c).slice(0, 0, before).t());
+      if (same) {
+        const Tensor diagonal = grams_c.slice(1, r0, r1);
+        diagonal.fill_(0.0);
+        diagonal.add_gram_(rows_c);
+      }
+    }
+    for (std::int64_t i = r0; i < r1; ++i) mix_row(i, grams.select(0, i - r0));
+  };
+  theta::detail::parallel_for_blas(same ? (blocks + 1) / 2 : blocks, 1, [&](std::int64_t begin, std::int64_t end) {
+    const Tensor h = Tensor::empty({rows, group, n2}, g1.dtype());  // every entry read is assigned first
     for (std::int64_t q = begin; q < end; ++q) {
-      mix_row(q);
-      if (same && n1 - 1 - q != q) mix_row(n1 - 1 - q);
+      if (!theta::detail::in_parallel_region()) check_interrupt();
+      mix_block(q, h);
+      if (same && blocks - 1 - q != q) mix_block(blocks - 1 - q, h);
     }
   });
 }
 
-// The channels of one group [c0, c1): their Grams H[i, c, j] and their part of the kernel.
+// The channels of one group [c0, c1): their features and their part of the kernel.
 void add_channel_group(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf,
-                       std::int64_t c0, std::int64_t c1, bool same, bool trace, const Tensor& k) {
+                       std::int64_t c0, std::int64_t c1, bool same, bool trace, std::int64_t max_bytes,
+                       const Tensor& k) {
   const Tensor u = cf.u.slice(1, c0, c1);
-  const Tensor g1 = channel_features(layer, a1, cf.v1.slice(1, c0, c1));
-  const Tensor g2 = same ? g1 : channel_features(layer, a2, cf.v2.slice(1, c0, c1));
-  const std::int64_t n1 = g1.size(0), n2 = g2.size(0), group = c1 - c0;
-  // H[i, c, j] = <G_i[c], G_j[c]> (Note [Channel mixing]); with `same` only j <= i is filled and read.
-  // Channels run on theta's threads: one Gram of a few hundred rows is too small to split well.
-  const Tensor h = zeros({n1, group, n2}, g1.dtype());
-  theta::detail::parallel_for_blas(group, 1, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t c = begin; c < end; ++c) {
-      if (!theta::detail::in_parallel_region()) check_interrupt();
-      if (same)
-        h.select(1, c).add_gram_(g1.select(1, c));
-      else
-        h.select(1, c).add_matmul_(g1.select(1, c), g2.select(1, c).t());
-    }
-  });
-  if (trace) {  // sum_c |U[:, c]|^2 H[:, c, :]
-    const Tensor t = matmul(sum(square(u), {0}).reshape({1, 1, group}), h).reshape({n1, n2});
-    if (same) mirror_lower_blocks(t.reshape({n1, n2, 1, 1}));
-    k.add_(t);
-    return;
+  Tensor v1 = cf.v1.slice(1, c0, c1), v2 = same ? v1 : cf.v2.slice(1, c0, c1);
+  if (trace) {
+    // sum_c |U[:, c]|^2 <G1_i[c], G2_j[c]> as one Gram of the features of V scaled by |U[:, c]|
+    // (Note [Channel mixing]).
+    const Tensor norms = sqrt(sum(square(u), {0})).reshape({1, c1 - c0, 1});
+    v1 = v1 * norms;
+    v2 = same ? v1 : v2 * norms;
   }
-  mix_channels(h, u, same, k);
+  const Tensor g1 = channel_features(layer, a1, v1);
+  const Tensor g2 = same ? g1 : channel_features(layer, a2, v2);
+  if (!trace) return mix_channel_grams(g1, g2, u, same, max_bytes, k);
+  const Tensor f1 = g1.reshape({g1.size(0), -1});
+  k.add_(same ? gram(f1) : matmul(f1, g2.reshape({g2.size(0), -1}).t()));
 }
 
 // Note [Channel groups]
-// The channels go in groups of equal size whose features and Grams take no more bytes than the
-// full kernel they add to, n1 n2 m^2 8, or 16 MiB where the kernel is smaller (a tile's), and
-// never more than max_bytes (at least one channel at a time). Each group forms the windows again
-// (~4 ms for 256 digits) and adds its own mix into k (a pass over k, ~3.5 ms). For the digits CNN
-// on 256 samples: two groups instead of one, and the kernel's peak of live bytes 105 instead of
-// 141 MiB (with Note [Compact factors]), for 1.03x the time on 1 thread. Half the kernel gives
-// three groups and 95 MiB for 1.08-1.14x (the process's peak RSS is the same: the allocator keeps
-// each phase's blocks, Note [Caching allocator]). On large batches small groups are also faster:
-// a group's Grams stay in cache (the trace kernel of 1797 digits: 7.5 s with two groups, 2.9 s
-// with eight).
+// The channels go in groups of equal size whose features take no more bytes than half the kernel
+// they add to (n1 n2 m^2 8, or n1 n2 8 for the trace), or 16 MiB where that is smaller (a tile's
+// kernel, a trace), and never more than max_bytes (at least one channel at a time). Each group
+// forms the windows again (~4 ms for 256 digits) and mixes its Grams into every row of k (a pass
+// over k, ~3.5 ms). For the digits CNN on 256 samples: two groups of 32 channels, 18 MiB of
+// features each, and the kernel's peak of live bytes 83 MiB (with Note [Compact factors] and Note
+// [Channel mixing]) against 90 with one group and 86 with three, for the same time within noise.
 constexpr std::int64_t kMinGroupBytes = std::int64_t{16} << 20;
 
 void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf, bool same,
@@ -260,12 +282,13 @@ void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2,
   const std::int64_t c_out = cf.u.size(1), n1 = cf.v1.size(0), n2 = same ? n1 : cf.v2.size(0), m = cf.u.size(0);
   const std::int64_t width = layer.in_channels() * layer.kernel_size() * layer.kernel_size() +
                              (layer.options().bias ? 1 : 0);
-  const std::int64_t per_channel = ((same ? n1 : n1 + n2) * width + n1 * n2) * 8;
-  const std::int64_t budget = std::min(max_bytes, std::max(kMinGroupBytes, n1 * n2 * m * m * 8));
+  const std::int64_t per_channel = (same ? n1 : n1 + n2) * width * 8;
+  const std::int64_t kernel_bytes = n1 * n2 * (trace ? 1 : m * m) * 8;
+  const std::int64_t budget = std::min(max_bytes, std::max(kMinGroupBytes, kernel_bytes / 2));
   const std::int64_t largest = std::clamp<std::int64_t>(budget / per_channel, 1, c_out);
   const std::int64_t groups = (c_out + largest - 1) / largest;
   for (std::int64_t g = 0; g < groups; ++g)
-    add_channel_group(layer, a1, a2, cf, g * c_out / groups, (g + 1) * c_out / groups, same, trace, k);
+    add_channel_group(layer, a1, a2, cf, g * c_out / groups, (g + 1) * c_out / groups, same, trace, max_bytes, k);
 }
 
 // Operation counts per pair of samples of the two routes (Note [Conv2d NTK routes]).

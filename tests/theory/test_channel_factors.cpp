@@ -121,11 +121,11 @@ TEST_CASE("Conv2d's rule given channel factors matches the dense cotangents, how
           "[theory][ntk][conv]") {
   Rng rng(63);
   nn::Conv2d conv(2, 3, 3, rng, {.padding = 1});
-  const Tensor a1 = rng.normal({5, 2, 5, 5}), a2 = rng.normal({3, 2, 5, 5});
+  const Tensor a1 = rng.normal({9, 2, 5, 5}), a2 = rng.normal({7, 2, 5, 5});
   const Tensor u = rng.normal({4, 3});
-  Tensor v1 = masked(rng, {5, 3, 5, 5});
+  Tensor v1 = masked(rng, {9, 3, 5, 5});
   v1.select(1, 0).fill_(0.0);  // block 1 is zero in channel 0
-  const Tensor v2 = masked(rng, {3, 3, 5, 5});
+  const Tensor v2 = masked(rng, {7, 3, 5, 5});
   // Block 2 normalised differently: u2 = u lambda, v2 / lambda per channel; block 1 with u = 0 in
   // its zero channel.
   const Tensor lambda = from_vector({2.0, -0.5, 4.0}, {1, 3});
@@ -135,27 +135,32 @@ TEST_CASE("Conv2d's rule given channel factors matches the dense cotangents, how
   const nn::Cotangents f2 = nn::Cotangents::by_channel(u * lambda, v2 / lambda.reshape({1, 3, 1, 1}));
   const Tensor d1 = outer_by_loop(u, v1), d2 = outer_by_loop(u, v2);
   const int threads = get_num_threads();
-  for (const int t : {1, 2}) {  // the channel mixing splits rows over threads
-    set_num_threads(t);
-    for (const bool trace : {false, true})
-      for (const bool same : {true, false}) {
-        INFO("threads " << t << ", trace " << trace << ", same " << same);
-        conv.ntk_route = nn::ConvNtkRoute::weight_gradients;
-        const Tensor want = conv.cotangent_kernel(a1, d1, same ? a1 : a2, same ? d1 : d2, same, trace, 1 << 30);
-        conv.ntk_route = nn::ConvNtkRoute::automatic;
-        const Tensor got = conv.cotangent_kernel(a1, f1, same ? a1 : a2, same ? f1 : f2, same, trace, 1 << 30);
-        const double scale = max(abs(want)).item();
-        CHECK(max_abs_diff(got, want) <= 1e-12 * scale);
-        // Factors that share no U fall back to the dense cotangents.
-        const nn::Cotangents other = nn::Cotangents::by_channel(rng.normal({4, 3}), v2);
-        if (!same) {
+  // The channel mixing splits blocks of rows over threads. A budget of 200 bytes takes one channel
+  // at a time and blocks of 2 (same: five blocks, the middle one paired with itself,
+  // the last one short) or 3 rows.
+  for (const int t : {1, 2})
+    for (const std::int64_t max_bytes : {std::int64_t{1} << 30, std::int64_t{200}}) {
+      set_num_threads(t);
+      for (const bool trace : {false, true})
+        for (const bool same : {true, false}) {
+          INFO("threads " << t << ", max_bytes " << max_bytes << ", trace " << trace << ", same " << same);
           conv.ntk_route = nn::ConvNtkRoute::weight_gradients;
-          const Tensor plain = conv.cotangent_kernel(a1, d1, a2, other.dense(), false, trace, 1 << 30);
+          const Tensor want = conv.cotangent_kernel(a1, d1, same ? a1 : a2, same ? d1 : d2, same, trace, 1 << 30);
           conv.ntk_route = nn::ConvNtkRoute::automatic;
-          CHECK(max_abs_diff(conv.cotangent_kernel(a1, f1, a2, other, false, trace, 1 << 30), plain) <= 1e-12 * scale);
+          const Tensor got = conv.cotangent_kernel(a1, f1, same ? a1 : a2, same ? f1 : f2, same, trace, max_bytes);
+          const double scale = max(abs(want)).item();
+          CHECK(max_abs_diff(got, want) <= 1e-12 * scale);
+          // Factors that share no U fall back to the dense cotangents.
+          const nn::Cotangents other = nn::Cotangents::by_channel(rng.normal({4, 3}), v2);
+          if (!same) {
+            conv.ntk_route = nn::ConvNtkRoute::weight_gradients;
+            const Tensor plain = conv.cotangent_kernel(a1, d1, a2, other.dense(), false, trace, 1 << 30);
+            conv.ntk_route = nn::ConvNtkRoute::automatic;
+            const Tensor mixed = conv.cotangent_kernel(a1, f1, a2, other, false, trace, 1 << 30);
+            CHECK(max_abs_diff(mixed, plain) <= 1e-12 * scale);
+          }
         }
-      }
-  }
+    }
   set_num_threads(threads);
   // The pullback from factors equals the pullback of the dense cotangents by transposed convolutions.
   conv.ntk_route = nn::ConvNtkRoute::weight_gradients;  // a forced route takes the plain pullback
