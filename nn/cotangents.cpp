@@ -170,23 +170,39 @@ Tensor Cotangents::rescaled_v(const Cotangents& block, const Tensor& scale) {
   return v * scale.to(v.dtype()).reshape(scale_shape);
 }
 
-Cotangents Cotangents::concat_rows(std::vector<Cotangents>&& blocks) {
-  THETA_CHECK(!blocks.empty(), std::invalid_argument, "Cotangents::concat_rows: no blocks");
-  if (blocks.size() == 1) return std::move(blocks[0]);
-  const std::optional<CommonU> common = common_u(blocks);
-  std::int64_t rows = 0;
-  for (const Cotangents& b : blocks) rows += b.rows();
-  Shape shape = common ? blocks[0].v().shape() : blocks[0].shape();
-  shape[0] = rows;
-  const Tensor out = Tensor::empty(shape, blocks[0].dtype());  // every row is copied below
-  std::int64_t begin = 0;
-  for (std::size_t b = 0; b < blocks.size(); ++b) {
-    const std::int64_t count = blocks[b].rows();
-    out.slice(0, begin, begin + count).copy_(common ? rescaled_v(blocks[b], common->scales[b]) : blocks[b].dense());
-    blocks[b] = Cotangents();
-    begin += count;
+void CotangentRows::put(std::int64_t begin, const Cotangents& block) {
+  if (block.factored() && !dense_.started()) {
+    THETA_CHECK(blocks_.empty() || block.u().shape() == blocks_[0].u.shape(), ShapeError,
+                "CotangentRows: a block with u ", shape_str(block.u().shape()), " after blocks with u ",
+                shape_str(blocks_[0].u.shape()));
+    v_.put(begin, block.v());
+    blocks_.push_back({begin, block.rows(), block.u()});
+    return;
   }
-  return common ? by_channel(common->u, out) : Cotangents(out);
+  if (v_.started()) to_dense();
+  dense_.put(begin, block.dense());
+}
+
+Cotangents CotangentRows::take() {
+  if (dense_.started()) return dense_.take();
+  std::vector<Cotangents> views;
+  for (const Block& b : blocks_) views.push_back(Cotangents::by_channel(b.u, rows_of(b)));
+  const std::optional<Cotangents::CommonU> common = Cotangents::common_u(views);
+  if (!common) {
+    views.clear();
+    to_dense();
+    return dense_.take();
+  }
+  for (std::size_t b = 0; b < blocks_.size(); ++b)
+    rows_of(blocks_[b]).copy_(Cotangents::rescaled_v(views[b], common->scales[b]));
+  blocks_.clear();
+  return Cotangents::by_channel(common->u, v_.take());
+}
+
+void CotangentRows::to_dense() {
+  for (const Block& b : blocks_) dense_.put(b.begin, Cotangents::by_channel(b.u, rows_of(b)).dense());
+  blocks_.clear();
+  v_.take();
 }
 
 }  // namespace theta::nn

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "tensor/row_store.hpp"
 #include "tensor/tensor.hpp"
 
 namespace theta::nn {
@@ -40,10 +41,6 @@ class Cotangents {
   static std::optional<CommonU> common_u(const std::vector<Cotangents>& blocks);
   /// Block b's v on the common u: v_b scaled per channel by scales[b].
   static Tensor rescaled_v(const Cotangents& block, const Tensor& scale);
-  /// Cotangents of consecutive blocks of samples as one [n_1 + n_2 + ..., m, ...], factored over
-  /// one u when every block is factored and common_u finds one, dense otherwise. Each block is
-  /// released once copied: the blocks and the result are not all held at once.
-  static Cotangents concat_rows(std::vector<Cotangents>&& blocks);
 
   bool defined() const { return dense_.defined() || u_.defined(); }
   bool factored() const { return u_.defined(); }
@@ -61,6 +58,29 @@ class Cotangents {
 
  private:
   Tensor dense_, u_, v_;
+};
+
+/// The cotangents of `rows` samples, written a block of consecutive rows at a time (each block
+/// can be dropped once put): factored blocks as their v rows and u, brought to one u by take()
+/// (common_u, each block's rows rescaled in place); dense blocks, or every block once one is dense
+/// or the blocks' u share no common one, as dense rows.
+class CotangentRows {
+ public:
+  explicit CotangentRows(std::int64_t rows) : v_(rows), dense_(rows) {}
+  void put(std::int64_t begin, const Cotangents& block);
+  /// Every row must have been put.
+  Cotangents take();
+
+ private:
+  struct Block {
+    std::int64_t begin, rows;
+    Tensor u;
+  };
+  Tensor rows_of(const Block& b) const { return v_.all().slice(0, b.begin, b.begin + b.rows); }
+  void to_dense();
+
+  RowStore v_, dense_;
+  std::vector<Block> blocks_;
 };
 
 }  // namespace theta::nn

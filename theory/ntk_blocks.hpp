@@ -39,7 +39,7 @@ BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op);
 /// The factors of x formed a block of rows at a time, each block's forward graph and dense
 /// cotangents dropped once its factors are kept (Note [Compact factors] in
 /// ntk_compact_factors.cpp): the same kernel as block_factors' with less memory held. A block's
-/// cotangents take about min(max_bytes, 8 MiB) (at least 32 rows).
+/// cotangents take about min(max_bytes, 8 MiB) (at least 32 rows; the first block is 8 rows).
 BlockFactors compact_block_factors(nn::Module& model, const Tensor& x, const char* op, std::int64_t max_bytes);
 
 /// What structured_block_kernel does with the factors: `keep` them (a tiled kernel pairs a

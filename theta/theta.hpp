@@ -16,6 +16,7 @@
 #include "tensor/parallel.hpp"
 #include "tensor/pool.hpp"
 #include "tensor/rng.hpp"
+#include "tensor/row_store.hpp"
 #include "tensor/shape.hpp"
 #include "tensor/storage.hpp"
 #include "tensor/tensor.hpp"

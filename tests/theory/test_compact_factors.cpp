@@ -31,7 +31,17 @@ nn::CnnOptions small_cnn(std::int64_t c1, std::int64_t c2) {
 
 }  // namespace
 
-TEST_CASE("Cotangents::concat_rows brings factored blocks to one u", "[cotangents][ntk]") {
+namespace {
+// Blocks of rows 0..3 and 4..5 through CotangentRows.
+nn::Cotangents written(const nn::Cotangents& b1, const nn::Cotangents& b2) {
+  nn::CotangentRows rows(6);
+  rows.put(4, b2);  // blocks may come in any order
+  rows.put(0, b1);
+  return rows.take();
+}
+}  // namespace
+
+TEST_CASE("CotangentRows brings factored blocks to one u", "[cotangents][ntk]") {
   Rng rng(31);
   const Tensor u = rng.normal({3, 5});
   const Tensor v1 = rng.normal({4, 5, 6}), v2 = rng.normal({2, 5, 6});
@@ -47,7 +57,7 @@ TEST_CASE("Cotangents::concat_rows brings factored blocks to one u", "[cotangent
     z1.select(1, 0).fill_(0.0);
     const nn::Cotangents b1 = nn::Cotangents::by_channel(u1, v1);
     const nn::Cotangents b2 = nn::Cotangents::by_channel(u * scale, v2 / scale.reshape({1, 5, 1}));
-    const nn::Cotangents merged = nn::Cotangents::concat_rows({b1, b2});
+    const nn::Cotangents merged = written(b1, b2);
     REQUIRE(merged.factored());
     const Tensor expect = concat({nn::Cotangents::by_channel(u, z1).dense(), nn::Cotangents::by_channel(u, v2).dense()}, 0);
     CHECK(max_abs_diff(merged.dense(), expect) < 1e-14);
@@ -57,15 +67,23 @@ TEST_CASE("Cotangents::concat_rows brings factored blocks to one u", "[cotangent
     u2.select(1, 2).select(0, 1).fill_(u.select(1, 2).select(0, 1).item() + 1.0);
     const nn::Cotangents b1 = nn::Cotangents::by_channel(u, v1), b2 = nn::Cotangents::by_channel(u2, v2);
     CHECK_FALSE(nn::Cotangents::common_u({b1, b2}).has_value());
-    const nn::Cotangents merged = nn::Cotangents::concat_rows({b1, b2});
+    const nn::Cotangents merged = written(b1, b2);
     CHECK_FALSE(merged.factored());
     CHECK(max_abs_diff(merged.dense(), concat({b1.dense(), b2.dense()}, 0)) == 0.0);
   }
-  SECTION("a dense block gives the dense concatenation") {
-    const nn::Cotangents b1 = nn::Cotangents::by_channel(u, v1);
-    const nn::Cotangents merged = nn::Cotangents::concat_rows({b1, nn::Cotangents::by_channel(u, v2).dense()});
-    CHECK_FALSE(merged.factored());
-    CHECK(max_abs_diff(merged.dense(), want) < 1e-15);
+  SECTION("a dense block, after or before a factored one, gives the dense concatenation") {
+    const nn::Cotangents b1 = nn::Cotangents::by_channel(u, v1), b2 = nn::Cotangents::by_channel(u, v2);
+    for (const nn::Cotangents& merged : {written(b1, b2.dense()), written(b1.dense(), b2)}) {
+      CHECK_FALSE(merged.factored());
+      CHECK(max_abs_diff(merged.dense(), want) < 1e-15);
+    }
+  }
+  SECTION("blocks that do not make one batch are refused with their shapes") {
+    nn::CotangentRows rows(6);
+    rows.put(0, nn::Cotangents::by_channel(u, v1));
+    CHECK_THROWS_AS(rows.put(4, nn::Cotangents::by_channel(rng.normal({3, 4}), rng.normal({2, 4, 6}))), ShapeError);
+    CHECK_THROWS_AS(rows.put(4, nn::Cotangents::by_channel(u, rng.normal({2, 5, 7}))), ShapeError);
+    CHECK_THROWS_AS(rows.put(5, nn::Cotangents::by_channel(u, v2)), ShapeError);  // rows 5..6 of 6
   }
 }
 
