@@ -7,6 +7,7 @@
 
 #include "nn/conv.hpp"
 #include "nn/conv_factors.hpp"
+#include "nn/layer_support.hpp"
 #include "tensor/blas_runtime.hpp"
 #include "tensor/interrupt.hpp"
 #include "tensor/ops.hpp"
@@ -217,8 +218,8 @@ void mix_channel_grams(const Tensor& g1, const Tensor& g2, const Tensor& u, bool
         }
     });
   };
-  const std::int64_t rows =
-      std::clamp<std::int64_t>(std::min(kMixBufferBytes, max_bytes) / (group * n2 * 8), 1, 64);
+  const std::int64_t rows = theta::nn::detail::balanced_block_rows(
+      n1, std::min<std::int64_t>(64, std::min(kMixBufferBytes, max_bytes) / (group * n2 * 8)), same);
   const std::int64_t blocks = (n1 + rows - 1) / rows;
   const auto mix_block = [&](std::int64_t block, const Tensor& h) {
     const std::int64_t r0 = block * rows, r1 = std::min(n1, r0 + rows), partners = same ? r1 : n2;

@@ -29,4 +29,11 @@ struct BatchNormState {
 Var batch_norm(const Var& x, const std::vector<std::int64_t>& axes, const Shape& param_shape,
                const BatchNormState& state);
 
+/// Rows per block for a loop over n rows in blocks of at most max_rows (>= 1) that theta's threads
+/// split evenly: the number of blocks rounded up to a multiple of the threads, or of twice the
+/// threads when `paired` (block q runs with block blocks - 1 - q, so that the rows of a triangle
+/// balance). parallel_for hands out contiguous ranges, so 13 panels paired into 7 units left one
+/// of two threads with 4 pairs and the other with 2.5.
+std::int64_t balanced_block_rows(std::int64_t n, std::int64_t max_rows, bool paired);
+
 }  // namespace theta::nn::detail

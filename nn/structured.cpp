@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "nn/layer_support.hpp"
 #include "tensor/blas_runtime.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/parallel.hpp"
@@ -183,7 +184,7 @@ void add_feature_gram(const Tensor& k, const Tensor& f1, const Tensor& f2, const
               DTypeError, "add_feature_gram: dtypes differ");
   const std::int64_t n1 = k.size(0), n2 = k.size(1), m = k.size(2);
   if (n1 == 0 || n2 == 0 || m == 0) return;
-  const std::int64_t rows_per_panel = std::clamp<std::int64_t>(kPanelBytes / (m * m * n2 * 8), 1, n1);
+  const std::int64_t rows_per_panel = detail::balanced_block_rows(n1, kPanelBytes / (m * m * n2 * 8), same);
   const std::int64_t panels = (n1 + rows_per_panel - 1) / rows_per_panel;
   const auto add_one_panel = [&](std::int64_t q) {
     const std::int64_t r0 = q * rows_per_panel, r1 = std::min(n1, r0 + rows_per_panel), cols = same ? r1 : n2;
@@ -204,5 +205,17 @@ void add_feature_gram(const Tensor& k, const Tensor& f1, const Tensor& f2, const
     }
   });
 }
+
+namespace detail {
+
+std::int64_t balanced_block_rows(std::int64_t n, std::int64_t max_rows, bool paired) {
+  if (n <= 0) return 1;
+  const auto ceil_div = [](std::int64_t a, std::int64_t b) { return (a + b - 1) / b; };
+  const std::int64_t unit = (paired ? 2 : 1) * std::max(1, get_num_threads());
+  const std::int64_t blocks = ceil_div(n, std::clamp<std::int64_t>(max_rows, 1, n));
+  return ceil_div(n, std::min(n, ceil_div(blocks, unit) * unit));
+}
+
+}  // namespace detail
 
 }  // namespace theta::nn

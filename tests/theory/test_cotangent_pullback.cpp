@@ -11,6 +11,7 @@
 
 #include "autograd/engine.hpp"
 #include "nn/conv.hpp"
+#include "nn/layer_support.hpp"
 #include "nn/layers.hpp"
 #include "nn/structured.hpp"
 #include "tensor/ops.hpp"
@@ -168,6 +169,36 @@ TEST_CASE("input_cotangents reject cotangents that do not match the layer's outp
   CHECK_THROWS_AS(conv.input_cotangents(rng.normal({2, 2, 5, 5}), zeros({3, 1, 3, 5, 5})), ShapeError);
   nn::Linear linear(4, 2, rng);
   CHECK_THROWS_AS(linear.input_cotangents(rng.normal({3, 4}), zeros({3, 2, 3})), ShapeError);
+}
+
+TEST_CASE("balanced_block_rows makes as many blocks as the threads split evenly", "[theory][ntk]") {
+  using nn::detail::balanced_block_rows;
+  for (const int threads : {1, 2, 3}) {
+    const test::ThreadCount thread_count(threads);
+    for (const bool paired : {false, true})
+      for (const std::int64_t n : {1, 2, 5, 9, 13, 200, 256, 1797})
+        for (const std::int64_t max_rows : {1, 2, 3, 16, 20, 64, 5000}) {
+          INFO(threads << " thread(s), paired " << paired << ", n " << n << ", max_rows " << max_rows);
+          const std::int64_t rows = balanced_block_rows(n, max_rows, paired);
+          const std::int64_t blocks = (n + rows - 1) / rows, unit = (paired ? 2 : 1) * threads;
+          const std::int64_t needed = (n + max_rows - 1) / max_rows;  // blocks of max_rows
+          const std::int64_t even = (needed + unit - 1) / unit * unit;
+          CHECK(rows >= 1);
+          CHECK(rows <= max_rows);   // never larger blocks than asked
+          CHECK(blocks >= needed);
+          CHECK(blocks <= std::max(even, needed));
+          if (even <= n && n % even == 0) CHECK(blocks == even);  // then exactly a multiple of the unit
+        }
+  }
+  // The digits CNN's first convolution: 20-row panels of 256 rows, paired.
+  {
+    const test::ThreadCount two(2);
+    CHECK(balanced_block_rows(256, 20, true) == 16);  // 16 panels, 4 pairs per thread
+  }
+  {
+    const test::ThreadCount one(1);
+    CHECK(balanced_block_rows(256, 20, true) == 19);  // 14 panels
+  }
 }
 
 TEST_CASE("add_feature_gram adds scaled feature products block by block, in panels", "[theory][ntk]") {
