@@ -1,5 +1,5 @@
 #pragma once
-// LargeBlocks: where the caching allocator keeps blocks of kLargeBlockBytes and more (Note [Large
+// LargeBlocks: where the caching allocator keeps blocks larger than kLargeBlockBytes (Note [Large
 // blocks] in large_blocks.cpp). Not thread-safe: the caching allocator calls it under its lock.
 
 #include <cstddef>
@@ -9,7 +9,8 @@
 
 namespace theta::detail {
 
-/// Requests of this size and more are carved from LargeBlocks.
+/// Requests larger than this are carved from LargeBlocks (smaller ones take size classes, whose
+/// blocks are then at most this large, so a block's size tells the two kinds apart).
 inline constexpr std::size_t kLargeBlockBytes = std::size_t{64} << 10;
 
 class LargeBlocks {
