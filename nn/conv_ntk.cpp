@@ -275,7 +275,8 @@ void add_channel_group(const Conv2d& layer, const Tensor& a1, const Tensor& a2, 
 // forms the windows again (~4 ms for 256 digits) and mixes its Grams into every row of k (a pass
 // over k, ~3.5 ms). For the digits CNN on 256 samples: two groups of 32 channels, 18 MiB of
 // features each, and the kernel's peak of live bytes 83 MiB (with Note [Compact factors] and Note
-// [Channel mixing]) against 90 with one group and 86 with three, for the same time within noise.
+// [Channel mixing]). Three groups give 77 MiB but cost 2-10% of the time on 1 thread and 12-16%
+// on 2.
 constexpr std::int64_t kMinGroupBytes = std::int64_t{16} << 20;
 
 void by_channel_factors(const Conv2d& layer, const Tensor& a1, const Tensor& a2, const ChannelFactors& cf, bool same,
