@@ -57,6 +57,16 @@ template <class T> struct TypedKernels {
   /// overlap the input runs or each other.
   void (*combine_runs)(const T* matrix, int rows, int cols, const T* const* in, T* const* out, std::int64_t n,
                        bool accumulate, std::int64_t count, std::int64_t in_step, std::int64_t out_step);
+  /// out[i out_row + x] = sum_j a[i a_row + j a_col] b[j b_row + x], or out[...] += that with
+  /// accumulate, for i < rows, j < depth, x < n: a product whose left factor has few rows, read in
+  /// place (Note [Few-row products] in tensor/kernels/few_rows_impl.hpp). Every entry is one
+  /// multiply-add per term (fused where the instruction set has FMA) in order of j, from 0 or from
+  /// out's value. out must not overlap a or b.
+  void (*few_rows_product)(const T* a, std::int64_t rows, std::int64_t a_row, std::int64_t a_col, std::int64_t depth,
+                           const T* b, std::int64_t b_row, T* out, std::int64_t out_row, std::int64_t n,
+                           bool accumulate);
+  /// The most rows few_rows_product takes in at most two passes over b (two register groups).
+  std::int64_t few_rows_max;
 };
 
 struct KernelTable {

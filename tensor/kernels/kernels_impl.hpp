@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
@@ -366,11 +367,15 @@ void combine_runs(const T* matrix, int rows, int cols, const T* const* in, T* co
   run(matrix, rows, cols, in, out, n, accumulate, count, in_step, out_step);
 }
 
+#include "tensor/kernels/few_rows_impl.hpp"
+
 const KernelTable& table() {
   static const KernelTable t{
       Arch::name(),
-      {&unary<float>, &binary<float>, &where<float>, &reduce<float>, &correlate<float>, &combine_runs<float>},
-      {&unary<double>, &binary<double>, &where<double>, &reduce<double>, &correlate<double>, &combine_runs<double>},
+      {&unary<float>, &binary<float>, &where<float>, &reduce<float>, &correlate<float>, &combine_runs<float>,
+       &few_rows_product<float>, 2 * kGroupRows<float>},
+      {&unary<double>, &binary<double>, &where<double>, &reduce<double>, &correlate<double>, &combine_runs<double>,
+       &few_rows_product<double>, 2 * kGroupRows<double>},
   };
   return t;
 }
