@@ -1,4 +1,5 @@
-// matmul, outer and dot on OpenBLAS gemm. Transposed views are passed as CblasTrans, never copied.
+// matmul, outer and dot on OpenBLAS gemm, or for some shapes theta's own kernel
+// (tensor/simd_gemm.hpp). Transposed views are passed as transposed, never copied.
 
 #include <cblas.h>
 
@@ -7,10 +8,9 @@
 #include <cstring>
 
 #include "tensor/blas_runtime.hpp"
-#include "tensor/kernels/kernels.hpp"
 #include "tensor/ops.hpp"
 #include "tensor/overlap.hpp"
-#include "tensor/parallel.hpp"
+#include "tensor/simd_gemm.hpp"
 #include "tensor/strided_loop.hpp"
 
 namespace theta {
@@ -36,28 +36,6 @@ GemmLayout gemm_layout(std::int64_t rows, std::int64_t cols, std::int64_t rs, st
 // Multiply-adds below which one gemm of a batch runs on one thread (Note [Batched gemm threads]).
 constexpr std::int64_t kSmallGemmWork = std::int64_t{1} << 18;
 
-// Products with few rows of a (at most the kernel table's few_rows_max: two register groups)
-// and at least kFewRowsColumns columns of a b whose rows are contiguous go to the few-row kernel
-// (Note [Few-row products]).
-constexpr std::int64_t kFewRowsColumns = 32;
-
-// c = a b (beta 0) or c += a b (beta 1) by the few-row kernel, its columns split over theta's
-// threads when the product is large enough to share; false (nothing done) when the shape is not
-// one it takes.
-template <class T>
-bool few_rows_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
-                   std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc, T beta) {
-  const detail::TypedKernels<T>& kernels = detail::typed_kernels<T>(detail::kernels());
-  if (m > kernels.few_rows_max || n < kFewRowsColumns || tb != CblasNoTrans) return false;
-  const auto product = kernels.few_rows_product;
-  const std::int64_t a_row = ta == CblasNoTrans ? lda : 1, a_col = ta == CblasNoTrans ? 1 : lda;
-  const std::int64_t grain = std::max<std::int64_t>(kFewRowsColumns, kSmallGemmWork / (m * k));
-  parallel_for(n, grain, [&](std::int64_t begin, std::int64_t end) {
-    product(a, m, a_row, a_col, k, b + begin, ldb, c + begin, ldc, end - begin, beta != T(0));
-  });
-  return true;
-}
-
 // c = a b (beta 0) or c += a b (beta 1), c row-major with leading dimension ldc.
 template <class T>
 void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n, std::int64_t k,
@@ -73,7 +51,7 @@ void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n
                   i(lda), b, incb, beta, c, i(ldc));
     return;
   }
-  if (few_rows_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta)) return;
+  if (detail::simd_gemm(ta == CblasTrans, tb == CblasTrans, m, n, k, a, lda, b, ldb, c, ldc, beta)) return;
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(CblasRowMajor, ta, tb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta, c, i(ldc));
   else

@@ -57,13 +57,18 @@ void few_rows_group(const T* a, std::int64_t a_row, std::int64_t a_col, std::int
     x += W;
   }
   if (x == n) return;
-  const std::int64_t run = n - x;
-  std::vector<T> tail_b(static_cast<std::size_t>(depth * W), T(0));
-  for (std::int64_t j = 0; j < depth; ++j) std::copy(b + j * b_row + x, b + j * b_row + n, tail_b.data() + j * W);
+  const std::int64_t run = n - x, tail_size = depth * W;
+  // b's last columns, zero-padded: on the stack unless the depth is large.
+  constexpr std::int64_t kStackTail = 2048;
+  alignas(64) T stack_tail[kStackTail];
+  std::vector<T> heap_tail(static_cast<std::size_t>(tail_size > kStackTail ? tail_size : 0));
+  T* tail_b = tail_size > kStackTail ? heap_tail.data() : stack_tail;
+  std::fill(tail_b, tail_b + tail_size, T(0));
+  for (std::int64_t j = 0; j < depth; ++j) std::copy(b + j * b_row + x, b + j * b_row + n, tail_b + j * W);
   alignas(64) T tail_out[G * W] = {};
   if (accumulate)
     for (int g = 0; g < G; ++g) std::copy(out + g * out_row + x, out + g * out_row + n, tail_out + g * W);
-  few_rows_block<T, G, 1>(a, a_row, a_col, depth, tail_b.data(), W, tail_out, W, accumulate);
+  few_rows_block<T, G, 1>(a, a_row, a_col, depth, tail_b, W, tail_out, W, accumulate);
   for (int g = 0; g < G; ++g) std::copy(tail_out + g * W, tail_out + g * W + run, out + g * out_row + x);
 }
 

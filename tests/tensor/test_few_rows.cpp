@@ -1,5 +1,5 @@
 // The few-row product kernel (Note [Few-row products]) of every SIMD table against a naive
-// reference, and matmul's products routed to it against the same reference.
+// reference (matmul's routes to it: test_simd_gemm.cpp).
 
 #include <catch2/catch.hpp>
 
@@ -12,13 +12,10 @@
 #include "tensor/ops.hpp"
 #include "tensor/rng.hpp"
 #include "tests/support/reference.hpp"
-#include "tests/support/thread_count.hpp"
 #include "tests/support/use_kernels.hpp"
 
 using namespace theta;
 using theta::test::kernel_tables;
-using theta::test::ThreadCount;
-using theta::test::UseKernels;
 
 namespace {
 
@@ -96,60 +93,5 @@ TEST_CASE("few_rows_product rounds a column alike wherever it falls", "[tensor][
       table->f64.few_rows_product(a.values.data(), rows, depth, 1, depth, b.values.data() + x0, n, part.data() + x0, n,
                                   n - x0, false);
     CHECK(std::memcmp(whole.data(), part.data(), whole.size() * sizeof(double)) == 0);
-  }
-}
-
-TEST_CASE("matmul with few rows agrees with the naive product on every layout and thread count",
-          "[tensor][linalg]") {
-  Rng rng(93);
-  for (const auto* table : kernel_tables()) {
-    const UseKernels use(table);
-    for (const std::int64_t m : {1, 3, 10, 24, 25})
-      for (const std::int64_t n : {32, 45, 3000}) {
-        const std::int64_t k = 17;
-        INFO(table->arch_name << " m=" << m << " n=" << n);
-        const Tensor a = rng.normal({m, k}, 0.0, 1.0, DType::f64);
-        const Tensor at = rng.normal({k, m}, 0.0, 1.0, DType::f64);  // a^T stored, read transposed
-        const Tensor b = rng.normal({k, n}, 0.0, 1.0, DType::f64);
-        const Tensor c = rng.normal({m, n}, 0.0, 1.0, DType::f64);
-        const std::vector<double> av = ref::read(a), atv = ref::read(at), bv = ref::read(b), cv = ref::read(c);
-        const auto naive = [&](bool from_transposed, bool add) {
-          std::vector<double> out(static_cast<std::size_t>(m * n));
-          for (std::int64_t i = 0; i < m; ++i)
-            for (std::int64_t x = 0; x < n; ++x) {
-              double total = add ? cv[static_cast<std::size_t>(i * n + x)] : 0.0;
-              for (std::int64_t j = 0; j < k; ++j)
-                total += (from_transposed ? atv[static_cast<std::size_t>(j * m + i)] : av[static_cast<std::size_t>(i * k + j)]) *
-                         bv[static_cast<std::size_t>(j * n + x)];
-              out[static_cast<std::size_t>(i * n + x)] = total;
-            }
-          return out;
-        };
-        const auto check_close = [&](const Tensor& got, const std::vector<double>& want) {
-          const std::vector<double> g = ref::read(got);
-          REQUIRE(g.size() == want.size());
-          for (std::size_t e = 0; e < g.size(); ++e) CHECK(std::abs(g[e] - want[e]) <= 1e-13 * (1 + std::abs(want[e])));
-        };
-        std::vector<double> one_thread;
-        for (const int threads : {1, 2}) {
-          const ThreadCount count(threads);
-          const Tensor product = matmul(a, b);
-          check_close(product, naive(false, false));
-          check_close(matmul(at.t(), b), naive(true, false));
-          const Tensor sum = c.clone();
-          sum.add_matmul_(a, b);
-          check_close(sum, naive(false, true));
-          const Tensor assigned = Tensor::empty({m, n}, DType::f64);
-          assigned.assign_matmul_(at.t(), b);
-          check_close(assigned, naive(true, false));
-          // Columns of the few-row kernel split over threads give the same numbers (OpenBLAS's
-          // threads, above the limit, need not).
-          if (threads == 1) one_thread = ref::read(product);
-          else if (m <= table->f64.few_rows_max) CHECK(ref::read(product) == one_thread);
-        }
-        const Tensor a32 = a.to(DType::f32), b32 = b.to(DType::f32);
-        const std::vector<double> got32 = ref::read(matmul(a32, b32)), want = naive(false, false);
-        for (std::size_t e = 0; e < want.size(); ++e) CHECK(std::abs(got32[e] - want[e]) <= 1e-5 * (1 + std::abs(want[e])));
-      }
   }
 }

@@ -15,7 +15,7 @@ namespace {
 const std::set<std::string> kInternalHeaders = {
     "tensor/block_pool.hpp", "tensor/conv_chunks.hpp", "tensor/conv_geometry.hpp", "tensor/conv_winograd.hpp",
     "tensor/conv_winograd_scheme.hpp", "tensor/cpu_limit.hpp", "tensor/dims.hpp", "tensor/file_io.hpp",
-    "tensor/conv_winograd_tiling.hpp", "tensor/large_blocks.hpp",
+    "tensor/conv_winograd_tiling.hpp", "tensor/large_blocks.hpp", "tensor/simd_gemm.hpp",
     "tensor/npy_header.hpp", "tensor/overlap.hpp", "tensor/strided_loop.hpp", "autograd/inline_list.hpp",
     "autograd/primitive.hpp", "nn/conv_factors.hpp", "nn/data_location.hpp", "nn/layer_support.hpp",
     "theory/checks.hpp", "theory/cntk_kernels.hpp", "theory/cntk_kernels_impl.hpp", "theory/lanczos.hpp",
