@@ -154,92 +154,73 @@ void by_pixel_pairs(const ConvFactors& f1, const ConvFactors& f2, bool same, boo
 // 256 digits, and held C_in k^2 L numbers per sample).
 constexpr std::int64_t kWindowSamples = 4;
 
-// Per-channel features G[i, c] = (s_w V_i[c] P_i^T, s_b V_i[c] 1) as [n, C, width]: each sample's
-// block is one contiguous gemm output, and a channel's [n, width] features are a strided view the
-// Grams read in place. The scales go on V, the smallest factor, one sample at a time (so no
-// temporary of V's size is held beside the features).
+// Per-channel features G[i, c] = (s_w V_i[c] P_i^T, s_b V_i[c] 1), stored by channel and feature
+// as gt:[C, width, n]: a channel's features of all samples are then the [width, n] matrix whose
+// rows the Grams read in place (Note [Channel mixing]). Each sample's [C, width] block is one gemm
+// into a small buffer, moved into its column of gt a few samples at a time. The scales go on V,
+// the smallest factor, one sample at a time (so no temporary of V's size is held beside the
+// features).
 Tensor channel_features(const Conv2d& layer, const Tensor& a, const Tensor& v) {
   const std::int64_t n = v.size(0), c_out = v.size(1);
   const std::int64_t taps = layer.in_channels() * layer.kernel_size() * layer.kernel_size();
   const bool bias = layer.options().bias;
-  const Tensor g = Tensor::empty({n, c_out, taps + (bias ? 1 : 0)}, v.dtype());  // every entry is assigned below
+  const std::int64_t width = taps + (bias ? 1 : 0);
+  const Tensor gt = Tensor::empty({c_out, width, n}, v.dtype());  // every entry is assigned below
   theta::detail::parallel_for_blas(n, 8, [&](std::int64_t begin, std::int64_t end) {
+    const Tensor g = Tensor::empty({kWindowSamples, c_out, width}, v.dtype());
     for (std::int64_t b0 = begin; b0 < end; b0 += kWindowSamples) {
-      const std::int64_t b1 = std::min(end, b0 + kWindowSamples);
+      const std::int64_t b1 = std::min(end, b0 + kWindowSamples), count = b1 - b0;
       // [count, K, L]
       const Tensor patches = conv2d_patches(a.slice(0, b0, b1), layer.weight().shape(), layer.geometry());
       for (std::int64_t i = b0; i < b1; ++i) {
-        const Tensor v_i = v.select(0, i), g_i = g.select(0, i);
+        const Tensor v_i = v.select(0, i), g_i = g.select(0, i - b0);
         g_i.slice(1, 0, taps).assign_matmul_(v_i * layer.weight_scale(), patches.select(0, i - b0).t());
         if (bias) g_i.select(1, taps).copy_(sum(v_i, {1}) * layer.bias_scale());
       }
+      gt.slice(2, b0, b1).copy_(g.slice(0, 0, count).permute({1, 2, 0}));
     }
   });
-  return g;
+  return gt;
 }
 
 // Note [Channel mixing]
 // K[i, j, a, b] = sum_c H[c, i, j] U[a, c] U[b, c] (Note [Channel-factored cotangents]) is formed a
 // block of kernel rows at a time: the Grams H[i0:i1, c, :] of every channel of the group go into a
-// small buffer (laid out [rows, C, n2], so that row i mixes one contiguous [C, n2] panel), and
-// those rows of k are mixed at once while both are in cache. No [n1, C, n2] is ever held (it was
-// 32 MiB for the digits CNN's 64 channels on 256 samples), and k is visited once per group. The
-// mixing weights are symmetric in (a, b), so only the m (m + 1) / 2 pairs a <= b are multiplied
-// and each is added at (a, b) and (b, a). Blocks of rows run on theta's threads; with `same`,
-// row i has i + 1 partners, so block q is paired with block blocks - 1 - q to balance the work.
-// The trace needs no per-channel Grams at all: sum_c |U[:, c]|^2 <G_i[c], G_j[c]> is one Gram of
-// the features with channel c scaled by |U[:, c]|.
+// small buffer (laid out [rows, C, n2]), each a product of the block's rows of the channel's
+// [width, n] features with its partners', and those rows of k are mixed at once while both are in
+// cache: row i of k, [partners, m m], gains H_i^T W with W[c, (a, b)] = U[a, c] U[b, c], one product
+// accumulated in place. No [n1, C, n2] is ever held (it was 32 MiB for the digits CNN's 64 channels
+// on 256 samples), and k is visited once per group. Blocks of rows run on theta's threads; with
+// `same`, row i has i + 1 partners, so block q is paired with block blocks - 1 - q to balance the
+// work. The trace needs no per-channel Grams at all: sum_c |U[:, c]|^2 <G_i[c], G_j[c]> is one Gram
+// of the features with channel c scaled by |U[:, c]|.
 
 // Bytes of one thread's Gram buffer, [rows, C, n2] (less under a smaller max_bytes).
 constexpr std::int64_t kMixBufferBytes = std::int64_t{2} << 20;
 
-// K[i, j] += sum_c <G1_i[c], G2_j[c]> U[:, c] U[:, c]^T for j < partners(i), features G:[n, C, width].
-void mix_channel_grams(const Tensor& g1, const Tensor& g2, const Tensor& u, bool same, std::int64_t max_bytes,
+// K[i, j] += sum_c <G1_i[c], G2_j[c]> U[:, c] U[:, c]^T for j < partners(i), features gt:[C, width, n].
+void mix_channel_grams(const Tensor& g1t, const Tensor& g2t, const Tensor& u, bool same, std::int64_t max_bytes,
                        const Tensor& k) {
-  const std::int64_t n1 = g1.size(0), group = g1.size(1), n2 = g2.size(0), m = u.size(0), pairs = m * (m + 1) / 2;
-  Tensor uu = Tensor::empty({group, pairs}, u.dtype());  // uu[c, p(a, b)] = U[a, c] U[b, c], a <= b
-  for (std::int64_t a = 0, p = 0; a < m; ++a)
-    for (std::int64_t b = a; b < m; ++b, ++p) uu.select(1, p).copy_(u.select(0, a) * u.select(0, b));
-  // Row i of the kernel from its Grams h_i:[C, n2].
-  const auto mix_row = [&](std::int64_t i, const Tensor& h_i) {
-    const std::int64_t partners = same ? i + 1 : n2;
-    const Tensor panel = matmul(h_i.slice(1, 0, partners).t(), uu);  // [partners, pairs]
-    visit_float_dtype(k.dtype(), [&](auto v) {
-      using T = decltype(v);
-      const T* src = panel.data<T>();
-      T* dst = k.data<T>() + i * n2 * m * m;
-      for (std::int64_t j = 0; j < partners; ++j, src += pairs, dst += m * m)
-        for (std::int64_t a = 0, p = 0; a < m; ++a) {
-          dst[a * m + a] += src[p++];
-          for (std::int64_t b = a + 1; b < m; ++b, ++p) {
-            dst[a * m + b] += src[p];
-            dst[b * m + a] += src[p];
-          }
-        }
-    });
-  };
+  const std::int64_t group = g1t.size(0), n1 = g1t.size(2), n2 = g2t.size(2), m = u.size(0);
+  const Tensor mixing = (u.t().unsqueeze(2) * u.t().unsqueeze(1)).reshape({group, m * m});  // W[c, (a, b)]
   const std::int64_t rows = theta::nn::detail::balanced_block_rows(
       n1, std::min<std::int64_t>(64, std::min(kMixBufferBytes, max_bytes) / (group * n2 * 8)), same);
   const std::int64_t blocks = (n1 + rows - 1) / rows;
   const auto mix_block = [&](std::int64_t block, const Tensor& h) {
     const std::int64_t r0 = block * rows, r1 = std::min(n1, r0 + rows), partners = same ? r1 : n2;
     const Tensor grams = h.slice(0, 0, r1 - r0);
-    for (std::int64_t c = 0; c < group; ++c) {
-      const Tensor rows_c = g1.select(1, c).slice(0, r0, r1), grams_c = grams.select(1, c);
-      // With `same`, the partners before the block by a gemm and the block itself by a syrk (its
-      // lower triangle, the only part mix_row reads).
-      const std::int64_t before = same ? r0 : partners;
-      if (before > 0) grams_c.slice(1, 0, before).assign_matmul_(rows_c, g2.select(1, c).slice(0, 0, before).t());
-      if (same) {
-        const Tensor diagonal = grams_c.slice(1, r0, r1);
-        diagonal.fill_(0.0);
-        diagonal.add_gram_(rows_c);
-      }
+    // With `same`, the block's own partners in full (mixing reads the lower triangle).
+    for (std::int64_t c = 0; c < group; ++c)
+      grams.select(1, c).slice(1, 0, partners).assign_matmul_(g1t.select(0, c).slice(1, r0, r1).t(),
+                                                               g2t.select(0, c).slice(1, 0, partners));
+    for (std::int64_t i = r0; i < r1; ++i) {
+      const std::int64_t own = same ? i + 1 : n2;
+      k.select(0, i).slice(0, 0, own).reshape({own, m * m}).add_matmul_(grams.select(0, i - r0).slice(1, 0, own).t(),
+                                                                        mixing);
     }
-    for (std::int64_t i = r0; i < r1; ++i) mix_row(i, grams.select(0, i - r0));
   };
   theta::detail::parallel_for_blas(same ? (blocks + 1) / 2 : blocks, 1, [&](std::int64_t begin, std::int64_t end) {
-    const Tensor h = Tensor::empty({rows, group, n2}, g1.dtype());  // every entry read is assigned first
+    const Tensor h = Tensor::empty({rows, group, n2}, g1t.dtype());  // every entry read is assigned first
     for (std::int64_t q = begin; q < end; ++q) {
       if (!theta::detail::in_parallel_region()) check_interrupt();
       mix_block(q, h);
@@ -264,8 +245,8 @@ void add_channel_group(const Conv2d& layer, const Tensor& a1, const Tensor& a2, 
   const Tensor g1 = channel_features(layer, a1, v1);
   const Tensor g2 = same ? g1 : channel_features(layer, a2, v2);
   if (!trace) return mix_channel_grams(g1, g2, u, same, max_bytes, k);
-  const Tensor f1 = g1.reshape({g1.size(0), -1});
-  k.add_(same ? gram(f1) : matmul(f1, g2.reshape({g2.size(0), -1}).t()));
+  const Tensor f1 = g1.reshape({-1, g1.size(2)});  // [C width, n1]
+  k.add_(same ? gram(f1.t()) : matmul(f1.t(), g2.reshape({-1, g2.size(2)})));
 }
 
 // Note [Channel groups]
