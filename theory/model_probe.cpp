@@ -10,11 +10,11 @@
 
 namespace theta::theory::detail {
 
-Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const char* op) {
+Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const char* op, bool check_samples) {
   THETA_CHECK(x.dim() == 2 && x.size(0) > 0, ShapeError, op, ": inputs must be [n, d] with n > 0, got ",
               shape_str(x.shape()));
   check_finite_inputs(model, x, op);
-  check_single_sample(model, x, op);
+  if (check_samples) check_single_sample(model, x, op);
   std::vector<StructuredCall> calls;
   {
     std::vector<nn::HookHandle> hooks;
@@ -31,7 +31,7 @@ Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const ch
   THETA_CHECK(out.output.dim() == 2 && out.output.size(0) == x.size(0), ShapeError, op,
               ": the model must map [n, d] to [n, O], got ", shape_str(x.shape()), " -> ",
               shape_str(out.output.shape()));
-  check_samples_independent(model, x, out.output.value(), op);
+  if (check_samples) check_samples_independent(model, x, out.output.value(), op);
   // A layer used more than once (shared weights) has cross terms: leave it to contraction.
   std::map<nn::Module*, int> uses;
   for (const auto& c : calls) ++uses[c.layer];

@@ -33,9 +33,10 @@ struct Captured {
 };
 
 /// Runs `model` on x [n, d] and records its single-use structured layers; returns f(x) [n, O].
-/// Checks x and the parameters for NaN/Inf and the model for sample independence first; `op`
-/// names the caller in errors.
-Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const char* op);
+/// Checks x and the parameters for NaN/Inf and, unless check_samples is false (a caller that
+/// checked an earlier block of the same batch), the model for sample independence (a forward
+/// pass of two samples); `op` names the caller in errors.
+Var forward_captured(nn::Module& model, const Tensor& x, Captured& out, const char* op, bool check_samples = true);
 
 /// The model's named parameters with each parameter once: a module registered twice in the tree
 /// (shared weights) lists its parameters under both names, and a kernel must count them once.

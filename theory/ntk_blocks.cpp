@@ -276,10 +276,10 @@ void add_features_kernel(const Tensor& k, const Tensor& p1, const Tensor& p2, bo
 
 }  // namespace
 
-BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op) {
+BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op, bool check_samples) {
   BlockFactors f;
   f.x = x;
-  forward_captured(model, x, f.captured, op);
+  forward_captured(model, x, f.captured, op, check_samples);
   f.output_grads = output_gradients(f.captured);
   f.features.resize(f.captured.layers.size());
   return f;

@@ -32,9 +32,9 @@ struct BlockFactors {
   DType dtype() const { return captured.output.dtype(); }
 };
 
-/// Runs the model on x (with every check of forward_captured) and forms its factors; `op` names
-/// the caller in errors.
-BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op);
+/// Runs the model on x (with the checks of forward_captured, the sample-independence check only
+/// with check_samples) and forms its factors; `op` names the caller in errors.
+BlockFactors block_factors(nn::Module& model, const Tensor& x, const char* op, bool check_samples = true);
 
 /// The factors of x formed a block of rows at a time, each block's forward graph and dense
 /// cotangents dropped once its factors are kept (Note [Compact factors] in
