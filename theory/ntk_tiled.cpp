@@ -130,18 +130,23 @@ void check_output_index(const Problem& p, std::int64_t outputs) {
 }
 
 // One tile: the structured kernel between row block i (whose factors `row` the caller keeps
-// for the row) and column block j.
+// for the row) and column block j. The model's sample independence is checked on the worker's
+// first block only (`checked`): a property of the model, whose check costs a forward pass of two
+// samples per block.
 Tensor compute_tile(nn::Module& model, const Tensor& x1, const Tensor& x2, const Problem& p, std::int64_t i,
-                    std::int64_t j, std::optional<BlockFactors>& row, std::int64_t& row_block, std::int64_t max_bytes) {
+                    std::int64_t j, std::optional<BlockFactors>& row, std::int64_t& row_block, bool& checked,
+                    std::int64_t max_bytes) {
   const auto rows_of = [&](const Tensor& x, std::int64_t block, std::int64_t n) {
     return x.slice(0, block * p.tile, std::min(n, (block + 1) * p.tile));
   };
   if (i != row_block) {
-    row.emplace(block_factors(model, rows_of(x1, i, p.n1), p.op));
+    row.emplace(block_factors(model, rows_of(x1, i, p.n1), p.op, !checked));
     row_block = i;
+    checked = true;
   }
   if (p.symmetric && i == j) return structured_block_kernel(model, *row, *row, true, p.form, max_bytes, p.output);
-  BlockFactors column = block_factors(model, rows_of(x2, j, p.n2), p.op);
+  BlockFactors column = block_factors(model, rows_of(x2, j, p.n2), p.op, !checked);
+  checked = true;
   return structured_block_kernel(model, *row, column, false, p.form, max_bytes, p.output);
 }
 
@@ -168,13 +173,14 @@ std::pair<std::int64_t, bool> run_tiles(nn::Module& model, const Tensor& x1, con
   const auto work = [&](nn::Module& m) {
     std::optional<BlockFactors> row;
     std::int64_t row_block = -1;
+    bool checked = false;
     for (std::size_t t; !stop && (t = next++) < todo.size();) {
       const auto [i, j] = todo[t];
       try {
         // Note [Interrupt points]: only the calling thread polls (it runs the first worker's share
         // too), outside the record lock; a stop request ends every worker like a failed tile.
         if (std::this_thread::get_id() == caller) check_interrupt();
-        const Tensor tile = compute_tile(m, x1, x2, p, i, j, row, row_block, options.max_bytes);
+        const Tensor tile = compute_tile(m, x1, x2, p, i, j, row, row_block, checked, options.max_bytes);
         const std::lock_guard<std::mutex> lock(record);
         if (stop) return;
         sink.write(i * p.tile, j * p.tile, tile);
