@@ -1,3 +1,5 @@
+// The products theta computes with its own SIMD kernel rather than OpenBLAS (Note [Own products]).
+
 #include "tensor/simd_gemm.hpp"
 
 #include <algorithm>
@@ -22,8 +24,9 @@ namespace theta::detail {
 //     copied into a contiguous buffer, b's read in place), and every group of rows of op(a) runs
 //     the kernel over the panel: a 2560 x 320 Gram ran at 80 GFlop/s against OpenBLAS Haswell's
 //     52 (1.5x).
-// Every entry is then one fused multiply-add per term in order of k, so the split of rows and
-// columns, over panels or threads, does not change a bit of the result.
+// Every entry is then one multiply-add per term (fused where the instruction set has FMA) in
+// order of k, so the split of rows and columns, over panels or threads, does not change a bit of
+// the result.
 
 namespace {
 
@@ -32,7 +35,8 @@ constexpr std::int64_t kMinColumns = 32;
 // The deepest panel: op(b) panels of k x columns numbers are kept in the L2 cache.
 constexpr std::int64_t kMaxPanelDepth = 1024;
 constexpr std::int64_t kPanelBytes = std::int64_t{512} << 10;
-// Multiply-adds below which a product runs on one thread.
+// Multiply-adds below which a product runs on one thread (OpenBLAS's own threshold is about the
+// same: Note [Batched gemm threads] in ops_linalg.cpp).
 constexpr std::int64_t kThreadWork = std::int64_t{1} << 18;
 
 // Whether OpenBLAS's core leaves the CPU's 512-bit vectors unused (Note [Own products]).
@@ -65,7 +69,7 @@ void by_panels(const TypedKernels<T>& kernels, bool a_trans, bool b_trans, std::
   const std::int64_t panels = (n + columns - 1) / columns, rows = kernels.few_rows_max / 2;
   const std::int64_t grain = std::max<std::int64_t>(1, kThreadWork / std::max<std::int64_t>(1, m * k * columns));
   parallel_for(panels, grain, [&](std::int64_t begin, std::int64_t end) {
-    thread_local std::vector<T> copy;
+    thread_local std::vector<T> copy;  // kept by each thread for its next product
     for (std::int64_t p = begin; p < end; ++p) {
       const std::int64_t x0 = p * columns, width = std::min(columns, n - x0);
       // op(b)'s panel where it lies, or b^T's copied: copy[j, x] = b[x0 + x, j], by tiles of 8 x 8

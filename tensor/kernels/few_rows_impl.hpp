@@ -2,17 +2,18 @@
 // namespace (Note [Kernel dispatch]), where Vec<T> is that architecture's vector.
 
 // Note [Few-row products]
-// out = a b with a of a few rows (up to ~16) and long rows of b: a readout mixing per-channel
-// planes (Conv2d's channel pullback mixes 64 planes of 2048 numbers into 10 outputs per sample).
-// OpenBLAS packs both operands into its own layout first; for so few rows every number of b takes
-// part in only `rows` multiply-adds, and the packing costs as much as the product (the digits
-// CNN's pullback ran at ~24 GFlop/s). Here b is read where it lies: a block of rows of out, two
-// vectors wide, is held in registers while the depth runs, each row of b loaded once per block
-// and each entry of a broadcast. The rows go in groups that fit the architecture's registers
-// (kGroupRows: 32 vector registers with AVX-512, 16 otherwise); a column tail narrower than a
-// vector goes through the same body on zero-padded copies, so every column rounds alike: one
-// multiply-add per term (fused where the instruction set has FMA), in order of depth, starting
-// from 0 (or from out's value).
+// out = a b with a of a few rows (at most two register groups: 24 with AVX-512, 12 otherwise)
+// and long rows of b: a readout mixing per-channel planes (Conv2d's channel pullback mixes 64
+// planes of 2048 numbers into 10 outputs per sample). OpenBLAS packs both operands into its own
+// layout first; for so few rows every number of b takes part in only `rows` multiply-adds, and
+// the packing costs as much as the product (the digits CNN's pullback ran at ~24 GFlop/s). Here b
+// is read where it lies: a block of rows of out, two vectors wide, is held in registers while the
+// depth runs, each row of b loaded once per block and each entry of a broadcast. The rows go in
+// groups that fit the architecture's registers (kGroupRows: 32 vector registers with AVX-512, 16
+// otherwise); a column tail narrower than a vector goes through the same body on zero-padded
+// copies, so every column rounds alike: one multiply-add per term (fused where the instruction
+// set has FMA), in order of depth, starting from 0 (or from out's value). The same blocks serve
+// larger products by panels (Note [Own products] in tensor/simd_gemm.cpp).
 
 template <class T> constexpr int kGroupRows = Vec<T>::size * sizeof(T) >= 64 ? 12 : 6;
 
