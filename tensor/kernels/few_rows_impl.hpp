@@ -12,8 +12,9 @@
 // groups that fit the architecture's registers (kGroupRows: 32 vector registers with AVX-512, 16
 // otherwise); a column tail narrower than a vector goes through the same body on zero-padded
 // copies, so every column rounds alike: one multiply-add per term (fused where the instruction
-// set has FMA), in order of depth, starting from 0 (or from out's value). The same blocks serve
-// larger products by panels (Note [Own products] in tensor/simd_gemm.cpp).
+// set has FMA: Note [Fused multiply-add]), in order of depth, starting from 0 (or from out's
+// value). The same blocks serve larger products by panels (Note [Own products] in
+// tensor/simd_gemm.cpp).
 
 template <class T> constexpr int kGroupRows = Vec<T>::size * sizeof(T) >= 64 ? 12 : 6;
 
@@ -36,7 +37,7 @@ void few_rows_block(const T* a, std::int64_t a_row, std::int64_t a_col, std::int
     for (int g = 0; g < G; ++g) {
       const V coefficient(a[g * a_row]);
 #pragma GCC unroll 2
-      for (int v = 0; v < N; ++v) acc[g][v] = xsimd::fma(coefficient, bj[v], acc[g][v]);
+      for (int v = 0; v < N; ++v) acc[g][v] = fused_multiply_add(coefficient, bj[v], acc[g][v]);
     }
   }
 #pragma GCC unroll 16

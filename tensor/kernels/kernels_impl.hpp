@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 #include <xsimd/xsimd.hpp>
@@ -24,6 +25,23 @@ template <class V> auto ieee_ne(const V& a, const V& b) { return !(a == b); }
 // NaN-propagating max/min: IEEE max instructions return the second operand when one is NaN.
 template <class V> V nan_max(const V& a, const V& b) { return xsimd::select((a > b) | xsimd::isnan(a), a, b); }
 template <class V> V nan_min(const V& a, const V& b) { return xsimd::select((a < b) | xsimd::isnan(a), a, b); }
+
+// Note [Fused multiply-add]
+// xsimd 8.1 has no AVX-512 fma: its generic x * y + z is two vector instructions, fused only when
+// the compiler contracts them (GCC does in the Release build, not under the sanitizers, where the
+// few-row kernel then rounded twice per term). fused_multiply_add issues the fused instruction
+// itself on AVX-512, and is xsimd::fma elsewhere (a true FMA on AVX2 + FMA3; on SSE2, which has
+// none, a multiply and an add).
+template <class V> V fused_multiply_add(const V& x, const V& y, const V& z) {
+  if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
+    if constexpr (std::is_same_v<typename V::value_type, double>)
+      return V(_mm512_fmadd_pd(x, y, z));
+    else
+      return V(_mm512_fmadd_ps(x, y, z));
+  } else {
+    return xsimd::fma(x, y, z);
+  }
+}
 
 // Note [Exponent range]
 // xsimd 8.1's exp (and tanh, expm1, erf built on it) converts round(x / ln 2) to an integer in
@@ -292,14 +310,14 @@ void correlate(const T* in, std::int64_t in_row, const T* w, std::int64_t count,
         for (std::int64_t b = 0; b < kBlock; ++b) acc[b] = V(T(0));
         for (std::int64_t t = 0; t < taps; ++t) {
           const V& in_t = window[t];
-          for (std::int64_t b = 0; b < kBlock; ++b) acc[b] = xsimd::fma(V(wf[b * taps + t]), in_t, acc[b]);
+          for (std::int64_t b = 0; b < kBlock; ++b) acc[b] = fused_multiply_add(V(wf[b * taps + t]), in_t, acc[b]);
         }
         for (std::int64_t b = 0; b < kBlock; ++b) store(acc[b], dst + (f + b) * plane);
       }
       for (; f < count; ++f) {
         const T* wf = w + f * taps;
         V acc(T(0));
-        for (std::int64_t t = 0; t < taps; ++t) acc = xsimd::fma(V(wf[t]), window[t], acc);
+        for (std::int64_t t = 0; t < taps; ++t) acc = fused_multiply_add(V(wf[t]), window[t], acc);
         store(acc, dst + f * plane);
       }
     }
@@ -322,7 +340,7 @@ void combine_runs_fixed(const T* matrix, int rows_in, int cols_in, const T* cons
       V acc = accumulate ? V::load_unaligned(outs[i] + k) : V(T(0));
       const T* coefficients = matrix + i * cols;
       for (int j = 0; j < cols; ++j)
-        if (coefficients[j] != T(0)) acc = xsimd::fma(V(coefficients[j]), x[j], acc);
+        if (coefficients[j] != T(0)) acc = fused_multiply_add(V(coefficients[j]), x[j], acc);
       acc.store_unaligned(outs[i] + k);
     }
   };
